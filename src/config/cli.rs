@@ -1,0 +1,228 @@
+//! Upstream opentracker's command line, plus a few long options.
+//!
+//! `-f` loads a file; the other flags override it. As upstream, `-i` sets the
+//! address for the `-p`/`-P` flags after it, and listeners from flags add to
+//! those of the file.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use super::{Config, ConfigError, ListenAddr, LogTarget};
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    /// Validate the configuration and print it.
+    CheckConfig(Box<Config>),
+    /// Probe a running tracker (for container health checks).
+    Healthcheck(SocketAddr),
+    Help,
+    Version,
+}
+
+pub const USAGE: &str = "\
+Usage: opentracker [-f config] [-i ip] [-p port] [-P port] [-A ip[/bits]] [-r url]
+                   [-d dir] [-u user] [-w file | -b file] [--log stderr|syslog]
+       opentracker --check-config [-f config] [flags]
+       opentracker --healthcheck [host:port]
+       opentracker -v | -h";
+
+pub const HELP: &str = "
+An opentracker-compatible BitTorrent tracker (HTTP and UDP, IPv4 and IPv6).
+
+  -f file   read a configuration file (TOML, or upstream's opentracker.conf)
+  -i ip     address for the -p and -P flags that follow (default ::)
+  -p port   serve HTTP on a TCP port (may repeat)
+  -P port   serve UDP on a port (may repeat)
+  -A ip     allow an address or network to read /stats and to act as proxy
+  -r url    redirect GET / to this URL
+  -d dir    chroot into dir when started as root (chdir otherwise)
+  -u user   run as this user when started as root (default nobody)
+  -w file   whitelist: only these info hashes are tracked
+  -b file   blacklist: these info hashes are refused
+  -v        print the version
+  -h        this help
+  --check-config       validate the configuration, print it, and exit
+  --healthcheck [addr] exit 0 if a tracker answers UDP and HTTP at addr
+                       (default 127.0.0.1:6969)
+  --log stderr|syslog  where log lines go (default: syslog unless on a terminal)
+
+Without -f, -p or -P it serves HTTP and UDP on [::]:6969 with every torrent tracked.
+";
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, ConfigError> {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| ConfigError::new(format!("argument {a:?} is not UTF-8")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut flags: Vec<(String, String)> = Vec::new();
+    let mut file = None;
+    let mut check = false;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-v" | "--version" => return Ok(Command::Version),
+            "--check-config" => check = true,
+            "--healthcheck" => {
+                let target = match args.get(i) {
+                    Some(addr) if !addr.starts_with('-') => addr.as_str(),
+                    _ => "127.0.0.1:6969",
+                };
+                let addr = target
+                    .parse::<ListenAddr>()
+                    .map_err(|e| ConfigError::new(format!("--healthcheck: {e}")))?;
+                return Ok(Command::Healthcheck(addr.0));
+            }
+            "--log" => {
+                let value = args
+                    .get(i)
+                    .ok_or_else(|| ConfigError::new("--log needs stderr or syslog"))?;
+                i += 1;
+                flags.push(("--log".into(), value.clone()));
+            }
+            _ => {
+                let flag = arg
+                    .get(..2)
+                    .filter(|f| f.starts_with('-') && "fipPArduwb".contains(&f[1..]));
+                let Some(flag) = flag else {
+                    return Err(ConfigError::new(format!("unknown argument {arg:?}")));
+                };
+                let value = if arg.len() > 2 {
+                    arg[2..].to_string()
+                } else {
+                    i += 1;
+                    args.get(i - 1)
+                        .cloned()
+                        .ok_or_else(|| ConfigError::new(format!("{flag} needs a value")))?
+                };
+                if flag == "-f" {
+                    file = Some(PathBuf::from(value));
+                } else {
+                    flags.push((flag.to_string(), value));
+                }
+            }
+        }
+    }
+    let mut config = match &file {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    apply(&mut config, &flags)?;
+    config.validate().map_err(ConfigError::new)?;
+    Ok(if check {
+        Command::CheckConfig(Box::new(config))
+    } else {
+        Command::Run(Box::new(config))
+    })
+}
+
+fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigError> {
+    let mut ip = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    for (flag, value) in flags {
+        let bad = |what: &str| ConfigError::new(format!("{flag} {value}: {what}"));
+        let port = || value.parse::<u16>().map_err(|_| bad("not a port number"));
+        match flag.as_str() {
+            "-i" => ip = value.parse::<ListenAddr>().map_err(|e| bad(&e))?.0.ip(),
+            "-p" => config
+                .listen
+                .add_tcp(ListenAddr(SocketAddr::new(ip, port()?))),
+            "-P" => config
+                .listen
+                .add_udp(ListenAddr(SocketAddr::new(ip, port()?))),
+            "-A" => {
+                let network = value.parse().map_err(|e: String| bad(&e))?;
+                config.access.stats.push(network);
+                config.access.proxy.push(network);
+            }
+            "-r" => config.tracker.redirect_url = Some(value.clone()),
+            "-d" => config.tracker.rootdir = Some(value.into()),
+            "-u" => config.tracker.user = value.clone(),
+            "-w" => {
+                config.access.whitelist = Some(value.into());
+                config.access.blacklist = None;
+            }
+            "-b" => {
+                config.access.blacklist = Some(value.into());
+                config.access.whitelist = None;
+            }
+            "--log" => {
+                config.log.target = match value.as_str() {
+                    "stderr" => LogTarget::Stderr,
+                    "syslog" => LogTarget::Syslog,
+                    _ => return Err(bad("expected stderr or syslog")),
+                }
+            }
+            _ => unreachable!("flags are filtered when parsed"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, ConfigError> {
+        match parse(args.iter().map(OsString::from))? {
+            Command::Run(config) | Command::CheckConfig(config) => Ok(*config),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_without_arguments() {
+        assert_eq!(run(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn ip_applies_to_later_ports() {
+        let c = run(&["-p", "80", "-i", "127.0.0.1", "-P", "6969", "-p6970"]).unwrap();
+        let l = c.listen.effective();
+        assert_eq!(
+            l.tcp,
+            vec![
+                "[::]:80".parse().unwrap(),
+                "127.0.0.1:6970".parse().unwrap()
+            ]
+        );
+        assert_eq!(l.udp, vec!["127.0.0.1:6969".parse().unwrap()]);
+    }
+
+    #[test]
+    fn flags_and_errors() {
+        let c = run(&[
+            "-A",
+            "10.0.0.0/8",
+            "-u",
+            "ot",
+            "-d",
+            "/srv",
+            "-w",
+            "list",
+            "-r",
+            "http://x/",
+        ])
+        .unwrap();
+        assert_eq!(c.access.stats.len(), 1);
+        assert_eq!(c.tracker.user, "ot");
+        assert!(c.access.whitelist.is_some());
+        assert!(run(&["-x"]).is_err());
+        assert!(run(&["-p"]).is_err());
+        assert!(run(&["-p", "99999"]).is_err());
+        assert!(run(&["-f", "/nonexistent/file"]).is_err());
+        assert!(matches!(parse([OsString::from("-h")]), Ok(Command::Help)));
+        assert!(matches!(
+            parse([OsString::from("--healthcheck")]),
+            Ok(Command::Healthcheck(_))
+        ));
+    }
+}

@@ -1,0 +1,128 @@
+//! Upstream opentracker's `opentracker.conf`: `key value` lines, `#`
+//! comments. Accepted unchanged so operators can switch with their file.
+//!
+//! Upstream prints a warning for lines it does not understand and carries
+//! on; here such a line is an error with its line number, because a tracker
+//! that silently runs without its whitelist is worse than one that refuses
+//! to start. Features this tracker does not have (live sync, FIFO-fed
+//! access lists) are reported the same way, by name.
+
+use std::path::Path;
+
+use super::{Config, ConfigError};
+
+/// Whether `text` is in upstream's format rather than TOML: its first
+/// meaningful line is `key value`, with no `=` and no `[section]`.
+pub fn looks_legacy(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .is_some_and(|line| !line.contains('=') && !line.starts_with('['))
+}
+
+fn parse_value<T: std::str::FromStr<Err = String>>(
+    value: &str,
+    key: &str,
+    error: &dyn Fn(String) -> ConfigError,
+) -> Result<T, ConfigError> {
+    value
+        .parse()
+        .map_err(|e: String| error(format!("{key}: {e}")))
+}
+
+/// Parses upstream's format into a [`Config`] (defaults for what it omits).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let error = |message: String| ConfigError::at(path, Some(index + 1), message);
+        let (key, value) = match line.split_once(char::is_whitespace) {
+            Some((key, value)) => (key, value.trim()),
+            None => return Err(error(format!("{line}: missing value"))),
+        };
+        match key {
+            "listen.tcp_udp" => config.listen.add_both(parse_value(value, key, &error)?),
+            "listen.tcp" => config.listen.add_tcp(parse_value(value, key, &error)?),
+            "listen.udp" => config.listen.add_udp(parse_value(value, key, &error)?),
+            "listen.udp.workers" => {
+                value.parse::<u32>().map_err(|_| error(format!("{key}: {value:?} is not a number")))?;
+                config.warnings.push(format!(
+                    "{}:{}: listen.udp.workers is ignored: UDP is served by the event loop",
+                    path.display(),
+                    index + 1
+                ));
+            }
+            "access.whitelist" => config.access.whitelist = Some(value.into()),
+            "access.blacklist" => config.access.blacklist = Some(value.into()),
+            "access.stats" => config.access.stats.push(parse_value(value, key, &error)?),
+            "access.stats_path" => config.access.stats_path = value.trim_start_matches('/').into(),
+            "access.proxy" => config.access.proxy.push(parse_value(value, key, &error)?),
+            "tracker.rootdir" => config.tracker.rootdir = Some(value.into()),
+            "tracker.user" => config.tracker.user = value.into(),
+            "tracker.redirect_url" => config.tracker.redirect_url = Some(value.into()),
+            "batchsync.cluster.admin_ip" => config.warnings.push(format!(
+                "{}:{}: batchsync.cluster.admin_ip is ignored (upstream ignores it too)",
+                path.display(),
+                index + 1
+            )),
+            "access.fifo_add" | "access.fifo_delete" => {
+                return Err(error(format!(
+                    "{key}: FIFO-fed access lists are not supported; edit the list file and send SIGHUP"
+                )))
+            }
+            _ if key.starts_with("livesync.") => {
+                return Err(error(format!("{key}: live sync clustering is not supported")))
+            }
+            _ => return Err(error(format!("unknown key {key:?}"))),
+        }
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPSTREAM: &str = "# opentracker config file\n\
+        listen.tcp_udp 0.0.0.0\n\
+        listen.tcp_udp 192.168.0.1:80\n\
+        listen.udp [::1]:6970\n\
+        access.whitelist /etc/opentracker/whitelist.txt\n\
+        access.stats 127.0.0.0/8\n\
+        access.stats_path stats\n\
+        access.proxy 10.0.0.1\n\
+        tracker.rootdir /var/lib/opentracker\n\
+        tracker.user _opentracker\n\
+        tracker.redirect_url https://example.org/\n";
+
+    #[test]
+    fn reads_upstream_sample_lines() {
+        assert!(looks_legacy(UPSTREAM));
+        assert!(!looks_legacy("# c\n[tracker]\nuser = \"x\"\n"));
+        let c = parse(UPSTREAM, Path::new("ot.conf")).unwrap();
+        let l = c.listen.effective();
+        assert_eq!(l.tcp.len(), 2);
+        assert_eq!(l.udp.len(), 3);
+        assert_eq!(l.tcp[0], "0.0.0.0:6969".parse().unwrap());
+        assert_eq!(c.tracker.user, "_opentracker");
+        assert_eq!(c.access.stats.len(), 1);
+        assert!(c.access.whitelist.is_some());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse(
+            "listen.tcp_udp 0.0.0.0\nbogus.key 1\n",
+            Path::new("ot.conf"),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "ot.conf:2: unknown key \"bogus.key\"");
+        let err = parse("listen.tcp nope\n", Path::new("ot.conf")).unwrap_err();
+        assert_eq!(err.line, Some(1));
+        assert!(parse("livesync.cluster.listen 10.0.0.1\n", Path::new("f")).is_err());
+        assert!(parse("tracker.user\n", Path::new("f")).is_err());
+    }
+}

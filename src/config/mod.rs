@@ -1,0 +1,368 @@
+//! The configuration: one struct whose `Default` is the single source of the
+//! built-in defaults (packaging/opentracker.toml restates them, and a test
+//! keeps the two equal), read from TOML or from upstream's `opentracker.conf`
+//! and then overridden by command-line flags.
+
+pub mod cli;
+pub mod legacy;
+pub mod types;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use types::{ClientIp, ListenAddr, LogLevel, LogTarget, Network};
+
+/// The port upstream listens on when none is given.
+pub const DEFAULT_PORT: u16 = 6969;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: Listen,
+    pub access: Access,
+    pub tracker: TrackerSection,
+    pub http: Http,
+    pub log: Log,
+    /// Things worth a warning found while reading the file (logged at start).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// Listen addresses. `None` everywhere means the default, `[::]:6969` for
+/// HTTP and UDP; any list given replaces that default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listen {
+    pub tcp_udp: Option<Vec<ListenAddr>>,
+    pub tcp: Option<Vec<ListenAddr>>,
+    pub udp: Option<Vec<ListenAddr>>,
+}
+
+/// Where each protocol is served, after defaults are applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listeners {
+    pub tcp: Vec<SocketAddr>,
+    pub udp: Vec<SocketAddr>,
+}
+
+impl Listen {
+    pub fn is_default(&self) -> bool {
+        self.tcp_udp.is_none() && self.tcp.is_none() && self.udp.is_none()
+    }
+
+    /// The addresses to bind. The default is the dual-stack wildcard.
+    pub fn effective(&self) -> Listeners {
+        if self.is_default() {
+            let any = ListenAddr::default().0;
+            return Listeners {
+                tcp: vec![any],
+                udp: vec![any],
+            };
+        }
+        let both = self.tcp_udp.iter().flatten();
+        Listeners {
+            tcp: both
+                .clone()
+                .chain(self.tcp.iter().flatten())
+                .map(|a| a.0)
+                .collect(),
+            udp: both.chain(self.udp.iter().flatten()).map(|a| a.0).collect(),
+        }
+    }
+
+    fn push(list: &mut Option<Vec<ListenAddr>>, addr: ListenAddr) {
+        list.get_or_insert_with(Vec::new).push(addr);
+    }
+
+    pub fn add_tcp(&mut self, addr: ListenAddr) {
+        Self::push(&mut self.tcp, addr);
+    }
+
+    pub fn add_udp(&mut self, addr: ListenAddr) {
+        Self::push(&mut self.udp, addr);
+    }
+
+    pub fn add_both(&mut self, addr: ListenAddr) {
+        Self::push(&mut self.tcp_udp, addr);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Access {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whitelist: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blacklist: Option<PathBuf>,
+    pub stats: Vec<Network>,
+    pub stats_path: String,
+    pub proxy: Vec<Network>,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            whitelist: None,
+            blacklist: None,
+            stats: Vec::new(),
+            stats_path: "stats".into(),
+            proxy: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerSection {
+    pub user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootdir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
+    pub interval: u32,
+    pub peer_timeout: u32,
+    pub torrent_timeout: u32,
+    pub sweep_interval: u32,
+    pub numwant: u32,
+    pub numwant_max: u32,
+    pub full_scrape: bool,
+}
+
+impl Default for TrackerSection {
+    fn default() -> Self {
+        TrackerSection {
+            user: "nobody".into(),
+            rootdir: None,
+            redirect_url: None,
+            interval: 1800,
+            peer_timeout: 45 * 60,
+            torrent_timeout: 24 * 3600,
+            sweep_interval: 60,
+            numwant: 50,
+            numwant_max: 200,
+            full_scrape: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    pub keep_alive: bool,
+    pub keep_alive_timeout: u32,
+    pub max_requests_per_connection: u32,
+    pub request_timeout: u32,
+    pub max_connections: u32,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            keep_alive: true,
+            keep_alive_timeout: 15,
+            max_requests_per_connection: 1000,
+            request_timeout: 30,
+            max_connections: 16384,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    pub target: LogTarget,
+    pub level: LogLevel,
+    pub syslog_socket: PathBuf,
+    pub requests: bool,
+    pub client_ip: ClientIp,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            target: LogTarget::Auto,
+            level: LogLevel::Info,
+            syslog_socket: PathBuf::from("/dev/log"),
+            requests: false,
+            client_ip: ClientIp::Truncated,
+        }
+    }
+}
+
+/// A configuration error, with the file and line when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            file: None,
+            line: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(file: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: Some(file.to_path_buf()),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{}:{}: {}", file.display(), line, self.message),
+            (Some(file), None) => write!(f, "{}: {}", file.display(), self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads a configuration file, TOML or upstream's format (told apart by
+    /// the first meaningful line: upstream's lines have no `=` and no `[`).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
+        let config = if legacy::looks_legacy(&text) {
+            legacy::parse(&text, path)?
+        } else {
+            Self::parse_toml(&text, path)?
+        };
+        config
+            .validate()
+            .map_err(|message| ConfigError::at(path, None, message))?;
+        Ok(config)
+    }
+
+    pub fn parse_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
+            ConfigError::at(path, line, e.message().trim().to_string())
+        })
+    }
+
+    /// Checks what no single value can: combinations and ranges.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.access.whitelist.is_some() && self.access.blacklist.is_some() {
+            return Err(
+                "access.whitelist and access.blacklist are both set; give at most one".into(),
+            );
+        }
+        let t = &self.tracker;
+        for (name, value) in [
+            ("tracker.interval", t.interval),
+            ("tracker.peer_timeout", t.peer_timeout),
+            ("tracker.torrent_timeout", t.torrent_timeout),
+            ("tracker.sweep_interval", t.sweep_interval),
+            ("tracker.numwant_max", t.numwant_max),
+            ("http.keep_alive_timeout", self.http.keep_alive_timeout),
+            (
+                "http.max_requests_per_connection",
+                self.http.max_requests_per_connection,
+            ),
+            ("http.request_timeout", self.http.request_timeout),
+            ("http.max_connections", self.http.max_connections),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if t.numwant > t.numwant_max {
+            return Err(format!(
+                "tracker.numwant ({}) is above tracker.numwant_max ({})",
+                t.numwant, t.numwant_max
+            ));
+        }
+        if self.access.stats_path.is_empty() || self.access.stats_path.contains(['/', '?', ' ']) {
+            return Err(format!(
+                "access.stats_path {:?} must be a plain path segment",
+                self.access.stats_path
+            ));
+        }
+        if t.user.is_empty() {
+            return Err("tracker.user must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, for `--check-config`.
+    pub fn to_toml(&self) -> String {
+        let mut shown = self.clone();
+        let effective = self.listen.effective();
+        shown.listen = Listen {
+            tcp_udp: None,
+            tcp: Some(effective.tcp.into_iter().map(ListenAddr).collect()),
+            udp: Some(effective.udp.into_iter().map(ListenAddr).collect()),
+        };
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_file_states_the_defaults() {
+        let sample = include_str!("../../packaging/opentracker.toml");
+        let parsed = Config::parse_toml(sample, Path::new("sample")).unwrap();
+        let default = Config::default();
+        assert_eq!(parsed.listen.effective(), default.listen.effective());
+        assert_eq!(
+            Config {
+                listen: Listen::default(),
+                ..parsed
+            },
+            default
+        );
+    }
+
+    #[test]
+    fn unknown_key_and_bad_value_name_the_line() {
+        let err = Config::parse_toml("[tracker]\ninterval = 10\nbogus = 1\n", Path::new("f.toml"))
+            .unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.to_string().starts_with("f.toml:3: "), "{err}");
+        let err = Config::parse_toml("[listen]\ntcp = [\"not an address\"]\n", Path::new("f"))
+            .unwrap_err();
+        assert_eq!(err.line, Some(2));
+        let err = Config::parse_toml("[log]\nlevel = \"loud\"\n", Path::new("f")).unwrap_err();
+        assert_eq!(err.line, Some(2));
+    }
+
+    #[test]
+    fn listen_lists_replace_the_default() {
+        let c = Config::parse_toml("[listen]\ntcp = [\"127.0.0.1:80\"]\n", Path::new("f")).unwrap();
+        let l = c.listen.effective();
+        assert_eq!(l.tcp, vec!["127.0.0.1:80".parse().unwrap()]);
+        assert!(l.udp.is_empty());
+    }
+
+    #[test]
+    fn validation() {
+        let mut c = Config::default();
+        c.access.whitelist = Some("a".into());
+        c.access.blacklist = Some("b".into());
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.tracker.numwant = 500;
+        assert!(c.validate().is_err());
+        assert!(Config::default().validate().is_ok());
+        assert!(Config::parse_toml(&Config::default().to_toml(), Path::new("f")).is_ok());
+    }
+}

@@ -1,0 +1,25 @@
+//! opentracker: a BitTorrent tracker compatible with upstream opentracker,
+//! serving HTTP and UDP on IPv4 and IPv6 from one event loop, peers in RAM.
+//!
+//! # Layout
+//! Data flows one way: socket → parse → tracker → encode → socket.
+//! - [`proto`]: wire formats, pure (HTTP heads and queries, bencode, BEP 15,
+//!   connection ids). No sockets, clocks or randomness.
+//! - [`tracker`]: swarm state, pure; time comes in as an argument and peers
+//!   go out in compact form into caller buffers.
+//! - [`stats`]: counters and upstream's `/stats` formats.
+//! - [`config`]: defaults, TOML, upstream's `opentracker.conf`, the CLI.
+//! - [`server`]: the only code with sockets — the mio loop, HTTP connections,
+//!   UDP, streamed full scrapes, listeners.
+//! - [`sys`]: OS integration that knows nothing of BitTorrent — signals,
+//!   logging, sd_notify, socket activation, privilege drop.
+//!
+//! `main.rs` runs the start-up in one straight line: configuration → log →
+//! listeners → privilege drop → access list → READY → serve.
+
+pub mod config;
+pub mod proto;
+pub mod server;
+pub mod stats;
+pub mod sys;
+pub mod tracker;

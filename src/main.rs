@@ -1,0 +1,119 @@
+//! The `opentracker` binary: start-up in one straight line.
+
+use std::process::ExitCode;
+
+use opentracker::config::cli::{self, Command};
+use opentracker::config::{Config, LogLevel, LogTarget};
+use opentracker::server::{self, listeners, Server};
+use opentracker::sys::{self, notify::Notifier, privileges::Outcome, signals::Signals};
+
+/// Upstream's exit status for fatal start-up errors.
+const EXIT_FATAL: u8 = 111;
+
+fn main() -> ExitCode {
+    let config = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::CheckConfig(config)) => {
+            for warning in &config.warnings {
+                eprintln!("opentracker: warning: {warning}");
+            }
+            print!("{}", config.to_toml());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Healthcheck(addr)) => {
+            return match server::healthcheck::probe(addr) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("opentracker: unhealthy: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Ok(Command::Help) => {
+            println!("{}\n{}", cli::USAGE, cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            print!("{}", opentracker::stats::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("opentracker: {e}\n{}", cli::USAGE);
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(*config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            if log::max_level() == log::LevelFilter::Off
+                || !matches!(
+                    log::logger()
+                        .enabled(&log::Metadata::builder().level(log::Level::Error).build()),
+                    true
+                )
+            {
+                eprintln!("opentracker: {e}");
+            }
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+fn run(config: Config) -> Result<(), String> {
+    let destination = match config.log.target {
+        LogTarget::Auto => sys::log::Destination::Auto,
+        LogTarget::Syslog => sys::log::Destination::Syslog,
+        LogTarget::Stderr => sys::log::Destination::Stderr,
+    };
+    let level = match config.log.level {
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+    };
+    sys::log::init(destination, level, &config.log.syslog_socket)?;
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
+    let notifier = Notifier::from_env().map_err(|e| format!("sd_notify: {e}"))?;
+
+    let passed = sys::activation::take()?;
+    let listeners = if passed.is_empty() {
+        listeners::bind(&config.listen.effective())?
+    } else {
+        if !config.listen.is_default() {
+            log::info!("using the sockets passed by systemd; configured listeners are not bound");
+        }
+        listeners::adopt(passed)?
+    };
+    let signals = Signals::install().map_err(|e| format!("signal handlers: {e}"))?;
+
+    // After bind, before serving: the point where privileges go.
+    let outcome =
+        sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
+    let access = server::load_access_list(&config)?;
+
+    let identity = match &outcome {
+        Outcome::Dropped { user, uid, gid } => format!("user {user} ({uid}:{gid})"),
+        Outcome::Unprivileged { uid } => format!("uid {uid} (not started as root)"),
+    };
+    let root = config
+        .tracker
+        .rootdir
+        .as_ref()
+        .map_or("/".into(), |dir| dir.display().to_string());
+    let mode = match (access.mode(), access.len()) {
+        (opentracker::tracker::access_list::Mode::Open, _) => "open".to_string(),
+        (opentracker::tracker::access_list::Mode::Whitelist, n) => format!("whitelist of {n}"),
+        (opentracker::tracker::access_list::Mode::Blacklist, n) => format!("blacklist of {n}"),
+    };
+    log::info!(
+        "opentracker {} serving {}; {identity}; root {root}; {mode}",
+        env!("CARGO_PKG_VERSION"),
+        listeners.describe()
+    );
+    Server::new(config, listeners, access, signals, notifier)
+        .and_then(Server::run)
+        .map_err(|e| format!("event loop: {e}"))
+}

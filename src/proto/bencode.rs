@@ -1,0 +1,139 @@
+//! The bencoded bodies the tracker sends: announce, stopped, scrape and
+//! failure replies, and the pieces of a full scrape. Compact form only
+//! (BEP 23 `peers`, BEP 7 `peers6`), in upstream's key order.
+
+use super::{InfoHash, SwarmCounts};
+
+/// Appends the decimal form of `value`.
+pub fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn push_int(out: &mut Vec<u8>, key: &[u8], value: u64) {
+    out.extend_from_slice(key);
+    out.push(b'i');
+    push_decimal(out, value);
+    out.push(b'e');
+}
+
+fn push_bytes(out: &mut Vec<u8>, key: &[u8], bytes: &[u8]) {
+    out.extend_from_slice(key);
+    push_decimal(out, bytes.len() as u64);
+    out.push(b':');
+    out.extend_from_slice(bytes);
+}
+
+/// A successful announce. `peers4`/`peers6` hold 6- and 18-byte compact
+/// entries; each key is present only when it has peers, as upstream does.
+pub fn announce(
+    out: &mut Vec<u8>,
+    counts: SwarmCounts,
+    interval: u32,
+    peers4: &[u8],
+    peers6: &[u8],
+) {
+    out.push(b'd');
+    push_int(out, b"8:complete", counts.seeders.into());
+    push_int(out, b"10:downloaded", counts.completed.into());
+    push_int(out, b"10:incomplete", counts.leechers.into());
+    push_int(out, b"8:interval", interval.into());
+    push_int(out, b"12:min interval", (interval / 2).into());
+    if !peers4.is_empty() {
+        push_bytes(out, b"5:peers", peers4);
+    }
+    if !peers6.is_empty() {
+        push_bytes(out, b"6:peers6", peers6);
+    }
+    out.push(b'e');
+}
+
+/// The reply to `event=stopped`: counts, interval and an empty peer list of
+/// the requester's family, without `downloaded` (as upstream).
+pub fn stopped(out: &mut Vec<u8>, counts: SwarmCounts, interval: u32, ipv6: bool) {
+    out.push(b'd');
+    push_int(out, b"8:complete", counts.seeders.into());
+    push_int(out, b"10:incomplete", counts.leechers.into());
+    push_int(out, b"8:interval", interval.into());
+    push_int(out, b"12:min interval", (interval / 2).into());
+    out.extend_from_slice(if ipv6 { b"6:peers60:" } else { b"5:peers0:" });
+    out.push(b'e');
+}
+
+/// A bencoded failure, sent with HTTP status 200.
+pub fn failure(out: &mut Vec<u8>, reason: &str) {
+    out.push(b'd');
+    push_bytes(out, b"14:failure reason", reason.as_bytes());
+    out.push(b'e');
+}
+
+/// Opens the `files` dictionary of a scrape or full scrape.
+pub const FILES_OPEN: &[u8] = b"d5:filesd";
+/// Closes it again.
+pub const FILES_CLOSE: &[u8] = b"ee";
+
+/// One torrent's entry in a scrape's `files` dictionary.
+pub fn scrape_entry(out: &mut Vec<u8>, hash: &InfoHash, counts: SwarmCounts) {
+    out.extend_from_slice(b"20:");
+    out.extend_from_slice(&hash.0);
+    out.push(b'd');
+    push_int(out, b"8:complete", counts.seeders.into());
+    push_int(out, b"10:downloaded", counts.completed.into());
+    push_int(out, b"10:incomplete", counts.leechers.into());
+    out.push(b'e');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announce_layout() {
+        let mut out = Vec::new();
+        let counts = SwarmCounts {
+            seeders: 1,
+            leechers: 2,
+            completed: 3,
+        };
+        announce(&mut out, counts, 1800, &[1, 2, 3, 4, 0, 80], &[]);
+        assert_eq!(
+            out,
+            b"d8:completei1e10:downloadedi3e10:incompletei2e8:intervali1800e12:min intervali900e5:peers6:\x01\x02\x03\x04\x00\x50e"
+        );
+        out.clear();
+        announce(&mut out, counts, 1801, &[], &[]);
+        assert!(out.ends_with(b"12:min intervali900ee"));
+    }
+
+    #[test]
+    fn stopped_and_failure() {
+        let mut out = Vec::new();
+        stopped(&mut out, SwarmCounts::default(), 1700, true);
+        assert_eq!(
+            out,
+            b"d8:completei0e10:incompletei0e8:intervali1700e12:min intervali850e6:peers60:e"
+        );
+        out.clear();
+        failure(&mut out, "nope");
+        assert_eq!(out, b"d14:failure reason4:nopee");
+    }
+
+    #[test]
+    fn decimals() {
+        for value in [0u64, 7, 10, 65535, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, value);
+            assert_eq!(out, value.to_string().as_bytes());
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! BEP 15 connection ids.
+//!
+//! Why they exist: UDP source addresses are trivially spoofed, and without a
+//! handshake the tracker could be made to send large announce replies to a
+//! victim, or to fill swarms with forged peers. A connection id proves that
+//! the sender received a reply at its claimed address recently.
+//!
+//! An id is a keyed SipHash of (client address, minute number) under a key
+//! drawn at start-up; an id made in the current or the previous minute is
+//! accepted, so an id stays valid for one to two minutes (BEP 15: clients may
+//! use it for one minute, trackers accept it for two). Upstream's ids never
+//! expire, which is a bug we do not copy. The source port is left out, as
+//! upstream does, so clients that reconnect from another port keep working.
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+
+/// Seconds in one id window.
+pub const WINDOW_SECS: u64 = 60;
+
+/// The secret behind connection ids. Make one per process.
+pub struct ConnectionIdKey<S: BuildHasher = std::collections::hash_map::RandomState> {
+    keyed: S,
+}
+
+impl ConnectionIdKey {
+    /// A key drawn from the OS's random source.
+    pub fn random() -> Self {
+        ConnectionIdKey {
+            keyed: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl<S: BuildHasher> ConnectionIdKey<S> {
+    fn id_for_window(&self, ip: IpAddr, window: u64) -> u64 {
+        let mut hasher = self.keyed.build_hasher();
+        let canonical = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        canonical.octets().hash(&mut hasher);
+        window.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The id to hand out to `ip` at `now_secs` (any monotonic seconds).
+    pub fn make(&self, ip: IpAddr, now_secs: u64) -> u64 {
+        self.id_for_window(ip, now_secs / WINDOW_SECS)
+    }
+
+    /// Whether `id` was made for `ip` in this window or the previous one.
+    pub fn check(&self, ip: IpAddr, now_secs: u64, id: u64) -> bool {
+        let window = now_secs / WINDOW_SECS;
+        id == self.id_for_window(ip, window)
+            || (window > 0 && id == self.id_for_window(ip, window - 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_for_one_to_two_minutes() {
+        let key = ConnectionIdKey::random();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let id = key.make(ip, 1000);
+        assert!(key.check(ip, 1000, id));
+        assert!(key.check(ip, 1000 + WINDOW_SECS, id));
+        assert!(!key.check(ip, 1000 + 2 * WINDOW_SECS, id));
+        assert!(!key.check("192.0.2.2".parse().unwrap(), 1000, id));
+        assert!(!ConnectionIdKey::random().check(ip, 1000, id));
+    }
+
+    #[test]
+    fn v4_and_mapped_v6_agree() {
+        let key = ConnectionIdKey::random();
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(key.make(v4, 5), key.make(mapped, 5));
+    }
+}

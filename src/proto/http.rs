@@ -1,0 +1,265 @@
+//! HTTP/1.x request heads, the way upstream opentracker reads them.
+//!
+//! Only the request line is really parsed; headers are consulted for
+//! `Connection`, `X-Forwarded-For` and `Accept-Encoding`. The grammar is kept
+//! apart from buffering: [`head_len`] says whether a whole head is there
+//! (`None` means "read more", which is no failure), [`parse`] routes it.
+
+use std::net::IpAddr;
+
+/// Upstream's request buffer: a head that grows past it gets a 500.
+pub const MAX_HEAD: usize = 8192;
+
+/// The length of the request head including its blank line, once complete.
+/// Like upstream, `\n\n`, `\r\n\r\n` and `\r\n\n` all end a head.
+pub fn head_len(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(offset) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + offset;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+/// What the request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `GET /` (any number of slashes): redirect or 404.
+    Root,
+    /// Any path starting with `a`; the query still undecoded.
+    Announce(&'a [u8]),
+    /// Any path starting with `sc`, with a query.
+    Scrape(&'a [u8]),
+    /// Exactly `/scrape` with no query.
+    FullScrape,
+    /// The stats path; an empty query means the default mode.
+    Stats(&'a [u8]),
+    NotFound,
+}
+
+/// Why a head could not be routed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// Not `GET /…`, or no query where one is needed: 400.
+    Parse,
+}
+
+/// A routed request head.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub route: Route<'a>,
+    /// The request line says HTTP/1.1 (else 1.0 semantics).
+    pub http11: bool,
+    /// The whole head, for header look-ups.
+    pub head: &'a [u8],
+}
+
+/// Routes a complete head. `stats_path` is written without a leading slash.
+pub fn parse<'a>(head: &'a [u8], stats_path: &[u8]) -> Result<Request<'a>, RequestError> {
+    let rest = head.strip_prefix(b"GET /").ok_or(RequestError::Parse)?;
+    let slashes = rest.iter().take_while(|&&b| b == b'/').count();
+    let rest = &rest[slashes..];
+    let path_len = rest
+        .iter()
+        .position(|&b| matches!(b, b'?' | b' ' | b'\r' | b'\n' | 0))
+        .unwrap_or(rest.len());
+    let raw_path = &rest[..path_len];
+    let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    let http11 = head[..line_end]
+        .windows(8)
+        .any(|w| w.eq_ignore_ascii_case(b"HTTP/1.1"));
+    let request = |route| {
+        Ok(Request {
+            route,
+            http11,
+            head,
+        })
+    };
+
+    let mut path_buf = [0u8; 64];
+    let path = match super::query::decode_into(raw_path, &mut path_buf) {
+        Ok(len) if !raw_path.contains(&b'&') && !raw_path.contains(&b'=') => &path_buf[..len],
+        _ => return request(Route::NotFound),
+    };
+    if path.is_empty() {
+        return request(Route::Root);
+    }
+    // Upstream tolerates `GET /announce ?info_hash=…` from broken clients by
+    // looking for a `?` further along the request line.
+    let after_path = &rest[path_len..];
+    let query = match after_path.first() {
+        Some(b'?') => Some(super::query::query_end(&after_path[1..])),
+        _ => {
+            let line = &after_path[..after_path
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(after_path.len())];
+            line.iter()
+                .position(|&b| b == b'?')
+                .map(|q| super::query::query_end(&line[q + 1..]))
+        }
+    };
+    if path[0] == b'a' {
+        return request(Route::Announce(query.ok_or(RequestError::Parse)?));
+    }
+    if rest.starts_with(b"scrape HTTP/") {
+        return request(Route::FullScrape);
+    }
+    if path.starts_with(b"sc") {
+        return request(Route::Scrape(query.ok_or(RequestError::Parse)?));
+    }
+    if path == stats_path {
+        return request(Route::Stats(query.unwrap_or(b"")));
+    }
+    request(Route::NotFound)
+}
+
+/// The trimmed value of the first header called `name` (case-insensitive).
+pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        if !line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
+            return None;
+        }
+        Some(line[colon + 1..].trim_ascii())
+    })
+}
+
+/// Whether the client wants the connection kept open after the response.
+pub fn wants_keep_alive(request: &Request<'_>) -> bool {
+    let tokens = header(request.head, "connection").unwrap_or(b"");
+    let has = |token: &[u8]| {
+        tokens
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    };
+    if request.http11 {
+        !has(b"close")
+    } else {
+        has(b"keep-alive")
+    }
+}
+
+/// The leftmost address of `X-Forwarded-For`, if it starts with an IP literal.
+pub fn forwarded_for(head: &[u8]) -> Option<IpAddr> {
+    let value = header(head, "x-forwarded-for")?;
+    let first = value.split(|&b| b == b',').next()?.trim_ascii();
+    let text = std::str::from_utf8(first).ok()?;
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    text.parse().ok()
+}
+
+/// Whether a gzip body is acceptable. A present `Accept-Encoding` header is
+/// honoured exactly (`gzip;q=0` refuses); without one, upstream's loose rule
+/// applies: `gzip` anywhere in the request.
+pub fn accepts_gzip(head: &[u8]) -> bool {
+    let Some(value) = header(head, "accept-encoding") else {
+        return head.windows(4).any(|w| w == b"gzip");
+    };
+    let mut gzip = None;
+    let mut wildcard = None;
+    for item in value.split(|&b| b == b',') {
+        let mut parts = item.split(|&b| b == b';');
+        let coding = parts.next().unwrap_or(b"").trim_ascii();
+        let allowed = parts
+            .filter_map(|p| p.trim_ascii().strip_prefix(b"q="))
+            .all(|q| {
+                std::str::from_utf8(q)
+                    .ok()
+                    .and_then(|q| q.parse::<f32>().ok())
+                    != Some(0.0)
+            });
+        if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
+            gzip = Some(allowed);
+        } else if coding == b"*" {
+            wildcard = Some(allowed);
+        }
+    }
+    gzip.or(wildcard).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(head: &str) -> Result<Route<'_>, RequestError> {
+        parse(head.as_bytes(), b"stats").map(|r| r.route)
+    }
+
+    #[test]
+    fn head_terminators() {
+        assert_eq!(head_len(b"GET / HTTP/1.0\r\n\r\nrest"), Some(18));
+        assert_eq!(head_len(b"GET / HTTP/1.0\n\n"), Some(16));
+        assert_eq!(head_len(b"GET / HTTP/1.0\r\n\n"), Some(17));
+        assert_eq!(head_len(b"GET / HTTP/1.0\r\n"), None);
+    }
+
+    #[test]
+    fn routes_like_upstream() {
+        assert_eq!(
+            route("GET /announce?x=1 HTTP/1.0\r\n\r\n"),
+            Ok(Route::Announce(b"x=1"))
+        );
+        assert_eq!(
+            route("GET //announce.php?a HTTP/1.0\r\n\r\n"),
+            Ok(Route::Announce(b"a"))
+        );
+        assert_eq!(
+            route("GET /announce ?x=1 HTTP/1.0\r\n\r\n"),
+            Ok(Route::Announce(b"x=1"))
+        );
+        assert_eq!(
+            route("GET /announce HTTP/1.0\r\n\r\n"),
+            Err(RequestError::Parse)
+        );
+        assert_eq!(
+            route("GET /Announce?x HTTP/1.0\r\n\r\n"),
+            Ok(Route::NotFound)
+        );
+        assert_eq!(route("GET /scrape HTTP/1.1\r\n\r\n"), Ok(Route::FullScrape));
+        assert_eq!(
+            route("GET /scrape?info_hash=a HTTP/1.1\r\n\r\n"),
+            Ok(Route::Scrape(b"info_hash=a"))
+        );
+        assert_eq!(
+            route("GET /stats?mode=peer HTTP/1.1\r\n\r\n"),
+            Ok(Route::Stats(b"mode=peer"))
+        );
+        assert_eq!(route("GET /stats HTTP/1.1\r\n\r\n"), Ok(Route::Stats(b"")));
+        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(Route::Root));
+        assert_eq!(route("GET /?info_hash=x HTTP/1.1\r\n\r\n"), Ok(Route::Root));
+        assert_eq!(route("GET /x%zz HTTP/1.1\r\n\r\n"), Ok(Route::NotFound));
+        assert_eq!(
+            route("POST /announce HTTP/1.1\r\n\r\n"),
+            Err(RequestError::Parse)
+        );
+        assert_eq!(route("GET"), Err(RequestError::Parse));
+    }
+
+    #[test]
+    fn headers() {
+        let head = b"GET / HTTP/1.1\r\nX-Forwarded-For:  10.9.8.7, 1.1.1.1\r\nAccept-Encoding: br, gzip;q=0\r\n\r\n";
+        assert_eq!(forwarded_for(head), Some("10.9.8.7".parse().unwrap()));
+        assert!(!accepts_gzip(head));
+        assert!(accepts_gzip(
+            b"GET / HTTP/1.1\r\naccept-encoding: gzip, deflate\r\n\r\n"
+        ));
+        assert!(accepts_gzip(b"GET / HTTP/1.1\r\nX-Whatever: gzip\r\n\r\n"));
+        assert!(!accepts_gzip(b"GET / HTTP/1.1\r\n\r\n"));
+        let req = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", b"stats").unwrap();
+        assert!(!wants_keep_alive(&req));
+        let req = parse(
+            b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+            b"stats",
+        )
+        .unwrap();
+        assert!(wants_keep_alive(&req));
+    }
+}

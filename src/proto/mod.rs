@@ -1,0 +1,80 @@
+//! Wire formats, pure: bytes in, values out, and values in, bytes out.
+//!
+//! Nothing here touches a socket, a clock, a random generator or a global.
+//! Time and keys come in as arguments, so every codec is unit-testable and
+//! ready for fuzzing.
+
+pub mod bencode;
+pub mod connection_id;
+pub mod http;
+pub mod params;
+pub mod query;
+pub mod response;
+pub mod udp;
+
+use std::fmt;
+
+/// A torrent's 20-byte info hash (BitTorrent v1, or a v2 hash truncated to
+/// 20 bytes as BEP 52 asks clients to announce it).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct InfoHash(pub [u8; 20]);
+
+impl InfoHash {
+    /// Upper-case hex, as upstream prints hashes in `/stats`.
+    pub fn to_hex_upper(&self) -> String {
+        let mut out = String::with_capacity(40);
+        for byte in self.0 {
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 15)]));
+        }
+        out
+    }
+
+    /// Parses 40 hex digits (v1) or 64 hex digits (v2, truncated to 20 bytes).
+    pub fn from_hex(text: &[u8]) -> Option<InfoHash> {
+        if text.len() != 40 && text.len() != 64 {
+            return None;
+        }
+        let mut hash = [0u8; 20];
+        for (i, pair) in text.chunks_exact(2).enumerate() {
+            let value = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+            if let Some(slot) = hash.get_mut(i) {
+                *slot = value;
+            }
+        }
+        Some(InfoHash(hash))
+    }
+}
+
+impl fmt::Debug for InfoHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex_upper())
+    }
+}
+
+pub(crate) fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// What an announce says about the peer's state change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// No event, `started`, `paused` or anything unknown: a plain update.
+    None,
+    Completed,
+    Stopped,
+}
+
+/// Seeders, leechers and completed downloads of one torrent, summed over both
+/// address families.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwarmCounts {
+    pub seeders: u32,
+    pub leechers: u32,
+    pub completed: u32,
+}

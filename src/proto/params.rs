@@ -1,0 +1,275 @@
+//! The parameters of HTTP announce, scrape and stats queries, validated with
+//! upstream opentracker's rules (see the compatibility table in README.md).
+
+use super::query::{self, QueryError};
+use super::{Event, InfoHash};
+
+/// Why a query was refused. Each maps to one of upstream's answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamError {
+    /// 400 "Invalid Parameter": a bad, empty or repeated value.
+    Invalid,
+    /// 400 "Invalid Parameter (compact=0)": non-compact replies are not served.
+    CompactZero,
+    /// A 200 bencoded failure: the announce has no info_hash.
+    MissingInfoHash,
+}
+
+impl From<QueryError> for ParamError {
+    fn from(_: QueryError) -> Self {
+        ParamError::Invalid
+    }
+}
+
+/// An HTTP announce's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceParams {
+    pub info_hash: InfoHash,
+    /// The port the peer listens on (`port=`, 0 when missing).
+    pub port: u16,
+    /// `left=0` (or an unparsable `left`) makes the peer a seeder.
+    pub seeding: bool,
+    pub event: Event,
+    /// `numwant=` as sent; `None` when missing. Clamping is the tracker's job.
+    pub numwant: Option<i64>,
+}
+
+/// Parses an announce query.
+pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
+    let mut info_hash = None;
+    let mut port = 0u16;
+    let mut seeding = false;
+    let mut event = Event::None;
+    let mut numwant = None;
+    for pair in query::pairs(query_bytes) {
+        let (name, value) = pair?;
+        let value_of = || value.filter(|v| !v.is_empty()).ok_or(ParamError::Invalid);
+        if query::name_is(name, "info_hash") {
+            if info_hash.is_some() {
+                return Err(ParamError::Invalid);
+            }
+            info_hash = Some(InfoHash(query::decode_20(value_of()?)?));
+        } else if query::name_is(name, "peer_id") {
+            query::decode_20(value_of()?)?;
+        } else if query::name_is(name, "port") {
+            let number = query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?;
+            // Upstream accepts a leading minus and wraps it (-1 is 65535).
+            if !(-65535..=65535).contains(&number) {
+                return Err(ParamError::Invalid);
+            }
+            port = (number & 0xffff) as u16;
+        } else if query::name_is(name, "left") {
+            seeding = query::decode_integer(value_of()?).unwrap_or(0) == 0;
+        } else if query::name_is(name, "event") {
+            let mut buf = [0u8; 16];
+            let raw = value.unwrap_or(b"");
+            event = match query::decode_into(raw, &mut buf) {
+                Ok(n) if &buf[..n] == b"completed" => Event::Completed,
+                Ok(n) if &buf[..n] == b"stopped" => Event::Stopped,
+                Ok(_) | Err(QueryError::BadValue) => event,
+                Err(QueryError::Malformed) => return Err(ParamError::Invalid),
+            };
+        } else if query::name_is(name, "numwant") {
+            numwant = Some(query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?);
+        } else if query::name_is(name, "compact") || query::name_is(name, "compact6") {
+            match query::decode_integer(value_of()?) {
+                Some(0) => return Err(ParamError::CompactZero),
+                Some(_) => {}
+                None => return Err(ParamError::Invalid),
+            }
+        }
+    }
+    Ok(AnnounceParams {
+        info_hash: info_hash.ok_or(ParamError::MissingInfoHash)?,
+        port,
+        seeding,
+        event,
+        numwant,
+    })
+}
+
+/// Upstream answers at most this many hashes of one HTTP scrape.
+pub const MAX_SCRAPE_HASHES: usize = 64;
+
+/// Parses a multi-hash scrape query into `hashes` (request order, duplicates
+/// kept, more than [`MAX_SCRAPE_HASHES`] dropped). At least one is required.
+pub fn scrape(query_bytes: &[u8], hashes: &mut Vec<InfoHash>) -> Result<(), ParamError> {
+    hashes.clear();
+    for pair in query::pairs(query_bytes) {
+        let (name, value) = pair?;
+        if query::name_is(name, "info_hash") {
+            let hash = InfoHash(query::decode_20(value.unwrap_or(b""))?);
+            if hashes.len() < MAX_SCRAPE_HASHES {
+                hashes.push(hash);
+            }
+        }
+    }
+    if hashes.is_empty() {
+        return Err(ParamError::Invalid);
+    }
+    Ok(())
+}
+
+/// The `/stats` views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsMode {
+    Peer,
+    Torrents,
+    Conn,
+    Udp4,
+    Tcp4,
+    Scrape,
+    FullScrape,
+    Completed,
+    Syncs,
+    HttpErrors,
+    Renew,
+    Version,
+    Busy,
+    Top10,
+    Top100,
+    Everything,
+    /// Every torrent as `hash:seeders:leechers`, in the given format.
+    Tpbs(TpbsFormat),
+}
+
+/// Output formats of `mode=tpbs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TpbsFormat {
+    Bin,
+    Ben,
+    Url,
+    Txt,
+    Txtp,
+}
+
+/// Parses a stats query. Any `info_hash` is refused (clients that mistake
+/// the stats URL for an announce URL), as are unknown modes and formats.
+pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
+    let mut mode = [0u8; 16];
+    let mut mode_len = 0;
+    let mut format = None;
+    for pair in query::pairs(query_bytes) {
+        let (name, value) = pair?;
+        if query::name_is(name, "info_hash") {
+            return Err(ParamError::Invalid);
+        } else if query::name_is(name, "mode") {
+            mode_len = query::decode_into(value.unwrap_or(b""), &mut mode)?;
+        } else if query::name_is(name, "format") {
+            let mut buf = [0u8; 8];
+            let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
+            format = Some(match &buf[..len] {
+                b"bin" => TpbsFormat::Bin,
+                b"ben" => TpbsFormat::Ben,
+                b"url" => TpbsFormat::Url,
+                b"txt" => TpbsFormat::Txt,
+                b"txtp" => TpbsFormat::Txtp,
+                _ => return Err(ParamError::Invalid),
+            });
+        }
+    }
+    Ok(match &mode[..mode_len] {
+        b"" | b"peer" => StatsMode::Peer,
+        b"torr" => StatsMode::Torrents,
+        b"conn" => StatsMode::Conn,
+        b"udp4" => StatsMode::Udp4,
+        b"tcp4" => StatsMode::Tcp4,
+        b"scrp" => StatsMode::Scrape,
+        b"fscr" => StatsMode::FullScrape,
+        b"completed" => StatsMode::Completed,
+        b"syncs" => StatsMode::Syncs,
+        b"herr" => StatsMode::HttpErrors,
+        b"renew" => StatsMode::Renew,
+        b"version" => StatsMode::Version,
+        b"busy" => StatsMode::Busy,
+        b"top10" => StatsMode::Top10,
+        b"top100" => StatsMode::Top100,
+        b"everything" => StatsMode::Everything,
+        // Upstream never answers tpbs without a format; text is the evident intent.
+        b"tpbs" => StatsMode::Tpbs(format.unwrap_or(TpbsFormat::Txt)),
+        _ => return Err(ParamError::Invalid),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "%01%02%03%04%05%06%07%08%09%0a%0b%0c%0d%0e%0f%10%11%12%13%14";
+
+    #[test]
+    fn announce_defaults_and_values() {
+        let p = announce(
+            format!("info_hash={HASH}&port=6881&left=0&event=completed&numwant=5").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(p.port, 6881);
+        assert!(p.seeding);
+        assert_eq!(p.event, Event::Completed);
+        assert_eq!(p.numwant, Some(5));
+        let p = announce(format!("info_hash={HASH}").as_bytes()).unwrap();
+        assert_eq!((p.port, p.seeding, p.numwant), (0, false, None));
+        let p = announce(format!("info_hash={HASH}&left=abc&port=-1&event=started").as_bytes())
+            .unwrap();
+        assert!(p.seeding);
+        assert_eq!(p.port, 65535);
+        assert_eq!(p.event, Event::None);
+    }
+
+    #[test]
+    fn announce_errors() {
+        assert_eq!(announce(b"port=1"), Err(ParamError::MissingInfoHash));
+        assert_eq!(announce(b"info_hash=short"), Err(ParamError::Invalid));
+        let twice = format!("info_hash={HASH}&info_hash={HASH}");
+        assert_eq!(announce(twice.as_bytes()), Err(ParamError::Invalid));
+        assert_eq!(
+            announce(format!("info_hash={HASH}&compact=0").as_bytes()),
+            Err(ParamError::CompactZero)
+        );
+        assert_eq!(
+            announce(format!("info_hash={HASH}&port=70000").as_bytes()),
+            Err(ParamError::Invalid)
+        );
+        assert_eq!(
+            announce(format!("info_hash={HASH}&numwant=").as_bytes()),
+            Err(ParamError::Invalid)
+        );
+        assert_eq!(
+            announce(format!("info_hash={HASH}&left=").as_bytes()),
+            Err(ParamError::Invalid)
+        );
+        assert_eq!(
+            announce(format!("info_hash={HASH}&peer_id=x").as_bytes()),
+            Err(ParamError::Invalid)
+        );
+        assert_eq!(
+            announce(format!("info_hash={HASH}&x=\"").as_bytes()),
+            Err(ParamError::Invalid)
+        );
+    }
+
+    #[test]
+    fn scrape_limits() {
+        let mut hashes = Vec::new();
+        let many = vec![format!("info_hash={HASH}"); 70].join("&");
+        scrape(many.as_bytes(), &mut hashes).unwrap();
+        assert_eq!(hashes.len(), MAX_SCRAPE_HASHES);
+        assert_eq!(scrape(b"", &mut hashes), Err(ParamError::Invalid));
+        assert_eq!(
+            scrape(b"info_hash=abc", &mut hashes),
+            Err(ParamError::Invalid)
+        );
+    }
+
+    #[test]
+    fn stats_modes() {
+        assert_eq!(stats(b""), Ok(StatsMode::Peer));
+        assert_eq!(stats(b"mode=top10"), Ok(StatsMode::Top10));
+        assert_eq!(
+            stats(b"mode=tpbs&format=bin"),
+            Ok(StatsMode::Tpbs(TpbsFormat::Bin))
+        );
+        assert_eq!(stats(b"mode=nope"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode=peer&info_hash=x"), Err(ParamError::Invalid));
+    }
+}

@@ -1,0 +1,163 @@
+//! URL query strings with upstream opentracker's grammar.
+//!
+//! Parameters are `name=value` separated by `&`; `%xx` escapes are decoded in
+//! either case and `+` stays a literal `+`. The bytes `" # $ [ \ ] ^ ` { | }`,
+//! control bytes and bytes >= 0x80 make the whole query invalid (upstream
+//! answers 400). A query ends at a space, CR, LF or NUL.
+
+/// Why a query could not be used; the server answers 400 to either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryError {
+    /// A forbidden byte or a broken `%xx` escape.
+    Malformed,
+    /// A parameter the handler needs was empty, too long or not a number.
+    BadValue,
+}
+
+/// Returns the query part of `bytes`: everything up to the first space, CR,
+/// LF or NUL.
+pub fn query_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .position(|&b| matches!(b, b' ' | b'\r' | b'\n' | 0))
+        .unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+fn forbidden(byte: u8) -> bool {
+    byte < 0x20 || byte >= 0x7f || b"\"#$[\\]^`{|}".contains(&byte)
+}
+
+/// Iterates over the raw `(name, value)` pairs of a query; `value` is `None`
+/// for a parameter without `=`. Fails on the first forbidden byte.
+pub fn pairs(query: &[u8]) -> impl Iterator<Item = Result<(&[u8], Option<&[u8]>), QueryError>> {
+    query
+        .split(|&b| b == b'&')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            if part.iter().any(|&b| forbidden(b)) {
+                return Err(QueryError::Malformed);
+            }
+            Ok(match part.iter().position(|&b| b == b'=') {
+                Some(eq) => (&part[..eq], Some(&part[eq + 1..])),
+                None => (part, None),
+            })
+        })
+}
+
+/// Percent-decodes `raw` into `out`, returning the decoded length. Fails on a
+/// broken escape or when the result does not fit.
+pub fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
+    let mut len = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        let byte = if raw[i] == b'%' {
+            let hi = raw.get(i + 1).copied().and_then(super::hex_value);
+            let lo = raw.get(i + 2).copied().and_then(super::hex_value);
+            match (hi, lo) {
+                (Some(hi), Some(lo)) => {
+                    i += 3;
+                    (hi << 4) | lo
+                }
+                _ => return Err(QueryError::Malformed),
+            }
+        } else {
+            i += 1;
+            raw[i - 1]
+        };
+        *out.get_mut(len).ok_or(QueryError::BadValue)? = byte;
+        len += 1;
+    }
+    Ok(len)
+}
+
+/// Decodes a value that must be exactly 20 bytes (info_hash, peer_id).
+pub fn decode_20(raw: &[u8]) -> Result<[u8; 20], QueryError> {
+    let mut out = [0u8; 20];
+    match decode_into(raw, &mut out) {
+        Ok(20) => Ok(out),
+        Err(QueryError::Malformed) => Err(QueryError::Malformed),
+        _ => Err(QueryError::BadValue),
+    }
+}
+
+/// Compares a raw (still escaped) name with a plain ASCII keyword.
+pub fn name_is(raw: &[u8], keyword: &str) -> bool {
+    if !raw.contains(&b'%') {
+        return raw == keyword.as_bytes();
+    }
+    let mut buf = [0u8; 32];
+    matches!(decode_into(raw, &mut buf), Ok(n) if &buf[..n] == keyword.as_bytes())
+}
+
+/// A decimal integer as upstream's scanner reads it: an optional `-`, then
+/// digits; trailing junk ends the number. `None` when there are no digits.
+pub fn decode_integer(raw: &[u8]) -> Option<i64> {
+    let mut buf = [0u8; 24];
+    let len = decode_into(raw, &mut buf).ok()?;
+    let text = &buf[..len];
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let digit_count = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digit_count == 0 {
+        return None;
+    }
+    let value = digits[..digit_count].iter().fold(0i64, |acc, &d| {
+        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    });
+    Some(if negative { -value } else { value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_decodes() {
+        let q = b"info_hash=%41%42c&flag&port=80";
+        let got: Vec<_> = pairs(q).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1], (&b"flag"[..], None));
+        let mut out = [0u8; 8];
+        let n = decode_into(got[0].1.unwrap(), &mut out).unwrap();
+        assert_eq!(&out[..n], b"ABc");
+    }
+
+    #[test]
+    fn plus_stays_literal_and_bad_escape_fails() {
+        let mut out = [0u8; 8];
+        assert_eq!(decode_into(b"a+b", &mut out), Ok(3));
+        assert_eq!(&out[..3], b"a+b");
+        assert_eq!(decode_into(b"%4", &mut out), Err(QueryError::Malformed));
+        assert_eq!(decode_into(b"%zz", &mut out), Err(QueryError::Malformed));
+    }
+
+    #[test]
+    fn forbidden_bytes_fail() {
+        assert!(pairs(b"a=\"x").any(|p| p.is_err()));
+        assert!(pairs(b"a={").any(|p| p.is_err()));
+        assert!(pairs(b"a=b&c=@?").all(|p| p.is_ok()));
+    }
+
+    #[test]
+    fn twenty_byte_values() {
+        assert!(decode_20(b"aaaaaaaaaaaaaaaaaaaa").is_ok());
+        assert_eq!(decode_20(b"short"), Err(QueryError::BadValue));
+        assert_eq!(
+            decode_20(b"aaaaaaaaaaaaaaaaaaaaa"),
+            Err(QueryError::BadValue)
+        );
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(decode_integer(b"50"), Some(50));
+        assert_eq!(decode_integer(b"-1"), Some(-1));
+        assert_eq!(decode_integer(b"12abc"), Some(12));
+        assert_eq!(decode_integer(b"abc"), None);
+        assert_eq!(decode_integer(b""), None);
+        assert!(name_is(b"info%5fhash", "info_hash"));
+    }
+}

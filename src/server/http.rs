@@ -1,0 +1,193 @@
+//! One HTTP connection: a capped input buffer, request heads answered one at
+//! a time (pipelined ones wait their turn), output written as the socket
+//! drains, and a deadline.
+//!
+//! The socket is edge-triggered, so every event runs the same loop until no
+//! step makes progress: read while there is room, answer while the previous
+//! response is out, write while the socket takes it.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use super::full_scrape::StreamedBody;
+use super::respond::respond;
+use super::Context;
+use crate::proto::http::{head_len, MAX_HEAD};
+use crate::proto::response::{self, HttpError};
+use crate::stats::HttpErrorKind;
+
+/// How long a streamed body may take to reach the client without progress
+/// (upstream allows full scrapes 15 minutes in all).
+const STREAM_STALL: Duration = Duration::from_secs(60);
+
+pub struct Connection {
+    pub stream: TcpStream,
+    peer: SocketAddr,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    body: Option<StreamedBody>,
+    /// When the connection is closed unless the client makes progress.
+    pub deadline: Instant,
+    served: u32,
+    /// Close once the output is written.
+    closing: bool,
+    eof: bool,
+}
+
+/// Whether the connection lives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Keep,
+    Close,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, peer: SocketAddr, deadline: Instant) -> Self {
+        Connection {
+            stream,
+            peer,
+            input: Vec::new(),
+            output: Vec::new(),
+            written: 0,
+            body: None,
+            deadline,
+            served: 0,
+            closing: false,
+            eof: false,
+        }
+    }
+
+    /// Whether a response is still being written (for a graceful stop).
+    pub fn is_writing(&self) -> bool {
+        self.written < self.output.len() || self.body.is_some()
+    }
+
+    /// Runs read → answer → write until nothing more can happen now.
+    pub fn drive(&mut self, ctx: &mut Context) -> Next {
+        loop {
+            let read = match self.read() {
+                Ok(read) => read,
+                Err(_) => return Next::Close,
+            };
+            let answered = self.answer(ctx);
+            let wrote = match self.write(ctx) {
+                Ok(wrote) => wrote,
+                Err(_) => return Next::Close,
+            };
+            if self.closing && !self.is_writing() {
+                return Next::Close;
+            }
+            if self.eof && !self.is_writing() && head_len(&self.input).is_none() {
+                return Next::Close;
+            }
+            if !read && !answered && !wrote {
+                return Next::Keep;
+            }
+        }
+    }
+
+    /// Reads what the socket has, up to one byte past the head limit.
+    fn read(&mut self) -> io::Result<bool> {
+        let mut progress = false;
+        let mut chunk = [0u8; 4096];
+        while !self.eof && self.input.len() <= MAX_HEAD {
+            let room = (MAX_HEAD + 1 - self.input.len()).min(chunk.len());
+            match self.stream.read(&mut chunk[..room]) {
+                Ok(0) => {
+                    self.eof = true;
+                    progress = true;
+                }
+                Ok(n) => {
+                    self.input.extend_from_slice(&chunk[..n]);
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Answers the next complete request once the previous response is out.
+    fn answer(&mut self, ctx: &mut Context) -> bool {
+        if self.is_writing() || self.closing {
+            return false;
+        }
+        self.output.clear();
+        self.written = 0;
+        let Some(len) = head_len(&self.input) else {
+            if self.input.len() > MAX_HEAD {
+                ctx.counters.http_error(HttpErrorKind::Internal);
+                response::error(&mut self.output, HttpError::Internal);
+                self.closing = true;
+                return true;
+            }
+            return false;
+        };
+        self.served += 1;
+        let may_keep_alive =
+            ctx.settings.keep_alive && self.served < ctx.settings.max_requests && !ctx.stopping;
+        let client = self.peer.ip().to_canonical();
+        let (reply, outcome) = respond(
+            ctx,
+            &self.input[..len],
+            client,
+            may_keep_alive,
+            &mut self.output,
+        );
+        if let Some(log) = &ctx.request_log {
+            log::info!("{} {outcome}", log.label(client));
+        }
+        self.input.drain(..len);
+        self.closing = reply.close;
+        self.body = reply.body;
+        self.deadline = ctx.instant
+            + if self.body.is_some() {
+                STREAM_STALL
+            } else {
+                Duration::from_secs(ctx.settings.request_timeout.into())
+            };
+        true
+    }
+
+    /// Writes pending output, producing streamed body slices as it drains.
+    fn write(&mut self, ctx: &mut Context) -> io::Result<bool> {
+        let mut progress = false;
+        loop {
+            if self.written == self.output.len() {
+                let Some(body) = &mut self.body else { break };
+                self.output.clear();
+                self.written = 0;
+                if body.fill(&ctx.tracker, &mut self.output) {
+                    ctx.counters.full_scrape_bytes += body.produced;
+                    self.body = None;
+                }
+                continue;
+            }
+            match self.stream.write(&self.output[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    progress = true;
+                    if self.body.is_some() {
+                        self.deadline = ctx.instant + STREAM_STALL;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progress),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if progress && !self.closing && self.served > 0 {
+            // The response is out: the client may now idle until its next request.
+            self.deadline =
+                ctx.instant + Duration::from_secs(ctx.settings.keep_alive_timeout.into());
+        }
+        Ok(progress)
+    }
+}

@@ -1,0 +1,508 @@
+//! The only code with sockets: one mio event loop serving every listener.
+//!
+//! Data flows one way: socket → `proto` parse → `tracker` → `proto` encode →
+//! socket. Timers ride on the poll timeout: the peer sweep (in slices, so a
+//! million torrents never stall the loop), connection deadlines, and the
+//! STATUS and WATCHDOG messages to systemd. Because the watchdog is sent from
+//! the loop itself, a wedged loop gets the service restarted.
+
+mod full_scrape;
+pub mod healthcheck;
+mod http;
+pub mod listeners;
+mod respond;
+mod udp;
+
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::io;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::config::{ClientIp, Config, Network};
+use crate::proto::connection_id::ConnectionIdKey;
+use crate::proto::InfoHash;
+use crate::stats::Counters;
+use crate::sys::notify::Notifier;
+use crate::sys::signals::{Signal, Signals};
+use crate::tracker::access_list::{self, AccessList, Mode};
+use crate::tracker::{Timeouts, Tracker};
+pub use listeners::Listeners;
+
+const SIGNALS: Token = Token(0);
+const FIRST_UDP: usize = 1;
+const FIRST_TCP: usize = 1 << 16;
+const FIRST_CONNECTION: usize = 1 << 17;
+
+/// Datagrams or accepts handled per socket before others get a turn.
+const BURST: usize = 256;
+/// Torrents swept per loop turn.
+const SWEEP_SLICE: usize = 8192;
+/// How often STATUS= is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// How long a stop waits for responses still being written.
+const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
+
+/// What the request handlers need from the configuration.
+pub struct Settings {
+    pub interval: u32,
+    pub numwant: u32,
+    pub numwant_max: u32,
+    pub full_scrape: bool,
+    pub stats_path: String,
+    pub stats_allowed: Vec<Network>,
+    pub proxy: Vec<Network>,
+    pub redirect_url: Option<String>,
+    pub keep_alive: bool,
+    pub keep_alive_timeout: u32,
+    pub max_requests: u32,
+    pub request_timeout: u32,
+    pub max_connections: usize,
+}
+
+impl Settings {
+    fn from_config(config: &Config) -> Self {
+        Settings {
+            interval: config.tracker.interval,
+            numwant: config.tracker.numwant,
+            numwant_max: config.tracker.numwant_max,
+            full_scrape: config.tracker.full_scrape,
+            stats_path: config.access.stats_path.clone(),
+            stats_allowed: config.access.stats.clone(),
+            proxy: config.access.proxy.clone(),
+            redirect_url: config.tracker.redirect_url.clone(),
+            keep_alive: config.http.keep_alive,
+            keep_alive_timeout: config.http.keep_alive_timeout,
+            max_requests: config.http.max_requests_per_connection,
+            request_timeout: config.http.request_timeout,
+            max_connections: config.http.max_connections as usize,
+        }
+    }
+}
+
+/// Writes client addresses into request log lines as configured.
+pub struct RequestLog {
+    mode: ClientIp,
+    key: std::collections::hash_map::RandomState,
+}
+
+impl RequestLog {
+    fn label(&self, ip: IpAddr) -> String {
+        match (self.mode, ip) {
+            (ClientIp::Full, ip) => ip.to_string(),
+            (ClientIp::Truncated, IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                format!("{a}.{b}.{c}.0/24")
+            }
+            (ClientIp::Truncated, IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+            (ClientIp::Hashed, ip) => {
+                let mut hasher = self.key.build_hasher();
+                ip.hash(&mut hasher);
+                format!("client-{:016x}", hasher.finish())
+            }
+        }
+    }
+}
+
+/// Everything a request handler may touch.
+pub struct Context {
+    pub tracker: Tracker,
+    pub counters: Counters,
+    pub settings: Settings,
+    pub connection_ids: ConnectionIdKey,
+    pub request_log: Option<RequestLog>,
+    started: Instant,
+    /// The loop's clock, refreshed once per turn.
+    pub instant: Instant,
+    /// Seconds since start: the tracker's clock.
+    pub now: u32,
+    pub stopping: bool,
+    peers4: Vec<u8>,
+    peers6: Vec<u8>,
+    body: Vec<u8>,
+    scrape_hashes: Vec<InfoHash>,
+}
+
+impl Context {
+    /// Announces, leaving the sampled peers in `peers4` and `peers6`.
+    fn announce(
+        &mut self,
+        request: &crate::tracker::Announce,
+        families: crate::tracker::Families,
+    ) -> crate::tracker::Announced {
+        self.peers4.clear();
+        self.peers6.clear();
+        self.tracker.announce(
+            request,
+            families,
+            self.now,
+            &mut self.peers4,
+            &mut self.peers6,
+        )
+    }
+
+    fn uptime_secs(&self) -> u64 {
+        self.instant.duration_since(self.started).as_secs()
+    }
+
+    fn tick(&mut self) {
+        self.instant = Instant::now();
+        self.now = self.uptime_secs().min(u64::from(u32::MAX)) as u32;
+    }
+}
+
+/// Reads the configured access list, if any. Relative paths, and all paths
+/// after a chroot, resolve against the current (root) directory.
+pub fn load_access_list(config: &Config) -> Result<AccessList, String> {
+    let (mode, path) = match (&config.access.whitelist, &config.access.blacklist) {
+        (Some(path), _) => (Mode::Whitelist, path),
+        (None, Some(path)) => (Mode::Blacklist, path),
+        (None, None) => return Ok(AccessList::open()),
+    };
+    read_access_list(mode, path)
+}
+
+fn read_access_list(mode: Mode, path: &Path) -> Result<AccessList, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("access list {}: {e}", path.display()))?;
+    let hashes =
+        access_list::parse(&text).map_err(|e| format!("access list {}: {e}", path.display()))?;
+    Ok(AccessList::new(mode, hashes))
+}
+
+/// The event loop and what it owns.
+pub struct Server {
+    poll: Poll,
+    listeners: Listeners,
+    connections: Slab<http::Connection>,
+    ctx: Context,
+    signals: Signals,
+    notifier: Notifier,
+    config: Config,
+    /// Sockets that still had work when their burst ran out.
+    backlog: Vec<Token>,
+}
+
+impl Server {
+    pub fn new(
+        config: Config,
+        mut listeners: Listeners,
+        access: AccessList,
+        mut signals: Signals,
+        notifier: Notifier,
+    ) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        signals.register(poll.registry(), SIGNALS)?;
+        for (i, socket) in listeners.udp.iter_mut().enumerate() {
+            poll.registry()
+                .register(socket, Token(FIRST_UDP + i), Interest::READABLE)?;
+        }
+        for (i, listener) in listeners.tcp.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener, Token(FIRST_TCP + i), Interest::READABLE)?;
+        }
+        let timeouts = Timeouts {
+            peer: config.tracker.peer_timeout,
+            torrent: config.tracker.torrent_timeout,
+        };
+        let mut tracker = Tracker::new(timeouts, fastrand::u64(..));
+        tracker.set_access_list(access);
+        let started = Instant::now();
+        let request_log = config.log.requests.then(|| RequestLog {
+            mode: config.log.client_ip,
+            key: Default::default(),
+        });
+        let ctx = Context {
+            tracker,
+            counters: Counters::default(),
+            settings: Settings::from_config(&config),
+            connection_ids: ConnectionIdKey::random(),
+            request_log,
+            started,
+            instant: started,
+            now: 0,
+            stopping: false,
+            peers4: Vec::with_capacity(200 * 6),
+            peers6: Vec::with_capacity(200 * 18),
+            body: Vec::with_capacity(4096),
+            scrape_hashes: Vec::new(),
+        };
+        Ok(Server {
+            poll,
+            listeners,
+            connections: Slab::new(),
+            ctx,
+            signals,
+            notifier,
+            config,
+            backlog: Vec::new(),
+        })
+    }
+
+    /// A one-line summary for STATUS= and the logs.
+    pub fn status_line(&self, requests_per_sec: u64) -> String {
+        let totals = self.ctx.tracker.totals();
+        format!(
+            "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s",
+            totals.torrents, totals.peers, totals.seeders
+        )
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let sweep_every = Duration::from_secs(self.config.tracker.sweep_interval.into());
+        let watchdog_every = self.notifier.watchdog_interval();
+        let mut next_sweep = self.ctx.instant + sweep_every;
+        let mut sweeping = false;
+        let mut next_status = self.ctx.instant + STATUS_EVERY;
+        let mut answered_at_status = 0;
+        let mut next_watchdog = watchdog_every.map(|every| self.ctx.instant + every);
+        let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
+        let mut stop_by: Option<Instant> = None;
+        self.notifier.ready(&self.status_line(0));
+        loop {
+            let mut wake = next_sweep.min(next_status).min(next_deadline_check);
+            if let Some(at) = next_watchdog {
+                wake = wake.min(at);
+            }
+            if let Some(at) = stop_by {
+                wake = wake.min(at);
+            }
+            let timeout = if sweeping || !self.backlog.is_empty() {
+                Duration::ZERO
+            } else {
+                wake.saturating_duration_since(Instant::now())
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.ctx.tick();
+            let mut work: Vec<(Token, bool, bool)> = events
+                .iter()
+                .map(|e| {
+                    (
+                        e.token(),
+                        e.is_readable() || e.is_read_closed() || e.is_error(),
+                        e.is_writable(),
+                    )
+                })
+                .collect();
+            work.extend(self.backlog.drain(..).map(|token| (token, true, false)));
+            for (token, readable, writable) in work {
+                match token.0 {
+                    0 => {
+                        if self.handle_signals() && stop_by.is_none() {
+                            stop_by = Some(self.begin_stop());
+                        }
+                    }
+                    n if n >= FIRST_CONNECTION => self.drive_connection(n - FIRST_CONNECTION),
+                    n if n >= FIRST_TCP => self.accept(n - FIRST_TCP),
+                    n if readable || writable => self.serve_udp(n - FIRST_UDP),
+                    _ => {}
+                }
+            }
+            let now = self.ctx.instant;
+            if let Some(deadline) = stop_by {
+                if now >= deadline || !self.connections.iter().any(|(_, c)| c.is_writing()) {
+                    return Ok(());
+                }
+                continue;
+            }
+            if now >= next_sweep && !sweeping {
+                sweeping = true;
+                next_sweep = now + sweep_every;
+            }
+            if sweeping {
+                sweeping = !self.ctx.tracker.sweep(self.ctx.now, SWEEP_SLICE);
+            }
+            if now >= next_deadline_check {
+                self.close_expired();
+                next_deadline_check = now + Duration::from_secs(1);
+            }
+            if now >= next_status {
+                let answered = self.ctx.counters.answered();
+                let rate = (answered - answered_at_status) / STATUS_EVERY.as_secs();
+                answered_at_status = answered;
+                self.notifier.status(&self.status_line(rate));
+                next_status = now + STATUS_EVERY;
+            }
+            if let (Some(at), Some(every)) = (next_watchdog, watchdog_every) {
+                if now >= at {
+                    self.notifier.watchdog();
+                    next_watchdog = Some(now + every);
+                }
+            }
+        }
+    }
+
+    /// Handles pending signals; returns true when asked to stop.
+    fn handle_signals(&mut self) -> bool {
+        let mut stop = false;
+        for signal in self.signals.pending() {
+            match signal {
+                Signal::Reload => self.reload(),
+                Signal::Stop => stop = true,
+            }
+        }
+        stop
+    }
+
+    /// SIGHUP: re-read the access list; a bad file keeps the old list.
+    fn reload(&mut self) {
+        self.notifier.reloading();
+        match load_access_list(&self.config) {
+            Ok(list) => {
+                if list.mode() != Mode::Open {
+                    log::info!("access list reloaded: {} hashes", list.len());
+                }
+                self.ctx.tracker.set_access_list(list);
+            }
+            Err(e) => log::error!(
+                "{e}; keeping the previous list of {} hashes",
+                self.ctx.tracker.access_list().len()
+            ),
+        }
+        self.notifier.ready(&self.status_line(0));
+    }
+
+    /// Stops accepting and reading; responses being written get a moment.
+    fn begin_stop(&mut self) -> Instant {
+        log::info!("stopping");
+        self.notifier.stopping();
+        self.ctx.stopping = true;
+        for listener in &mut self.listeners.tcp {
+            let _ = self.poll.registry().deregister(listener);
+        }
+        for socket in &mut self.listeners.udp {
+            let _ = self.poll.registry().deregister(socket);
+        }
+        let idle: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| !c.is_writing())
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.close(key);
+        }
+        self.ctx.instant + DRAIN_ON_STOP
+    }
+
+    fn serve_udp(&mut self, index: usize) {
+        let Some(socket) = self.listeners.udp.get(index) else {
+            return;
+        };
+        let mut packet = [0u8; 2048];
+        let mut reply = Vec::with_capacity(crate::proto::udp::MAX_REPLY);
+        for _ in 0..BURST {
+            match socket.recv_from(&mut packet) {
+                Ok((len, source)) => {
+                    udp::handle(&mut self.ctx, &packet[..len], source, &mut reply);
+                    if !reply.is_empty() {
+                        send_reply(socket, &reply, source);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("udp receive: {e}");
+                    return;
+                }
+            }
+        }
+        self.backlog.push(Token(FIRST_UDP + index));
+    }
+
+    fn accept(&mut self, index: usize) {
+        for _ in 0..BURST {
+            let Some(listener) = self.listeners.tcp.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    self.ctx.counters.tcp_accepts += 1;
+                    if self.connections.len() >= self.ctx.settings.max_connections {
+                        // Over the cap: closing at once is the cheapest answer.
+                        continue;
+                    }
+                    let deadline = self.ctx.instant
+                        + Duration::from_secs(self.ctx.settings.request_timeout.into());
+                    let entry = self.connections.vacant_entry();
+                    let key = entry.key();
+                    let connection = entry.insert(http::Connection::new(stream, peer, deadline));
+                    let token = Token(FIRST_CONNECTION + key);
+                    if self
+                        .poll
+                        .registry()
+                        .register(
+                            &mut connection.stream,
+                            token,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
+                        self.connections.remove(key);
+                        continue;
+                    }
+                    self.drive_connection(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of file descriptors and the like: try again next turn.
+                    log::warn!("accept: {e}");
+                    return;
+                }
+            }
+        }
+        self.backlog.push(Token(FIRST_TCP + index));
+    }
+
+    fn drive_connection(&mut self, key: usize) {
+        let Some(connection) = self.connections.get_mut(key) else {
+            return;
+        };
+        if connection.drive(&mut self.ctx) == http::Next::Close {
+            self.close(key);
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.connections.contains(key) {
+            let mut connection = self.connections.remove(key);
+            let _ = self.poll.registry().deregister(&mut connection.stream);
+        }
+    }
+
+    fn close_expired(&mut self) {
+        let now = self.ctx.instant;
+        let expired: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(k, _)| k)
+            .collect();
+        for key in expired {
+            self.close(key);
+        }
+    }
+}
+
+fn send_reply(socket: &UdpSocket, reply: &[u8], to: std::net::SocketAddr) {
+    // A full send buffer drops the reply; the client retries, as BEP 15 expects.
+    if let Err(e) = socket.send_to(reply, to) {
+        if e.kind() != io::ErrorKind::WouldBlock {
+            log::debug!("udp send to {to}: {e}");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! One HTTP request head in, one response out: routing, parameters, the
+//! tracker call, and the encoding. No socket in sight; the connection code
+//! in [`super::http`] does the buffering and writing.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::full_scrape::{BodyKind, StreamedBody};
+use super::Context;
+use crate::proto::http::{self, RequestError, Route};
+use crate::proto::params::{self, ParamError, StatsMode};
+use crate::proto::response::{self, Connection, HttpError};
+use crate::proto::{bencode, InfoHash};
+use crate::stats::{self, HttpErrorKind};
+use crate::tracker::{Announce, Announced, Families};
+
+const NOT_AUTHORIZED: &str = "Requested download is not authorized for use with this tracker.";
+const NO_INFO_HASH: &str =
+    "Your client forgot to send your torrent's info_hash. Please upgrade your client.";
+
+/// What the connection does after writing the response.
+pub struct Reply {
+    pub close: bool,
+    /// A body still to be streamed after the head.
+    pub body: Option<StreamedBody>,
+}
+
+/// What was answered, for request log lines: the route, or the error.
+pub type Outcome = &'static str;
+
+enum Answer {
+    /// A `text/plain` body, in `ctx.body`.
+    Body,
+    Error(HttpError, HttpErrorKind),
+    Redirect,
+    Stream(BodyKind),
+}
+
+fn param_error(error: ParamError) -> Answer {
+    match error {
+        ParamError::CompactZero => Answer::Error(HttpError::BadRequest, HttpErrorKind::CompactZero),
+        _ => Answer::Error(HttpError::BadRequest, HttpErrorKind::InvalidParameter),
+    }
+}
+
+/// Answers the request in `head` from a client at `client`.
+pub fn respond(
+    ctx: &mut Context,
+    head: &[u8],
+    client: IpAddr,
+    may_keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> (Reply, Outcome) {
+    let request = match http::parse(head, ctx.settings.stats_path.as_bytes()) {
+        Ok(request) => request,
+        Err(RequestError::Parse) => {
+            ctx.counters.http_error(HttpErrorKind::ParseError);
+            response::error(out, HttpError::BadRequest);
+            return (
+                Reply {
+                    close: true,
+                    body: None,
+                },
+                HttpError::BadRequest.status_line(),
+            );
+        }
+    };
+    ctx.body.clear();
+    let (answer, outcome) = match request.route {
+        Route::Announce(query) => (announce(ctx, query, &request, client), "announce"),
+        Route::Scrape(query) => (scrape(ctx, query), "scrape"),
+        Route::FullScrape if ctx.settings.full_scrape => {
+            (Answer::Stream(BodyKind::FullScrape), "full scrape")
+        }
+        Route::Stats(query) => (stats(ctx, query, client), "stats"),
+        Route::Root if ctx.settings.redirect_url.is_some() => (Answer::Redirect, "redirect"),
+        Route::Root | Route::NotFound | Route::FullScrape => (
+            Answer::Error(HttpError::NotFound, HttpErrorKind::NotFound),
+            "",
+        ),
+    };
+    let keep_alive = may_keep_alive && http::wants_keep_alive(&request);
+    let outcome = match &answer {
+        Answer::Error(error, _) => error.status_line(),
+        Answer::Redirect => "302 Found",
+        Answer::Body | Answer::Stream(_) => outcome,
+    };
+    let reply = match answer {
+        Answer::Body => {
+            let connection = match (keep_alive, request.http11) {
+                (false, _) => Connection::Close,
+                (true, true) => Connection::Implicit,
+                (true, false) => Connection::KeepAlive,
+            };
+            response::ok_head(out, ctx.body.len(), connection);
+            out.extend_from_slice(&ctx.body);
+            Reply {
+                close: !keep_alive,
+                body: None,
+            }
+        }
+        Answer::Error(error, kind) => {
+            ctx.counters.http_error(kind);
+            response::error(out, error);
+            Reply {
+                close: true,
+                body: None,
+            }
+        }
+        Answer::Redirect => {
+            ctx.counters.http_error(HttpErrorKind::Redirect);
+            response::redirect(out, ctx.settings.redirect_url.as_deref().unwrap_or("/"));
+            Reply {
+                close: true,
+                body: None,
+            }
+        }
+        Answer::Stream(kind) => {
+            let gzip = http::accepts_gzip(head);
+            if kind == BodyKind::FullScrape {
+                ctx.counters.full_scrapes += 1;
+                log::info!(
+                    "full scrape{} for {client}",
+                    if gzip { " (gzip)" } else { "" }
+                );
+            }
+            response::chunked_head(out, gzip);
+            Reply {
+                close: true,
+                body: Some(StreamedBody::new(kind, gzip)),
+            }
+        }
+    };
+    (reply, outcome)
+}
+
+fn announce(
+    ctx: &mut Context,
+    query: &[u8],
+    request: &http::Request<'_>,
+    client: IpAddr,
+) -> Answer {
+    let params = match params::announce(query) {
+        Ok(params) => params,
+        Err(ParamError::MissingInfoHash) => {
+            bencode::failure(&mut ctx.body, NO_INFO_HASH);
+            return Answer::Body;
+        }
+        Err(error) => return param_error(error),
+    };
+    let ip = match http::forwarded_for(request.head) {
+        Some(forwarded) if ctx.settings.proxy.iter().any(|net| net.contains(client)) => {
+            forwarded.to_canonical()
+        }
+        _ => client,
+    };
+    let numwant = match params.numwant {
+        Some(n) if n >= 0 => (n as u64).min(ctx.settings.numwant_max.into()) as usize,
+        _ => ctx.settings.numwant as usize,
+    };
+    let announce = Announce {
+        info_hash: params.info_hash,
+        peer: SocketAddr::new(ip, params.port),
+        seeding: params.seeding,
+        event: params.event,
+        numwant,
+    };
+    let outcome = ctx.announce(&announce, Families::Both);
+    let interval = ctx.tracker.interval(ctx.settings.interval);
+    match outcome {
+        Announced::Ok { counts, completed } => {
+            ctx.counters.tcp_announces += 1;
+            bencode::announce(&mut ctx.body, counts, interval, &ctx.peers4, &ctx.peers6);
+            if completed {
+                super::udp::log_completed(&announce.info_hash, ip);
+            }
+        }
+        Announced::Stopped { counts } => {
+            ctx.counters.tcp_announces += 1;
+            bencode::stopped(&mut ctx.body, counts, interval, ip.is_ipv6());
+        }
+        Announced::NotAuthorized => bencode::failure(&mut ctx.body, NOT_AUTHORIZED),
+    }
+    Answer::Body
+}
+
+fn scrape(ctx: &mut Context, query: &[u8]) -> Answer {
+    let mut hashes: Vec<InfoHash> = std::mem::take(&mut ctx.scrape_hashes);
+    let answer = match params::scrape(query, &mut hashes) {
+        Ok(()) => {
+            ctx.counters.tcp_scrapes += 1;
+            ctx.body.extend_from_slice(bencode::FILES_OPEN);
+            for hash in &hashes {
+                if let Some(counts) = ctx.tracker.scrape(hash) {
+                    bencode::scrape_entry(&mut ctx.body, hash, counts);
+                }
+            }
+            ctx.body.extend_from_slice(bencode::FILES_CLOSE);
+            Answer::Body
+        }
+        Err(error) => param_error(error),
+    };
+    ctx.scrape_hashes = hashes;
+    answer
+}
+
+fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
+    let allowed = &ctx.settings.stats_allowed;
+    if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(client)) {
+        return Answer::Error(HttpError::Forbidden, HttpErrorKind::AccessDenied);
+    }
+    let mode = match params::stats(query) {
+        Ok(mode) => mode,
+        Err(error) => return param_error(error),
+    };
+    if let StatsMode::Tpbs(format) = mode {
+        return Answer::Stream(BodyKind::Tpbs(format));
+    }
+    let mut text = String::new();
+    let uptime = ctx.uptime_secs();
+    if !stats::render(mode, &ctx.counters, &ctx.tracker, uptime, &mut text) {
+        return Answer::Error(HttpError::BadRequest, HttpErrorKind::InvalidParameter);
+    }
+    ctx.body.extend_from_slice(text.as_bytes());
+    Answer::Body
+}

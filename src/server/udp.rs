@@ -1,0 +1,96 @@
+//! BEP 15 requests: one datagram in, at most one datagram out.
+//!
+//! Anti-amplification rule: nothing but a 16-byte connect reply goes to a
+//! source that has not proven its address with a valid connection id, and
+//! the error reply for a wrong id is only sent when it is no larger than the
+//! request that provoked it.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::Context;
+use crate::proto::{udp, InfoHash};
+use crate::tracker::{Announce, Announced, Families};
+
+/// Peers per reply, as upstream: 200 IPv4 peers, or 66 IPv6 ones so the
+/// reply stays about 1200 bytes and is never fragmented.
+const MAX_PEERS_V4: u32 = 200;
+const MAX_PEERS_V6: u32 = 66;
+
+/// Handles one datagram from `source`, writing the reply (if any) to `out`.
+pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Vec<u8>) {
+    out.clear();
+    ctx.counters.udp_packets += 1;
+    let Some(request) = udp::parse(packet) else {
+        return;
+    };
+    let ip = source.ip().to_canonical();
+    let now = ctx.now;
+    let transaction_id = request.transaction_id();
+    if let Some(connection_id) = request.connection_id() {
+        if !ctx.connection_ids.check(ip, now.into(), connection_id) {
+            ctx.counters.udp_mismatches += 1;
+            if packet.len() >= 8 + udp::MISMATCH_MESSAGE.len() {
+                udp::mismatch_reply(out, transaction_id);
+            }
+            return;
+        }
+    }
+    match request {
+        udp::Request::Connect { transaction_id } => {
+            ctx.counters.udp_connects += 1;
+            udp::connect_reply(out, transaction_id, ctx.connection_ids.make(ip, now.into()));
+        }
+        udp::Request::Announce(announce) => {
+            ctx.counters.udp_announces += 1;
+            let cap = if ip.is_ipv4() {
+                MAX_PEERS_V4
+            } else {
+                MAX_PEERS_V6
+            };
+            let request = Announce {
+                info_hash: announce.info_hash,
+                peer: SocketAddr::new(ip, announce.port),
+                seeding: announce.seeding,
+                event: announce.event,
+                numwant: announce.numwant.min(cap) as usize,
+            };
+            let outcome = ctx.announce(&request, Families::Own);
+            let interval = ctx.tracker.interval(ctx.settings.interval);
+            match outcome {
+                Announced::Ok { counts, completed } => {
+                    udp::announce_reply_head(out, transaction_id, interval, counts);
+                    out.extend_from_slice(if ip.is_ipv4() {
+                        &ctx.peers4
+                    } else {
+                        &ctx.peers6
+                    });
+                    if completed {
+                        log_completed(&request.info_hash, ip);
+                    }
+                }
+                Announced::Stopped { counts } => {
+                    udp::announce_reply_head(out, transaction_id, interval, counts)
+                }
+                Announced::NotAuthorized => udp::not_authorized_reply(out, transaction_id),
+            }
+        }
+        udp::Request::Scrape {
+            transaction_id,
+            hashes,
+            ..
+        } => {
+            ctx.counters.udp_scrapes += 1;
+            udp::scrape_reply_head(out, transaction_id);
+            for raw in hashes.chunks_exact(20) {
+                let mut hash = InfoHash::default();
+                hash.0.copy_from_slice(raw);
+                udp::scrape_reply_entry(out, ctx.tracker.scrape(&hash).unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// Upstream's syslog line for a completed download, at debug level here.
+pub fn log_completed(hash: &InfoHash, ip: IpAddr) {
+    log::debug!("event=completed info_hash={} ip={ip}", hash.to_hex_upper());
+}

@@ -1,0 +1,331 @@
+//! Request counters and upstream opentracker's `/stats` text formats.
+//!
+//! Output is byte-compatible with upstream where monitoring depends on it
+//! (the four-line MRTG blocks, top10, the XML of `everything`), so existing
+//! MRTG setups and Prometheus exporters that scrape `/stats` keep working.
+//! Two upstream bugs are fixed: `fscr` counts full scrapes (upstream always
+//! shows 0) and `herr` prints the counters its labels name.
+
+use std::fmt::Write as _;
+
+use crate::proto::params::{StatsMode, TpbsFormat};
+use crate::proto::{InfoHash, SwarmCounts};
+use crate::tracker::{Totals, Tracker};
+
+/// Upstream's HTTP error counter names, in its order.
+pub const HTTP_ERROR_NAMES: [&str; 9] = [
+    "302 Redirect",
+    "400 Parse Error",
+    "400 Invalid Parameter",
+    "400 Invalid Parameter (compact=0)",
+    "400 Not Modest",
+    "402 Payment Required",
+    "403 Access Denied",
+    "404 Not found",
+    "500 Internal Server Error",
+];
+
+/// Which HTTP error counter to bump (index into [`HTTP_ERROR_NAMES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpErrorKind {
+    Redirect = 0,
+    ParseError = 1,
+    InvalidParameter = 2,
+    CompactZero = 3,
+    AccessDenied = 6,
+    NotFound = 7,
+    Internal = 8,
+}
+
+/// Event counters since start.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub tcp_accepts: u64,
+    pub tcp_announces: u64,
+    pub tcp_scrapes: u64,
+    pub udp_packets: u64,
+    pub udp_connects: u64,
+    pub udp_announces: u64,
+    pub udp_scrapes: u64,
+    pub udp_mismatches: u64,
+    pub full_scrapes: u64,
+    pub full_scrape_bytes: u64,
+    pub http_errors: [u64; 9],
+}
+
+impl Counters {
+    pub fn http_error(&mut self, kind: HttpErrorKind) {
+        self.http_errors[kind as usize] += 1;
+    }
+
+    /// Requests answered, for the STATUS line's requests/s.
+    pub fn answered(&self) -> u64 {
+        self.tcp_announces
+            + self.tcp_scrapes
+            + self.udp_connects
+            + self.udp_announces
+            + self.udp_scrapes
+    }
+}
+
+/// The version line of `mode=version`.
+pub const VERSION: &str = concat!("opentracker ", env!("CARGO_PKG_VERSION"), " (Rust)\n");
+
+fn mrtg(out: &mut String, first: u64, second: u64, uptime: u64, label: &str) {
+    let _ = write!(
+        out,
+        "{first}\n{second}\n{uptime} seconds ({} hours)\n{label}",
+        uptime / 3600
+    );
+}
+
+fn per_second(events: u64, seconds: u64) -> u64 {
+    events / seconds.max(1)
+}
+
+/// Renders an immediate (non-streamed) stats mode into `out`. Returns false
+/// for modes that are streamed ([`StatsMode::Tpbs`]) or not implemented.
+pub fn render(
+    mode: StatsMode,
+    counters: &Counters,
+    tracker: &Tracker,
+    uptime: u64,
+    out: &mut String,
+) -> bool {
+    let c = counters;
+    let totals = tracker.totals();
+    let conns = c.tcp_accepts + c.udp_packets;
+    let successes = c.tcp_announces + c.udp_announces + c.udp_connects;
+    match mode {
+        StatsMode::Peer => {
+            let _ = write!(
+                out,
+                "{}\n{}\nopentracker serving {} torrents\nopentracker",
+                totals.peers, totals.seeders, totals.torrents
+            );
+        }
+        StatsMode::Torrents => {
+            let _ = write!(
+                out,
+                "{0}\n0\nopentracker serving {0} torrents\nopentracker",
+                totals.torrents
+            );
+        }
+        StatsMode::Conn => {
+            let label = format!(
+                "opentracker connections, {} conns/s :: {} success/s.",
+                per_second(conns, uptime),
+                per_second(successes, uptime)
+            );
+            mrtg(out, conns, successes, uptime, &label);
+        }
+        StatsMode::Udp4 => {
+            let ok = c.udp_announces + c.udp_connects;
+            let label = format!(
+                "opentracker udp4 stats, {} conns/s :: {} success/s.",
+                per_second(c.udp_packets, uptime),
+                per_second(ok, uptime)
+            );
+            mrtg(out, c.udp_packets, ok, uptime, &label);
+        }
+        StatsMode::Tcp4 => {
+            let label = format!(
+                "opentracker tcp4 stats, {} conns/s :: {} success/s.",
+                per_second(c.tcp_accepts, uptime),
+                per_second(c.tcp_announces, uptime)
+            );
+            mrtg(out, c.tcp_accepts, c.tcp_announces, uptime, &label);
+        }
+        StatsMode::Scrape => {
+            let label = format!(
+                "opentracker scrape stats, {} scrape/s (tcp and udp)",
+                per_second(c.tcp_scrapes + c.udp_scrapes, uptime)
+            );
+            mrtg(out, c.tcp_scrapes, c.udp_scrapes, uptime, &label);
+        }
+        StatsMode::FullScrape => {
+            let label = format!(
+                "opentracker full scrape stats, {} conns/s :: {} bytes/s.",
+                per_second(c.full_scrapes, uptime),
+                per_second(c.full_scrape_bytes, uptime)
+            );
+            mrtg(
+                out,
+                c.full_scrapes * 1000,
+                c.full_scrape_bytes,
+                uptime,
+                &label,
+            );
+        }
+        StatsMode::Completed => {
+            let label = format!(
+                "opentracker, {} completed/h.",
+                per_second(totals.completed, uptime / 3600)
+            );
+            mrtg(out, totals.completed, 0, uptime, &label);
+        }
+        StatsMode::Syncs => {
+            let label = format!(
+                "opentracker connections, {} conns/s :: {} success/s.",
+                per_second(conns, uptime),
+                per_second(successes, uptime)
+            );
+            mrtg(out, 0, 0, uptime, &label);
+        }
+        StatsMode::HttpErrors => {
+            let e = &c.http_errors;
+            let _ = write!(
+                out,
+                "302 RED {}\n400 ... {}\n400 PAR {}\n400 COM {}\n403 IP  {}\n404 INV {}\n500 SRV {}\n",
+                e[0], e[1], e[2], e[3], e[6], e[7], e[8]
+            );
+        }
+        StatsMode::Renew => {
+            for (minutes, count) in tracker.renew_histogram().iter().enumerate() {
+                let _ = writeln!(out, "{minutes:02} {count}");
+            }
+        }
+        StatsMode::Version => out.push_str(VERSION),
+        StatsMode::Top10 => top(out, tracker, 10),
+        StatsMode::Top100 => top(out, tracker, 100),
+        StatsMode::Everything => everything(out, c, tracker, &totals, uptime),
+        StatsMode::Busy | StatsMode::Tpbs(_) => return false,
+    }
+    true
+}
+
+fn top(out: &mut String, tracker: &Tracker, n: usize) {
+    let tops = tracker.top(n);
+    for (title, list) in ["peers", "seeds", "leechers"].iter().zip(tops.iter()) {
+        let _ = writeln!(out, "Top {n} torrents by {title}:");
+        for (count, hash) in list {
+            let _ = writeln!(out, "\t{count}\t{}", hash.to_hex_upper());
+        }
+    }
+}
+
+fn everything(out: &mut String, c: &Counters, tracker: &Tracker, totals: &Totals, uptime: u64) {
+    let _ = write!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n  <tracker_id>0</tracker_id>\n  <version>\n{}  </version>\n  <uptime>{uptime}</uptime>\n  <torrents>\n    <count_mutex>{t}</count_mutex>\n    <count_iterator>{t}</count_iterator>\n  </torrents>\n  <peers>\n    <count>{}</count>\n  </peers>\n  <seeds>\n    <count>{}</count>\n  </seeds>\n  <completed>\n    <count>{}</count>\n  </completed>\n",
+        VERSION,
+        totals.peers,
+        totals.seeders,
+        totals.completed,
+        t = totals.torrents
+    );
+    let _ = write!(
+        out,
+        "  <connections>\n    <tcp>\n      <accept>{}</accept>\n      <announce>{}</announce>\n      <scrape>{}</scrape>\n    </tcp>\n    <udp>\n      <overall>{}</overall>\n      <connect>{}</connect>\n      <announce>{}</announce>\n      <scrape>{}</scrape>\n      <missmatch>{}</missmatch>\n    </udp>\n    <livesync>\n      <count>0</count>\n    </livesync>\n  </connections>\n  <debug>\n    <renew>\n",
+        c.tcp_accepts, c.tcp_announces, c.tcp_scrapes, c.udp_packets, c.udp_connects, c.udp_announces, c.udp_scrapes, c.udp_mismatches
+    );
+    for (minutes, count) in tracker.renew_histogram().iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "      <count interval=\"{minutes:02}\">{count}</count>"
+        );
+    }
+    out.push_str("    </renew>\n    <http_error>\n");
+    for (name, count) in HTTP_ERROR_NAMES.iter().zip(c.http_errors) {
+        let _ = writeln!(out, "      <count code=\"{name}\">{count}</count>");
+    }
+    out.push_str("    </http_error>\n    <mutex_stall>\n      <count>0</count>\n    </mutex_stall>\n  </debug>\n</stats>");
+}
+
+/// One torrent's line of `mode=tpbs` in the given format.
+pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts: SwarmCounts) {
+    match format {
+        TpbsFormat::Bin => {
+            out.extend_from_slice(&hash.0);
+            out.extend_from_slice(&counts.seeders.to_be_bytes());
+            out.extend_from_slice(&counts.leechers.to_be_bytes());
+        }
+        TpbsFormat::Ben => crate::proto::bencode::scrape_entry(out, hash, counts),
+        TpbsFormat::Url => {
+            for byte in hash.0 {
+                if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                    out.push(byte);
+                } else {
+                    out.extend_from_slice(format!("%{byte:02X}").as_bytes());
+                }
+            }
+            out.extend_from_slice(format!(":{}:{}\n", counts.seeders, counts.leechers).as_bytes());
+        }
+        TpbsFormat::Txt => {
+            out.extend_from_slice(
+                format!(
+                    "{}:{}:{}\n",
+                    hash.to_hex_upper(),
+                    counts.seeders,
+                    counts.leechers
+                )
+                .as_bytes(),
+            );
+        }
+        TpbsFormat::Txtp => out.extend_from_slice(
+            format!(
+                "{}:{}:{}:{}\n",
+                hash.to_hex_upper(),
+                counts.seeders,
+                counts.leechers,
+                counts.completed
+            )
+            .as_bytes(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::Timeouts;
+
+    #[test]
+    fn mrtg_blocks() {
+        let tracker = Tracker::new(
+            Timeouts {
+                peer: 10,
+                torrent: 10,
+            },
+            1,
+        );
+        let mut counters = Counters {
+            tcp_accepts: 10,
+            udp_packets: 20,
+            udp_connects: 5,
+            ..Counters::default()
+        };
+        counters.http_error(HttpErrorKind::NotFound);
+        let mut out = String::new();
+        assert!(render(StatsMode::Peer, &counters, &tracker, 10, &mut out));
+        assert_eq!(out, "0\n0\nopentracker serving 0 torrents\nopentracker");
+        out.clear();
+        render(StatsMode::Conn, &counters, &tracker, 10, &mut out);
+        assert_eq!(
+            out,
+            "30\n5\n10 seconds (0 hours)\nopentracker connections, 3 conns/s :: 0 success/s."
+        );
+        out.clear();
+        render(StatsMode::HttpErrors, &counters, &tracker, 10, &mut out);
+        assert!(out.contains("404 INV 1\n"));
+        out.clear();
+        render(StatsMode::Everything, &counters, &tracker, 10, &mut out);
+        assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
+        assert!(!render(StatsMode::Busy, &counters, &tracker, 10, &mut out));
+    }
+
+    #[test]
+    fn tpbs_formats() {
+        let counts = SwarmCounts {
+            seeders: 1,
+            leechers: 2,
+            completed: 3,
+        };
+        let mut out = Vec::new();
+        tpbs_entry(&mut out, TpbsFormat::Txtp, &InfoHash([0xab; 20]), counts);
+        assert_eq!(out, format!("{}:1:2:3\n", "AB".repeat(20)).as_bytes());
+        out.clear();
+        tpbs_entry(&mut out, TpbsFormat::Bin, &InfoHash([0; 20]), counts);
+        assert_eq!(out.len(), 28);
+    }
+}

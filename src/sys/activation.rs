@@ -1,0 +1,80 @@
+//! systemd socket activation: adopt the sockets passed as fds 3, 4, … when
+//! `LISTEN_PID` is this process, tell TCP from UDP by `SO_TYPE`, log the
+//! names from `LISTEN_FDNAMES`, and unset the variables so no child
+//! inherits them. Off Linux nothing is ever passed.
+
+use std::io;
+use std::net::{TcpListener, UdpSocket};
+
+/// Sockets handed over by the service manager.
+#[derive(Debug, Default)]
+pub struct Passed {
+    pub tcp: Vec<TcpListener>,
+    pub udp: Vec<UdpSocket>,
+}
+
+impl Passed {
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_empty() && self.udp.is_empty()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn socket_type(fd: std::os::fd::RawFd) -> io::Result<libc::c_int> {
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `kind`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(kind)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Takes the passed sockets, if any.
+#[cfg(target_os = "linux")]
+pub fn take() -> Result<Passed, String> {
+    use std::os::fd::FromRawFd;
+
+    let fds =
+        sd_notify::listen_fds_with_names(true).map_err(|e| format!("socket activation: {e}"))?;
+    let mut passed = Passed::default();
+    for (fd, name) in fds {
+        let kind =
+            socket_type(fd).map_err(|e| format!("socket activation: fd {fd} ({name}): {e}"))?;
+        // SAFETY: systemd passed us this fd for our exclusive use; it is a
+        // socket of the type just checked, and nothing else owns it.
+        match kind {
+            libc::SOCK_STREAM => passed.tcp.push(unsafe { TcpListener::from_raw_fd(fd) }),
+            libc::SOCK_DGRAM => passed.udp.push(unsafe { UdpSocket::from_raw_fd(fd) }),
+            _ => {
+                return Err(format!(
+                    "socket activation: fd {fd} ({name}) is neither a stream nor a datagram socket"
+                ))
+            }
+        }
+        log::info!(
+            "adopted {} socket fd {fd} named {name:?}",
+            if kind == libc::SOCK_STREAM {
+                "TCP"
+            } else {
+                "UDP"
+            }
+        );
+    }
+    Ok(passed)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn take() -> Result<Passed, String> {
+    Ok(Passed::default())
+}

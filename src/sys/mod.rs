@@ -1,0 +1,20 @@
+//! OS integration, and nothing about BitTorrent.
+//!
+//! What each part provides:
+//! - [`signals`]: SIGHUP, SIGTERM and SIGINT as a source the event loop polls.
+//! - [`log`]: the `log` facade to syslog (facility daemon) or stderr; the
+//!   syslog socket is connected at start, before any chroot.
+//! - [`notify`]: sd_notify messages over a socket connected before chroot;
+//!   does nothing without `NOTIFY_SOCKET`.
+//! - [`activation`]: sockets passed by systemd (`LISTEN_FDS`), sorted into
+//!   TCP listeners and UDP sockets; none off Linux.
+//! - [`privileges`]: chroot, user switch, capabilities cleared, no_new_privs.
+//!
+//! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
+//! same functions exist and do the portable part (or nothing).
+
+pub mod activation;
+pub mod log;
+pub mod notify;
+pub mod privileges;
+pub mod signals;
