@@ -35,8 +35,15 @@ pub struct Connection {
     served: u32,
     /// Close once the output is written.
     closing: bool,
+    /// Response written and our side shut down; discarding input until the
+    /// client closes, so unread bytes do not turn our close into a reset
+    /// that destroys the response in flight.
+    lingering: bool,
     eof: bool,
 }
+
+/// How long a lingering close waits for the client to hang up.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Whether the connection lives on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +64,7 @@ impl Connection {
             deadline,
             served: 0,
             closing: false,
+            lingering: false,
             eof: false,
         }
     }
@@ -79,7 +87,18 @@ impl Connection {
                 Err(_) => return Next::Close,
             };
             if self.closing && !self.is_writing() {
-                return Next::Close;
+                if self.eof {
+                    return Next::Close;
+                }
+                if !self.lingering {
+                    self.lingering = true;
+                    self.input.clear();
+                    self.deadline = ctx.instant + LINGER;
+                    if self.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                        return Next::Close;
+                    }
+                    continue;
+                }
             }
             if self.eof && !self.is_writing() && head_len(&self.input).is_none() {
                 return Next::Close;
@@ -101,6 +120,7 @@ impl Connection {
                     self.eof = true;
                     progress = true;
                 }
+                Ok(_) if self.lingering => progress = true,
                 Ok(n) => {
                     self.input.extend_from_slice(&chunk[..n]);
                     progress = true;

@@ -1,0 +1,139 @@
+//! White- and blacklists, SIGHUP reload, and bad list files.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn hex(bytes: &[u8; 20]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn http_allowed(tracker: &Tracker, n: u8) -> bool {
+    let text = tracker.get(&announce_path(&hash(n), 1, "")).text();
+    if text.contains("failure reason") {
+        assert_eq!(
+            text,
+            "d14:failure reason63:Requested download is not authorized for use with this tracker.e"
+        );
+        false
+    } else {
+        true
+    }
+}
+
+fn udp_allowed(tracker: &Tracker, n: u8) -> bool {
+    let reply = Udp::new(tracker.v4()).announce(&hash(n), 1, 0, 0, 10);
+    reply.len() != 8
+}
+
+fn reload(tracker: &mut Tracker) {
+    tracker.clear_messages();
+    tracker.signal("HUP");
+    assert!(
+        tracker.wait_for_message("RELOADING=1", Duration::from_secs(10)),
+        "no RELOADING=1"
+    );
+    assert!(
+        tracker.wait_for_message("READY=1", Duration::from_secs(10)),
+        "no READY=1 after reload"
+    );
+}
+
+#[test]
+fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
+    let dir = TestDir::new();
+    let list = dir.write(
+        "whitelist.txt",
+        &format!("# allowed torrents\n{}\n", hex(&hash(1))),
+    );
+    let toml = format!("[access]\nwhitelist = \"{}\"\n", list.display());
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    assert!(http_allowed(&tracker, 1));
+    assert!(!http_allowed(&tracker, 2));
+    assert!(!udp_allowed(&tracker, 2));
+    // A refused torrent is never created, so scrapes don't show it.
+    assert_eq!(
+        tracker
+            .get(&format!("/scrape?info_hash={}", urlencode(&hash(2))))
+            .body,
+        b"d5:filesdee"
+    );
+
+    std::fs::write(
+        &list,
+        format!("{}\n{}  # added later\n", hex(&hash(1)), hex(&hash(2))),
+    )
+    .unwrap();
+    reload(&mut tracker);
+    assert!(http_allowed(&tracker, 2));
+    assert!(udp_allowed(&tracker, 2));
+
+    // A malformed file: error naming file and line, old list kept.
+    std::fs::write(&list, format!("{}\nnot-a-hash\n", hex(&hash(3)))).unwrap();
+    reload(&mut tracker);
+    assert!(http_allowed(&tracker, 2));
+    assert!(!http_allowed(&tracker, 3));
+    let log = tracker.stderr();
+    assert!(
+        log.contains(&format!(
+            "access list {}: line 2: expected 40 or 64 hex digits",
+            list.display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("keeping the previous list of 2 hashes"),
+        "{log}"
+    );
+
+    // An unreadable (here: missing) file: same.
+    std::fs::remove_file(&list).unwrap();
+    reload(&mut tracker);
+    assert!(http_allowed(&tracker, 2));
+    assert!(tracker.stderr().contains("No such file"));
+    assert!(tracker.is_alive());
+}
+
+#[test]
+fn blacklist_and_v2_hashes() {
+    let dir = TestDir::new();
+    let mut v2 = hash(5).to_vec();
+    v2.extend_from_slice(&[0xee; 12]);
+    let v2_hex: String = v2.iter().map(|b| format!("{b:02X}")).collect();
+    let list = dir.write("blacklist.txt", &format!("{v2_hex}\n"));
+    let tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml: format!("[access]\nblacklist = \"{}\"\n", list.display()),
+            ..Launch::default()
+        },
+    );
+    assert!(
+        !http_allowed(&tracker, 5),
+        "a 64-hex v2 entry blocks its 20-byte truncation"
+    );
+    assert!(http_allowed(&tracker, 6));
+    assert!(!udp_allowed(&tracker, 5));
+}
+
+#[test]
+fn bad_list_at_start_is_fatal() {
+    let dir = TestDir::new();
+    let list = dir.write("whitelist.txt", "0123\n");
+    let config = dir.write("c.toml", &format!("[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\nwhitelist = \"{}\"\n[log]\ntarget = \"stderr\"\n", free_port(), list.display()));
+    let (status, _, stderr) = run_binary(&["-f", config.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(stderr.contains("whitelist.txt: line 1"), "{stderr}");
+    let missing = dir.write("c2.toml", &format!("[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\nwhitelist = \"{}\"\n[log]\ntarget = \"stderr\"\n", free_port(), dir.path("absent").display()));
+    let (status, _, stderr) = run_binary(&["-f", missing.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(stderr.contains("absent: No such file"), "{stderr}");
+}

@@ -1,0 +1,507 @@
+//! Test harness: starts the real `opentracker` binary on free loopback ports,
+//! waits for its READY=1 on a notify socket of the test's own (no sleeping),
+//! and speaks raw HTTP and UDP to it.
+#![allow(dead_code)]
+
+pub mod bencode;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_opentracker");
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Says loudly that a test did not run, so it never passes silently.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// A world-readable scratch directory (the tracker may run as nobody).
+pub struct TestDir(pub PathBuf);
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "ot-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&path)
+            .expect("create test dir");
+        TestDir(path)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write test file");
+        path
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port free for TCP and UDP on both 127.0.0.1 and ::1 right now.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let probe = TcpListener::bind("127.0.0.1:0").expect("bind probe");
+        let port = probe.local_addr().unwrap().port();
+        let free = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("::1", port)).is_ok()
+            && UdpSocket::bind(("::1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port found");
+}
+
+/// A running tracker; killed when dropped.
+pub struct Tracker {
+    pub child: Child,
+    pub port: u16,
+    pub dir: TestDir,
+    pub notify: UnixDatagram,
+    /// Notify messages received so far, in order.
+    pub messages: Vec<String>,
+}
+
+/// How to start a tracker.
+pub struct Launch {
+    /// Extra TOML appended after the harness's `[listen]` and `[log]`.
+    pub toml: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Write no `[listen]` section (the test passes listeners itself).
+    pub own_listeners: bool,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            toml: String::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            own_listeners: false,
+        }
+    }
+}
+
+impl Tracker {
+    pub fn start(toml: &str) -> Tracker {
+        Tracker::launch(Launch {
+            toml: toml.to_string(),
+            ..Launch::default()
+        })
+    }
+
+    pub fn launch(launch: Launch) -> Tracker {
+        Self::launch_in(TestDir::new(), launch)
+    }
+
+    pub fn launch_in(mut dir: TestDir, launch: Launch) -> Tracker {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut config = String::new();
+            if !launch.own_listeners {
+                config.push_str(&format!(
+                    "[listen]\ntcp_udp = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]\n"
+                ));
+            }
+            if !launch.toml.contains("[log]") {
+                config.push_str("[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n");
+            }
+            config.push_str(&launch.toml);
+            let config_path = dir.write("opentracker.toml", &config);
+            let notify_path = dir.path("notify.sock");
+            let _ = std::fs::remove_file(&notify_path);
+            let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+            notify
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let stderr = std::fs::File::create(dir.path("stderr.log")).expect("stderr log");
+            let mut command = Command::new(BINARY);
+            command
+                .arg("-f")
+                .arg(&config_path)
+                .args(&launch.args)
+                .env("NOTIFY_SOCKET", &notify_path)
+                .env_remove("LISTEN_FDS")
+                .env_remove("LISTEN_PID")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr);
+            for (key, value) in &launch.env {
+                command.env(key, value);
+            }
+            let child = command.spawn().expect("spawn opentracker");
+            let mut tracker = Tracker {
+                child,
+                port,
+                dir,
+                notify,
+                messages: Vec::new(),
+            };
+            if tracker.wait_for_message("READY=1", START_TIMEOUT) {
+                return tracker;
+            }
+            let log = tracker.stderr();
+            if !log.contains("Address already in use") {
+                panic!("tracker did not become ready; stderr:\n{log}");
+            }
+            // Lost a race for the port: try another.
+            let _ = tracker.child.kill();
+            let _ = tracker.child.wait();
+            dir = std::mem::replace(&mut tracker.dir, TestDir(PathBuf::new()));
+        }
+        panic!("could not start a tracker");
+    }
+
+    /// Waits until a notify message containing `needle` arrives (or was seen).
+    pub fn wait_for_message(&mut self, needle: &str, timeout: Duration) -> bool {
+        if self.messages.iter().any(|m| m.contains(needle)) {
+            return true;
+        }
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        while start.elapsed() < timeout {
+            match self.notify.recv(&mut buf) {
+                Ok(n) => {
+                    let message = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let hit = message.contains(needle);
+                    self.messages.push(message);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(_)) = self.child.try_wait() {
+                        return false;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Forgets notify messages seen so far.
+    pub fn clear_messages(&mut self) {
+        self.messages.clear();
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn v4(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn v6(&self) -> SocketAddr {
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, self.port))
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        wait_exit(&mut self.child, Duration::from_secs(10))
+            .expect("tracker did not exit after SIGTERM")
+    }
+
+    pub fn get(&self, target: &str) -> Response {
+        http(self.v4(), &format!("GET {target} HTTP/1.0\r\n\r\n"))
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Runs the binary to completion with `args`; returns (status, stdout, stderr).
+pub fn run_binary(args: &[&str]) -> (ExitStatus, String, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run opentracker");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// An HTTP response as read off the wire.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub status_line: String,
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked when the response was chunked.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    pub fn bencode(&self) -> bencode::Value {
+        bencode::decode(&self.body).unwrap_or_else(|| panic!("not bencode: {:?}", self.text()))
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let len = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+            .unwrap();
+        if len == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + len]);
+        data = &data[line_end + 4 + len..];
+    }
+}
+
+/// Parses one response from the front of `raw`; returns it and its length.
+pub fn parse_response(raw: &[u8]) -> Option<(Response, usize)> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?.to_string();
+    let status = status_line.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let (body, used) = if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let rest = &raw[head_end..];
+        let end = rest.windows(5).position(|w| w == b"0\r\n\r\n")? + 5;
+        (dechunk(&rest[..end]), head_end + end)
+    } else if let Some(len) = find("content-length") {
+        let len: usize = len.parse().ok()?;
+        if raw.len() < head_end + len {
+            return None;
+        }
+        (raw[head_end..head_end + len].to_vec(), head_end + len)
+    } else {
+        (raw[head_end..].to_vec(), raw.len())
+    };
+    Some((
+        Response {
+            status,
+            status_line,
+            headers,
+            body,
+        },
+        used,
+    ))
+}
+
+/// Sends `request` on a fresh connection and reads until the server closes.
+pub fn http(addr: SocketAddr, request: &str) -> Response {
+    http_bytes(addr, request.as_bytes())
+}
+
+pub fn http_bytes(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+        .map(|(response, _)| response)
+        .unwrap_or_else(|| panic!("bad response: {:?}", String::from_utf8_lossy(&raw)))
+}
+
+/// Percent-encodes every byte.
+pub fn urlencode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02x}")).collect()
+}
+
+pub fn hash(n: u8) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    h[0] = 0xa5;
+    h[19] = n;
+    h
+}
+
+pub fn announce_path(info_hash: &[u8; 20], port: u16, extra: &str) -> String {
+    format!(
+        "/announce?info_hash={}&peer_id={}&port={port}&left=100{extra}",
+        urlencode(info_hash),
+        urlencode(&[b'P'; 20])
+    )
+}
+
+/// A BEP 15 client bound to a loopback address of the tracker's family.
+pub struct Udp {
+    pub socket: UdpSocket,
+    pub to: SocketAddr,
+}
+
+impl Udp {
+    pub fn new(to: SocketAddr) -> Udp {
+        let local: SocketAddr = if to.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        }
+        .parse()
+        .unwrap();
+        let socket = UdpSocket::bind(local).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        Udp { socket, to }
+    }
+
+    /// Sends a datagram and returns the reply, or None after a timeout.
+    pub fn exchange(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        self.socket.send_to(packet, self.to).unwrap();
+        let mut buf = [0u8; 4096];
+        match self.socket.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    pub fn connect(&self) -> u64 {
+        let mut packet = 0x41727101980u64.to_be_bytes().to_vec();
+        packet.extend_from_slice(&0u32.to_be_bytes());
+        packet.extend_from_slice(&7u32.to_be_bytes());
+        let reply = self.exchange(&packet).expect("connect reply");
+        assert_eq!(reply.len(), 16);
+        assert_eq!(&reply[..8], &[0, 0, 0, 0, 0, 0, 0, 7]);
+        u64::from_be_bytes(reply[8..16].try_into().unwrap())
+    }
+
+    pub fn announce_packet(
+        connection_id: u64,
+        info_hash: &[u8; 20],
+        port: u16,
+        left: u64,
+        event: u32,
+        numwant: i32,
+    ) -> Vec<u8> {
+        let mut p = Vec::with_capacity(98);
+        p.extend_from_slice(&connection_id.to_be_bytes());
+        p.extend_from_slice(&1u32.to_be_bytes());
+        p.extend_from_slice(&99u32.to_be_bytes());
+        p.extend_from_slice(info_hash);
+        p.extend_from_slice(&[b'U'; 20]);
+        p.extend_from_slice(&0u64.to_be_bytes());
+        p.extend_from_slice(&left.to_be_bytes());
+        p.extend_from_slice(&0u64.to_be_bytes());
+        p.extend_from_slice(&event.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        p.extend_from_slice(&numwant.to_be_bytes());
+        p.extend_from_slice(&port.to_be_bytes());
+        p
+    }
+
+    pub fn announce(
+        &self,
+        info_hash: &[u8; 20],
+        port: u16,
+        left: u64,
+        event: u32,
+        numwant: i32,
+    ) -> Vec<u8> {
+        let id = self.connect();
+        self.exchange(&Self::announce_packet(
+            id, info_hash, port, left, event, numwant,
+        ))
+        .expect("announce reply")
+    }
+
+    pub fn scrape(&self, hashes: &[[u8; 20]]) -> Vec<u8> {
+        let id = self.connect();
+        let mut p = id.to_be_bytes().to_vec();
+        p.extend_from_slice(&2u32.to_be_bytes());
+        p.extend_from_slice(&5u32.to_be_bytes());
+        for h in hashes {
+            p.extend_from_slice(h);
+        }
+        self.exchange(&p).expect("scrape reply")
+    }
+}
+
+pub fn be32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+pub fn path_exists(path: &Path) -> bool {
+    path.exists()
+}

@@ -1,0 +1,196 @@
+//! Configuration: upstream's opentracker.conf unchanged, TOML errors with
+//! file:line, --check-config, and upstream's command-line flags.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn upstream_conf_runs_unchanged() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let list = dir.write(
+        "whitelist.txt",
+        &format!(
+            "{}\n",
+            hash(1)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
+    );
+    let conf = dir.write(
+        "opentracker.conf",
+        &format!(
+            "# opentracker config file, upstream format\n\
+             listen.tcp_udp 127.0.0.1:{port}\n\
+             listen.udp [::1]:{port}\n\
+             access.whitelist {}\n\
+             access.stats 127.0.0.1\n\
+             access.stats_path ot-stats\n\
+             tracker.redirect_url https://example.org/\n",
+            list.display()
+        ),
+    );
+    let notify_path = dir.path("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = std::process::Command::new(BINARY)
+        .args(["-f", conf.to_str().unwrap(), "--log", "stderr"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = notify.recv(&mut buf).expect("READY=1");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let v4: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    assert_eq!(
+        http(v4, "GET /ot-stats?mode=torr HTTP/1.0\r\n\r\n").status,
+        200
+    );
+    assert_eq!(
+        http(v4, "GET / HTTP/1.0\r\n\r\n").header("location"),
+        Some("https://example.org/")
+    );
+    let refused = http(
+        v4,
+        &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(2), 1, "")),
+    );
+    assert!(refused.text().contains("not authorized"));
+    let v6 = Udp::new(([0u16, 0, 0, 0, 0, 0, 0, 1], port).into());
+    assert_eq!(v6.announce(&hash(1), 1, 0, 0, 10).len(), 20 + 18);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn check_config_prints_effective_configuration() {
+    let dir = TestDir::new();
+    let good = dir.write("good.toml", "[tracker]\ninterval = 900\n");
+    let (status, stdout, _) =
+        run_binary(&["--check-config", "-f", good.to_str().unwrap(), "-p", "8080"]);
+    assert!(status.success());
+    assert!(stdout.contains("interval = 900"), "{stdout}");
+    assert!(stdout.contains("\"[::]:8080\""), "{stdout}");
+    let (status, stdout, _) = run_binary(&["--check-config"]);
+    assert!(status.success());
+    assert!(stdout.contains("\"[::]:6969\""), "{stdout}");
+}
+
+#[test]
+fn bad_files_name_file_and_line() {
+    let dir = TestDir::new();
+    let cases = [
+        (
+            "unknown.toml",
+            "[tracker]\ninterval = 900\nintervall = 5\n",
+            ":3: unknown field `intervall`",
+        ),
+        (
+            "value.toml",
+            "[listen]\ntcp = [\"127.0.0.1:99999\"]\n",
+            ":2: ",
+        ),
+        ("type.toml", "[http]\nkeep_alive = \"yes\"\n", ":2: "),
+        (
+            "legacy.conf",
+            "listen.tcp_udp 127.0.0.1\naccess.whitelst /x\n",
+            ":2: unknown key \"access.whitelst\"",
+        ),
+        (
+            "both.toml",
+            "[access]\nwhitelist = \"/a\"\nblacklist = \"/b\"\n",
+            "both set",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.write(name, text);
+        let (status, _, stderr) = run_binary(&["--check-config", "-f", path.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(1), "{name}");
+        assert!(
+            stderr.contains(&format!("{}{expected}", path.display()))
+                || (expected == "both set" && stderr.contains(expected)),
+            "{name}: {stderr}"
+        );
+        // The same file never starts a tracker.
+        let (status, _, _) = run_binary(&["-f", path.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(1), "{name}");
+    }
+    let (status, _, stderr) = run_binary(&["-f", dir.path("missing.toml").to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("cannot read"), "{stderr}");
+}
+
+#[test]
+fn upstream_flags() {
+    let (status, stdout, _) = run_binary(&["-h"]);
+    assert!(status.success() && stdout.contains("-P port"));
+    let (status, _, stderr) = run_binary(&["-v"]);
+    assert!(status.success(), "{stderr}");
+    let (status, _, stderr) = run_binary(&["-Z"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("Usage:"));
+    let (status, stdout, _) = run_binary(&[
+        "--check-config",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        "81",
+        "-P",
+        "82",
+        "-r",
+        "http://cli/",
+        "-A",
+        "10.0.0.0/8",
+    ]);
+    assert!(status.success());
+    assert!(
+        stdout.contains("tcp = [\"127.0.0.1:81\"]") && stdout.contains("udp = [\"127.0.0.1:82\"]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("redirect_url = \"http://cli/\""),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cli_overrides_file() {
+    let tracker = Tracker::launch(Launch {
+        toml: "[tracker]\nredirect_url = \"http://file/\"\n".into(),
+        args: vec!["-r".into(), "http://cli/".into()],
+        ..Launch::default()
+    });
+    assert_eq!(tracker.get("/").header("location"), Some("http://cli/"));
+}
+
+#[test]
+fn port_in_use_is_a_clear_fatal_error() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let (status, _, stderr) = run_binary(&[
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "--log",
+        "stderr",
+    ]);
+    assert_eq!(status.code(), Some(111));
+    assert!(
+        stderr.contains(&format!(
+            "bind TCP 127.0.0.1:{port}: Address already in use"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains("error")).count(),
+        1,
+        "one line: {stderr}"
+    );
+}

@@ -1,0 +1,452 @@
+//! HTTP announce, scrape, full scrape, stats, redirect and bad input, over
+//! the wire against the real binary.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::bencode::Value;
+use common::*;
+
+fn announce(tracker: &Tracker, info_hash: &[u8; 20], port: u16, extra: &str) -> Value {
+    let response = tracker.get(&announce_path(info_hash, port, extra));
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("content-type"), Some("text/plain"));
+    response.bencode()
+}
+
+#[test]
+fn announce_reply_has_upstream_keys_and_returns_self() {
+    let tracker = Tracker::start("");
+    let reply = announce(&tracker, &hash(1), 6881, "");
+    let keys: Vec<&[u8]> = reply.dict().keys().map(|k| k.as_slice()).collect();
+    assert_eq!(
+        keys,
+        [
+            &b"complete"[..],
+            b"downloaded",
+            b"incomplete",
+            b"interval",
+            b"min interval",
+            b"peers"
+        ]
+    );
+    let interval = reply.int("interval");
+    assert!((1620..1980).contains(&interval), "interval {interval}");
+    assert_eq!(reply.int("min interval"), interval / 2);
+    assert_eq!(reply.bytes("peers"), &[127, 0, 0, 1, 0x1a, 0xe1]);
+    assert_eq!((reply.int("complete"), reply.int("incomplete")), (0, 1));
+}
+
+#[test]
+fn both_families_in_one_reply() {
+    let tracker = Tracker::start("");
+    announce(&tracker, &hash(2), 1000, "");
+    let response = http(
+        tracker.v6(),
+        &format!(
+            "GET {} HTTP/1.0\r\n\r\n",
+            announce_path(&hash(2), 2000, "&left=0")
+        ),
+    );
+    let reply = response.bencode();
+    assert_eq!(reply.bytes("peers"), &[127, 0, 0, 1, 0x03, 0xe8]);
+    let mut v6 = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
+    v6.extend_from_slice(&2000u16.to_be_bytes());
+    assert_eq!(reply.bytes("peers6"), v6.as_slice());
+    assert_eq!((reply.int("complete"), reply.int("incomplete")), (1, 1));
+}
+
+#[test]
+fn numwant_default_cap_and_zero() {
+    let tracker = Tracker::start("");
+    for port in 1..=230u16 {
+        announce(&tracker, &hash(3), port, "");
+    }
+    assert_eq!(
+        announce(&tracker, &hash(3), 1, "").bytes("peers").len(),
+        50 * 6
+    );
+    assert_eq!(
+        announce(&tracker, &hash(3), 1, "&numwant=500")
+            .bytes("peers")
+            .len(),
+        200 * 6
+    );
+    assert_eq!(
+        announce(&tracker, &hash(3), 1, "&numwant=-5")
+            .bytes("peers")
+            .len(),
+        50 * 6
+    );
+    let none = announce(&tracker, &hash(3), 1, "&numwant=0");
+    assert!(none.get("peers").is_none() && none.get("peers6").is_none());
+    assert_eq!(none.int("incomplete"), 230);
+    // A sample has no duplicates.
+    let peers = announce(&tracker, &hash(3), 1, "&numwant=100");
+    let mut ports: Vec<&[u8]> = peers.bytes("peers").chunks(6).collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 100);
+}
+
+#[test]
+fn completed_counts_once_and_stopped_leaves() {
+    let tracker = Tracker::start("");
+    announce(&tracker, &hash(4), 10, "");
+    let done = announce(&tracker, &hash(4), 10, "&left=0&event=completed");
+    assert_eq!(
+        (
+            done.int("complete"),
+            done.int("incomplete"),
+            done.int("downloaded")
+        ),
+        (1, 0, 1)
+    );
+    let again = announce(&tracker, &hash(4), 10, "&left=0&event=completed");
+    assert_eq!(again.int("downloaded"), 1);
+    // Completed while still leeching is not a download.
+    assert_eq!(
+        announce(&tracker, &hash(4), 11, "&event=completed").int("downloaded"),
+        1
+    );
+    let stopped = announce(&tracker, &hash(4), 10, "&event=stopped");
+    assert!(stopped.get("downloaded").is_none());
+    assert_eq!(stopped.bytes("peers"), b"");
+    assert_eq!((stopped.int("complete"), stopped.int("incomplete")), (0, 1));
+    // left=garbage counts as a seeder, as upstream.
+    assert_eq!(
+        announce(&tracker, &hash(4), 12, "&left=abc").int("complete"),
+        1
+    );
+}
+
+#[test]
+fn bad_announces_get_upstream_answers() {
+    let tracker = Tracker::start("");
+    let forgot = tracker.get("/announce?port=1");
+    assert_eq!(forgot.status, 200);
+    assert_eq!(forgot.text(), "d14:failure reason80:Your client forgot to send your torrent's info_hash. Please upgrade your client.e");
+    for target in [
+        "/announce?info_hash=tooshort".to_string(),
+        announce_path(&hash(5), 1, "&compact=0"),
+        announce_path(&hash(5), 1, "").replace("port=1", "port=99999"),
+        announce_path(&hash(5), 1, "&numwant="),
+        announce_path(&hash(5), 1, "&peer_id=x"),
+        announce_path(&hash(5), 1, "&x=\"quoted\""),
+        format!(
+            "{}&info_hash={}",
+            announce_path(&hash(5), 1, ""),
+            urlencode(&hash(5))
+        ),
+        "/announce".to_string(),
+    ] {
+        let response = tracker.get(&target);
+        assert_eq!(response.status, 400, "{target}: {response:?}");
+        assert_eq!(response.status_line, "HTTP/1.0 400 Invalid Request");
+        assert_eq!(response.text(), "<title>Invalid Request</title>\n");
+    }
+    let not_found = tracker.get("/Announce?info_hash=x");
+    assert_eq!(not_found.status, 404);
+    assert_eq!(not_found.text(), "<title>Not Found</title>\n");
+    assert_eq!(tracker.get("/").status, 404);
+    let post = http(tracker.v4(), "POST /announce HTTP/1.0\r\n\r\n");
+    assert_eq!(post.status, 400);
+    // Broken clients' "GET /announce ?info_hash=" is tolerated.
+    let lenient = tracker.get(&announce_path(&hash(5), 7, "").replacen('?', " ?", 1));
+    assert_eq!(lenient.status, 200);
+    // Still serving after all that.
+    assert_eq!(tracker.get(&announce_path(&hash(5), 1, "")).status, 200);
+}
+
+#[test]
+fn oversized_request_gets_500() {
+    let tracker = Tracker::start("");
+    let huge = format!("GET /announce?{} HTTP/1.0\r\n", "a".repeat(9000));
+    let response = http(tracker.v4(), &huge);
+    assert_eq!(response.status, 500);
+    assert_eq!(response.text(), "<title>Internal Server Error</title>\n");
+    assert_eq!(tracker.get(&announce_path(&hash(6), 1, "")).status, 200);
+}
+
+#[test]
+fn scrape_known_hashes_in_request_order() {
+    let tracker = Tracker::start("");
+    announce(&tracker, &hash(8), 1, "&left=0");
+    announce(&tracker, &hash(7), 1, "");
+    let target = format!(
+        "/scrape?info_hash={}&info_hash={}&info_hash={}",
+        urlencode(&hash(8)),
+        urlencode(&hash(99)),
+        urlencode(&hash(7))
+    );
+    let response = tracker.get(&target);
+    assert_eq!(response.status, 200);
+    let mut expected = b"d5:filesd20:".to_vec();
+    expected.extend_from_slice(&hash(8));
+    expected.extend_from_slice(b"d8:completei1e10:downloadedi0e10:incompletei0ee20:");
+    expected.extend_from_slice(&hash(7));
+    expected.extend_from_slice(b"d8:completei0e10:downloadedi0e10:incompletei1eeee");
+    assert_eq!(response.body, expected);
+    assert_eq!(tracker.get("/scrape?").status, 400);
+    assert_eq!(tracker.get("/scrape?info_hash=short").status, 400);
+}
+
+fn full_scrape(tracker: &Tracker, accept: &str) -> common::Response {
+    http(
+        tracker.v4(),
+        &format!("GET /scrape HTTP/1.1\r\nHost: x\r\n{accept}\r\n"),
+    )
+}
+
+#[test]
+fn full_scrape_plain_and_gzip() {
+    let tracker = Tracker::start("");
+    for n in [30u8, 10, 20] {
+        announce(&tracker, &hash(n), 1, "");
+    }
+    let plain = full_scrape(&tracker, "");
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(
+        plain.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(plain.header("content-encoding").is_none());
+    let files = plain.bencode();
+    let names: Vec<Vec<u8>> = files.get("files").unwrap().dict().keys().cloned().collect();
+    assert_eq!(
+        names,
+        vec![hash(10).to_vec(), hash(20).to_vec(), hash(30).to_vec()]
+    );
+
+    let zipped = full_scrape(&tracker, "Accept-Encoding: gzip, deflate\r\n");
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&zipped.body[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain.body);
+
+    let refused = full_scrape(&tracker, "Accept-Encoding: gzip;q=0\r\n");
+    assert!(refused.header("content-encoding").is_none());
+    assert_eq!(refused.body, plain.body);
+}
+
+#[test]
+fn stats_modes() {
+    let mut tracker = Tracker::start("");
+    announce(&tracker, &hash(40), 1, "&left=0");
+    announce(&tracker, &hash(40), 2, "");
+    let udp = Udp::new(tracker.v4());
+    udp.connect();
+    let text = |mode: &str| {
+        let response = tracker.get(&format!("/stats?mode={mode}"));
+        assert_eq!(response.status, 200, "{mode}");
+        response.text()
+    };
+    assert_eq!(
+        text("peer"),
+        "2\n1\nopentracker serving 1 torrents\nopentracker"
+    );
+    assert_eq!(
+        tracker.get("/stats").text(),
+        "2\n1\nopentracker serving 1 torrents\nopentracker"
+    );
+    assert_eq!(
+        text("torr"),
+        "1\n0\nopentracker serving 1 torrents\nopentracker"
+    );
+    for (mode, label) in [
+        ("conn", "opentracker connections, "),
+        ("udp4", "opentracker udp4 stats, "),
+        ("tcp4", "opentracker tcp4 stats, "),
+        ("scrp", "opentracker scrape stats, "),
+        ("fscr", "opentracker full scrape stats, "),
+        ("completed", "opentracker, "),
+    ] {
+        let body = text(mode);
+        let lines: Vec<&str> = body.split('\n').collect();
+        assert_eq!(lines.len(), 4, "{mode}: {body:?}");
+        assert!(
+            lines[0].parse::<u64>().is_ok() && lines[1].parse::<u64>().is_ok(),
+            "{mode}: {body:?}"
+        );
+        assert!(lines[2].ends_with(" hours)"), "{mode}: {body:?}");
+        assert!(lines[3].starts_with(label), "{mode}: {body:?}");
+    }
+    assert!(text("udp4").starts_with("1\n1\n"));
+    assert!(text("version").starts_with("opentracker "));
+    let top = text("top10");
+    assert!(
+        top.contains(&format!(
+            "Top 10 torrents by peers:\n\t2\t{}\n",
+            hex_upper(&hash(40))
+        )),
+        "{top}"
+    );
+    assert!(top.contains("Top 10 torrents by leechers:\n\t1\t"));
+    let everything = text("everything");
+    assert!(
+        everything.starts_with("<?xml") && everything.contains("<peers>\n    <count>2</count>")
+    );
+    assert_eq!(
+        text("tpbs&format=txt"),
+        format!("{}:1:1\n", hex_upper(&hash(40)))
+    );
+    assert!(text("herr").contains("404 INV 0\n"));
+    assert_eq!(tracker.get("/stats?mode=nonsense").status, 400);
+    assert_eq!(
+        tracker
+            .get(&format!("/stats?info_hash={}", urlencode(&hash(1))))
+            .status,
+        400
+    );
+    assert!(tracker.is_alive());
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+#[test]
+fn stats_restricted_to_configured_networks() {
+    let tracker = Tracker::start("[access]\nstats = [\"10.0.0.0/8\"]\nstats_path = \"secret\"\n");
+    let denied = tracker.get("/secret?mode=peer");
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.status_line, "HTTP/1.0 403 Access Denied");
+    assert_eq!(tracker.get("/stats").status, 404);
+    let open = Tracker::start("[access]\nstats = [\"127.0.0.0/8\"]\n");
+    assert_eq!(open.get("/stats").status, 200);
+}
+
+#[test]
+fn root_redirects_when_configured() {
+    let tracker = Tracker::start("[tracker]\nredirect_url = \"https://example.org/tracker\"\n");
+    let response = tracker.get("/");
+    assert_eq!(response.status, 302);
+    assert_eq!(
+        response.header("location"),
+        Some("https://example.org/tracker")
+    );
+    assert_eq!(tracker.get("///").status, 302);
+}
+
+#[test]
+fn forwarded_for_only_from_trusted_proxies() {
+    let trusted = Tracker::start("[access]\nproxy = [\"127.0.0.1\"]\n");
+    let request = format!(
+        "GET {} HTTP/1.0\r\nX-Forwarded-For: 10.9.8.7, 1.1.1.1\r\n\r\n",
+        announce_path(&hash(50), 80, "")
+    );
+    assert_eq!(
+        http(trusted.v4(), &request).bencode().bytes("peers"),
+        &[10, 9, 8, 7, 0, 80]
+    );
+    let untrusted = Tracker::start("");
+    assert_eq!(
+        http(untrusted.v4(), &request).bencode().bytes("peers"),
+        &[127, 0, 0, 1, 0, 80]
+    );
+}
+
+fn read_one(stream: &mut TcpStream, pending: &mut Vec<u8>) -> common::Response {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some((response, used)) = parse_response(pending) {
+            pending.drain(..used);
+            return response;
+        }
+        assert!(Instant::now() < deadline, "no response");
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "connection closed early");
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn keep_alive_pipelining_and_request_cap() {
+    let tracker = Tracker::start("[http]\nmax_requests_per_connection = 3\n");
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let one = format!(
+        "GET {} HTTP/1.1\r\nHost: t\r\n\r\n",
+        announce_path(&hash(60), 1, "")
+    );
+    stream.write_all(format!("{one}{one}").as_bytes()).unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..2 {
+        let response = read_one(&mut stream, &mut pending);
+        assert_eq!(response.status, 200);
+        assert!(response.header("connection").is_none());
+    }
+    stream.write_all(one.as_bytes()).unwrap();
+    let last = read_one(&mut stream, &mut pending);
+    assert_eq!(last.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+
+    // HTTP/1.0 closes unless asked; Connection: close is honoured.
+    let response = http(
+        tracker.v4(),
+        &format!(
+            "GET {} HTTP/1.1\r\nConnection: close\r\n\r\n",
+            announce_path(&hash(60), 1, "")
+        ),
+    );
+    assert_eq!(response.header("connection"), Some("close"));
+}
+
+#[test]
+fn keep_alive_can_be_turned_off() {
+    let tracker = Tracker::start("[http]\nkeep_alive = false\n");
+    let response = http(
+        tracker.v4(),
+        &format!(
+            "GET {} HTTP/1.1\r\nHost: t\r\n\r\n",
+            announce_path(&hash(61), 1, "")
+        ),
+    );
+    assert_eq!(response.header("connection"), Some("close"));
+}
+
+#[test]
+fn slow_and_half_open_connections_time_out_without_blocking_others() {
+    let tracker = Tracker::start("[http]\nrequest_timeout = 1\n");
+    let mut idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(tracker.v4()).unwrap())
+        .collect();
+    let mut slow = TcpStream::connect(tracker.v4()).unwrap();
+    slow.write_all(b"GET /announce?info_hash=").unwrap();
+    // Others are served meanwhile.
+    assert_eq!(tracker.get(&announce_path(&hash(70), 1, "")).status, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    assert_eq!(
+        slow.read_to_end(&mut buf).unwrap_or(0),
+        0,
+        "no reply to an unfinished request"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(stream.read(&mut buf), Ok(0) | Err(_)));
+    }
+    assert_eq!(tracker.get(&announce_path(&hash(70), 1, "")).status, 200);
+}
+
+#[test]
+fn full_scrape_can_be_disabled() {
+    let tracker = Tracker::start("[tracker]\nfull_scrape = false\n");
+    assert_eq!(full_scrape(&tracker, "").status, 404);
+}

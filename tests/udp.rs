@@ -1,0 +1,128 @@
+//! BEP 15 over IPv4 and IPv6 against the real binary.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn connect_announce_scrape_v4() {
+    let tracker = Tracker::start("");
+    let udp = Udp::new(tracker.v4());
+    let reply = udp.announce(&hash(1), 6881, 0, 2, -1);
+    assert_eq!(be32(&reply, 0), 1);
+    assert_eq!(be32(&reply, 4), 99);
+    assert!((1620..1980).contains(&be32(&reply, 8)));
+    assert_eq!(
+        (be32(&reply, 12), be32(&reply, 16)),
+        (0, 1),
+        "leechers, seeders"
+    );
+    assert_eq!(&reply[20..], &[127, 0, 0, 1, 0x1a, 0xe1]);
+
+    let scrape = udp.scrape(&[hash(1), hash(2)]);
+    assert_eq!(scrape.len(), 8 + 24);
+    assert_eq!(be32(&scrape, 0), 2);
+    assert_eq!(
+        (be32(&scrape, 8), be32(&scrape, 12), be32(&scrape, 16)),
+        (1, 0, 0)
+    );
+    assert_eq!(&scrape[20..32], &[0; 12], "unknown torrent answers zeros");
+    assert_eq!(udp.scrape(&[]).len(), 8);
+}
+
+#[test]
+fn v6_reply_carries_only_v6_peers_with_counts_of_both() {
+    let tracker = Tracker::start("");
+    Udp::new(tracker.v4()).announce(&hash(3), 1000, 0, 0, 50);
+    let v6 = Udp::new(tracker.v6());
+    let reply = v6.announce(&hash(3), 2000, 5, 0, 50);
+    assert_eq!((be32(&reply, 12), be32(&reply, 16)), (1, 1));
+    assert_eq!(reply.len(), 20 + 18);
+    assert_eq!(&reply[20..36], &std::net::Ipv6Addr::LOCALHOST.octets());
+}
+
+#[test]
+fn completed_stopped_and_numwant() {
+    let tracker = Tracker::start("");
+    let udp = Udp::new(tracker.v4());
+    for port in 1..=210u16 {
+        udp.announce(&hash(4), port, 10, 0, 0);
+    }
+    assert_eq!(udp.announce(&hash(4), 1, 10, 0, -1).len(), 20 + 200 * 6);
+    assert_eq!(udp.announce(&hash(4), 1, 10, 0, 30).len(), 20 + 30 * 6);
+    assert_eq!(udp.announce(&hash(4), 1, 10, 0, 0).len(), 20);
+    udp.announce(&hash(4), 1, 0, 1, 0);
+    let stopped = udp.announce(&hash(4), 2, 10, 3, 50);
+    assert_eq!(stopped.len(), 20);
+    assert_eq!((be32(&stopped, 12), be32(&stopped, 16)), (208, 1));
+    let scrape = udp.scrape(&[hash(4)]);
+    assert_eq!(
+        (be32(&scrape, 8), be32(&scrape, 12), be32(&scrape, 16)),
+        (1, 1, 208)
+    );
+}
+
+#[test]
+fn wrong_connection_id_never_amplifies() {
+    let mut tracker = Tracker::start("");
+    let udp = Udp::new(tracker.v4());
+    let announce = Udp::announce_packet(0xdead_beef, &hash(5), 1, 0, 0, 50);
+    let error = udp
+        .exchange(&announce)
+        .expect("error reply to a full-size announce");
+    assert_eq!(error.len(), 33);
+    assert_eq!(be32(&error, 0), 3);
+    assert_eq!(&error[8..], b"Connection ID missmatch.\0");
+    // A 16-byte scrape with a bad id would provoke 33 bytes: no reply at all.
+    let mut scrape = 0xdead_beefu64.to_be_bytes().to_vec();
+    scrape.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 1]);
+    assert_eq!(udp.exchange(&scrape), None);
+    // An id from another address's connect is refused too.
+    let other = Udp::new(tracker.v6());
+    let foreign_id = other.connect();
+    assert_eq!(
+        udp.exchange(&Udp::announce_packet(foreign_id, &hash(5), 1, 0, 0, 50))
+            .map(|r| r.len()),
+        Some(33)
+    );
+    assert!(tracker.is_alive());
+}
+
+#[test]
+fn junk_is_dropped_silently_and_server_survives() {
+    let mut tracker = Tracker::start("");
+    let udp = Udp::new(tracker.v4());
+    let id = udp.connect();
+    let mut bad_magic = 0x41727101981u64.to_be_bytes().to_vec();
+    bad_magic.extend_from_slice(&[0; 8]);
+    let mut unknown_action = id.to_be_bytes().to_vec();
+    unknown_action.extend_from_slice(&[0, 0, 0, 5, 0, 0, 0, 1]);
+    let short_announce = Udp::announce_packet(id, &hash(6), 1, 0, 0, 50)[..97].to_vec();
+    for junk in [
+        vec![],
+        vec![0u8; 15],
+        bad_magic,
+        unknown_action,
+        short_announce,
+        vec![0xff; 1500],
+    ] {
+        assert_eq!(udp.exchange(&junk), None, "{junk:?}");
+    }
+    assert_eq!(udp.announce(&hash(6), 1, 0, 0, 50).len(), 26);
+    assert!(tracker.is_alive());
+}
+
+#[test]
+fn stats_count_udp() {
+    let tracker = Tracker::start("");
+    let udp = Udp::new(tracker.v4());
+    udp.announce(&hash(7), 1, 0, 0, 50);
+    udp.scrape(&[hash(7)]);
+    let text = tracker.get("/stats?mode=udp4").text();
+    assert!(text.starts_with("4\n3\n"), "{text}");
+    let everything = tracker.get("/stats?mode=everything").text();
+    assert!(
+        everything.contains("<connect>2</connect>") && everything.contains("<scrape>1</scrape>"),
+        "{everything}"
+    );
+}
