@@ -46,13 +46,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
-            if log::max_level() == log::LevelFilter::Off
-                || !matches!(
-                    log::logger()
-                        .enabled(&log::Metadata::builder().level(log::Level::Error).build()),
-                    true
-                )
-            {
+            // Say it on stderr too unless the log already went there.
+            if !sys::log::is_stderr() {
                 eprintln!("opentracker: {e}");
             }
             ExitCode::from(EXIT_FATAL)

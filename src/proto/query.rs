@@ -25,7 +25,7 @@ pub fn query_end(bytes: &[u8]) -> &[u8] {
 }
 
 fn forbidden(byte: u8) -> bool {
-    byte < 0x20 || byte >= 0x7f || b"\"#$[\\]^`{|}".contains(&byte)
+    !(0x20..0x7f).contains(&byte) || b"\"#$[\\]^`{|}".contains(&byte)
 }
 
 /// Iterates over the raw `(name, value)` pairs of a query; `value` is `None`

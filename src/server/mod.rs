@@ -13,7 +13,7 @@ pub mod listeners;
 mod respond;
 mod udp;
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
@@ -102,11 +102,7 @@ impl RequestLog {
                 let s = v6.segments();
                 format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
             }
-            (ClientIp::Hashed, ip) => {
-                let mut hasher = self.key.build_hasher();
-                ip.hash(&mut hasher);
-                format!("client-{:016x}", hasher.finish())
-            }
+            (ClientIp::Hashed, ip) => format!("client-{:016x}", self.key.hash_one(ip)),
         }
     }
 }
@@ -301,7 +297,8 @@ impl Server {
             for (token, readable, writable) in work {
                 match token.0 {
                     0 => {
-                        if self.handle_signals() && stop_by.is_none() {
+                        let stop_asked = self.handle_signals();
+                        if stop_asked && stop_by.is_none() {
                             stop_by = Some(self.begin_stop());
                         }
                     }

@@ -5,6 +5,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -15,6 +16,13 @@ pub enum Destination {
     Stderr,
     /// Syslog unless stderr is a terminal.
     Auto,
+}
+
+static ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Whether log lines go to stderr (false before [`init`]).
+pub fn is_stderr() -> bool {
+    ON_STDERR.load(Ordering::Relaxed)
 }
 
 struct StderrLogger;
@@ -62,9 +70,13 @@ pub fn init(
             Err(e) if destination == Destination::Syslog => {
                 return Err(format!("syslog socket {}: {e}", syslog_socket.display()))
             }
-            Err(_) => Box::new(StderrLogger),
+            Err(_) => {
+                ON_STDERR.store(true, Ordering::Relaxed);
+                Box::new(StderrLogger)
+            }
         }
     } else {
+        ON_STDERR.store(true, Ordering::Relaxed);
         Box::new(StderrLogger)
     };
     log::set_boxed_logger(logger).map_err(|e| format!("logger: {e}"))?;

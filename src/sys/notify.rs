@@ -29,14 +29,28 @@ fn connect(path: &std::ffi::OsStr) -> io::Result<std::os::unix::net::UnixDatagra
     Ok(socket)
 }
 
+/// `WATCHDOG_USEC`, when meant for this process: systemd's rule is that an
+/// absent `WATCHDOG_PID` means "yes" (sd-notify's helper insists on it).
+#[cfg(target_os = "linux")]
+fn watchdog_timeout() -> Option<Duration> {
+    let usec = std::env::var("WATCHDOG_USEC")
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .filter(|&u| u > 0);
+    let for_us =
+        std::env::var("WATCHDOG_PID").map_or(true, |pid| pid.parse() == Ok(std::process::id()));
+    std::env::remove_var("WATCHDOG_USEC");
+    std::env::remove_var("WATCHDOG_PID");
+    usec.filter(|_| for_us).map(Duration::from_micros)
+}
+
 impl Notifier {
     /// Connects to `NOTIFY_SOCKET` and reads `WATCHDOG_USEC`, then unsets
     /// both so that no child inherits them.
     #[cfg(target_os = "linux")]
     pub fn from_env() -> io::Result<Notifier> {
-        let mut usec = 0;
-        let watchdog =
-            sd_notify::watchdog_enabled(true, &mut usec).then(|| Duration::from_micros(usec));
+        let watchdog = watchdog_timeout();
         let socket = match std::env::var_os("NOTIFY_SOCKET") {
             Some(path) => {
                 std::env::remove_var("NOTIFY_SOCKET");

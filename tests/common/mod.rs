@@ -89,6 +89,7 @@ pub struct Tracker {
 }
 
 /// How to start a tracker.
+#[derive(Default)]
 pub struct Launch {
     /// Extra TOML appended after the harness's `[listen]` and `[log]`.
     pub toml: String,
@@ -96,17 +97,6 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Write no `[listen]` section (the test passes listeners itself).
     pub own_listeners: bool,
-}
-
-impl Default for Launch {
-    fn default() -> Self {
-        Launch {
-            toml: String::new(),
-            args: Vec::new(),
-            env: Vec::new(),
-            own_listeners: false,
-        }
-    }
 }
 
 impl Tracker {

@@ -1,0 +1,365 @@
+//! Running as a service: socket activation, the sd_notify sequence, syslog,
+//! and (as root) chroot, user switch and capabilities. Root-only checks say
+//! SKIPPED when not root.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A child process killed if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Collects notify messages until one contains `needle`.
+fn wait_notify(socket: &UnixDatagram, seen: &mut Vec<String>, needle: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).to_string();
+            let hit = message.contains(needle);
+            seen.push(message);
+            if hit {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn socket_activation_and_notify_sequence() {
+    let dir = TestDir::new();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (tcp_addr, udp_addr) = (tcp.local_addr().unwrap(), udp.local_addr().unwrap());
+    let notify = UnixDatagram::bind(dir.path("notify.sock")).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let (tcp_fd, udp_fd) = (tcp.as_raw_fd(), udp.as_raw_fd());
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            "LISTEN_PID=$$ WATCHDOG_PID=$$ exec \"$0\" \"$@\"",
+            BINARY,
+            "--log",
+            "stderr",
+        ])
+        .env("LISTEN_FDS", "2")
+        .env("LISTEN_FDNAMES", "http:udp")
+        .env("NOTIFY_SOCKET", dir.path("notify.sock"))
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path("stderr.log")).unwrap());
+    // SAFETY: only fcntl, dup2 and close, which are async-signal-safe, run
+    // between fork and exec. The sockets are first moved above fd 10 so
+    // that placing one on 3 or 4 cannot clobber the other.
+    unsafe {
+        command.pre_exec(move || {
+            let high_tcp = libc::fcntl(tcp_fd, libc::F_DUPFD, 10);
+            let high_udp = libc::fcntl(udp_fd, libc::F_DUPFD, 10);
+            if high_tcp < 0
+                || high_udp < 0
+                || libc::dup2(high_tcp, 3) < 0
+                || libc::dup2(high_udp, 4) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(high_tcp);
+            libc::close(high_udp);
+            Ok(())
+        });
+    }
+    let mut child = KillOnDrop(command.spawn().unwrap());
+    drop((tcp, udp));
+    let mut seen = Vec::new();
+    let log = || std::fs::read_to_string(dir.path("stderr.log")).unwrap_or_default();
+    assert!(
+        wait_notify(&notify, &mut seen, "READY=1"),
+        "no READY=1: {seen:?}\n{}",
+        log()
+    );
+    assert!(seen.iter().any(|m| m.contains("STATUS=")), "{seen:?}");
+    assert!(
+        wait_notify(&notify, &mut seen, "WATCHDOG=1"),
+        "no WATCHDOG=1: {seen:?}"
+    );
+
+    let announce = http(
+        tcp_addr,
+        &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(1), 1, "")),
+    );
+    assert_eq!(announce.status, 200);
+    assert_eq!(
+        Udp::new(udp_addr).announce(&hash(1), 2, 0, 0, 10).len(),
+        20 + 12
+    );
+
+    seen.clear();
+    assert!(Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(wait_notify(&notify, &mut seen, "RELOADING=1"), "{seen:?}");
+    assert!(seen.last().unwrap().contains("MONOTONIC_USEC="), "{seen:?}");
+    assert!(wait_notify(&notify, &mut seen, "READY=1"), "{seen:?}");
+
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(wait_notify(&notify, &mut seen, "STOPPING=1"), "{seen:?}");
+    let status = wait_exit(&mut child.0, Duration::from_secs(10)).expect("exit after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap();
+    assert!(
+        log.contains("named \"http\"") && log.contains("named \"udp\""),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("http {tcp_addr}")) && log.contains(&format!("udp {udp_addr}")),
+        "{log}"
+    );
+}
+
+#[test]
+fn runs_under_systemd_socket_activate() {
+    let Ok(path) = which("systemd-socket-activate") else {
+        return skip(
+            "runs_under_systemd_socket_activate",
+            "systemd-socket-activate is not installed",
+        );
+    };
+    let port = free_port();
+    let mut child = KillOnDrop(
+        Command::new(path)
+            .args([
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                BINARY,
+                "--log",
+                "stderr",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "socket-activate never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let response = http(
+        addr,
+        &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(2), 1, "")),
+    );
+    assert_eq!(response.status, 200);
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(wait_exit(&mut child.0, Duration::from_secs(10)).is_some());
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}
+
+#[test]
+fn logs_to_syslog_socket() {
+    let dir = TestDir::new();
+    let log_path = dir.path("log.sock");
+    let syslog = UnixDatagram::bind(&log_path).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let toml = format!("[log]\ntarget = \"syslog\"\nsyslog_socket = \"{}\"\nrequests = true\nclient_ip = \"truncated\"\n", log_path.display());
+    let tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    tracker.get(&announce_path(&hash(3), 1, ""));
+    let mut lines = Vec::new();
+    assert!(
+        wait_notify(&syslog, &mut lines, "127.0.0.0/24 announce"),
+        "{lines:?}"
+    );
+    let startup = lines
+        .iter()
+        .find(|l| l.contains("serving"))
+        .expect("startup line");
+    // Facility daemon (3), severity info (6): priority 30.
+    assert!(
+        startup.starts_with("<30>") && startup.contains("opentracker["),
+        "{startup}"
+    );
+    let requests: Vec<&String> = lines.iter().filter(|l| l.contains(" announce")).collect();
+    assert!(
+        !requests.iter().any(|l| l.contains("127.0.0.1")),
+        "the address is truncated: {requests:?}"
+    );
+}
+
+fn status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("{field} missing"))
+        .trim()
+        .to_string()
+}
+
+fn privileged_port() -> u16 {
+    (600..1000)
+        .find(|&p| {
+            TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        })
+        .expect("a free privileged port")
+}
+
+#[test]
+fn root_drops_into_chroot_as_nobody_without_capabilities() {
+    if !is_root() {
+        return skip(
+            "root_drops_into_chroot_as_nobody_without_capabilities",
+            "needs root",
+        );
+    }
+    let dir = TestDir::new();
+    let root = dir.path("jail");
+    std::fs::create_dir(&root).unwrap();
+    let allowed: String = hash(7).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(root.join("whitelist.txt"), format!("{allowed}\n")).unwrap();
+    let port = privileged_port();
+    let toml = format!(
+        "[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[tracker]\nuser = \"nobody\"\nrootdir = \"{}\"\n[access]\nwhitelist = \"whitelist.txt\"\n",
+        root.display()
+    );
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            own_listeners: true,
+            ..Launch::default()
+        },
+    );
+    let pid = tracker.child.id();
+    assert_eq!(status_field(pid, "Uid"), "65534\t65534\t65534\t65534");
+    assert_eq!(status_field(pid, "Gid"), "65534\t65534\t65534\t65534");
+    assert_eq!(status_field(pid, "Groups"), "");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(pid, cap), "0000000000000000", "{cap}");
+    }
+    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        root
+    );
+
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let allowed_reply = http(
+        addr,
+        &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(7), 1, "")),
+    );
+    assert!(
+        !allowed_reply.text().contains("failure"),
+        "{allowed_reply:?}"
+    );
+    assert_eq!(Udp::new(addr).announce(&hash(7), 1, 0, 0, 5).len(), 26);
+    let refused = http(
+        addr,
+        &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(8), 1, "")),
+    );
+    assert!(refused.text().contains("not authorized"));
+
+    // The list is read inside the chroot on reload.
+    let more: String = hash(8).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(root.join("whitelist.txt"), format!("{allowed}\n{more}\n")).unwrap();
+    tracker.clear_messages();
+    tracker.signal("HUP");
+    assert!(tracker.wait_for_message("READY=1", Duration::from_secs(10)));
+    let now_allowed = http(
+        addr,
+        &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(8), 1, "")),
+    );
+    assert!(!now_allowed.text().contains("failure"), "{now_allowed:?}");
+    assert_eq!(tracker.stop().code(), Some(0));
+}
+
+#[test]
+fn privilege_errors_are_fatal_with_one_clear_line() {
+    if !is_root() {
+        return skip(
+            "privilege_errors_are_fatal_with_one_clear_line",
+            "needs root",
+        );
+    }
+    let dir = TestDir::new();
+    let file = dir.write("not-a-dir", "");
+    let cases = [
+        (
+            vec!["-u", "no-such-user-xyz"],
+            "user \"no-such-user-xyz\": no such user".to_string(),
+        ),
+        (
+            vec!["-d", "/nonexistent/jail"],
+            "chroot /nonexistent/jail: No such file or directory".to_string(),
+        ),
+        (
+            vec!["-d", file.to_str().unwrap()],
+            format!("chroot {}: Not a directory", file.display()),
+        ),
+    ];
+    for (args, expected) in cases {
+        let port = free_port().to_string();
+        let mut all = vec!["-i", "127.0.0.1", "-p", &port, "--log", "stderr"];
+        all.extend(args);
+        let (status, _, stderr) = run_binary(&all);
+        assert_eq!(status.code(), Some(111), "{all:?}: {stderr}");
+        assert!(stderr.contains(&expected), "{all:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+}
