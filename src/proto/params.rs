@@ -44,39 +44,43 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
         let value_of = || value.filter(|v| !v.is_empty()).ok_or(ParamError::Invalid);
-        if query::name_is(name, "info_hash") {
-            if info_hash.is_some() {
-                return Err(ParamError::Invalid);
+        match query::Name::decode(name).as_bytes() {
+            b"info_hash" => {
+                if info_hash.is_some() {
+                    return Err(ParamError::Invalid);
+                }
+                info_hash = Some(InfoHash(query::decode_20(value_of()?)?));
             }
-            info_hash = Some(InfoHash(query::decode_20(value_of()?)?));
-        } else if query::name_is(name, "peer_id") {
-            query::decode_20(value_of()?)?;
-        } else if query::name_is(name, "port") {
-            let number = query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?;
-            // Upstream accepts a leading minus and wraps it (-1 is 65535).
-            if !(-65535..=65535).contains(&number) {
-                return Err(ParamError::Invalid);
+            b"peer_id" => {
+                query::decode_20(value_of()?)?;
             }
-            port = (number & 0xffff) as u16;
-        } else if query::name_is(name, "left") {
-            seeding = query::decode_integer(value_of()?).unwrap_or(0) == 0;
-        } else if query::name_is(name, "event") {
-            let mut buf = [0u8; 16];
-            let raw = value.unwrap_or(b"");
-            event = match query::decode_into(raw, &mut buf) {
-                Ok(n) if &buf[..n] == b"completed" => Event::Completed,
-                Ok(n) if &buf[..n] == b"stopped" => Event::Stopped,
-                Ok(_) | Err(QueryError::BadValue) => event,
-                Err(QueryError::Malformed) => return Err(ParamError::Invalid),
-            };
-        } else if query::name_is(name, "numwant") {
-            numwant = Some(query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?);
-        } else if query::name_is(name, "compact") || query::name_is(name, "compact6") {
-            match query::decode_integer(value_of()?) {
+            b"port" => {
+                let number = query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?;
+                // Upstream accepts a leading minus and wraps it (-1 is 65535).
+                if !(-65535..=65535).contains(&number) {
+                    return Err(ParamError::Invalid);
+                }
+                port = (number & 0xffff) as u16;
+            }
+            b"left" => seeding = query::decode_integer(value_of()?).unwrap_or(0) == 0,
+            b"event" => {
+                let mut buf = [0u8; 16];
+                event = match query::decode_into(value.unwrap_or(b""), &mut buf) {
+                    Ok(n) if &buf[..n] == b"completed" => Event::Completed,
+                    Ok(n) if &buf[..n] == b"stopped" => Event::Stopped,
+                    Ok(_) | Err(QueryError::BadValue) => event,
+                    Err(QueryError::Malformed) => return Err(ParamError::Invalid),
+                };
+            }
+            b"numwant" => {
+                numwant = Some(query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?)
+            }
+            b"compact" | b"compact6" => match query::decode_integer(value_of()?) {
                 Some(0) => return Err(ParamError::CompactZero),
                 Some(_) => {}
                 None => return Err(ParamError::Invalid),
-            }
+            },
+            _ => {}
         }
     }
     Ok(AnnounceParams {
@@ -97,7 +101,7 @@ pub fn scrape(query_bytes: &[u8], hashes: &mut Vec<InfoHash>) -> Result<(), Para
     hashes.clear();
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
-        if query::name_is(name, "info_hash") {
+        if query::Name::decode(name).as_bytes() == b"info_hash" {
             let hash = InfoHash(query::decode_20(value.unwrap_or(b""))?);
             if hashes.len() < MAX_SCRAPE_HASHES {
                 hashes.push(hash);
@@ -151,21 +155,22 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
     let mut format = None;
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
-        if query::name_is(name, "info_hash") {
-            return Err(ParamError::Invalid);
-        } else if query::name_is(name, "mode") {
-            mode_len = query::decode_into(value.unwrap_or(b""), &mut mode)?;
-        } else if query::name_is(name, "format") {
-            let mut buf = [0u8; 8];
-            let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
-            format = Some(match &buf[..len] {
-                b"bin" => TpbsFormat::Bin,
-                b"ben" => TpbsFormat::Ben,
-                b"url" => TpbsFormat::Url,
-                b"txt" => TpbsFormat::Txt,
-                b"txtp" => TpbsFormat::Txtp,
-                _ => return Err(ParamError::Invalid),
-            });
+        match query::Name::decode(name).as_bytes() {
+            b"info_hash" => return Err(ParamError::Invalid),
+            b"mode" => mode_len = query::decode_into(value.unwrap_or(b""), &mut mode)?,
+            b"format" => {
+                let mut buf = [0u8; 8];
+                let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
+                format = Some(match &buf[..len] {
+                    b"bin" => TpbsFormat::Bin,
+                    b"ben" => TpbsFormat::Ben,
+                    b"url" => TpbsFormat::Url,
+                    b"txt" => TpbsFormat::Txt,
+                    b"txtp" => TpbsFormat::Txtp,
+                    _ => return Err(ParamError::Invalid),
+                });
+            }
+            _ => {}
         }
     }
     Ok(match &mode[..mode_len] {

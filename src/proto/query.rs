@@ -81,13 +81,32 @@ pub fn decode_20(raw: &[u8]) -> Result<[u8; 20], QueryError> {
     }
 }
 
-/// Compares a raw (still escaped) name with a plain ASCII keyword.
-pub fn name_is(raw: &[u8], keyword: &str) -> bool {
-    if !raw.contains(&b'%') {
-        return raw == keyword.as_bytes();
+/// A parameter name with its escapes decoded, kept on the stack. Names
+/// longer than any keyword, or with broken escapes, decode to nothing and
+/// match no keyword (such parameters are skipped, as unknown ones are).
+pub struct Name {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Name {
+    pub fn decode(raw: &[u8]) -> Name {
+        let mut name = Name {
+            bytes: [0; 16],
+            len: 0,
+        };
+        if raw.len() <= name.bytes.len() && !raw.contains(&b'%') {
+            name.bytes[..raw.len()].copy_from_slice(raw);
+            name.len = raw.len();
+        } else if let Ok(len) = decode_into(raw, &mut name.bytes) {
+            name.len = len;
+        }
+        name
     }
-    let mut buf = [0u8; 32];
-    matches!(decode_into(raw, &mut buf), Ok(n) if &buf[..n] == keyword.as_bytes())
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// A decimal integer as upstream's scanner reads it: an optional `-`, then
@@ -158,6 +177,11 @@ mod tests {
         assert_eq!(decode_integer(b"12abc"), Some(12));
         assert_eq!(decode_integer(b"abc"), None);
         assert_eq!(decode_integer(b""), None);
-        assert!(name_is(b"info%5fhash", "info_hash"));
+        assert_eq!(Name::decode(b"info%5fhash").as_bytes(), b"info_hash");
+        assert_eq!(Name::decode(b"port").as_bytes(), b"port");
+        assert_eq!(
+            Name::decode(b"a_name_longer_than_any_keyword").as_bytes(),
+            b""
+        );
     }
 }

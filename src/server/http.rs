@@ -39,6 +39,12 @@ pub struct Connection {
     /// client closes, so unread bytes do not turn our close into a reset
     /// that destroys the response in flight.
     lingering: bool,
+    /// Linger rather than close at once: an error answered a request whose
+    /// rest (a body, more junk) may still be arriving.
+    linger_on_close: bool,
+    /// The last read emptied the socket; until the next readable event a
+    /// further read would only say EAGAIN, so it is skipped.
+    drained: bool,
     eof: bool,
 }
 
@@ -65,6 +71,8 @@ impl Connection {
             served: 0,
             closing: false,
             lingering: false,
+            linger_on_close: false,
+            drained: false,
             eof: false,
         }
     }
@@ -72,6 +80,11 @@ impl Connection {
     /// Whether a response is still being written (for a graceful stop).
     pub fn is_writing(&self) -> bool {
         self.written < self.output.len() || self.body.is_some()
+    }
+
+    /// The socket reported new data (or a hang-up): reading is worth a try.
+    pub fn on_readable(&mut self) {
+        self.drained = false;
     }
 
     /// Runs read → answer → write until nothing more can happen now.
@@ -87,7 +100,7 @@ impl Connection {
                 Err(_) => return Next::Close,
             };
             if self.closing && !self.is_writing() {
-                if self.eof {
+                if self.eof || !self.linger_on_close {
                     return Next::Close;
                 }
                 if !self.lingering {
@@ -109,23 +122,30 @@ impl Connection {
         }
     }
 
-    /// Reads what the socket has, up to one byte past the head limit.
+    /// Reads what the socket has, up to one byte past the head limit. A
+    /// short read means the socket is empty: TCP hands over everything
+    /// queued, and data arriving later raises a new edge-triggered event.
     fn read(&mut self) -> io::Result<bool> {
         let mut progress = false;
         let mut chunk = [0u8; 4096];
-        while !self.eof && self.input.len() <= MAX_HEAD {
+        while !self.eof && !self.drained && self.input.len() <= MAX_HEAD {
             let room = (MAX_HEAD + 1 - self.input.len()).min(chunk.len());
             match self.stream.read(&mut chunk[..room]) {
                 Ok(0) => {
                     self.eof = true;
                     progress = true;
                 }
-                Ok(_) if self.lingering => progress = true,
                 Ok(n) => {
-                    self.input.extend_from_slice(&chunk[..n]);
+                    if !self.lingering {
+                        self.input.extend_from_slice(&chunk[..n]);
+                    }
+                    self.drained = n < room;
                     progress = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
@@ -145,6 +165,7 @@ impl Connection {
                 ctx.counters.http_error(HttpErrorKind::Internal);
                 response::error(&mut self.output, HttpError::Internal);
                 self.closing = true;
+                self.linger_on_close = true;
                 return true;
             }
             return false;
@@ -165,6 +186,7 @@ impl Connection {
         }
         self.input.drain(..len);
         self.closing = reply.close;
+        self.linger_on_close = reply.error;
         self.body = reply.body;
         self.deadline = ctx.instant
             + if self.body.is_some() {

@@ -19,7 +19,6 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
@@ -27,6 +26,7 @@ use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::InfoHash;
 use crate::stats::Counters;
+use crate::sys::datagrams::{self, Datagrams};
 use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
 use crate::tracker::access_list::{self, AccessList, Mode};
@@ -184,6 +184,7 @@ pub struct Server {
     config: Config,
     /// Sockets that still had work when their burst ran out.
     backlog: Vec<Token>,
+    datagrams: Datagrams,
 }
 
 impl Server {
@@ -239,6 +240,7 @@ impl Server {
             notifier,
             config,
             backlog: Vec::new(),
+            datagrams: Datagrams::default(),
         })
     }
 
@@ -302,7 +304,9 @@ impl Server {
                             stop_by = Some(self.begin_stop());
                         }
                     }
-                    n if n >= FIRST_CONNECTION => self.drive_connection(n - FIRST_CONNECTION),
+                    n if n >= FIRST_CONNECTION => {
+                        self.drive_connection(n - FIRST_CONNECTION, readable)
+                    }
                     n if n >= FIRST_TCP => self.accept(n - FIRST_TCP),
                     n if readable || writable => self.serve_udp(n - FIRST_UDP),
                     _ => {}
@@ -399,14 +403,21 @@ impl Server {
         let Some(socket) = self.listeners.udp.get(index) else {
             return;
         };
-        let mut packet = [0u8; 2048];
+        let batch = &mut self.datagrams;
         let mut reply = Vec::with_capacity(crate::proto::udp::MAX_REPLY);
-        for _ in 0..BURST {
-            match socket.recv_from(&mut packet) {
-                Ok((len, source)) => {
-                    udp::handle(&mut self.ctx, &packet[..len], source, &mut reply);
-                    if !reply.is_empty() {
-                        send_reply(socket, &reply, source);
+        for _ in 0..BURST / datagrams::BATCH {
+            match batch.receive(socket) {
+                Ok(_) => {
+                    for i in 0..batch.len() {
+                        let (packet, source) = batch.get(i);
+                        udp::handle(&mut self.ctx, packet, source, &mut reply);
+                        if !reply.is_empty() {
+                            batch.queue(&reply, source);
+                        }
+                    }
+                    batch.send_queued(socket);
+                    if batch.len() < datagrams::BATCH {
+                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -434,24 +445,22 @@ impl Server {
                     }
                     let deadline = self.ctx.instant
                         + Duration::from_secs(self.ctx.settings.request_timeout.into());
-                    let entry = self.connections.vacant_entry();
-                    let key = entry.key();
-                    let connection = entry.insert(http::Connection::new(stream, peer, deadline));
-                    let token = Token(FIRST_CONNECTION + key);
-                    if self
-                        .poll
-                        .registry()
-                        .register(
-                            &mut connection.stream,
-                            token,
-                            Interest::READABLE | Interest::WRITABLE,
-                        )
-                        .is_err()
-                    {
-                        self.connections.remove(key);
+                    let mut connection = http::Connection::new(stream, peer, deadline);
+                    // Most requests are already here: answer before paying
+                    // for an epoll registration the connection may not need.
+                    if connection.drive(&mut self.ctx) == http::Next::Close {
                         continue;
                     }
-                    self.drive_connection(key);
+                    let entry = self.connections.vacant_entry();
+                    let token = Token(FIRST_CONNECTION + entry.key());
+                    let registered = self.poll.registry().register(
+                        &mut connection.stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    if registered.is_ok() {
+                        entry.insert(connection);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -465,19 +474,22 @@ impl Server {
         self.backlog.push(Token(FIRST_TCP + index));
     }
 
-    fn drive_connection(&mut self, key: usize) {
+    fn drive_connection(&mut self, key: usize, readable: bool) {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
+        if readable {
+            connection.on_readable();
+        }
         if connection.drive(&mut self.ctx) == http::Next::Close {
             self.close(key);
         }
     }
 
     fn close(&mut self, key: usize) {
+        // Closing the socket also takes it out of the epoll set.
         if self.connections.contains(key) {
-            let mut connection = self.connections.remove(key);
-            let _ = self.poll.registry().deregister(&mut connection.stream);
+            drop(self.connections.remove(key));
         }
     }
 
@@ -491,15 +503,6 @@ impl Server {
             .collect();
         for key in expired {
             self.close(key);
-        }
-    }
-}
-
-fn send_reply(socket: &UdpSocket, reply: &[u8], to: std::net::SocketAddr) {
-    // A full send buffer drops the reply; the client retries, as BEP 15 expects.
-    if let Err(e) = socket.send_to(reply, to) {
-        if e.kind() != io::ErrorKind::WouldBlock {
-            log::debug!("udp send to {to}: {e}");
         }
     }
 }

@@ -20,6 +20,8 @@ const NO_INFO_HASH: &str =
 /// What the connection does after writing the response.
 pub struct Reply {
     pub close: bool,
+    /// An HTTP error status: the client may still be sending.
+    pub error: bool,
     /// A body still to be streamed after the head.
     pub body: Option<StreamedBody>,
 }
@@ -58,6 +60,7 @@ pub fn respond(
             return (
                 Reply {
                     close: true,
+                    error: true,
                     body: None,
                 },
                 HttpError::BadRequest.status_line(),
@@ -95,6 +98,7 @@ pub fn respond(
             out.extend_from_slice(&ctx.body);
             Reply {
                 close: !keep_alive,
+                error: false,
                 body: None,
             }
         }
@@ -103,6 +107,7 @@ pub fn respond(
             response::error(out, error);
             Reply {
                 close: true,
+                error: true,
                 body: None,
             }
         }
@@ -111,6 +116,7 @@ pub fn respond(
             response::redirect(out, ctx.settings.redirect_url.as_deref().unwrap_or("/"));
             Reply {
                 close: true,
+                error: false,
                 body: None,
             }
         }
@@ -126,6 +132,7 @@ pub fn respond(
             response::chunked_head(out, gzip);
             Reply {
                 close: true,
+                error: false,
                 body: Some(StreamedBody::new(kind, gzip)),
             }
         }

@@ -14,6 +14,7 @@
 //! same functions exist and do the portable part (or nothing).
 
 pub mod activation;
+pub mod datagrams;
 pub mod log;
 pub mod notify;
 pub mod privileges;
