@@ -136,4 +136,21 @@ fn bad_list_at_start_is_fatal() {
     let (status, _, stderr) = run_binary(&["-f", missing.to_str().unwrap()]);
     assert!(!status.success());
     assert!(stderr.contains("absent: No such file"), "{stderr}");
+
+    // Unreadable: as root the tracker drops to nobody before reading, so a
+    // root-only file cannot be opened.
+    if is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        let secret = dir.write("secret.txt", "");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.write("c3.toml", &format!("[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\nwhitelist = \"{}\"\n[log]\ntarget = \"stderr\"\n", free_port(), secret.display()));
+        let (status, _, stderr) = run_binary(&["-f", config.to_str().unwrap()]);
+        assert!(!status.success());
+        assert!(stderr.contains("secret.txt: Permission denied"), "{stderr}");
+    } else {
+        skip(
+            "bad_list_at_start_is_fatal (unreadable file)",
+            "needs root to drop to nobody",
+        );
+    }
 }

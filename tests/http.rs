@@ -418,6 +418,12 @@ fn keep_alive_can_be_turned_off() {
 #[test]
 fn slow_and_half_open_connections_time_out_without_blocking_others() {
     let tracker = Tracker::start("[http]\nrequest_timeout = 1\n");
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", tracker.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let fds_before = open_fds();
     let mut idle: Vec<TcpStream> = (0..200)
         .map(|_| TcpStream::connect(tracker.v4()).unwrap())
         .collect();
@@ -443,6 +449,12 @@ fn slow_and_half_open_connections_time_out_without_blocking_others() {
         assert!(matches!(stream.read(&mut buf), Ok(0) | Err(_)));
     }
     assert_eq!(tracker.get(&announce_path(&hash(70), 1, "")).status, 200);
+    // Nothing leaked: the tracker holds as many descriptors as before.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_fds() > fds_before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(open_fds(), fds_before);
 }
 
 #[test]
