@@ -282,6 +282,14 @@ impl Config {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        // Peer time stamps are 14-bit and wrap after a few peer timeouts; the
+        // sweep must visit every peer well before that.
+        if u64::from(t.sweep_interval) >= 7 * u64::from(t.peer_timeout) {
+            return Err(format!(
+                "tracker.sweep_interval ({}) must be under 7 times tracker.peer_timeout ({})",
+                t.sweep_interval, t.peer_timeout
+            ));
+        }
         if t.numwant > t.numwant_max {
             return Err(format!(
                 "tracker.numwant ({}) is above tracker.numwant_max ({})",
@@ -361,6 +369,10 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = Config::default();
         c.tracker.numwant = 500;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.tracker.peer_timeout = 10;
+        c.tracker.sweep_interval = 70;
         assert!(c.validate().is_err());
         assert!(Config::default().validate().is_ok());
         assert!(Config::parse_toml(&Config::default().to_toml(), Path::new("f")).is_ok());

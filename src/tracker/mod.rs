@@ -4,18 +4,35 @@
 //! caller's monotonic clock) comes in with each call, and sampled peers are
 //! written in compact wire form into buffers the caller owns, so neither HTTP
 //! nor UDP details leak in here.
+//!
+//! Memory per torrent and per peer is the headline figure, so torrents live
+//! in a trie of small sorted leaves ([`index`]), by kind: up to two IPv4
+//! peers inline ([`small`]), more on the heap ([`crowd`]); a peer is 8 bytes
+//! ([`peer`]) with a 14-bit wrapping time stamp ([`clock`]).
 
 pub mod access_list;
+mod capacity;
+mod clock;
+mod crowd;
+mod index;
+mod leaf;
 pub mod peer;
+mod search;
+mod small;
 pub mod swarm;
+#[cfg(test)]
+mod tests;
+mod torrent;
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::Bound;
 
 use crate::proto::{Event, InfoHash, SwarmCounts};
 use access_list::AccessList;
-use swarm::{split_quota, Torrent};
+use clock::PeerClock;
+use index::Index;
+use leaf::{Addr, Swept};
+use peer::Visit;
+use swarm::split_quota;
 
 /// Timeouts, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,15 +94,17 @@ pub const RENEW_BUCKETS: usize = 45;
 /// All torrents, ordered by info hash so a full scrape can walk them in
 /// ascending order and resume where it left off.
 pub struct Tracker {
-    torrents: BTreeMap<InfoHash, Torrent>,
+    index: Index,
     access: AccessList,
     timeouts: Timeouts,
+    clock: PeerClock,
     rng: fastrand::Rng,
     peers: u64,
     seeders: u64,
     completed: u64,
     renew: [u64; RENEW_BUCKETS],
-    sweep_cursor: Option<InfoHash>,
+    /// Where the sweep resumes: a hash in the last leaf it swept.
+    sweep_cursor: Option<[u8; 20]>,
 }
 
 fn compact_v4(ip: std::net::Ipv4Addr, port: u16) -> [u8; 6] {
@@ -106,9 +125,10 @@ impl Tracker {
     /// An empty tracker; `seed` drives peer sampling.
     pub fn new(timeouts: Timeouts, seed: u64) -> Self {
         Tracker {
-            torrents: BTreeMap::new(),
+            index: Index::default(),
             access: AccessList::open(),
             timeouts,
+            clock: PeerClock::new(timeouts.peer),
             rng: fastrand::Rng::with_seed(seed),
             peers: 0,
             seeders: 0,
@@ -150,37 +170,36 @@ impl Tracker {
         let port = request.peer.port();
         if request.event == Event::Stopped {
             return Announced::Stopped {
-                counts: self.stop(&request.info_hash, ip, port),
+                counts: self.stop(&request.info_hash, ip, port, now),
             };
         }
         if !self.access.allows(&request.info_hash) {
             return Announced::NotAuthorized;
         }
-        let torrent = self.torrents.entry(request.info_hash).or_default();
-        let completed_event = request.event == Event::Completed;
-        let updated = match ip {
-            IpAddr::V4(v4) => {
-                torrent.update_v4(compact_v4(v4, port), request.seeding, completed_event, now)
-            }
-            IpAddr::V6(v6) => {
-                torrent.update_v6(compact_v6(v6, port), request.seeding, completed_event, now)
-            }
+        let addr = match ip {
+            IpAddr::V4(v4) => Addr::V4(compact_v4(v4, port)),
+            IpAddr::V6(v6) => Addr::V6(compact_v6(v6, port)),
         };
-        torrent.last_active = now;
-        if updated.newly_completed {
-            torrent.completed = torrent.completed.saturating_add(1);
-        }
+        let visit = Visit {
+            clock: self.clock,
+            now,
+            seeding: request.seeding,
+            completed: request.event == Event::Completed,
+        };
+        let hash = &request.info_hash.0;
+        let leaf = self.index.leaf_mut(hash);
+        let (updated, slot, new_torrent) = leaf.announce(hash, addr, &visit);
+        let torrent = leaf.get(slot);
         let counts = torrent.counts();
-        let have4 = torrent.v4.len();
-        let have6 = torrent.v6.as_ref().map_or(0, |l| l.len());
-        let (quota4, quota6) = match (families, ip) {
+        let (have4, have6) = torrent.have();
+        let quotas = match (families, ip) {
             (Families::Both, _) => split_quota(request.numwant, have4, have6),
             (Families::Own, IpAddr::V4(_)) => (request.numwant, 0),
             (Families::Own, IpAddr::V6(_)) => (0, request.numwant),
         };
-        torrent.v4.sample_into(quota4, &mut self.rng, peers4);
-        if let Some(v6) = &torrent.v6 {
-            v6.sample_into(quota6, &mut self.rng, peers6);
+        torrent.sample_into(quotas, &mut self.rng, peers4, peers6);
+        if new_torrent {
+            self.index.added();
         }
 
         if updated.new {
@@ -199,33 +218,31 @@ impl Tracker {
         }
     }
 
-    fn stop(&mut self, hash: &InfoHash, ip: IpAddr, port: u16) -> SwarmCounts {
-        let Some(torrent) = self.torrents.get_mut(hash) else {
-            return SwarmCounts::default();
+    fn stop(&mut self, hash: &InfoHash, ip: IpAddr, port: u16, now: u32) -> SwarmCounts {
+        let addr = match ip {
+            IpAddr::V4(v4) => Addr::V4(compact_v4(v4, port)),
+            IpAddr::V6(v6) => Addr::V6(compact_v6(v6, port)),
         };
-        let removed_seeding = match ip {
-            IpAddr::V4(v4) => torrent.v4.remove(&compact_v4(v4, port)).map(|p| p.seeding),
-            IpAddr::V6(v6) => torrent
-                .v6
-                .as_mut()
-                .and_then(|l| l.remove(&compact_v6(v6, port)))
-                .map(|p| p.seeding),
+        let leaf = self.index.leaf_mut(&hash.0);
+        let Some((removed_seeding, counts)) = leaf.stop(&hash.0, addr, self.clock, now) else {
+            return SwarmCounts::default();
         };
         if let Some(seeding) = removed_seeding {
             self.peers -= 1;
             self.seeders -= u64::from(seeding);
         }
-        torrent.counts()
+        counts
     }
 
     /// The counts of one torrent, or `None` when it is not tracked.
     pub fn scrape(&self, hash: &InfoHash) -> Option<SwarmCounts> {
-        self.torrents.get(hash).map(Torrent::counts)
+        let leaf = self.index.leaf(&hash.0);
+        leaf.find(&hash.0).map(|slot| leaf.get(slot).counts())
     }
 
     pub fn totals(&self) -> Totals {
         Totals {
-            torrents: self.torrents.len(),
+            torrents: self.index.len(),
             peers: self.peers,
             seeders: self.seeders,
             completed: self.completed,
@@ -246,65 +263,48 @@ impl Tracker {
         max: usize,
         mut visit: impl FnMut(&InfoHash, SwarmCounts),
     ) -> Option<InfoHash> {
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut left = max;
         let mut last = None;
-        for (count, (hash, torrent)) in self.torrents.range((start, Bound::Unbounded)).enumerate() {
-            if count == max {
-                return last;
+        let stopped = self.index.visit_after(after.map(|h| &h.0), &mut |torrent| {
+            if left == 0 {
+                return false;
             }
-            visit(hash, torrent.counts());
-            last = Some(*hash);
+            left -= 1;
+            let hash = InfoHash(*torrent.hash());
+            visit(&hash, torrent.counts());
+            last = Some(hash);
+            true
+        });
+        if stopped {
+            last
+        } else {
+            None
         }
-        None
     }
 
-    /// Drops expired peers and torrents in up to `max` torrents, continuing
-    /// where the previous call stopped. Returns true when this call reached
-    /// the end of the torrents (a full sweep is complete).
+    /// Drops expired peers and torrents in about `max` torrents (whole
+    /// leaves of the index), continuing where the previous call stopped.
+    /// Returns true when this call reached the end of the torrents (a full
+    /// sweep is complete).
     pub fn sweep(&mut self, now: u32, max: usize) -> bool {
-        let peer_cutoff = now.saturating_sub(self.timeouts.peer);
-        let start = self
-            .sweep_cursor
-            .as_ref()
-            .map_or(Bound::Unbounded, Bound::Excluded);
-        let mut dead = Vec::new();
-        let mut visited = 0;
-        let mut last = None;
-        for (hash, torrent) in self.torrents.range_mut((start, Bound::Unbounded)) {
-            if visited == max {
-                break;
-            }
-            visited += 1;
-            last = Some(*hash);
-            let (peers4, seeders4) = torrent.v4.expire(peer_cutoff);
-            let (peers6, seeders6) = torrent
-                .v6
-                .as_mut()
-                .map_or((0, 0), |l| l.expire(peer_cutoff));
-            if torrent.v6.as_ref().is_some_and(|l| l.is_empty()) {
-                torrent.v6 = None;
-            }
-            self.peers -= u64::from(peers4 + peers6);
-            self.seeders -= u64::from(seeders4 + seeders6);
-            let idle = now.saturating_sub(torrent.last_active);
-            if torrent.peer_count() == 0
-                && (torrent.completed == 0 || idle >= self.timeouts.torrent)
-            {
-                dead.push(*hash);
-            }
-        }
-        for hash in &dead {
-            self.torrents.remove(hash);
-        }
-        let finished = visited < max;
-        self.sweep_cursor = if finished { None } else { last };
-        finished
+        let (clock, torrent_timeout) = (self.clock, self.timeouts.torrent);
+        let mut swept = Swept::default();
+        let cursor = self.sweep_cursor.take();
+        self.sweep_cursor = self.index.sweep(cursor.as_ref(), max, &mut |leaf| {
+            let dropped = leaf.sweep(clock, now, torrent_timeout);
+            swept.peers += dropped.peers;
+            swept.seeders += dropped.seeders;
+            dropped.torrents
+        });
+        self.peers -= swept.peers;
+        self.seeders -= swept.seeders;
+        self.sweep_cursor.is_none()
     }
 
     /// The `n` torrents with the most peers, seeders and leechers.
     pub fn top(&self, n: usize) -> [Vec<(u64, InfoHash)>; 3] {
         let mut tops: [Vec<(u64, InfoHash)>; 3] = Default::default();
-        for (hash, torrent) in &self.torrents {
+        self.index.visit_after(None, &mut |torrent| {
             let counts = torrent.counts();
             let values = [
                 u64::from(counts.seeders + counts.leechers),
@@ -316,190 +316,11 @@ impl Tracker {
                     continue;
                 }
                 let at = top.partition_point(|&(v, _)| v >= value);
-                top.insert(at, (value, *hash));
+                top.insert(at, (value, InfoHash(*torrent.hash())));
                 top.truncate(n);
             }
-        }
+            true
+        });
         tops
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::access_list::Mode;
-    use super::*;
-
-    const TIMEOUTS: Timeouts = Timeouts {
-        peer: 100,
-        torrent: 1000,
-    };
-
-    fn announce(
-        tracker: &mut Tracker,
-        peer: &str,
-        seeding: bool,
-        event: Event,
-        now: u32,
-    ) -> (Announced, Vec<u8>, Vec<u8>) {
-        let request = Announce {
-            info_hash: InfoHash([1; 20]),
-            peer: peer.parse().unwrap(),
-            seeding,
-            event,
-            numwant: 50,
-        };
-        let (mut p4, mut p6) = (Vec::new(), Vec::new());
-        let result = tracker.announce(&request, Families::Both, now, &mut p4, &mut p6);
-        (result, p4, p6)
-    }
-
-    #[test]
-    fn announce_returns_self_and_both_families() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        let (result, p4, p6) = announce(&mut t, "10.0.0.1:6881", false, Event::None, 0);
-        assert_eq!(
-            result,
-            Announced::Ok {
-                counts: SwarmCounts {
-                    seeders: 0,
-                    leechers: 1,
-                    completed: 0
-                },
-                completed: false
-            }
-        );
-        assert_eq!(p4, [10, 0, 0, 1, 0x1a, 0xe1]);
-        assert!(p6.is_empty());
-        let (_, p4, p6) = announce(&mut t, "[2001:db8::1]:6881", true, Event::None, 0);
-        assert_eq!((p4.len(), p6.len()), (6, 18));
-        assert_eq!(
-            t.totals(),
-            Totals {
-                torrents: 1,
-                peers: 2,
-                seeders: 1,
-                completed: 0
-            }
-        );
-    }
-
-    #[test]
-    fn mapped_v4_is_v4() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        let (_, p4, _) = announce(&mut t, "[::ffff:10.0.0.1]:6881", false, Event::None, 0);
-        assert_eq!(p4.len(), 6);
-    }
-
-    #[test]
-    fn completed_counted_once_and_stop_removes() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
-        let (r, ..) = announce(&mut t, "10.0.0.1:1", true, Event::Completed, 1);
-        assert_eq!(
-            r,
-            Announced::Ok {
-                counts: SwarmCounts {
-                    seeders: 1,
-                    leechers: 0,
-                    completed: 1
-                },
-                completed: true
-            }
-        );
-        announce(&mut t, "10.0.0.1:1", true, Event::Completed, 2);
-        let (r, ..) = announce(&mut t, "10.0.0.1:1", true, Event::Stopped, 3);
-        assert_eq!(
-            r,
-            Announced::Stopped {
-                counts: SwarmCounts {
-                    seeders: 0,
-                    leechers: 0,
-                    completed: 1
-                }
-            }
-        );
-        assert_eq!(t.totals().peers, 0);
-        assert_eq!(t.totals().completed, 1);
-        // After a stop, a fresh completion counts again (upstream semantics).
-        let (r, ..) = announce(&mut t, "10.0.0.1:1", true, Event::Completed, 4);
-        assert!(matches!(
-            r,
-            Announced::Ok {
-                counts: SwarmCounts { completed: 2, .. },
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn sweep_expires_peers_then_torrents() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
-        t.torrents.entry(InfoHash([2; 20])).or_default().completed = 1;
-        assert!(t.sweep(50, 100));
-        assert_eq!(t.totals().peers, 1);
-        assert!(t.sweep(150, 100));
-        assert_eq!(
-            t.totals(),
-            Totals {
-                torrents: 1,
-                peers: 0,
-                seeders: 0,
-                completed: 0
-            }
-        );
-        assert!(t.scrape(&InfoHash([2; 20])).is_some());
-        assert!(t.sweep(2000, 100));
-        assert_eq!(t.totals().torrents, 0);
-    }
-
-    #[test]
-    fn sweep_and_walk_resume() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        for n in 0..10u8 {
-            t.torrents.entry(InfoHash([n; 20])).or_default().completed = 1;
-        }
-        let mut seen = Vec::new();
-        let mut cursor = None;
-        loop {
-            cursor = t.walk(cursor.as_ref(), 3, |h, _| seen.push(h.0[0]));
-            if cursor.is_none() {
-                break;
-            }
-        }
-        assert_eq!(seen, (0..10).collect::<Vec<_>>());
-        assert!(!t.sweep(5000, 4));
-        assert!(!t.sweep(5000, 4));
-        assert!(t.sweep(5000, 4));
-        assert_eq!(t.totals().torrents, 0);
-    }
-
-    #[test]
-    fn access_list_refuses_announce_but_not_stop() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        t.set_access_list(AccessList::new(Mode::Whitelist, []));
-        let (r, ..) = announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
-        assert_eq!(r, Announced::NotAuthorized);
-        let (r, ..) = announce(&mut t, "10.0.0.1:1", false, Event::Stopped, 0);
-        assert!(matches!(r, Announced::Stopped { .. }));
-        assert_eq!(t.totals().torrents, 0);
-    }
-
-    #[test]
-    fn interval_jitter() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        for _ in 0..1000 {
-            assert!((1620..1980).contains(&t.interval(1800)));
-        }
-    }
-
-    #[test]
-    fn top_lists() {
-        let mut t = Tracker::new(TIMEOUTS, 1);
-        announce(&mut t, "10.0.0.1:1", true, Event::None, 0);
-        let tops = t.top(10);
-        assert_eq!(tops[0].len(), 1);
-        assert_eq!(tops[1].len(), 1);
-        assert!(tops[2].is_empty());
     }
 }

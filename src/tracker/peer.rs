@@ -1,36 +1,27 @@
-//! The compact peer record: the bytes a peer costs is a headline figure.
+//! The compact peer record and the sorted peer list of a larger swarm.
 //!
-//! A peer is its address and port exactly as they go on the wire (6 bytes
-//! for IPv4, 18 for IPv6, network order), so replies are plain copies, plus
-//! two flag bytes and the second it last announced: 12 and 24 bytes.
+//! A peer is its address and port exactly as they go on the wire (network
+//! order), so replies are plain copies, plus a 16-bit [`Mark`]: a wrapping
+//! time stamp and the seeding and completed flags. That is 8 bytes for an
+//! IPv4 peer, as upstream's, and 20 for an IPv6 one.
 
-/// One peer of one address family; `N` is 6 (IPv4) or 18 (IPv6).
+use super::capacity;
+use super::clock::{Mark, PeerClock};
+
+/// One peer; `N` is the compact address length, 6 (IPv4) or 18 (IPv6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer<const N: usize> {
-    /// IP address then port, network byte order: the compact wire form.
     pub addr: [u8; N],
-    pub seeding: bool,
-    /// Sticky once counted, so repeating `completed` never counts twice.
-    pub completed: bool,
-    /// Tracker clock second of the last announce.
-    pub last_seen: u32,
+    pub mark: Mark,
 }
 
 pub type Peer4 = Peer<6>;
 pub type Peer6 = Peer<18>;
 
-/// The peers of one family in one torrent, sorted by address so that a peer
-/// is found by binary search, with the seeder count kept alongside.
-#[derive(Clone, Debug, Default)]
-pub struct PeerList<const N: usize> {
-    peers: Vec<Peer<N>>,
-    seeders: u32,
-}
-
-/// What an update did to the list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What an update did to a swarm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Updated {
-    /// The peer was not in the list before.
+    /// The peer was not there before.
     pub new: bool,
     /// Seconds since the peer's previous announce (0 for a new peer).
     pub since_last: u32,
@@ -38,6 +29,61 @@ pub struct Updated {
     pub newly_completed: bool,
     /// Change of the seeder count (-1, 0 or +1).
     pub seeder_delta: i32,
+}
+
+/// The announce being applied to a peer.
+#[derive(Clone, Copy, Debug)]
+pub struct Visit {
+    pub clock: PeerClock,
+    pub now: u32,
+    pub seeding: bool,
+    /// `event=completed`; counts only for a seeder, as upstream: a
+    /// "completed" with bytes left is discarded.
+    pub completed: bool,
+}
+
+impl Visit {
+    /// The mark of a peer first seen by this announce.
+    pub fn fresh_mark(&self) -> Mark {
+        let completed = self.completed && self.seeding;
+        Mark::new(self.clock.stamp(self.now), self.seeding, completed)
+    }
+
+    /// Refreshes an existing peer's mark; returns what changed.
+    pub fn refresh(&self, mark: &mut Mark) -> Updated {
+        let old = *mark;
+        let completed = self.completed && self.seeding;
+        *mark = Mark::new(
+            self.clock.stamp(self.now),
+            self.seeding,
+            old.completed() || completed,
+        );
+        Updated {
+            new: false,
+            since_last: self.clock.age(old, self.now),
+            newly_completed: completed && !old.completed(),
+            seeder_delta: i32::from(self.seeding) - i32::from(old.seeding()),
+        }
+    }
+
+    /// The update a new peer makes.
+    pub fn added(&self) -> Updated {
+        let mark = self.fresh_mark();
+        Updated {
+            new: true,
+            since_last: 0,
+            newly_completed: mark.completed(),
+            seeder_delta: i32::from(mark.seeding()),
+        }
+    }
+}
+
+/// Peers of one family sorted by address, so a peer is found by binary
+/// search, with the seeder count kept alongside.
+#[derive(Clone, Debug, Default)]
+pub struct PeerList<const N: usize> {
+    peers: Vec<Peer<N>>,
+    seeders: u32,
 }
 
 impl<const N: usize> PeerList<N> {
@@ -57,83 +103,69 @@ impl<const N: usize> PeerList<N> {
         self.peers.len() as u32 - self.seeders
     }
 
-    /// Inserts or refreshes the peer at `addr`. `completed` counts only for a
-    /// seeder, as upstream: a "completed" with bytes left is discarded.
-    pub fn update(&mut self, addr: [u8; N], seeding: bool, completed: bool, now: u32) -> Updated {
-        let completed = completed && seeding;
-        match self.peers.binary_search_by(|p| p.addr.cmp(&addr)) {
-            Ok(at) => {
-                let peer = &mut self.peers[at];
-                let seeder_delta = i32::from(seeding) - i32::from(peer.seeding);
-                let newly_completed = completed && !peer.completed;
-                let since_last = now.saturating_sub(peer.last_seen);
-                peer.seeding = seeding;
-                peer.completed |= completed;
-                peer.last_seen = now;
-                self.seeders = self.seeders.wrapping_add_signed(seeder_delta);
-                Updated {
-                    new: false,
-                    since_last,
-                    newly_completed,
-                    seeder_delta,
-                }
-            }
+    pub fn peers(&self) -> &[Peer<N>] {
+        &self.peers
+    }
+
+    /// Inserts or refreshes the peer at `addr`.
+    pub fn update(&mut self, addr: [u8; N], visit: &Visit) -> Updated {
+        let updated = match self.peers.binary_search_by(|p| p.addr.cmp(&addr)) {
+            Ok(at) => visit.refresh(&mut self.peers[at].mark),
             Err(at) => {
-                self.peers.insert(
-                    at,
-                    Peer {
-                        addr,
-                        seeding,
-                        completed,
-                        last_seen: now,
-                    },
-                );
-                self.seeders += u32::from(seeding);
-                Updated {
-                    new: true,
-                    since_last: 0,
-                    newly_completed: completed,
-                    seeder_delta: i32::from(seeding),
-                }
+                capacity::reserve_one(&mut self.peers);
+                let mark = visit.fresh_mark();
+                self.peers.insert(at, Peer { addr, mark });
+                visit.added()
             }
-        }
+        };
+        self.seeders = self.seeders.wrapping_add_signed(updated.seeder_delta);
+        updated
+    }
+
+    /// Adds a peer known not to be in the list.
+    pub fn push_sorted(&mut self, peer: Peer<N>) {
+        let at = self.peers.partition_point(|p| p.addr < peer.addr);
+        capacity::reserve_one(&mut self.peers);
+        self.peers.insert(at, peer);
+        self.seeders += u32::from(peer.mark.seeding());
     }
 
     /// Removes the peer at `addr`; returns it if it was there.
     pub fn remove(&mut self, addr: &[u8; N]) -> Option<Peer<N>> {
         let at = self.peers.binary_search_by(|p| p.addr.cmp(addr)).ok()?;
         let peer = self.peers.remove(at);
-        self.seeders -= u32::from(peer.seeding);
+        self.seeders -= u32::from(peer.mark.seeding());
         Some(peer)
     }
 
-    /// Drops peers last seen before `cutoff`; returns (peers, seeders) dropped.
-    pub fn expire(&mut self, cutoff: u32) -> (u32, u32) {
-        let before = (self.peers.len() as u32, self.seeders);
-        self.peers.retain(|p| p.last_seen >= cutoff);
-        self.seeders = self.peers.iter().filter(|p| p.seeding).count() as u32;
-        if self.peers.capacity() > 4 * self.peers.len().max(1) {
-            self.peers.shrink_to(2 * self.peers.len());
-        }
-        (before.0 - self.peers.len() as u32, before.1 - self.seeders)
+    /// Drops peers that timed out; returns (peers, seeders) dropped and the
+    /// newest stamp among the dropped (for the torrent's last activity).
+    pub fn expire(&mut self, clock: PeerClock, now: u32) -> Dropped {
+        let mut dropped = Dropped::default();
+        self.peers.retain(|p| {
+            let expired = clock.expired(p.mark, now);
+            if expired {
+                dropped.count(clock, p.mark, now);
+            }
+            !expired
+        });
+        self.seeders -= dropped.seeders;
+        capacity::trim(&mut self.peers);
+        dropped
     }
 
-    /// Appends up to `quota` distinct peers in compact form to `out`,
-    /// leechers first, then seeders. When the list holds more than `quota`,
-    /// the sample is stratified: one random peer from each of `quota` equal
-    /// slices, rotated by a random offset, so every peer has the same chance
-    /// and no one is always first.
+    /// Appends up to `quota` distinct peers to `out`, leechers first, then
+    /// seeders. When the list holds more than `quota`, the sample is
+    /// stratified: one random peer from each of `quota` equal slices,
+    /// rotated by a random offset, so every peer has the same chance and no
+    /// one is always first.
     pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
         let count = self.peers.len();
         if quota == 0 || count == 0 {
             return;
         }
         if quota >= count {
-            for seeding in [false, true] {
-                for peer in self.peers.iter().filter(|p| p.seeding == seeding) {
-                    out.extend_from_slice(&peer.addr);
-                }
-            }
+            write_all(&self.peers, out);
             return;
         }
         let offset = rng.usize(..count);
@@ -142,29 +174,58 @@ impl<const N: usize> PeerList<N> {
             let end = (i + 1) * count / quota;
             (offset + rng.usize(start..end)) % count
         };
-        let mut chosen = [0usize; 256];
+        let mut chosen = [0u32; 256];
         let mut chosen_vec = Vec::new();
-        let indices: &mut [usize] = if quota <= chosen.len() {
+        let indices: &[u32] = if quota <= chosen.len() {
             for (i, slot) in chosen.iter_mut().take(quota).enumerate() {
-                *slot = pick(i, rng);
+                *slot = pick(i, rng) as u32;
             }
-            &mut chosen[..quota]
+            &chosen[..quota]
         } else {
-            chosen_vec.extend((0..quota).map(|i| pick(i, rng)));
-            &mut chosen_vec
+            chosen_vec.extend((0..quota).map(|i| pick(i, rng) as u32));
+            &chosen_vec
         };
+        out.reserve(quota * N);
         for seeding in [false, true] {
-            for &index in indices.iter() {
-                let peer = &self.peers[index];
-                if peer.seeding == seeding {
+            for &index in indices {
+                let peer = &self.peers[index as usize];
+                if peer.mark.seeding() == seeding {
                     out.extend_from_slice(&peer.addr);
                 }
             }
         }
     }
+}
 
-    pub fn iter(&self) -> impl Iterator<Item = &Peer<N>> {
-        self.peers.iter()
+/// Writes every peer of `peers`, leechers first.
+pub fn write_all<const N: usize>(peers: &[Peer<N>], out: &mut Vec<u8>) {
+    for seeding in [false, true] {
+        for peer in peers.iter().filter(|p| p.mark.seeding() == seeding) {
+            out.extend_from_slice(&peer.addr);
+        }
+    }
+}
+
+/// Peers dropped by an expiry or removal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub peers: u32,
+    pub seeders: u32,
+    /// Tracker second of the newest announce among them (0 if none).
+    pub last_seen: u32,
+}
+
+impl Dropped {
+    pub fn count(&mut self, clock: PeerClock, mark: Mark, now: u32) {
+        self.peers += 1;
+        self.seeders += u32::from(mark.seeding());
+        self.last_seen = self.last_seen.max(clock.seconds(mark, now));
+    }
+
+    pub fn add(&mut self, other: Dropped) {
+        self.peers += other.peers;
+        self.seeders += other.seeders;
+        self.last_seen = self.last_seen.max(other.last_seen);
     }
 }
 
@@ -176,20 +237,42 @@ mod tests {
         [10, 0, 0, n, 0x1a, 0xe1]
     }
 
+    fn visit(now: u32, seeding: bool, completed: bool) -> Visit {
+        Visit {
+            clock: PeerClock::new(100),
+            now,
+            seeding,
+            completed,
+        }
+    }
+
+    #[test]
+    fn peers_are_compact() {
+        assert_eq!(std::mem::size_of::<Peer4>(), 8);
+        assert_eq!(std::mem::size_of::<Peer6>(), 20);
+    }
+
     #[test]
     fn update_counts_seeders_and_completion_once() {
         let mut list = PeerList::<6>::default();
-        let u = list.update(addr(1), false, false, 10);
+        let u = list.update(addr(1), &visit(10, false, false));
         assert!(u.new);
         assert_eq!((list.len(), list.seeders()), (1, 0));
-        let u = list.update(addr(1), true, true, 20);
+        let u = list.update(addr(1), &visit(20, true, true));
         assert!(!u.new && u.newly_completed);
         assert_eq!(u.since_last, 10);
         assert_eq!(list.seeders(), 1);
-        assert!(!list.update(addr(1), true, true, 30).newly_completed);
+        assert!(!list.update(addr(1), &visit(30, true, true)).newly_completed);
         // A completed event while still leeching is discarded.
-        assert!(!list.update(addr(2), false, true, 30).newly_completed);
-        assert_eq!(list.update(addr(1), false, false, 40).seeder_delta, -1);
+        assert!(
+            !list
+                .update(addr(2), &visit(30, false, true))
+                .newly_completed
+        );
+        assert_eq!(
+            list.update(addr(1), &visit(40, false, false)).seeder_delta,
+            -1
+        );
         assert_eq!(list.seeders(), 0);
         assert!(list.remove(&addr(1)).is_some());
         assert!(list.remove(&addr(1)).is_none());
@@ -198,9 +281,13 @@ mod tests {
     #[test]
     fn expiry() {
         let mut list = PeerList::<6>::default();
-        list.update(addr(1), true, false, 10);
-        list.update(addr(2), false, false, 50);
-        assert_eq!(list.expire(20), (1, 1));
+        list.update(addr(1), &visit(10, true, false));
+        list.update(addr(2), &visit(50, false, false));
+        let dropped = list.expire(PeerClock::new(100), 120);
+        assert_eq!(
+            (dropped.peers, dropped.seeders, dropped.last_seen),
+            (1, 1, 10)
+        );
         assert_eq!((list.len(), list.seeders()), (1, 0));
     }
 
@@ -208,7 +295,7 @@ mod tests {
     fn sample_is_distinct_fair_and_leechers_first() {
         let mut list = PeerList::<6>::default();
         for n in 0..100 {
-            list.update(addr(n), n % 2 == 0, false, 1);
+            list.update(addr(n), &visit(1, n % 2 == 0, false));
         }
         let mut rng = fastrand::Rng::with_seed(7);
         let mut hits = [0u32; 100];

@@ -1,0 +1,255 @@
+//! Torrents small enough to keep their peers inline: at most `N` IPv4 peers
+//! and no IPv6 peer. Most torrents have one or two peers, so this is where
+//! most of the memory goes: 30 bytes for `N = 1`, 38 for `N = 2`, and no
+//! heap block at all.
+
+use super::clock::{Mark, PeerClock};
+use super::peer::{write_all, Dropped, Peer4, Updated, Visit};
+use crate::proto::SwarmCounts;
+
+const COUNT_SHIFT: u32 = 14;
+const COMPLETED_MASK: u16 = (1 << COUNT_SHIFT) - 1;
+/// The most completed downloads an inline torrent counts; one more moves it
+/// to a [`super::crowd::Crowd`]. Few torrents with so many downloads have
+/// only one or two peers, and the 16-bit word keeps the entry at 30 bytes.
+pub const COMPLETED_MAX: u32 = COMPLETED_MASK as u32;
+
+/// A torrent with up to `N` inline IPv4 peers.
+#[derive(Clone, Copy, Debug)]
+pub struct Small<const N: usize> {
+    pub hash: [u8; 20],
+    /// The completed count (low 14 bits) and how many slots hold peers
+    /// (top 2 bits).
+    word: u16,
+    /// Peers fill `slots[..count]`. While `count < N` the last slot is free
+    /// and its first 4 address bytes hold the torrent's last activity (a
+    /// tracker second), which with all slots full is the newest peer stamp.
+    slots: [Peer4; N],
+}
+
+const EMPTY_SLOT: Peer4 = Peer4 {
+    addr: [0; 6],
+    mark: Mark::ZERO,
+};
+
+impl<const N: usize> Small<N> {
+    /// A torrent without peers.
+    pub fn empty(hash: [u8; 20], completed: u32, last_active: u32) -> Self {
+        let mut small = Small {
+            hash,
+            word: 0,
+            slots: [EMPTY_SLOT; N],
+        };
+        small.set_completed(completed);
+        small.store_last_active(last_active);
+        small
+    }
+
+    /// A torrent holding exactly `peers` (at most `N` of them).
+    pub fn with_peers(hash: [u8; 20], completed: u32, last_active: u32, peers: &[Peer4]) -> Self {
+        let mut small = Self::empty(hash, completed, last_active);
+        small.slots[..peers.len()].copy_from_slice(peers);
+        small.set_count(peers.len());
+        if peers.len() < N {
+            small.store_last_active(last_active);
+        }
+        small
+    }
+
+    pub fn count(&self) -> usize {
+        (self.word >> COUNT_SHIFT) as usize
+    }
+
+    fn set_count(&mut self, count: usize) {
+        self.word = (self.word & COMPLETED_MASK) | ((count as u16) << COUNT_SHIFT);
+    }
+
+    pub fn peers(&self) -> &[Peer4] {
+        &self.slots[..self.count()]
+    }
+
+    pub fn completed(&self) -> u32 {
+        u32::from(self.word & COMPLETED_MASK)
+    }
+
+    /// Sets the completed count, at most [`COMPLETED_MAX`].
+    pub fn set_completed(&mut self, completed: u32) {
+        debug_assert!(completed <= COMPLETED_MAX);
+        let completed = completed.min(COMPLETED_MAX) as u16;
+        self.word = (self.word & !COMPLETED_MASK) | completed;
+    }
+
+    fn store_last_active(&mut self, seconds: u32) {
+        self.slots[N - 1].addr[..4].copy_from_slice(&seconds.to_le_bytes());
+    }
+
+    fn stored_last_active(&self) -> u32 {
+        let bytes = &self.slots[N - 1].addr;
+        u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+    }
+
+    /// Tracker second of the torrent's last announce (to the stamp unit).
+    pub fn last_active(&self, clock: PeerClock, now: u32) -> u32 {
+        let newest = self.peers().iter().map(|p| clock.seconds(p.mark, now));
+        let stored = (self.count() < N).then(|| self.stored_last_active());
+        newest.chain(stored).max().unwrap_or(0)
+    }
+
+    pub fn counts(&self) -> SwarmCounts {
+        let seeders = self.peers().iter().filter(|p| p.mark.seeding()).count() as u32;
+        SwarmCounts {
+            seeders,
+            leechers: self.count() as u32 - seeders,
+            completed: self.completed(),
+        }
+    }
+
+    /// Refreshes or adds the peer at `addr`; `None` when it is new and all
+    /// slots are taken, so the torrent must move to a larger kind.
+    pub fn update(&mut self, addr: [u8; 6], visit: &Visit) -> Option<Updated> {
+        let count = self.count();
+        if let Some(peer) = self.slots[..count].iter_mut().find(|p| p.addr == addr) {
+            return Some(visit.refresh(&mut peer.mark));
+        }
+        if count == N {
+            return None;
+        }
+        // The new peer's stamp is the newest, so the stored last activity
+        // may be overwritten when this fills the last slot.
+        self.slots[count] = Peer4 {
+            addr,
+            mark: visit.fresh_mark(),
+        };
+        self.set_count(count + 1);
+        Some(visit.added())
+    }
+
+    /// Removes the peer at `addr`; returns it if it was there.
+    pub fn remove(&mut self, addr: &[u8; 6], clock: PeerClock, now: u32) -> Option<Peer4> {
+        let at = self.peers().iter().position(|p| p.addr == *addr)?;
+        let last_active = self.last_active(clock, now);
+        let peer = self.slots[at];
+        let count = self.count();
+        self.slots.copy_within(at + 1..count, at);
+        self.set_count(count - 1);
+        self.store_last_active(last_active);
+        Some(peer)
+    }
+
+    /// Drops peers that timed out.
+    pub fn expire(&mut self, clock: PeerClock, now: u32) -> Dropped {
+        let mut dropped = Dropped::default();
+        if self.peers().iter().all(|p| !clock.expired(p.mark, now)) {
+            return dropped;
+        }
+        let last_active = self.last_active(clock, now);
+        let mut kept = 0;
+        for at in 0..self.count() {
+            let peer = self.slots[at];
+            if clock.expired(peer.mark, now) {
+                dropped.count(clock, peer.mark, now);
+            } else {
+                self.slots[kept] = peer;
+                kept += 1;
+            }
+        }
+        self.set_count(kept);
+        self.store_last_active(last_active);
+        dropped
+    }
+
+    /// Appends up to `quota` of the peers to `out`, leechers first; with
+    /// fewer slots than peers, a random subset.
+    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
+        let peers = self.peers();
+        if quota >= peers.len() {
+            write_all(peers, out);
+            return;
+        }
+        let mut picked = [EMPTY_SLOT; N];
+        let mut pool = self.slots;
+        for (taken, slot) in picked.iter_mut().take(quota).enumerate() {
+            let at = rng.usize(taken..peers.len());
+            pool.swap(taken, at);
+            *slot = pool[taken];
+        }
+        write_all(&picked[..quota], out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visit(now: u32, seeding: bool) -> Visit {
+        Visit {
+            clock: PeerClock::new(10),
+            now,
+            seeding,
+            completed: false,
+        }
+    }
+
+    fn addr(n: u8) -> [u8; 6] {
+        [10, 0, 0, n, 0, 1]
+    }
+
+    #[test]
+    fn inline_sizes() {
+        assert_eq!(std::mem::size_of::<Small<1>>(), 30);
+        assert_eq!(std::mem::size_of::<Small<2>>(), 38);
+    }
+
+    #[test]
+    fn fills_then_reports_full() {
+        let mut small = Small::<2>::empty([1; 20], 3, 0);
+        assert!(small.update(addr(1), &visit(5, true)).unwrap().new);
+        assert!(!small.update(addr(1), &visit(6, true)).unwrap().new);
+        assert!(small.update(addr(2), &visit(7, false)).unwrap().new);
+        assert!(small.update(addr(3), &visit(8, false)).is_none());
+        assert_eq!(
+            small.counts(),
+            SwarmCounts {
+                seeders: 1,
+                leechers: 1,
+                completed: 3
+            }
+        );
+        let clock = PeerClock::new(10);
+        assert_eq!(small.last_active(clock, 9), 7);
+    }
+
+    #[test]
+    fn last_activity_survives_removal_and_expiry() {
+        let clock = PeerClock::new(10);
+        let mut small = Small::<1>::empty([1; 20], 1, 0);
+        small.update(addr(1), &visit(5, true));
+        assert_eq!(small.expire(clock, 15), Dropped::default());
+        let dropped = small.expire(clock, 16);
+        assert_eq!((dropped.peers, dropped.seeders), (1, 1));
+        assert_eq!((small.count(), small.last_active(clock, 16)), (0, 5));
+        small.update(addr(2), &visit(20, false));
+        assert_eq!(small.remove(&addr(2), clock, 30).unwrap().addr, addr(2));
+        assert_eq!(small.last_active(clock, 30), 20);
+        assert!(small.remove(&addr(2), clock, 30).is_none());
+    }
+
+    #[test]
+    fn sample_picks_distinct_peers() {
+        let mut small = Small::<2>::empty([1; 20], 0, 0);
+        small.update(addr(1), &visit(1, false));
+        small.update(addr(2), &visit(1, true));
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut seen = [0; 3];
+        for _ in 0..100 {
+            let mut out = Vec::new();
+            small.sample_into(1, &mut rng, &mut out);
+            assert_eq!(out.len(), 6);
+            seen[usize::from(out[3])] += 1;
+        }
+        assert!(seen[1] > 20 && seen[2] > 20);
+        let mut out = Vec::new();
+        small.sample_into(5, &mut rng, &mut out);
+        assert_eq!(out, [addr(1), addr(2)].concat());
+    }
+}

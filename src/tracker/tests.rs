@@ -1,0 +1,352 @@
+//! The tracker's behaviour through its public API, and the index's shape
+//! under load: kinds, splits, walk order.
+
+use super::access_list::Mode;
+use super::*;
+
+const TIMEOUTS: Timeouts = Timeouts {
+    peer: 100,
+    torrent: 1000,
+};
+
+/// Adds a peerless torrent with one completed download at second 0,
+/// without touching the totals (as if its peers had gone unnoticed).
+fn add_completed_torrent(t: &mut Tracker, hash: [u8; 20]) {
+    let visit = Visit {
+        clock: t.clock,
+        now: 0,
+        seeding: true,
+        completed: false,
+    };
+    let leaf = t.index.leaf_mut(&hash);
+    let (_, slot, new) = leaf.announce(&hash, Addr::V4([9; 6]), &visit);
+    assert!(new);
+    leaf.stop(&hash, Addr::V4([9; 6]), t.clock, 0);
+    leaf.add_completed(slot, t.clock, 0);
+    t.index.added();
+}
+
+fn announce(
+    tracker: &mut Tracker,
+    peer: &str,
+    seeding: bool,
+    event: Event,
+    now: u32,
+) -> (Announced, Vec<u8>, Vec<u8>) {
+    let request = Announce {
+        info_hash: InfoHash([1; 20]),
+        peer: peer.parse().unwrap(),
+        seeding,
+        event,
+        numwant: 50,
+    };
+    let (mut p4, mut p6) = (Vec::new(), Vec::new());
+    let result = tracker.announce(&request, Families::Both, now, &mut p4, &mut p6);
+    (result, p4, p6)
+}
+
+#[test]
+fn announce_returns_self_and_both_families() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let (result, p4, p6) = announce(&mut t, "10.0.0.1:6881", false, Event::None, 0);
+    assert_eq!(
+        result,
+        Announced::Ok {
+            counts: SwarmCounts {
+                seeders: 0,
+                leechers: 1,
+                completed: 0
+            },
+            completed: false
+        }
+    );
+    assert_eq!(p4, [10, 0, 0, 1, 0x1a, 0xe1]);
+    assert!(p6.is_empty());
+    let (_, p4, p6) = announce(&mut t, "[2001:db8::1]:6881", true, Event::None, 0);
+    assert_eq!((p4.len(), p6.len()), (6, 18));
+    assert_eq!(
+        t.totals(),
+        Totals {
+            torrents: 1,
+            peers: 2,
+            seeders: 1,
+            completed: 0
+        }
+    );
+}
+
+#[test]
+fn mapped_v4_is_v4() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let (_, p4, _) = announce(&mut t, "[::ffff:10.0.0.1]:6881", false, Event::None, 0);
+    assert_eq!(p4.len(), 6);
+}
+
+#[test]
+fn completed_counted_once_and_stop_removes() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
+    let (r, ..) = announce(&mut t, "10.0.0.1:1", true, Event::Completed, 1);
+    assert_eq!(
+        r,
+        Announced::Ok {
+            counts: SwarmCounts {
+                seeders: 1,
+                leechers: 0,
+                completed: 1
+            },
+            completed: true
+        }
+    );
+    announce(&mut t, "10.0.0.1:1", true, Event::Completed, 2);
+    let (r, ..) = announce(&mut t, "10.0.0.1:1", true, Event::Stopped, 3);
+    assert_eq!(
+        r,
+        Announced::Stopped {
+            counts: SwarmCounts {
+                seeders: 0,
+                leechers: 0,
+                completed: 1
+            }
+        }
+    );
+    assert_eq!(t.totals().peers, 0);
+    assert_eq!(t.totals().completed, 1);
+    // After a stop, a fresh completion counts again (upstream semantics).
+    let (r, ..) = announce(&mut t, "10.0.0.1:1", true, Event::Completed, 4);
+    assert!(matches!(
+        r,
+        Announced::Ok {
+            counts: SwarmCounts { completed: 2, .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn sweep_expires_peers_then_torrents() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
+    add_completed_torrent(&mut t, [2; 20]);
+    assert!(t.sweep(50, 100));
+    assert_eq!(t.totals().peers, 1);
+    assert!(t.sweep(150, 100));
+    assert_eq!(
+        t.totals(),
+        Totals {
+            torrents: 1,
+            peers: 0,
+            seeders: 0,
+            completed: 0
+        }
+    );
+    assert!(t.scrape(&InfoHash([2; 20])).is_some());
+    assert!(t.sweep(2000, 100));
+    assert_eq!(t.totals().torrents, 0);
+}
+
+#[test]
+fn sweep_and_walk_resume() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    for n in 0..10u8 {
+        add_completed_torrent(&mut t, [n; 20]);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        cursor = t.walk(cursor.as_ref(), 3, |h, _| seen.push(h.0[0]));
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    assert!(!t.sweep(5000, 4));
+    assert!(!t.sweep(5000, 4));
+    assert!(t.sweep(5000, 4));
+    assert_eq!(t.totals().torrents, 0);
+}
+
+#[test]
+fn access_list_refuses_announce_but_not_stop() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    t.set_access_list(AccessList::new(Mode::Whitelist, []));
+    let (r, ..) = announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
+    assert_eq!(r, Announced::NotAuthorized);
+    let (r, ..) = announce(&mut t, "10.0.0.1:1", false, Event::Stopped, 0);
+    assert!(matches!(r, Announced::Stopped { .. }));
+    assert_eq!(t.totals().torrents, 0);
+}
+
+#[test]
+fn interval_jitter() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    for _ in 0..1000 {
+        assert!((1620..1980).contains(&t.interval(1800)));
+    }
+}
+
+#[test]
+fn top_lists() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    announce(&mut t, "10.0.0.1:1", true, Event::None, 0);
+    let tops = t.top(10);
+    assert_eq!(tops[0].len(), 1);
+    assert_eq!(tops[1].len(), 1);
+    assert!(tops[2].is_empty());
+}
+
+fn announce_to(t: &mut Tracker, hash: [u8; 20], peer: &str, event: Event, now: u32) -> Announced {
+    let request = Announce {
+        info_hash: InfoHash(hash),
+        peer: peer.parse().unwrap(),
+        seeding: false,
+        event,
+        numwant: 50,
+    };
+    t.announce(
+        &request,
+        Families::Both,
+        now,
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+}
+
+fn walk_all(t: &Tracker, slice: usize) -> Vec<InfoHash> {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        cursor = t.walk(cursor.as_ref(), slice, |h, _| seen.push(*h));
+        if cursor.is_none() {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn torrents_grow_from_inline_to_heap_and_back() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    for (n, now) in [(1, 0), (2, 10), (3, 20)] {
+        announce(&mut t, &format!("10.0.0.{n}:1"), n == 1, Event::None, now);
+        let counts = t.scrape(&InfoHash([1; 20])).unwrap();
+        assert_eq!(counts.seeders + counts.leechers, n);
+    }
+    let (_, p4, p6) = announce(&mut t, "[2001:db8::1]:1", false, Event::None, 30);
+    assert_eq!((p4.len(), p6.len()), (18, 18));
+    // The first peer seeds, so it comes last.
+    assert_eq!(p4[12..16], [10, 0, 0, 1]);
+    // Peers 1 and 2 time out; the sweep moves the rest inline again.
+    assert!(t.sweep(115, 100));
+    let (_, p4, p6) = announce(&mut t, "10.0.0.3:1", false, Event::None, 120);
+    assert_eq!((p4.len(), p6.len()), (6, 18));
+    assert!(t.sweep(200, 100));
+    let (_, p4, p6) = announce(&mut t, "10.0.0.3:1", false, Event::None, 201);
+    assert_eq!((p4.len(), p6.len()), (6, 0));
+    assert_eq!(t.totals().peers, 1);
+    assert_eq!(t.totals().torrents, 1);
+}
+
+#[test]
+fn stops_leave_peerless_torrents_to_the_sweep() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    for n in 1..=4 {
+        announce(&mut t, &format!("10.0.0.{n}:1"), false, Event::None, 0);
+    }
+    for n in 1..=4 {
+        let (r, ..) = announce(&mut t, &format!("10.0.0.{n}:1"), false, Event::Stopped, 1);
+        let Announced::Stopped { counts } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(counts.leechers, 4 - n);
+    }
+    assert_eq!((t.totals().peers, t.totals().torrents), (0, 1));
+    assert!(t.sweep(2, 100));
+    assert_eq!(t.totals().torrents, 0);
+}
+
+#[test]
+fn walk_is_ascending_and_resumable_across_leaves() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let mut rng = fastrand::Rng::with_seed(5);
+    let mut hashes: Vec<InfoHash> = Vec::new();
+    for n in 0..20_000u32 {
+        let mut hash = [0u8; 20];
+        rng.fill(&mut hash);
+        // A fifth share a 17-byte prefix, so their leaves split deep.
+        if n % 5 == 0 {
+            hash[..17].fill(0xab);
+        }
+        hashes.push(InfoHash(hash));
+        announce_to(&mut t, hash, "10.0.0.1:1", Event::None, 0);
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(t.totals().torrents, hashes.len());
+    assert_eq!(walk_all(&t, 1000), hashes);
+    assert_eq!(walk_all(&t, 7), hashes);
+    for hash in &hashes {
+        assert_eq!(t.scrape(hash).map(|c| c.leechers), Some(1));
+    }
+}
+
+#[test]
+fn many_hashes_with_one_prefix_stay_fast() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let start = std::time::Instant::now();
+    let count = 200_000u32;
+    for n in 0..count {
+        let mut hash = [0x5a; 20];
+        hash[17..].copy_from_slice(&n.to_be_bytes()[1..]);
+        announce_to(&mut t, hash, "10.0.0.1:1", Event::None, 0);
+    }
+    let walked = walk_all(&t, 1024);
+    assert_eq!(walked.len(), count as usize);
+    // The hashes differ in their last 5 nibbles only; leaves of 256 are
+    // left after splitting on nibbles 34 to 37.
+    assert_eq!(t.index.depth(&walked[1000].0), 38);
+    assert!(walked.windows(2).all(|w| w[0] < w[1]));
+    // Sweeping in small slices still ends, and merges the splits back.
+    let mut slices = 0;
+    while !t.sweep(500, 4096) {
+        slices += 1;
+    }
+    assert!(slices > 10);
+    assert_eq!(t.totals(), Totals::default());
+    let mut hash = [0x5a; 20];
+    hash[19] = 1;
+    announce_to(&mut t, hash, "10.0.0.1:1", Event::None, 600);
+    assert_eq!(walk_all(&t, 10), [InfoHash(hash)]);
+    assert_eq!(t.index.depth(&hash), 3);
+    // Quadratic inserts would take minutes here, even optimised.
+    assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+}
+
+#[test]
+fn completed_counts_past_the_inline_limit() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let rounds = small::COMPLETED_MAX + 10;
+    for now in 0..rounds {
+        announce(&mut t, "10.0.0.1:1", true, Event::Completed, now / 1000);
+        announce(&mut t, "10.0.0.1:1", true, Event::Stopped, now / 1000);
+    }
+    assert_eq!(t.totals().completed, u64::from(rounds));
+    assert!(t.sweep(rounds / 1000, 100));
+    let (r, ..) = announce(&mut t, "10.0.0.2:1", false, Event::None, rounds / 1000);
+    let Announced::Ok { counts, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!((counts.completed, counts.leechers), (rounds, 1));
+    // Peerless, it is a crowd still, and goes a torrent timeout after its
+    // last announce (a stop does not count).
+    announce(&mut t, "10.0.0.2:1", false, Event::Stopped, 20);
+    assert!(t.sweep(1015, 100));
+    assert_eq!(t.totals().torrents, 1);
+    assert!(t.sweep(1016, 100));
+    assert_eq!(
+        t.totals(),
+        Totals {
+            completed: u64::from(rounds),
+            ..Totals::default()
+        }
+    );
+}

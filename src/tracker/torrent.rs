@@ -1,0 +1,61 @@
+//! A read-only view of one torrent whatever its kind, for replies, scrapes
+//! and walks.
+
+use super::crowd::Crowd;
+use super::small::Small;
+use crate::proto::SwarmCounts;
+
+/// One torrent, whatever its kind.
+#[derive(Clone, Copy)]
+pub enum Torrent<'a> {
+    One(&'a Small<1>),
+    Two(&'a Small<2>),
+    Crowd(&'a Crowd),
+}
+
+impl Torrent<'_> {
+    pub fn hash(&self) -> &[u8; 20] {
+        match self {
+            Torrent::One(t) => &t.hash,
+            Torrent::Two(t) => &t.hash,
+            Torrent::Crowd(t) => &t.hash,
+        }
+    }
+
+    pub fn counts(&self) -> SwarmCounts {
+        match self {
+            Torrent::One(t) => t.counts(),
+            Torrent::Two(t) => t.counts(),
+            Torrent::Crowd(t) => t.counts(),
+        }
+    }
+
+    /// Peers held, IPv4 and IPv6.
+    pub fn have(&self) -> (usize, usize) {
+        match self {
+            Torrent::One(t) => (t.count(), 0),
+            Torrent::Two(t) => (t.count(), 0),
+            Torrent::Crowd(t) => (t.v4.len(), t.v6_len()),
+        }
+    }
+
+    /// Writes up to `quotas` peers of each family into `out4` and `out6`.
+    pub fn sample_into(
+        &self,
+        quotas: (usize, usize),
+        rng: &mut fastrand::Rng,
+        out4: &mut Vec<u8>,
+        out6: &mut Vec<u8>,
+    ) {
+        match self {
+            Torrent::One(t) => t.sample_into(quotas.0, rng, out4),
+            Torrent::Two(t) => t.sample_into(quotas.0, rng, out4),
+            Torrent::Crowd(t) => {
+                t.v4.sample_into(quotas.0, rng, out4);
+                if let Some(v6) = &t.v6 {
+                    v6.sample_into(quotas.1, rng, out6);
+                }
+            }
+        }
+    }
+}
