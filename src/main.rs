@@ -38,7 +38,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("opentracker: {e}\n{}", cli::USAGE);
+            // Usage helps with a mistyped flag, not with a bad file.
+            if e.file.is_some() {
+                eprintln!("opentracker: {e}");
+            } else {
+                eprintln!("opentracker: {e}\n{}", cli::USAGE);
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -67,7 +72,7 @@ fn run(config: Config) -> Result<(), String> {
         LogLevel::Info => log::LevelFilter::Info,
         LogLevel::Debug => log::LevelFilter::Debug,
     };
-    sys::log::init(destination, level, &config.log.syslog_socket)?;
+    sys::log::init(destination, level, config.log.syslog_socket())?;
     for warning in &config.warnings {
         log::warn!("{warning}");
     }

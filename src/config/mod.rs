@@ -175,7 +175,9 @@ impl Default for Http {
 pub struct Log {
     pub target: LogTarget,
     pub level: LogLevel,
-    pub syslog_socket: PathBuf,
+    /// `None`: the platform's socket ([`Log::default_syslog_socket`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog_socket: Option<PathBuf>,
     pub requests: bool,
     pub client_ip: ClientIp,
 }
@@ -185,10 +187,27 @@ impl Default for Log {
         Log {
             target: LogTarget::Auto,
             level: LogLevel::Info,
-            syslog_socket: PathBuf::from("/dev/log"),
+            syslog_socket: None,
             requests: false,
             client_ip: ClientIp::Truncated,
         }
+    }
+}
+
+impl Log {
+    /// Where syslogd listens: `/var/run/log` on FreeBSD, `/dev/log` elsewhere.
+    pub fn default_syslog_socket() -> &'static Path {
+        Path::new(if cfg!(target_os = "freebsd") {
+            "/var/run/log"
+        } else {
+            "/dev/log"
+        })
+    }
+
+    pub fn syslog_socket(&self) -> &Path {
+        self.syslog_socket
+            .as_deref()
+            .unwrap_or(Self::default_syslog_socket())
     }
 }
 

@@ -1,0 +1,139 @@
+# NixOS module: services.opentracker. The unit settings (sandboxing,
+# watchdog, restart policy, socket options) are read from systemd/, the
+# files the Debian package installs, so every install path gets the same
+# hardening; each can be overridden with the usual
+# systemd.services.opentracker.serviceConfig.<Key>.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkOption mkEnableOption mkIf types;
+  cfg = config.services.opentracker;
+  settingsFormat = pkgs.formats.toml { };
+  # TOML has no null: unset optional keys are left out.
+  configFile = settingsFormat.generate "opentracker.toml" (lib.filterAttrsRecursive (_: v: v != null) cfg.settings);
+
+  # "[Section]" and "Key=Value" lines of a unit file -> { Key = value; },
+  # a list when a key repeats (NixOS writes lists as repeated lines).
+  unitSection = file: section:
+    let
+      lines = builtins.filter builtins.isString (builtins.split "\n" (builtins.readFile file));
+      step = acc: line:
+        let
+          header = builtins.match "[[]([A-Za-z0-9]+)[]]" line;
+          kv = builtins.match "([A-Za-z0-9]+)=(.*)" line;
+        in
+        if header != null then acc // { current = builtins.head header; }
+        else if kv != null && acc.current == section then
+          let key = builtins.elemAt kv 0; value = builtins.elemAt kv 1; in
+          acc // { keys = acc.keys // { ${key} = (acc.keys.${key} or [ ]) ++ [ value ]; }; }
+        else acc;
+      parsed = builtins.foldl' step { current = ""; keys = { }; } lines;
+    in
+    builtins.mapAttrs (_: values: if builtins.length values == 1 then builtins.head values else values) parsed.keys;
+
+  # Paths and listeners come from this module, not from the unit files.
+  serviceDefaults = removeAttrs (unitSection ../systemd/opentracker.service "Service") [ "ExecStart" "ExecReload" ];
+  socketDefaults = removeAttrs (unitSection ../systemd/opentracker.socket "Socket") [ "ListenStream" "ListenDatagram" ];
+
+  listen = cfg.settings.listen;
+  portOf = address:
+    let m = builtins.match ".*:([0-9]+)" address; in
+    if m == null then 6969 else lib.toInt (builtins.head m);
+  tcpPorts = map portOf (listen.tcp_udp ++ listen.tcp);
+  udpPorts = map portOf (listen.tcp_udp ++ listen.udp);
+in
+{
+  options.services.opentracker = {
+    enable = mkEnableOption "the opentracker BitTorrent tracker";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
+      description = "The opentracker package (the Rust one; nixpkgs' pkgs.opentracker is the C tracker).";
+    };
+
+    settings = mkOption {
+      description = ''
+        Written to opentracker.toml; see opentracker.toml(5). Keys left out
+        keep their built-in defaults. The listen addresses become the
+        ListenStream= and ListenDatagram= lines of opentracker.socket (give
+        them with a port); the tracker itself uses the sockets systemd passes.
+      '';
+      default = { };
+      example = lib.literalExpression ''
+        {
+          listen.tcp_udp = [ "[::]:6969" ];
+          access.whitelist = "/etc/opentracker/whitelist.txt";
+          tracker.interval = 900;
+        }
+      '';
+      type = types.submodule {
+        freeformType = settingsFormat.type;
+        options.listen = {
+          tcp_udp = mkOption {
+            type = types.listOf types.str;
+            default = [ "[::]:6969" ];
+            description = "Addresses serving HTTP and UDP.";
+          };
+          tcp = mkOption {
+            type = types.listOf types.str;
+            default = [ ];
+            description = "Addresses serving HTTP only.";
+          };
+          udp = mkOption {
+            type = types.listOf types.str;
+            default = [ ];
+            description = "Addresses serving UDP only.";
+          };
+        };
+        options.access.whitelist = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          description = "File of info hashes that may be announced; reloaded on `systemctl reload opentracker`.";
+        };
+        options.tracker.interval = mkOption {
+          type = types.ints.positive;
+          default = 1800;
+          description = "Announce interval in seconds.";
+        };
+      };
+    };
+
+    openFirewall = mkOption {
+      type = types.bool;
+      default = false;
+      description = "Open the TCP and UDP ports of the listen addresses in the firewall.";
+    };
+  };
+
+  config = mkIf cfg.enable {
+    environment.systemPackages = [ cfg.package ];
+
+    systemd.sockets.opentracker = {
+      description = "opentracker BitTorrent tracker sockets";
+      wantedBy = [ "sockets.target" ];
+      listenStreams = listen.tcp_udp ++ listen.tcp;
+      listenDatagrams = listen.tcp_udp ++ listen.udp;
+      socketConfig = socketDefaults;
+    };
+
+    systemd.services.opentracker = {
+      description = "opentracker BitTorrent tracker";
+      documentation = [ "man:opentracker(1)" "man:opentracker.toml(5)" ];
+      requires = [ "opentracker.socket" ];
+      after = [ "opentracker.socket" ];
+      wantedBy = [ "multi-user.target" ];
+      restartTriggers = [ configFile ];
+      serviceConfig = builtins.mapAttrs (_: lib.mkDefault) serviceDefaults // {
+        ExecStart = "${lib.getExe cfg.package} -f ${configFile}";
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+      };
+    };
+
+    networking.firewall = mkIf cfg.openFirewall {
+      allowedTCPPorts = tcpPorts;
+      allowedUDPPorts = udpPorts;
+    };
+  };
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Checks the JSON of nix/tests/module-test.nix (stdin) against the unit
+files in systemd/. usage: check-module.py SYSTEMD_DIR/opentracker.service"""
+import json
+import os
+import sys
+
+
+def section(path, name):
+    keys, current = {}, None
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+        elif current == name and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            keys.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in keys.items()}
+
+
+def main():
+    unit = sys.argv[1]
+    socket_unit = os.path.join(os.path.dirname(unit), "opentracker.socket")
+    data = json.load(sys.stdin)
+    errors = []
+
+    def expect(what, got, want):
+        if got != want:
+            errors.append("%s: got %r, want %r" % (what, got, want))
+
+    expect("options", sorted(data["options"]), ["enable", "openFirewall", "package", "settings"])
+    expect("typed settings", sorted(data["settingsOptions"]), ["access", "listen", "tracker"])
+    expect("mkIf on enable", data["condition"], True)
+    svc = data["config"]["systemd"]["services"]["opentracker"]
+    sc = svc["serviceConfig"]
+    want = section(unit, "Service")
+    for key in ("ExecStart", "ExecReload"):
+        want.pop(key)
+    got = {k: v for k, v in sc.items() if k not in ("ExecStart", "ExecReload")}
+    expect("hardening and service settings equal systemd/opentracker.service", got, want)
+    toml_arg = sc["ExecStart"].split(" -f ", 1)
+    expect("ExecStart binary", toml_arg[0], "/stub/opentracker/bin/opentracker")
+    rendered = json.loads(toml_arg[1].split(":", 1)[1])
+    expect("settings rendered to TOML (nulls dropped)", rendered, {
+        "access": {}, "listen": {"tcp": ["127.0.0.1:8080"], "tcp_udp": ["[::]:6969"], "udp": ["0.0.0.0:6881"]},
+        "tracker": {"interval": 900, "user": "nobody"}})
+    expect("ExecReload", sc["ExecReload"], "/stub/coreutils/bin/kill -HUP $MAINPID")
+    expect("service requires the socket", (svc["requires"], svc["after"]), (["opentracker.socket"], ["opentracker.socket"]))
+    sock = data["config"]["systemd"]["sockets"]["opentracker"]
+    expect("listenStreams from settings.listen", sock["listenStreams"], ["[::]:6969", "127.0.0.1:8080"])
+    expect("listenDatagrams from settings.listen", sock["listenDatagrams"], ["[::]:6969", "0.0.0.0:6881"])
+    want_sock = section(socket_unit, "Socket")
+    for key in ("ListenStream", "ListenDatagram"):
+        want_sock.pop(key)
+    expect("socket options equal systemd/opentracker.socket", sock["socketConfig"], want_sock)
+    fw = data["config"]["networking"]["firewall"]["content"]
+    expect("openFirewall TCP", fw["allowedTCPPorts"], [6969, 8080])
+    expect("openFirewall UDP", fw["allowedUDPPorts"], [6969, 6881])
+    dsock = data["defaultsConfig"]["systemd"]["sockets"]["opentracker"]
+    expect("default listeners", (dsock["listenStreams"], dsock["listenDatagrams"]), (["[::]:6969"], ["[::]:6969"]))
+    for e in errors:
+        print("mismatch: " + e)
+    if errors:
+        return 1
+    print("options: enable, package, settings (typed listen/access/tracker, freeform rest), openFirewall")
+    print("service: %d settings identical to systemd/opentracker.service, ExecStart %s -f <generated toml>"
+          % (len(want), toml_arg[0]))
+    print("socket: ListenStream %s, ListenDatagram %s; firewall tcp %s udp %s"
+          % (sock["listenStreams"], sock["listenDatagrams"], fw["allowedTCPPorts"], fw["allowedUDPPorts"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+# Evaluates nix/module.nix against the stub lib, as NixOS would with these
+# option values, and returns what the checks compare (check-module.py).
+let
+  lib = import ./stub-nixpkgs/lib.nix;
+  pkgs = {
+    coreutils = "/stub/coreutils";
+    formats.toml = _: { type = { name = "toml"; }; generate = name: value: "/stub/${name}:${builtins.toJSON value}"; };
+    callPackage = _: _: { outPath = "/stub/opentracker-default"; meta.mainProgram = "opentracker"; };
+  };
+  module = import ../module.nix;
+  evaluate = settings: module {
+    inherit lib pkgs;
+    config.services.opentracker = {
+      enable = true;
+      package = { outPath = "/stub/opentracker"; meta.mainProgram = "opentracker"; };
+      inherit settings;
+      openFirewall = true;
+    };
+  };
+  custom = (evaluate {
+    listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ "127.0.0.1:8080" ]; udp = [ "0.0.0.0:6881" ]; };
+    access.whitelist = null;
+    tracker = { interval = 900; user = "nobody"; };
+  });
+  defaults = evaluate { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker.interval = 1800; };
+  opts = custom.options.services.opentracker;
+in
+{
+  options = builtins.attrNames opts;
+  settingsOptions = builtins.attrNames opts.settings.type.module.options;
+  packageDefault = "${opts.package.default}";
+  condition = custom.config.condition;
+  config = custom.config.content;
+  defaultsConfig = defaults.config.content;
+}
