@@ -154,14 +154,17 @@ declare -A R=() # R[tracker.scenario.key] = value
 quoted() { printf '%q ' "$@" | sed 's/ $//'; }
 
 # Runs the load generator on its core and files its RESULT lines under
-# R[tracker.scenario.key]. Returns non-zero if it failed.
+# R[tracker.scenario.key]. Returns non-zero if it failed, with its message
+# in LOAD_ERROR.
+LOAD_ERROR=
 load() {
     local tracker=$1 output line key value scenario pair
     local -a pairs
     shift
     COMMANDS+=("$(quoted taskset -c "$LOAD_CORE" loadgen "$@")")
     if ! output=$(taskset -c "$LOAD_CORE" "$LOADGEN" "$@" 2>&1); then
-        log "$tracker: loadgen $1 failed: ${output//$'\n'/ }"
+        LOAD_ERROR=${output//$'\n'/ }
+        log "$tracker: loadgen $1 failed: $LOAD_ERROR"
         return 1
     fi
     while read -r line; do
@@ -175,6 +178,12 @@ load() {
         done
     done <<<"$output"
     { grep -v '^RESULT' <<<"$output" || true; } | sed "s/^/  [$tracker] /" >&2
+}
+
+# kill -0 also succeeds on a zombie, which a crashed server is until reaped.
+server_alive() {
+    [[ -n $SERVER_PID ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$SERVER_PID/status" 2>/dev/null &&
+        [[ -e /proc/$SERVER_PID/status ]]
 }
 
 memory_kb() { awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status"; }
@@ -191,6 +200,7 @@ server_command() {
 
 stop_server() {
     local waited=0
+    [[ -n $SERVER_PID ]] || return 0
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     while kill -0 "$SERVER_PID" 2>/dev/null && ((waited < 100)); do
         sleep 0.1
@@ -233,11 +243,12 @@ measure() {
     sleep 1
     R[$tracker.idle.rss_kb]=$(memory_kb "$SERVER_PID" VmRSS)
 
-    # Each step runs while the server lives; a crash goes on record with the
-    # last line the server printed. The plain full scrape comes last: Debian's
-    # build crashes on it with a million torrents.
-    local step
+    # Each step runs while the server lives; a crash goes on record with its
+    # exit status and last line of output. Full scrapes come last: Debian's
+    # build crashes on them (gzip or plain) with a million torrents.
+    local step status
     for step in udp http http-keepalive fullscrape-gzip fullscrape; do
+        LOAD_ERROR=
         case $step in
         udp)
             log "$tracker: UDP prefill of $PEERS peers, then ${DURATION}s of announces"
@@ -264,10 +275,22 @@ measure() {
             load "$tracker" fullscrape --target "$target" --server-pid "$SERVER_PID" || true
             ;;
         esac
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        if [[ -n $LOAD_ERROR ]]; then
+            R[$tracker.$step.failed]=$LOAD_ERROR
+            # A server that broke the exchange may take a moment to die.
+            sleep 1
+        fi
+        if ! server_alive; then
+            status=0
+            wait "$SERVER_PID" || status=$?
+            SERVER_PID=
             R[$tracker.died]=$step
-            R[$tracker.$step.crashed]=$(tail -n 1 "$WORK/$tracker.log")
-            log "$tracker: the server died during $step; its output:"
+            local how="exit status $status" last
+            if ((status > 128)); then how+=" (signal $((status - 128)))"; fi
+            last=$(tail -n 1 "$WORK/$tracker.log")
+            if [[ -n $last ]]; then how+=": $last"; fi
+            R[$tracker.$step.crashed]=$how
+            log "$tracker: the server died during $step (${R[$tracker.$step.crashed]}); its output:"
             sed 's/^/    /' "$WORK/$tracker.log" >&2
             break
         fi
@@ -315,7 +338,7 @@ calc() {
     [[ -n $a && -n $b && $b != 0 ]] || { printf 'n/a'; return; }
     awk -v a="$a" -v b="$b" "BEGIN { printf $expr }"
 }
-mb() { calc '"%.1f", a / 1024' "$1"; }
+mb() { calc '"%.1f MB", a / 1024' "$1"; }
 ratio() { calc '"%.2f", a / b' "$1" "$2"; }
 
 load_rows() {
@@ -351,7 +374,11 @@ ratio_rows() {
 scrape_cell() {
     local t=$1 s=$2 cell
     if [[ -n ${R[$t.$s.crashed]+set} ]]; then
-        printf '**the server crashed**: %s' "${R[$t.$s.crashed]:-no message}"
+        printf '**the server crashed**: %s' "${R[$t.$s.crashed]}"
+        return
+    fi
+    if [[ -n ${R[$t.$s.failed]+set} ]]; then
+        printf '**failed**: %s' "${R[$t.$s.failed]#loadgen: }"
         return
     fi
     [[ -n ${R[$t.$s.status]:-} ]] || { printf 'n/a'; return; }
@@ -368,9 +395,9 @@ footprint_rows() {
     echo "|---|---:|---:|---:|---:|---|---:|---|---:|"
     for t in "${NAMES[@]}"; do
         echo "| $t | $(calc '"%.2f MB", a / 1048576' "$t.binary.bytes") |" \
-            "$(v "$t.startup.median_ms") ms | $(mb "$t.idle.rss_kb") MB | $(mb "$t.full.hwm_kb") MB |" \
-            "$(scrape_cell "$t" fullscrape) | $(mb "$t.fullscrape.extra_rss_kb") MB |" \
-            "$(scrape_cell "$t" fullscrape-gzip) | $(mb "$t.fullscrape-gzip.extra_rss_kb") MB |"
+            "$(v "$t.startup.median_ms") ms | $(mb "$t.idle.rss_kb") | $(mb "$t.full.hwm_kb") |" \
+            "$(scrape_cell "$t" fullscrape) | $(mb "$t.fullscrape.extra_rss_kb") |" \
+            "$(scrape_cell "$t" fullscrape-gzip) | $(mb "$t.fullscrape-gzip.extra_rss_kb") |"
     done
 }
 
