@@ -39,6 +39,22 @@ fn announce(info_hash: InfoHash, n: u32, numwant: usize) -> Announce {
     }
 }
 
+/// A tracker holding one swarm of `peers` peers.
+fn swarm(peers: u32) -> Tracker {
+    let mut tracker = Tracker::new(TIMEOUTS, 1);
+    for n in 0..peers {
+        let request = announce(hash(0), n, 0);
+        tracker.announce(
+            &request,
+            Families::Both,
+            0,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+    }
+    tracker
+}
+
 fn tracker_announces(c: &mut Criterion) {
     let (mut peers4, mut peers6) = (Vec::new(), Vec::new());
     let mut many_torrents = Tracker::new(TIMEOUTS, 1);
@@ -66,16 +82,7 @@ fn tracker_announces(c: &mut Criterion) {
         })
     });
 
-    let mut big_swarm = Tracker::new(TIMEOUTS, 1);
-    for n in 0..50_000 {
-        big_swarm.announce(
-            &announce(hash(0), n, 0),
-            Families::Both,
-            0,
-            &mut peers4,
-            &mut peers6,
-        );
-    }
+    let mut big_swarm = swarm(50_000);
     c.bench_function("announce: 50k-peer swarm, numwant 50", |b| {
         b.iter(|| {
             n = (n + 7919) % 50_000;
@@ -87,6 +94,32 @@ fn tracker_announces(c: &mut Criterion) {
                 &mut peers4,
                 &mut peers6,
             ))
+        })
+    });
+
+    // Each iteration adds a new peer and stops the oldest, so the swarm
+    // stays at 200k: the cost of a peer joining or leaving a big swarm,
+    // which must not grow with it (a flood of one address's ports).
+    const BIG: u32 = 200_000;
+    let mut huge_swarm = swarm(BIG);
+    let mut oldest = 0u32;
+    c.bench_function("announce: new peers into a 200k-peer swarm", |b| {
+        b.iter(|| {
+            peers4.clear();
+            let joined = huge_swarm.announce(
+                &announce(hash(0), oldest + BIG, 50),
+                Families::Both,
+                1,
+                &mut peers4,
+                &mut peers6,
+            );
+            let left = Announce {
+                event: Event::Stopped,
+                ..announce(hash(0), oldest, 0)
+            };
+            oldest += 1;
+            black_box(joined);
+            black_box(huge_swarm.announce(&left, Families::Both, 1, &mut peers4, &mut peers6))
         })
     });
 }

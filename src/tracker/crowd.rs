@@ -1,8 +1,10 @@
-//! Torrents too big for inline slots: sorted peer lists on the heap, IPv6
-//! boxed apart since most swarms never see an IPv6 peer.
+//! Torrents too big for inline slots: sorted peer lists on the heap (split
+//! into buckets once big, see [`super::peer_set`]), IPv6 boxed apart since
+//! most swarms never see an IPv6 peer.
 
 use super::clock::PeerClock;
-use super::peer::{Dropped, Peer4, PeerList, Updated, Visit};
+use super::peer::{Dropped, Peer4, Updated, Visit};
+use super::peer_set::PeerSet;
 use super::small::{self, Small};
 use crate::proto::SwarmCounts;
 
@@ -14,8 +16,8 @@ pub struct Crowd {
     pub completed: u32,
     /// Tracker second of the last announce.
     pub last_active: u32,
-    pub v4: PeerList<6>,
-    pub v6: Option<Box<PeerList<18>>>,
+    pub v4: PeerSet<6>,
+    pub v6: Option<Box<PeerSet<18>>>,
 }
 
 /// Where a torrent belongs after its peers changed.
@@ -28,7 +30,7 @@ pub enum Fit {
 impl Crowd {
     /// A crowd holding an inline torrent's peers.
     pub fn from_small<const N: usize>(small: &Small<N>, clock: PeerClock, now: u32) -> Self {
-        let mut v4 = PeerList::default();
+        let mut v4 = PeerSet::default();
         for &peer in small.peers() {
             v4.push_sorted(peer);
         }
@@ -86,7 +88,11 @@ impl Crowd {
         if self.v6.is_some() || self.v4.len() > 2 || self.completed > small::COMPLETED_MAX {
             return Fit::Crowd;
         }
-        let peers: &[Peer4] = self.v4.peers();
+        // At most two peers are always in one list.
+        let Some(peers) = self.v4.flat_peers() else {
+            return Fit::Crowd;
+        };
+        let peers: &[Peer4] = peers;
         if peers.len() == 2 {
             Fit::Two(Small::with_peers(
                 self.hash,
@@ -117,6 +123,7 @@ mod tests {
             now,
             seeding: true,
             completed: true,
+            key: Default::default(),
         };
         let mut two = Small::<2>::empty([7; 20], 0, 0);
         two.update([1; 6], &visit(1));

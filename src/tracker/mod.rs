@@ -8,15 +8,21 @@
 //! Memory per torrent and per peer is the headline figure, so torrents live
 //! in a trie of small sorted leaves ([`index`]), by kind: up to two IPv4
 //! peers inline ([`small`]), more on the heap ([`crowd`]); a peer is 8 bytes
-//! ([`peer`]) with a 14-bit wrapping time stamp ([`clock`]).
+//! ([`peer`]) with a 14-bit wrapping time stamp ([`clock`]). A big swarm's
+//! peers are split into buckets by a keyed hash ([`bucket`]), so that no
+//! announce moves more than a few thousand of them.
 
 pub mod access_list;
+mod bucket;
+#[cfg(test)]
+mod bucket_tests;
 mod capacity;
 mod clock;
 mod crowd;
 mod index;
 mod leaf;
 pub mod peer;
+mod peer_set;
 mod search;
 mod small;
 pub mod swarm;
@@ -28,6 +34,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::proto::{Event, InfoHash, SwarmCounts};
 use access_list::AccessList;
+use bucket::BucketKey;
 use clock::PeerClock;
 use index::Index;
 use leaf::{Addr, Swept};
@@ -99,6 +106,9 @@ pub struct Tracker {
     timeouts: Timeouts,
     clock: PeerClock,
     rng: fastrand::Rng,
+    /// Spreads big swarms over buckets; secret, so that attackers cannot
+    /// crowd one bucket.
+    bucket_key: BucketKey,
     peers: u64,
     seeders: u64,
     completed: u64,
@@ -124,12 +134,15 @@ fn compact_v6(ip: std::net::Ipv6Addr, port: u16) -> [u8; 18] {
 impl Tracker {
     /// An empty tracker; `seed` drives peer sampling.
     pub fn new(timeouts: Timeouts, seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let bucket_key = BucketKey::draw(&mut rng);
         Tracker {
             index: Index::default(),
             access: AccessList::open(),
             timeouts,
             clock: PeerClock::new(timeouts.peer),
-            rng: fastrand::Rng::with_seed(seed),
+            rng,
+            bucket_key,
             peers: 0,
             seeders: 0,
             completed: 0,
@@ -185,6 +198,7 @@ impl Tracker {
             now,
             seeding: request.seeding,
             completed: request.event == Event::Completed,
+            key: self.bucket_key,
         };
         let hash = &request.info_hash.0;
         let leaf = self.index.leaf_mut(hash);

@@ -5,6 +5,7 @@
 //! time stamp and the seeding and completed flags. That is 8 bytes for an
 //! IPv4 peer, as upstream's, and 20 for an IPv6 one.
 
+use super::bucket::BucketKey;
 use super::capacity;
 use super::clock::{Mark, PeerClock};
 
@@ -40,6 +41,8 @@ pub struct Visit {
     /// `event=completed`; counts only for a seeder, as upstream: a
     /// "completed" with bytes left is discarded.
     pub completed: bool,
+    /// The tracker's key for spreading a big swarm over buckets.
+    pub key: BucketKey,
 }
 
 impl Visit {
@@ -107,6 +110,17 @@ impl<const N: usize> PeerList<N> {
         &self.peers
     }
 
+    /// A list of `peers` (distinct, any order).
+    pub fn from_unsorted(mut peers: Vec<Peer<N>>) -> Self {
+        peers.sort_unstable_by_key(|p| p.addr);
+        let seeders = peers.iter().filter(|p| p.mark.seeding()).count() as u32;
+        PeerList { peers, seeders }
+    }
+
+    pub fn into_peers(self) -> Vec<Peer<N>> {
+        self.peers
+    }
+
     /// Inserts or refreshes the peer at `addr`.
     pub fn update(&mut self, addr: [u8; N], visit: &Visit) -> Updated {
         let updated = match self.peers.binary_search_by(|p| p.addr.cmp(&addr)) {
@@ -155,43 +169,71 @@ impl<const N: usize> PeerList<N> {
     }
 
     /// Appends up to `quota` distinct peers to `out`, leechers first, then
-    /// seeders. When the list holds more than `quota`, the sample is
-    /// stratified: one random peer from each of `quota` equal slices,
-    /// rotated by a random offset, so every peer has the same chance and no
-    /// one is always first.
+    /// seeders (see [`sample_indexed`]).
     pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
-        let count = self.peers.len();
-        if quota == 0 || count == 0 {
-            return;
+        sample_indexed(self.peers.len(), quota, rng, out, |index| {
+            &self.peers[index]
+        });
+    }
+}
+
+/// Appends up to `quota` distinct peers of the `count` that `peer_at` finds
+/// by index to `out`, leechers first, then seeders. With more than `quota`
+/// the sample is stratified: one random peer from each of `quota` equal
+/// slices, rotated by a random offset, so every peer has the same chance
+/// and no one is always first.
+pub fn sample_indexed<'a, const N: usize>(
+    count: usize,
+    quota: usize,
+    rng: &mut fastrand::Rng,
+    out: &mut Vec<u8>,
+    peer_at: impl Fn(usize) -> &'a Peer<N>,
+) {
+    if quota == 0 || count == 0 {
+        return;
+    }
+    if quota >= count {
+        write_leechers_first(0..count, peer_at, out);
+        return;
+    }
+    let offset = rng.usize(..count);
+    let pick = |i: usize, rng: &mut fastrand::Rng| {
+        let start = i * count / quota;
+        let end = (i + 1) * count / quota;
+        (offset + rng.usize(start..end)) % count
+    };
+    // Every pick is found before any is read, so that the cache misses of
+    // reading them overlap however long finding one takes.
+    let filler = Peer {
+        addr: [0; N],
+        mark: Mark::ZERO,
+    };
+    let mut chosen = [&filler; 256];
+    let mut chosen_vec = Vec::new();
+    let picked: &[&Peer<N>] = if quota <= chosen.len() {
+        for (i, slot) in chosen.iter_mut().take(quota).enumerate() {
+            *slot = peer_at(pick(i, rng));
         }
-        if quota >= count {
-            write_all(&self.peers, out);
-            return;
-        }
-        let offset = rng.usize(..count);
-        let pick = |i: usize, rng: &mut fastrand::Rng| {
-            let start = i * count / quota;
-            let end = (i + 1) * count / quota;
-            (offset + rng.usize(start..end)) % count
-        };
-        let mut chosen = [0u32; 256];
-        let mut chosen_vec = Vec::new();
-        let indices: &[u32] = if quota <= chosen.len() {
-            for (i, slot) in chosen.iter_mut().take(quota).enumerate() {
-                *slot = pick(i, rng) as u32;
-            }
-            &chosen[..quota]
-        } else {
-            chosen_vec.extend((0..quota).map(|i| pick(i, rng) as u32));
-            &chosen_vec
-        };
-        out.reserve(quota * N);
-        for seeding in [false, true] {
-            for &index in indices {
-                let peer = &self.peers[index as usize];
-                if peer.mark.seeding() == seeding {
-                    out.extend_from_slice(&peer.addr);
-                }
+        &chosen[..quota]
+    } else {
+        chosen_vec.extend((0..quota).map(|i| peer_at(pick(i, rng))));
+        &chosen_vec
+    };
+    out.reserve(quota * N);
+    write_leechers_first(0..quota, |at| picked[at], out);
+}
+
+/// Writes the peers at `indices` to `out`, leechers first.
+fn write_leechers_first<'a, const N: usize>(
+    indices: impl Iterator<Item = usize> + Clone,
+    peer_at: impl Fn(usize) -> &'a Peer<N>,
+    out: &mut Vec<u8>,
+) {
+    for seeding in [false, true] {
+        for index in indices.clone() {
+            let peer = peer_at(index);
+            if peer.mark.seeding() == seeding {
+                out.extend_from_slice(&peer.addr);
             }
         }
     }
@@ -243,6 +285,7 @@ mod tests {
             now,
             seeding,
             completed,
+            key: BucketKey::default(),
         }
     }
 

@@ -187,6 +187,7 @@ mod tests {
             now,
             seeding,
             completed: false,
+            key: Default::default(),
         }
     }
 

@@ -17,6 +17,7 @@ fn add_completed_torrent(t: &mut Tracker, hash: [u8; 20]) {
         now: 0,
         seeding: true,
         completed: false,
+        key: t.bucket_key,
     };
     let leaf = t.index.leaf_mut(&hash);
     let (_, slot, new) = leaf.announce(&hash, Addr::V4([9; 6]), &visit);
@@ -203,8 +204,17 @@ fn announce_to(t: &mut Tracker, hash: [u8; 20], peer: &str, event: Event, now: u
         event,
         numwant: 50,
     };
+    announce_discarding_peers(t, &request, now)
+}
+
+/// Announces, for both families, into buffers thrown away.
+pub(super) fn announce_discarding_peers(
+    t: &mut Tracker,
+    request: &Announce,
+    now: u32,
+) -> Announced {
     t.announce(
-        &request,
+        request,
         Families::Both,
         now,
         &mut Vec::new(),
