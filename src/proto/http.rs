@@ -69,9 +69,8 @@ pub fn parse<'a>(head: &'a [u8], stats_path: &[u8]) -> Result<Request<'a>, Reque
         .unwrap_or(rest.len());
     let raw_path = &rest[..path_len];
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    let http11 = head[..line_end]
-        .windows(8)
-        .any(|w| w.eq_ignore_ascii_case(b"HTTP/1.1"));
+    // The version is the request line's last word.
+    let http11 = head[..line_end].trim_ascii_end().ends_with(b"HTTP/1.1");
     let request = |route| {
         Ok(Request {
             route,

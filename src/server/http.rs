@@ -90,7 +90,7 @@ impl Connection {
     /// Runs read → answer → write until nothing more can happen now.
     pub fn drive(&mut self, ctx: &mut Context) -> Next {
         loop {
-            let read = match self.read() {
+            let read = match self.read(&mut ctx.read_buffer) {
                 Ok(read) => read,
                 Err(_) => return Next::Close,
             };
@@ -125,9 +125,8 @@ impl Connection {
     /// Reads what the socket has, up to one byte past the head limit. A
     /// short read means the socket is empty: TCP hands over everything
     /// queued, and data arriving later raises a new edge-triggered event.
-    fn read(&mut self) -> io::Result<bool> {
+    fn read(&mut self, chunk: &mut [u8]) -> io::Result<bool> {
         let mut progress = false;
-        let mut chunk = [0u8; 4096];
         while !self.eof && !self.drained && self.input.len() <= MAX_HEAD {
             let room = (MAX_HEAD + 1 - self.input.len()).min(chunk.len());
             match self.stream.read(&mut chunk[..room]) {

@@ -124,6 +124,8 @@ pub struct Context {
     peers6: Vec<u8>,
     body: Vec<u8>,
     scrape_hashes: Vec<InfoHash>,
+    /// Where connections read into: allocated and zeroed once, not per read.
+    read_buffer: Box<[u8]>,
 }
 
 impl Context {
@@ -230,6 +232,7 @@ impl Server {
             peers6: Vec::with_capacity(200 * 18),
             body: Vec::with_capacity(4096),
             scrape_hashes: Vec::new(),
+            read_buffer: vec![0; 4096].into_boxed_slice(),
         };
         Ok(Server {
             poll,

@@ -154,11 +154,14 @@ fn announce(
         }
         Err(error) => return param_error(error),
     };
-    let ip = match http::forwarded_for(request.head) {
-        Some(forwarded) if ctx.settings.proxy.iter().any(|net| net.contains(client)) => {
-            forwarded.to_canonical()
-        }
-        _ => client,
+    // Only a trusted proxy's header counts; don't even look for it otherwise.
+    let trusted_proxy = ctx.settings.proxy.iter().any(|net| net.contains(client));
+    let ip = match trusted_proxy
+        .then(|| http::forwarded_for(request.head))
+        .flatten()
+    {
+        Some(forwarded) => forwarded.to_canonical(),
+        None => client,
     };
     let numwant = match params.numwant {
         Some(n) if n >= 0 => (n as u64).min(ctx.settings.numwant_max.into()) as usize,
