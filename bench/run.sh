@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
-# Benchmarks this tracker against Debian's opentracker package (and any other
-# tracker binary given with --tracker) in one sitting, over loopback only, and
-# writes docs/benchmarks.md. The server runs pinned to core 0, the load
-# generator (bench/loadgen) to core 1. Run as root: it installs packages,
-# reads and resets the servers' memory counters in /proc.
+# Benchmarks this tracker against Debian's opentracker package, aquatic_udp
+# (--aquatic), the stateless floor (`loadgen floor`) and any other tracker
+# binary given with --tracker, in one sitting, over loopback only, and writes
+# docs/benchmarks.md. The server runs pinned to core 0, the load generator
+# (bench/loadgen) to core 1. Run as root: it installs packages, reads and
+# resets the servers' memory counters in /proc.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--skip-ours] [--skip-debian]
+usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--aquatic PATH]
+                    [--skip-ours] [--skip-debian] [--skip-floor]
                     [--no-install] [--wait-quiet SECS] [--output FILE]
+                    [--host-network]
 
   --quick              smoke run: 100k torrents, 200k peers, 3 s phases
   --tracker NAME=PATH  also measure this binary; it must take upstream's
                        flags (-i IP -p TCP_PORT -P UDP_PORT) and run open
                        (no whitelist)
+  --aquatic PATH       also measure this aquatic_udp binary (bench/aquatic.sh
+                       builds one), with 1 socket worker; UDP only
   --skip-ours          do not build or measure this repository's tracker
   --skip-debian        do not measure Debian's opentracker package
+  --skip-floor         do not measure the floor: `loadgen floor`, a stateless
+                       BEP 15 responder, the cheapest possible UDP server
   --no-install         do not apt-get install missing tools
   --wait-quiet SECS    wait up to SECS for other processes to use under 10 %
                        of the CPUs before measuring (shared machines)
   --output FILE        where the report goes (docs/benchmarks.md)
+  --host-network       measure in the host's network namespace, with its
+                       firewall rules and connection tracking, instead of a
+                       fresh namespace with only a loopback interface
 EOF
 }
 
@@ -28,7 +38,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
 SKIP_OURS=0
 SKIP_DEBIAN=0
+SKIP_FLOOR=0
+AQUATIC=
 INSTALL=1
+HOST_NETWORK=0
 WAIT_QUIET=0
 OUTPUT=$ROOT/docs/benchmarks.md
 EXTRA=()
@@ -37,10 +50,17 @@ while (($#)); do
     --quick) QUICK=1 ;;
     --skip-ours) SKIP_OURS=1 ;;
     --skip-debian) SKIP_DEBIAN=1 ;;
+    --skip-floor) SKIP_FLOOR=1 ;;
     --no-install) INSTALL=0 ;;
+    --host-network) HOST_NETWORK=1 ;;
     --tracker)
         [[ ${2:-} == ?*=?* ]] || { usage >&2; exit 2; }
         EXTRA+=("$2")
+        shift
+        ;;
+    --aquatic)
+        [[ -n ${2:-} ]] || { usage >&2; exit 2; }
+        AQUATIC=$2
         shift
         ;;
     --wait-quiet)
@@ -65,6 +85,9 @@ else
     TORRENTS=1000000 PEERS=2000000 DURATION=15 STARTUP_RUNS=5
 fi
 CLIENTS=64
+# UDP requests each client keeps outstanding: enough that the server, not
+# the load generator, is what saturates.
+UDP_IN_FLIGHT=4
 SERVER_CORE=0
 LOAD_CORE=1
 BASE_PORT=17100
@@ -110,23 +133,52 @@ WORK=$(mktemp -d /var/tmp/ot-bench.XXXXXX)
 # Debian's tracker drops to `nobody` and chroots into its directory.
 chmod 755 "$WORK"
 SERVER_PID=
+NETNS=
 cleanup() {
     if [[ -n $SERVER_PID ]]; then
         kill -KILL "$SERVER_PID" 2>/dev/null || true
     fi
+    [[ -z $NETNS ]] || ip netns delete "$NETNS" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# Servers and load run in a network namespace of their own: only a loopback
+# interface, no firewall rules, so no connection tracking (a host with Docker,
+# say, tracks every loopback datagram) and nothing else listening.
+IN_NET=()
+if ((!HOST_NETWORK)); then
+    NETNS=ot-bench-$$
+    ip netns add "$NETNS" || die "cannot create network namespace $NETNS (--host-network to skip)"
+    ip -n "$NETNS" link set lo up
+    IN_NET=(ip netns exec "$NETNS")
+    COMMANDS+=("ip netns add $NETNS && ip -n $NETNS link set lo up  # the servers and loadgen below run under: ip netns exec $NETNS")
+fi
 
 SWARM=(--torrents "$TORRENTS" --peers "$PEERS" --clients "$CLIENTS")
 
 # ---------------------------------------------------------------- trackers
 
+# add_tracker NAME KIND BINARY [CAPABILITIES] [FLAGS]
+#   KIND, how it is launched on an address and port (server_command):
+#     opentracker  upstream's flags, -i IP -p TCP_PORT -P UDP_PORT, plus FLAGS
+#     aquatic      aquatic_udp -c FILE, a TOML file from aquatic_config
+#     floor        loadgen floor --listen ADDR
+#   CAPABILITIES, words:
+#     udp-only     no HTTP: only the UDP phase; HTTP and full-scrape cells
+#                  and ratios read "n/a (UDP only)"
+#     stateless    keeps no swarm (the floor): no start-up or binary size,
+#                  and no memory ratios against it
 NAMES=()
-declare -A BINARY=() FLAGS=()
-add_tracker() { NAMES+=("$1"); BINARY[$1]=$2; FLAGS[$1]=${3:-}; }
+declare -A BINARY=() KIND=() CAPS=() FLAGS=()
+add_tracker() {
+    NAMES+=("$1")
+    KIND[$1]=$2 BINARY[$1]=$3 CAPS[$1]=${4:-} FLAGS[$1]=${5:-}
+}
+# has TRACKER CAPABILITY
+has() { [[ " ${CAPS[$1]} " == *" $2 "* ]]; }
 
-((SKIP_OURS)) || add_tracker ours "$OURS"
+((SKIP_OURS)) || add_tracker ours opentracker "$OURS"
 if ((!SKIP_DEBIAN)); then
     # Debian builds opentracker in whitelist mode: allow the load's torrents.
     mkdir -p "$WORK/debian"
@@ -136,14 +188,26 @@ if ((!SKIP_DEBIAN)); then
     printf 'access.whitelist whitelist.txt\ntracker.rootdir %s\n' "$WORK/debian" \
         >"$WORK/debian/opentracker.conf"
     chmod -R a+rX "$WORK/debian"
-    add_tracker debian "$DEBIAN_BIN" "-f $WORK/debian/opentracker.conf"
+    add_tracker debian opentracker "$DEBIAN_BIN" "" "-f $WORK/debian/opentracker.conf"
+fi
+if [[ -n $AQUATIC ]]; then
+    [[ -x $AQUATIC ]] || die "$AQUATIC is not executable"
+    add_tracker aquatic aquatic "$(realpath "$AQUATIC")" udp-only
+    # bench/aquatic.sh's build, when it is one: BUILD-INFO next to bin/.
+    AQUATIC_INFO=$(dirname "$(dirname "${BINARY[aquatic]}")")/BUILD-INFO
+    if [[ -f $AQUATIC_INFO ]]; then
+        mapfile -t lines < <(sed -n 's/^command: //p' "$AQUATIC_INFO")
+        COMMANDS+=("# bench/aquatic.sh (${AQUATIC_INFO%/BUILD-INFO}):" "${lines[@]}")
+    fi
 fi
 for spec in "${EXTRA[@]}"; do
     name=${spec%%=*} path=${spec#*=}
     [[ $name =~ ^[A-Za-z0-9_-]+$ ]] || die "tracker name $name: letters, digits, - and _ only"
+    [[ -z ${KIND[$name]:-} && $name != floor ]] || die "tracker name $name is taken"
     [[ -x $path ]] || die "$path is not executable"
-    add_tracker "$name" "$(realpath "$path")"
+    add_tracker "$name" opentracker "$(realpath "$path")"
 done
+((SKIP_FLOOR)) || add_tracker floor floor "$LOADGEN" "udp-only stateless"
 ((${#NAMES[@]})) || die "no tracker to measure"
 
 # ---------------------------------------------------------------- measuring
@@ -162,7 +226,7 @@ load() {
     local -a pairs
     shift
     COMMANDS+=("$(quoted taskset -c "$LOAD_CORE" loadgen "$@")")
-    if ! output=$(taskset -c "$LOAD_CORE" "$LOADGEN" "$@" 2>&1); then
+    if ! output=$("${IN_NET[@]}" taskset -c "$LOAD_CORE" "$LOADGEN" "$@" 2>&1); then
         LOAD_ERROR=${output//$'\n'/ }
         log "$tracker: loadgen $1 failed: $LOAD_ERROR"
         return 1
@@ -188,14 +252,79 @@ server_alive() {
 
 memory_kb() { awk -v field="$2:" '$1 == field { print $2 }' "/proc/$1/status"; }
 
-port_free() { [[ -z $(ss -Hlntu "sport = :$1") ]]; }
+port_free() { [[ -z $("${IN_NET[@]}" ss -Hlntu "sport = :$1") ]]; }
 
-# The tracker's command line, bound to 127.0.0.1:PORT for TCP and UDP.
+# aquatic_udp's configuration for 127.0.0.1:PORT (aquatic_udp -p prints all
+# keys with their defaults): one socket worker, and one swarm worker where the
+# version has them (0.9 has not: its socket workers share the swarm), so that
+# it compares per core; open, no privilege dropping, no statistics; our
+# tracker's timeouts where they map: announce interval 30 min, peers expire
+# after 45 min, sweeps every minute, connection ids accepted for 2 minutes.
+aquatic_config() {
+    local tracker=$1 port=$2
+    echo "socket_workers = 1"
+    if "${BINARY[$tracker]}" -p 2>/dev/null | grep -q '^swarm_workers'; then
+        echo "swarm_workers = 1"
+    fi
+    cat <<EOF
+
+[network]
+address = "127.0.0.1:$port"
+
+[protocol]
+peer_announce_interval = 1800
+
+[statistics]
+interval = 0
+
+[cleaning]
+torrent_cleaning_interval = 60
+max_connection_age = 120
+max_peer_age = 2700
+
+[privileges]
+drop_privileges = false
+
+[access_list]
+mode = "off"
+EOF
+}
+
+# Writes what the tracker needs to run on PORT (aquatic's configuration).
+# CONFIG[tracker] = the last configuration file written, for the report.
+declare -A CONFIG=()
+prepare_server() {
+    local tracker=$1 port=$2
+    case ${KIND[$tracker]} in
+    aquatic)
+        CONFIG[$tracker]=$WORK/$tracker.$port.toml
+        aquatic_config "$tracker" "$port" >"${CONFIG[$tracker]}"
+        ;;
+    esac
+}
+
+# The tracker's command line, bound to 127.0.0.1:PORT for TCP and UDP (UDP
+# only for udp-only trackers); prepare_server comes first.
 server_command() {
     local tracker=$1 port=$2
     local -a flags=()
-    read -r -a flags <<<"${FLAGS[$tracker]}"
-    printf '%s\0' "${BINARY[$tracker]}" "${flags[@]}" -i 127.0.0.1 -p "$port" -P "$port"
+    case ${KIND[$tracker]} in
+    opentracker)
+        read -r -a flags <<<"${FLAGS[$tracker]}"
+        printf '%s\0' "${BINARY[$tracker]}" "${flags[@]}" -i 127.0.0.1 -p "$port" -P "$port"
+        ;;
+    aquatic) printf '%s\0' "${BINARY[$tracker]}" -c "$WORK/$tracker.$port.toml" ;;
+    floor) printf '%s\0' "${BINARY[$tracker]}" floor --listen "127.0.0.1:$port" ;;
+    *) die "$tracker: unknown kind ${KIND[$tracker]}" ;;
+    esac
+}
+
+# Load generator options that probe the tracker on ADDR: UDP, and TCP
+# unless it is udp-only.
+probes() {
+    local tracker=$1 address=$2
+    printf '%s\0' --udp "$address"
+    has "$tracker" udp-only || printf '%s\0' --tcp "$address"
 }
 
 stop_server() {
@@ -211,30 +340,53 @@ stop_server() {
     SERVER_PID=
 }
 
+# The steps measure runs on a tracker, in order. `skipped TRACKER STEP` says
+# why the tracker skips STEP, or fails if it does not: udp-only trackers skip
+# the TCP steps (their figures, memory included, come from the UDP step).
+STEPS=(udp http http-keepalive fullscrape-gzip fullscrape)
+skipped() {
+    local tracker=$1 step=$2
+    case $step in
+    http | http-keepalive | fullscrape | fullscrape-gzip)
+        has "$tracker" udp-only && printf 'UDP only'
+        ;;
+    *) return 1 ;;
+    esac
+}
+
 measure() {
     local tracker=$1 index=$2 port startup_port target
-    local -a command=()
+    local -a command=() probe=()
     port=$((BASE_PORT + 2 * index))
     startup_port=$((port + 1))
     if ! port_free "$port" || ! port_free "$startup_port"; then
         die "port $port or $startup_port is in use"
     fi
     target=127.0.0.1:$port
-    mapfile -d '' -t command < <(server_command "$tracker" "$startup_port")
-    R[$tracker.binary.bytes]=$(stat -L -c %s "${BINARY[$tracker]}")
 
-    log "$tracker: start-up time"
-    load "$tracker" startup --udp "127.0.0.1:$startup_port" --tcp "127.0.0.1:$startup_port" \
-        --repeat "$STARTUP_RUNS" -- taskset -c "$SERVER_CORE" "${command[@]}" || true
+    if ! has "$tracker" stateless; then
+        R[$tracker.binary.bytes]=$(stat -L -c %s "${BINARY[$tracker]}")
+        log "$tracker: start-up time"
+        prepare_server "$tracker" "$startup_port"
+        mapfile -d '' -t command < <(server_command "$tracker" "$startup_port")
+        mapfile -d '' -t probe < <(probes "$tracker" "127.0.0.1:$startup_port")
+        load "$tracker" startup "${probe[@]}" --repeat "$STARTUP_RUNS" \
+            -- taskset -c "$SERVER_CORE" "${command[@]}" || true
+    fi
 
+    prepare_server "$tracker" "$port"
     mapfile -d '' -t command < <(server_command "$tracker" "$port")
+    mapfile -d '' -t probe < <(probes "$tracker" "$target")
     log "$tracker: $(quoted "${command[@]}")"
-    COMMANDS+=("$(quoted taskset -c "$SERVER_CORE" "${command[@]}")")
-    taskset -c "$SERVER_CORE" "${command[@]}" >"$WORK/$tracker.log" 2>&1 &
+    local -a shown=("${command[@]}")
+    [[ ${shown[0]} != "$LOADGEN" ]] || shown[0]=loadgen
+    COMMANDS+=("$(quoted taskset -c "$SERVER_CORE" "${shown[@]}")")
+    # ip netns exec and taskset exec, so $! is the server's own PID.
+    "${IN_NET[@]}" taskset -c "$SERVER_CORE" "${command[@]}" >"$WORK/$tracker.log" 2>&1 &
     SERVER_PID=$!
     # --announce: Debian's tracker refuses every torrent until its whitelist,
     # read in the background, is loaded.
-    if ! load "$tracker" wait --udp "$target" --tcp "$target" --timeout 60 --announce "${SWARM[@]}"; then
+    if ! load "$tracker" wait "${probe[@]}" --timeout 60 --announce "${SWARM[@]}"; then
         log "$tracker: did not come up; its output:"
         sed 's/^/    /' "$WORK/$tracker.log" >&2
         stop_server
@@ -247,13 +399,15 @@ measure() {
     # exit status and last line of output. Full scrapes come last: Debian's
     # build crashes on them (gzip or plain) with a million torrents.
     local step status
-    for step in udp http http-keepalive fullscrape-gzip fullscrape; do
+    for step in "${STEPS[@]}"; do
+        skipped "$tracker" "$step" >/dev/null && continue
         LOAD_ERROR=
         case $step in
         udp)
             log "$tracker: UDP prefill of $PEERS peers, then ${DURATION}s of announces"
             load "$tracker" udp --target "$target" "${SWARM[@]}" --prefill \
-                --duration "$DURATION" --server-pid "$SERVER_PID" || true
+                --in-flight "$UDP_IN_FLIGHT" --duration "$DURATION" \
+                --server-pid "$SERVER_PID" || true
             R[$tracker.full.hwm_kb]=$(memory_kb "$SERVER_PID" VmHWM 2>/dev/null || true)
             ;;
         http)
@@ -341,11 +495,23 @@ calc() {
 mb() { calc '"%.1f MB", a / 1024' "$1"; }
 ratio() { calc '"%.2f", a / b' "$1" "$2"; }
 
+# A row or cell for a step the tracker skips: the reason, then EMPTY blank
+# cells.
+skipped_cells() {
+    local reason=$1 empty=${2:-0}
+    printf 'n/a (%s) |' "$reason"
+    for ((; empty > 0; empty--)); do printf ' |'; done
+}
+
 load_rows() {
-    local scenario=$1 t
+    local scenario=$1 t reason
     echo "| tracker | responses/s | server CPU µs/response | server busy % | loadgen busy % | others busy % | p50 µs | p99 µs | p99.9 µs | errors | timeouts | reconnects |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for t in "${NAMES[@]}"; do
+        if reason=$(skipped "$t" "$scenario"); then
+            echo "| $t | $(skipped_cells "$reason" 10)"
+            continue
+        fi
         echo "| $t | $(v "$t.$scenario.rps") | $(v "$t.$scenario.cpu_us_per_response") |" \
             "$(v "$t.$scenario.server_busy_pct") | $(v "$t.$scenario.loadgen_busy_pct") |" \
             "$(v "$t.$scenario.others_busy_pct") |" \
@@ -354,25 +520,60 @@ load_rows() {
     done
 }
 
-ratio_rows() {
+# The pairs worth a ratio, "A B" a line: ours against every other tracker,
+# and every other tracker against the stateless floor; without ours, every
+# pair. Nothing is divided by a stateless tracker's figures but the floor's.
+ratio_pairs() {
     local i j a b
-    echo "| A / B | UDP µs/resp | HTTP µs/resp | keep-alive µs/resp | UDP resp/s | peak RSS | idle RSS | full scrape gzip time |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for ((i = 0; i < ${#NAMES[@]}; i++)); do
-        for ((j = i + 1; j < ${#NAMES[@]}; j++)); do
+        for ((j = 0; j < ${#NAMES[@]}; j++)); do
             a=${NAMES[$i]} b=${NAMES[$j]}
-            echo "| $a / $b | $(ratio "$a.udp.cpu_us_per_response" "$b.udp.cpu_us_per_response") |" \
-                "$(ratio "$a.http.cpu_us_per_response" "$b.http.cpu_us_per_response") |" \
-                "$(ratio "$a.http-keepalive.cpu_us_per_response" "$b.http-keepalive.cpu_us_per_response") |" \
-                "$(ratio "$a.udp.rps" "$b.udp.rps") | $(ratio "$a.full.hwm_kb" "$b.full.hwm_kb") |" \
-                "$(ratio "$a.idle.rss_kb" "$b.idle.rss_kb") |" \
-                "$(ratio "$a.fullscrape-gzip.ttlb_ms" "$b.fullscrape-gzip.ttlb_ms") |"
+            if ((i == j)) || has "$a" stateless; then continue; fi
+            if [[ $a == ours ]] || has "$b" stateless ||
+                { [[ -z ${KIND[ours]:-} ]] && ((i < j)); }; then
+                echo "$a $b"
+            fi
         done
     done
 }
 
+# A's figure for STEP.KEY over B's, or why there is none: the step is one
+# either skips, or memory against a tracker that keeps none.
+ratio_cell() {
+    local a=$1 b=$2 step=$3 key=$4 reason
+    if reason=$(skipped "$a" "$step") || reason=$(skipped "$b" "$step"); then
+        printf 'n/a (%s)' "$reason"
+    elif [[ $key == *_kb ]] && has "$b" stateless; then
+        printf 'n/a (stateless)'
+    else
+        ratio "$a.$step.$key" "$b.$step.$key"
+    fi
+}
+
+ratio_rows() {
+    local a b
+    if [[ -z $(ratio_pairs) ]]; then
+        echo "One tracker only: nothing to compare."
+        return
+    fi
+    echo "| A / B | UDP µs/resp | HTTP µs/resp | keep-alive µs/resp | UDP resp/s | peak RSS | idle RSS | full scrape gzip time |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    while read -r a b; do
+        echo "| $a / $b | $(ratio_cell "$a" "$b" udp cpu_us_per_response) |" \
+            "$(ratio_cell "$a" "$b" http cpu_us_per_response) |" \
+            "$(ratio_cell "$a" "$b" http-keepalive cpu_us_per_response) |" \
+            "$(ratio_cell "$a" "$b" udp rps) | $(ratio_cell "$a" "$b" full hwm_kb) |" \
+            "$(ratio_cell "$a" "$b" idle rss_kb) |" \
+            "$(ratio_cell "$a" "$b" fullscrape-gzip ttlb_ms) |"
+    done < <(ratio_pairs)
+}
+
 scrape_cell() {
-    local t=$1 s=$2 cell
+    local t=$1 s=$2 cell reason
+    if reason=$(skipped "$t" "$s"); then
+        printf 'n/a (%s)' "$reason"
+        return
+    fi
     if [[ -n ${R[$t.$s.crashed]+set} ]]; then
         printf '**the server crashed**: %s' "${R[$t.$s.crashed]}"
         return
@@ -389,24 +590,54 @@ scrape_cell() {
     printf '%s' "$cell"
 }
 
+# A full scrape's extra RSS; blank where the tracker skips it.
+extra_rss_cell() {
+    skipped "$1" "$2" >/dev/null || mb "$1.$2.extra_rss_kb"
+}
+
 footprint_rows() {
-    local t
+    local t binary startup
     echo "| tracker | binary | start-up (median) | idle RSS | peak RSS after prefill | full scrape plain | extra RSS | full scrape gzip | extra RSS |"
     echo "|---|---:|---:|---:|---:|---|---:|---|---:|"
     for t in "${NAMES[@]}"; do
-        echo "| $t | $(calc '"%.2f MB", a / 1048576' "$t.binary.bytes") |" \
-            "$(v "$t.startup.median_ms") ms | $(mb "$t.idle.rss_kb") | $(mb "$t.full.hwm_kb") |" \
-            "$(scrape_cell "$t" fullscrape) | $(mb "$t.fullscrape.extra_rss_kb") |" \
-            "$(scrape_cell "$t" fullscrape-gzip) | $(mb "$t.fullscrape-gzip.extra_rss_kb") |"
+        binary=$(calc '"%.2f MB", a / 1048576' "$t.binary.bytes")
+        startup="$(v "$t.startup.median_ms") ms"
+        if has "$t" stateless; then
+            binary='n/a (stateless)' startup='n/a (stateless)'
+        fi
+        echo "| $t | $binary | $startup | $(mb "$t.idle.rss_kb") | $(mb "$t.full.hwm_kb") |" \
+            "$(scrape_cell "$t" fullscrape) | $(extra_rss_cell "$t" fullscrape) |" \
+            "$(scrape_cell "$t" fullscrape-gzip) | $(extra_rss_cell "$t" fullscrape-gzip) |"
     done
+}
+
+# How bench/aquatic.sh built the binary, from its BUILD-INFO, if it did.
+aquatic_build() {
+    [[ -f ${AQUATIC_INFO:-} ]] || return 0
+    local features lock
+    features=$(sed -n 's/^features: //p' "$AQUATIC_INFO")
+    lock=$(sed -n 's/^lock changes: //p; s/^  (\(.*\))$/(\1)/p' "$AQUATIC_INFO" | paste -sd ' ')
+    printf ", built by \`bench/aquatic.sh\` (commands below); features: %s; lock changes: %s" \
+        "$features" "$lock"
 }
 
 tracker_rows() {
     local t
     for t in "${NAMES[@]}"; do
-        case $t in
-        ours) echo "- **ours**: \`${BINARY[$t]#"$ROOT"/}\` of this repository ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')), defaults." ;;
-        debian) echo "- **debian**: \`${BINARY[$t]}\` from the package $(dpkg-query -W -f='${Version}' opentracker 2>/dev/null) (upstream 2021, IPv4-only, whitelist mode), with a whitelist of the load's $TORRENTS info hashes." ;;
+        case ${KIND[$t]}:$t in
+        opentracker:ours) echo "- **ours**: \`${BINARY[$t]#"$ROOT"/}\` of this repository ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')), defaults." ;;
+        opentracker:debian) echo "- **debian**: \`${BINARY[$t]}\` from the package $(dpkg-query -W -f='${Version}' opentracker 2>/dev/null) (upstream 2021, IPv4-only, whitelist mode), with a whitelist of the load's $TORRENTS info hashes." ;;
+        aquatic:*)
+            echo "- **$t**: \`${BINARY[$t]}\`, aquatic_udp $("${BINARY[$t]}" -v 2>/dev/null | head -n 1 || true)$(aquatic_build),"
+            echo "  UDP only, one socket worker, with this configuration (all other keys at"
+            echo "  their defaults, which \`aquatic_udp -p\` prints; the address is the measured run's):"
+            echo
+            echo '  ```toml'
+            sed 's/^./  &/' "${CONFIG[$t]:-/dev/null}"
+            echo '  ```'
+            echo
+            ;;
+        floor:*) echo "- **$t**: \`loadgen floor\`, the load generator's stateless BEP 15 responder: one blocking \`recv_from\`/\`send_to\` loop that answers connects, announces (30 made-up peers, as many as the load asks for) and scrapes with fixed replies and keeps no state. No UDP tracker can spend less per response on this machine's network stack: the trackers' UDP µs/response are read against it. UDP only." ;;
         *) echo "- **$t**: \`${BINARY[$t]}\`." ;;
         esac
         [[ -z ${R[$t.died]:-} ]] ||
@@ -429,6 +660,11 @@ mkdir -p "$(dirname "$OUTPUT")"
     echo "- kernel: $(uname -r); Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
     echo "- rustc: $(rustc --version 2>/dev/null || echo '?')"
     echo "- server pinned to core $SERVER_CORE, load generator to core $LOAD_CORE (taskset); loopback only"
+    if ((HOST_NETWORK)); then
+        echo "- in the host's network namespace, with its firewall rules and connection tracking"
+    else
+        echo "- in a fresh network namespace: loopback only, no firewall rules, no connection tracking"
+    fi
     echo "- other processes used $BACKGROUND % of the CPUs in the two seconds before the run"
     echo
     echo "## Trackers"
@@ -440,7 +676,9 @@ mkdir -p "$(dirname "$OUTPUT")"
     echo "$TORRENTS torrents with Zipf-like popularity (exponent 1; every torrent has at"
     echo "least one peer), $PEERS peers with distinct (address, port), 75 % seeders,"
     echo "numwant 30, 1 % scrapes. $CLIENTS virtual clients, each on its own 127.77.x.y source"
-    echo "address with one request in flight (closed loop). Every tracker first gets a UDP"
+    echo "address, in a closed loop: over UDP each keeps $UDP_IN_FLIGHT requests in flight and the"
+    echo "load generator moves datagrams in batches (sendmmsg/recvmmsg), so the server is"
+    echo "what saturates; over HTTP each has one request in flight. Every tracker first gets a UDP"
     echo "prefill in which each peer announces once; the timed phases ($DURATION s each) then"
     echo "re-announce random peers. UDP clients reuse a connection id for 4 requests (at most"
     echo "60 s), so about one packet in five is a connect. Server CPU is utime + stime of all"
@@ -448,12 +686,15 @@ mkdir -p "$(dirname "$OUTPUT")"
     echo "(connects included). Peak RSS is VmHWM after the UDP phase; a full scrape's extra"
     echo "RSS is VmHWM during it (reset through /proc/PID/clear_refs) minus VmRSS before."
     echo "Busy percentages are CPU time over wall time, of one core: the server, the load"
-    echo "generator, and every other process on the machine (from /proc/stat)."
+    echo "generator, and every other process on the machine (from /proc/stat). UDP-only"
+    echo "trackers take the prefill, the UDP phase and the memory readings only."
     echo
     echo "## Ratios"
     echo
-    echo "Each row divides the first tracker's figure by the second's. Lower is better"
-    echo "for µs/response, RSS and time; higher for responses/s."
+    echo "Each row divides the first tracker's figure by the second's: ours against each"
+    echo "other tracker, and each tracker against the floor where it was measured (every"
+    echo "pair when ours was not). Lower is better for µs/response, RSS and time; higher"
+    echo "for responses/s."
     echo
     ratio_rows
     echo
@@ -488,10 +729,16 @@ mkdir -p "$(dirname "$OUTPUT")"
     echo "  Where other processes were busy, both were slowed by them."
     echo "- A whitelist-mode tracker holds the whitelist (here $TORRENTS hashes) in its idle"
     echo "  and peak RSS."
+    if [[ -n ${KIND[floor]:-} ]]; then
+        echo "- The floor is a floor when it is busy: its blocking loop wakes up for each packet,"
+        echo "  and where the load leaves it idle part of the time, those wake-ups can cost it"
+        echo "  more per response than a tracker that batches. Read the ratios to it where"
+        echo "  the server busy % are alike."
+    fi
     echo
     echo "## Commands"
     echo
-    echo "The load generator is \`target/release/loadgen\`; \`$WORK\` was a temporary"
+    echo "The load generator is \`${LOADGEN#"$ROOT"/}\`; \`$WORK\` was a temporary"
     echo "directory."
     echo
     echo '```'

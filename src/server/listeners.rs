@@ -20,6 +20,38 @@ pub struct Listeners {
 
 /// A large receive buffer absorbs bursts while the loop is busy elsewhere.
 const UDP_RECV_BUFFER: usize = 4 << 20;
+/// Seconds a connection may stay silent before it is accepted anyway.
+#[cfg(target_os = "linux")]
+const DEFER_ACCEPT_SECS: libc::c_int = 5;
+
+/// Has the kernel hold a connection back from `accept` until its first
+/// bytes arrive, so the first read finds the request: no read that would
+/// block and no event registration for the usual one-packet request.
+#[cfg(target_os = "linux")]
+fn defer_accept(listener: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    // SAFETY: a c_int option value of the size passed.
+    let result = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&DEFER_ACCEPT_SECS as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Elsewhere connections are accepted as they come; reads that would block
+/// simply wait for readiness.
+#[cfg(not(target_os = "linux"))]
+fn defer_accept<T>(_listener: &T) -> io::Result<()> {
+    Ok(())
+}
 
 fn socket_for(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
@@ -36,6 +68,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(libc::SOMAXCONN)?;
+    defer_accept(&socket)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 
@@ -89,6 +122,7 @@ pub fn adopt(passed: Passed) -> Result<Listeners, String> {
     for socket in passed.tcp {
         socket
             .set_nonblocking(true)
+            .and_then(|()| defer_accept(&socket))
             .map_err(|e| format!("passed TCP socket: {e}"))?;
         listeners.tcp.push(TcpListener::from_std(socket));
     }

@@ -2,9 +2,11 @@
 //! See `loadgen help` and bench/run.sh.
 
 mod args;
+mod floor;
 mod fullscrape;
 mod http;
 mod http_wire;
+mod mmsg;
 mod phases;
 mod procfs;
 mod startup;
@@ -31,6 +33,8 @@ commands:
   fullscrape  one GET /scrape without a query (--gzip to ask for gzip)
   startup     launch a tracker (after --) until it answers, --repeat times
   wait        wait until a running tracker answers
+  floor       serve BEP 15 statelessly (fixed replies, no state) until
+              killed: the cheapest possible server, to read trackers against
 
 swarm (hashes, udp, http):
   --torrents N      torrents (1000000)       --peers N      peers (2000000)
@@ -46,9 +50,11 @@ load (udp, http):
   --numwant N (30)  --scrape-ratio F (0.01)  --timeout-ms MS (1000)
   --threads N       sender threads (1)
   --reuse N         udp: requests per connection id, at most 60 s (4)
+  --in-flight N     udp: requests each client keeps outstanding (4)
   --server-pid PID  report the server's CPU time per response and memory
 fullscrape: --target ADDR [--gzip] [--server-pid PID] [--timeout SECS]
 startup:    --udp ADDR --tcp ADDR [--repeat N] [--timeout SECS] -- COMMAND...
+floor:      --listen ADDR (a UDP address)
 wait:       --udp ADDR --tcp ADDR [--timeout SECS] [--announce [swarm options]]
             (--announce: until the swarm's first peer is accepted, for
             trackers that load a whitelist in the background)
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         "fullscrape" => fullscrape::run(rest),
         "startup" => startup::startup(rest),
         "wait" => startup::wait(rest),
+        "floor" => floor::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,14 +1,17 @@
-//! The UDP load: virtual clients, each a socket on its own loopback address
-//! with one request in flight, driven by one mio loop per sender thread.
+//! The UDP load: virtual clients, each announcing from its own loopback
+//! address with `--in-flight` requests outstanding. One socket per sender
+//! thread carries all its clients' datagrams in batches (see `mmsg`), so the
+//! generator stays cheaper than the server it measures.
 
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::mmsg::{Inbox, Outbox, BATCH};
 use crate::phases::{self, Driver, Spec};
 use crate::swarm::client_address;
 use crate::tally::Tally;
@@ -19,6 +22,25 @@ use crate::workload::{Job, Phase, Workload};
 const CONNECTION_ID_LIFETIME: Duration = Duration::from_secs(60);
 /// A prefill announce is sent this many times before it is given up.
 const PREFILL_TRIES: u32 = 5;
+/// A transaction id names the client (high 16 bits) and its in-flight slot
+/// (next 8) a reply belongs to; the low 8 bits tell a late reply from the
+/// current one.
+const MAX_IN_FLIGHT: u32 = 256;
+const MAX_CLIENTS_PER_THREAD: usize = 1 << 16;
+/// Absorbs the replies to every request in flight.
+const RECV_BUFFER: usize = 4 << 20;
+
+fn transaction(client: usize, slot: usize, sequence: u32) -> u32 {
+    (client as u32) << 16 | (slot as u32) << 8 | sequence & 0xff
+}
+
+/// The client and slot a transaction id names.
+fn addressee(transaction: u32) -> (usize, usize) {
+    (
+        (transaction >> 16) as usize,
+        (transaction >> 8 & 0xff) as usize,
+    )
+}
 
 struct ConnectionId {
     id: u64,
@@ -35,17 +57,23 @@ struct Pending {
 
 struct Client {
     index: u32,
-    socket: UdpSocket,
+    address: Ipv4Addr,
     connection: Option<ConnectionId>,
-    pending: Option<Pending>,
-    next_transaction: u32,
+    /// One entry per request that may be in flight.
+    slots: Vec<Option<Pending>>,
+    next_sequence: u32,
     cursor: u32,
 }
 
 impl Client {
-    fn take_pending_if(&mut self, matches: impl FnOnce(&Pending) -> bool) -> Option<Pending> {
-        if self.pending.as_ref().is_some_and(matches) {
-            self.pending.take()
+    fn take_pending_if(
+        &mut self,
+        slot: usize,
+        matches: impl FnOnce(&Pending) -> bool,
+    ) -> Option<Pending> {
+        let pending = self.slots.get_mut(slot)?;
+        if pending.as_ref().is_some_and(matches) {
+            pending.take()
         } else {
             None
         }
@@ -57,63 +85,90 @@ pub struct UdpDriver {
     /// Requests sent under one connection id before the client connects again.
     reuse: u32,
     poll: Poll,
+    socket: UdpSocket,
     clients: Vec<Client>,
     packet: Vec<u8>,
+    inbox: Inbox,
+    outbox: Outbox,
 }
 
 pub fn run(raw: &[String]) -> Result<(), String> {
     let spec = Spec {
         name: "udp",
-        valued: &["reuse"],
+        valued: &["reuse", "in-flight"],
         switches: &[],
     };
     phases::run(raw, spec, |workload, args, target, thread| {
         let reuse = args.get("reuse", 4)?;
-        UdpDriver::new(workload, reuse, target, thread).map_err(|e| e.to_string())
+        let in_flight = args.get("in-flight", 4)?;
+        if !(1..=MAX_IN_FLIGHT).contains(&in_flight) {
+            return Err(format!("--in-flight must be between 1 and {MAX_IN_FLIGHT}"));
+        }
+        let SocketAddr::V4(target) = target else {
+            return Err("udp: --target must be an IPv4 address".into());
+        };
+        UdpDriver::new(workload, reuse, in_flight, target, thread).map_err(|e| e.to_string())
     })
+}
+
+/// One socket that receives for every 127.x address and may send from any.
+fn shared_socket() -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_recv_buffer_size(RECV_BUFFER)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from(([0, 0, 0, 0], 0)).into())?;
+    Ok(UdpSocket::from_std(socket.into()))
 }
 
 impl UdpDriver {
     fn new(
         workload: Arc<Workload>,
         reuse: u32,
-        target: SocketAddr,
+        in_flight: u32,
+        target: SocketAddrV4,
         thread: u32,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let mut clients = Vec::new();
-        for index in workload.clients_of_thread(thread) {
-            let socket = StdUdpSocket::bind((client_address(index), 0))?;
-            socket.connect(target)?;
-            socket.set_nonblocking(true)?;
-            let mut socket = UdpSocket::from_std(socket);
-            let token = Token(clients.len());
-            poll.registry()
-                .register(&mut socket, token, Interest::READABLE)?;
-            clients.push(Client {
+        let mut socket = shared_socket()?;
+        poll.registry()
+            .register(&mut socket, Token(0), Interest::READABLE)?;
+        let clients: Vec<Client> = workload
+            .clients_of_thread(thread)
+            .map(|index| Client {
                 index,
-                socket,
+                address: client_address(index),
                 connection: None,
-                pending: None,
-                next_transaction: fastrand::u32(..),
+                slots: (0..in_flight).map(|_| None).collect(),
+                next_sequence: fastrand::u32(..),
                 cursor: 0,
-            });
+            })
+            .collect();
+        if clients.len() > MAX_CLIENTS_PER_THREAD {
+            return Err(io::Error::other("too many clients for one sender thread"));
         }
         Ok(UdpDriver {
             workload,
             reuse: reuse.max(1),
             poll,
+            socket,
             clients,
             packet: Vec::with_capacity(128),
+            inbox: Inbox::default(),
+            outbox: Outbox::new(target),
         })
     }
 
-    /// Sends `job`, preceded by a connect when the client has no usable id.
-    fn send(&mut self, slot: usize, job: Job, tries: u32) {
+    /// Queues `job` in `slot` of client `at`, preceded by a connect when the
+    /// client has no usable id.
+    fn send(&mut self, at: usize, slot: usize, job: Job, tries: u32) {
         let workload = &*self.workload;
-        let client = &mut self.clients[slot];
-        client.next_transaction = client.next_transaction.wrapping_add(1);
-        let transaction = client.next_transaction;
+        let client = &mut self.clients[at];
+        client.next_sequence = client.next_sequence.wrapping_add(1);
+        let transaction = transaction(at, slot, client.next_sequence);
         let usable = client
             .connection
             .as_mut()
@@ -137,10 +192,8 @@ impl UdpDriver {
                 udp_wire::scrape_request(&mut self.packet, conn.id, transaction, &hash);
             }
         }
-        // A failed send (full socket buffer, an earlier ICMP error) shows up
-        // as a timeout, like a lost datagram would.
-        let _ = client.socket.send(&self.packet);
-        client.pending = Some(Pending {
+        self.outbox.push(&self.packet, client.address);
+        client.slots[slot] = Some(Pending {
             transaction,
             job,
             sent: Instant::now(),
@@ -148,107 +201,150 @@ impl UdpDriver {
         });
     }
 
-    fn start_next(&mut self, slot: usize, phase: Phase) {
-        let client = &mut self.clients[slot];
+    fn start_next(&mut self, at: usize, slot: usize, phase: Phase) {
+        let client = &mut self.clients[at];
         if let Some(job) = self
             .workload
             .next_job(phase, client.index, &mut client.cursor)
         {
-            self.send(slot, job, 0);
+            self.send(at, slot, job, 0);
         }
     }
 
-    fn receive(&mut self, slot: usize, phase: Phase, tally: &mut Tally) -> io::Result<()> {
-        let mut buffer = [0u8; 2048];
+    /// Reads every waiting reply, then sends what they led to.
+    fn receive(&mut self, phase: Phase, tally: &mut Tally) -> io::Result<()> {
         loop {
-            let length = match self.clients[slot].socket.recv(&mut buffer) {
-                Ok(length) => length,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            let count = match self.inbox.receive(&self.socket) {
+                Ok(count) => count,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // ICMP port unreachable: the request it answers times out.
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(e),
             };
             let now = Instant::now();
-            let Some((transaction, reply)) = udp_wire::parse_reply(&buffer[..length]) else {
-                tally.io_errors += 1;
-                continue;
-            };
-            let client = &mut self.clients[slot];
-            // Anything else is a late answer to a request already timed out.
-            let Some(pending) = client.take_pending_if(|p| p.transaction == transaction) else {
-                continue;
-            };
-            tally.record(now - pending.sent);
-            match reply {
-                Reply::Connected(id) => {
-                    tally.connects += 1;
-                    client.connection = Some(ConnectionId {
-                        id,
-                        obtained: now,
-                        uses_left: self.reuse,
-                    });
-                    self.send(slot, pending.job, pending.tries);
-                    continue;
-                }
-                Reply::Announced => tally.announces += 1,
-                Reply::Scraped => tally.scrapes += 1,
-                Reply::Refused => tally.refused += 1,
-                Reply::Error => {
-                    tally.error_replies += 1;
-                    client.connection = None;
-                    if phase == Phase::Prefill && pending.tries + 1 < PREFILL_TRIES {
-                        self.send(slot, pending.job, pending.tries + 1);
-                        continue;
-                    }
+            for i in 0..count {
+                let reply = udp_wire::parse_reply(self.inbox.get(i));
+                self.answered(reply, now, phase, tally);
+            }
+            // Requests go out a batch at a time, replies keep coming.
+            if self.outbox.len() >= BATCH {
+                self.outbox.flush(&self.socket);
+            }
+            if count < BATCH {
+                break;
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    fn answered(
+        &mut self,
+        reply: Option<(u32, Reply)>,
+        now: Instant,
+        phase: Phase,
+        tally: &mut Tally,
+    ) {
+        let Some((transaction, reply)) = reply else {
+            tally.io_errors += 1;
+            return;
+        };
+        let (at, slot) = addressee(transaction);
+        let Some(client) = self.clients.get_mut(at) else {
+            tally.io_errors += 1;
+            return;
+        };
+        // Anything else is a late answer to a request already timed out.
+        let Some(pending) = client.take_pending_if(slot, |p| p.transaction == transaction) else {
+            return;
+        };
+        tally.record(now - pending.sent);
+        match reply {
+            Reply::Connected(id) => {
+                tally.connects += 1;
+                client.connection = Some(ConnectionId {
+                    id,
+                    obtained: now,
+                    uses_left: self.reuse,
+                });
+                self.send(at, slot, pending.job, pending.tries);
+                return;
+            }
+            Reply::Announced => tally.announces += 1,
+            Reply::Scraped => tally.scrapes += 1,
+            Reply::Refused => tally.refused += 1,
+            Reply::Error => {
+                tally.error_replies += 1;
+                client.connection = None;
+                if phase == Phase::Prefill && pending.tries + 1 < PREFILL_TRIES {
+                    self.send(at, slot, pending.job, pending.tries + 1);
+                    return;
                 }
             }
-            self.start_next(slot, phase);
+        }
+        self.start_next(at, slot, phase);
+    }
+
+    fn flush(&mut self) {
+        if !self.outbox.is_empty() {
+            self.outbox.flush(&self.socket);
         }
     }
 }
 
 impl Driver for UdpDriver {
     fn start(&mut self, phase: Phase, _tally: &mut Tally) {
-        for slot in 0..self.clients.len() {
-            self.start_next(slot, phase);
+        for at in 0..self.clients.len() {
+            for slot in 0..self.clients[at].slots.len() {
+                self.start_next(at, slot, phase);
+            }
         }
+        self.flush();
     }
 
     fn busy(&self) -> bool {
-        self.clients.iter().any(|c| c.pending.is_some())
+        self.clients
+            .iter()
+            .any(|c| c.slots.iter().any(Option::is_some))
     }
 
     fn step(&mut self, events: &mut Events, phase: Phase, tally: &mut Tally) -> io::Result<()> {
         self.poll.poll(events, Some(Duration::from_millis(2)))?;
-        for event in events.iter() {
-            self.receive(event.token().0, phase, tally)?;
+        if !events.is_empty() {
+            self.receive(phase, tally)?;
         }
         Ok(())
     }
 
     fn expire(&mut self, phase: Phase, tally: &mut Tally) {
         let timeout = self.workload.timeout;
-        for slot in 0..self.clients.len() {
-            let client = &mut self.clients[slot];
-            let Some(pending) = client.take_pending_if(|p| p.sent.elapsed() > timeout) else {
-                continue;
-            };
-            tally.timeouts += 1;
-            if phase == Phase::Prefill {
-                if pending.tries + 1 < PREFILL_TRIES {
-                    self.send(slot, pending.job, pending.tries + 1);
+        for at in 0..self.clients.len() {
+            for slot in 0..self.clients[at].slots.len() {
+                let client = &mut self.clients[at];
+                let Some(pending) = client.take_pending_if(slot, |p| p.sent.elapsed() > timeout)
+                else {
                     continue;
+                };
+                tally.timeouts += 1;
+                if phase == Phase::Prefill {
+                    if pending.tries + 1 < PREFILL_TRIES {
+                        self.send(at, slot, pending.job, pending.tries + 1);
+                        continue;
+                    }
+                    tally.abandoned += 1;
                 }
-                tally.abandoned += 1;
+                self.start_next(at, slot, phase);
             }
-            self.start_next(slot, phase);
         }
+        self.flush();
     }
 
     fn abandon(&mut self) -> u64 {
         let mut dropped = 0;
         for client in &mut self.clients {
-            dropped += u64::from(client.pending.take().is_some());
+            for pending in &mut client.slots {
+                dropped += u64::from(pending.take().is_some());
+            }
         }
         dropped
     }

@@ -4,15 +4,15 @@ use crate::swarm::Swarm;
 use crate::workload::Event;
 
 const PROTOCOL_ID: u64 = 0x0417_2710_1980;
-const CONNECT: u32 = 0;
-const ANNOUNCE: u32 = 1;
-const SCRAPE: u32 = 2;
-const ERROR: u32 = 3;
+pub const ACTION_CONNECT: u32 = 0;
+pub const ACTION_ANNOUNCE: u32 = 1;
+pub const ACTION_SCRAPE: u32 = 2;
+const ACTION_ERROR: u32 = 3;
 
 pub fn connect_request(out: &mut Vec<u8>, transaction: u32) {
     out.clear();
     out.extend_from_slice(&PROTOCOL_ID.to_be_bytes());
-    out.extend_from_slice(&CONNECT.to_be_bytes());
+    out.extend_from_slice(&ACTION_CONNECT.to_be_bytes());
     out.extend_from_slice(&transaction.to_be_bytes());
 }
 
@@ -28,7 +28,7 @@ pub fn announce_request(out: &mut Vec<u8>, swarm: &Swarm, a: &Announce) {
     let left: u64 = if swarm.is_seeder(a.peer) { 0 } else { 1 << 20 };
     out.clear();
     out.extend_from_slice(&a.connection.to_be_bytes());
-    out.extend_from_slice(&ANNOUNCE.to_be_bytes());
+    out.extend_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
     out.extend_from_slice(&a.transaction.to_be_bytes());
     out.extend_from_slice(&swarm.info_hash(swarm.torrent_of(a.peer)));
     out.extend_from_slice(&swarm.peer_id(a.peer));
@@ -45,7 +45,7 @@ pub fn announce_request(out: &mut Vec<u8>, swarm: &Swarm, a: &Announce) {
 pub fn scrape_request(out: &mut Vec<u8>, connection: u64, transaction: u32, hash: &[u8; 20]) {
     out.clear();
     out.extend_from_slice(&connection.to_be_bytes());
-    out.extend_from_slice(&SCRAPE.to_be_bytes());
+    out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
     out.extend_from_slice(&transaction.to_be_bytes());
     out.extend_from_slice(hash);
 }
@@ -69,11 +69,11 @@ pub fn parse_reply(packet: &[u8]) -> Option<(u32, Reply)> {
     let action = word(0)?;
     let transaction = word(4)?;
     let reply = match action {
-        CONNECT => Reply::Connected(u64::from_be_bytes(packet.get(8..16)?.try_into().ok()?)),
-        ANNOUNCE if packet.len() == 8 => Reply::Refused,
-        ANNOUNCE if packet.len() >= 20 => Reply::Announced,
-        SCRAPE => Reply::Scraped,
-        ERROR => Reply::Error,
+        ACTION_CONNECT => Reply::Connected(u64::from_be_bytes(packet.get(8..16)?.try_into().ok()?)),
+        ACTION_ANNOUNCE if packet.len() == 8 => Reply::Refused,
+        ACTION_ANNOUNCE if packet.len() >= 20 => Reply::Announced,
+        ACTION_SCRAPE => Reply::Scraped,
+        ACTION_ERROR => Reply::Error,
         _ => return None,
     };
     Some((transaction, reply))

@@ -1,0 +1,111 @@
+//! The floor: a stateless BEP 15 server that answers every request with a
+//! fixed reply from one blocking `recv_from`/`send_to` loop. No tracker can
+//! spend less per response on this machine's network stack, so the figures of
+//! real trackers are read against it.
+
+use std::net::{SocketAddr, UdpSocket};
+
+use crate::args::Args;
+use crate::udp_wire::{ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE};
+
+/// Peers in every announce reply, as many as the load asks for by default.
+const PEERS: usize = 30;
+/// The receive buffer trackers use (ours asks for 4 MiB too), so bursts are
+/// absorbed alike.
+const RECV_BUFFER: usize = 4 << 20;
+
+fn bind(listen: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(listen),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_recv_buffer_size(RECV_BUFFER)?;
+    socket.bind(&listen.into())?;
+    Ok(socket.into())
+}
+
+pub fn run(raw: &[String]) -> Result<(), String> {
+    let args = Args::parse(raw, &["listen"], &[])?;
+    let listen: SocketAddr = args.require("listen")?;
+    let socket = bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+    eprintln!("floor: serving BEP 15 statelessly on {listen}");
+    let mut packet = [0u8; 2048];
+    let mut reply = Vec::with_capacity(20 + 6 * PEERS);
+    loop {
+        let (len, source) = match socket.recv_from(&mut packet) {
+            Ok(received) => received,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("receive: {e}")),
+        };
+        if answer(&packet[..len], &mut reply) {
+            // A full buffer drops the reply, as a tracker would; clients retry.
+            let _ = socket.send_to(&reply, source);
+        }
+    }
+}
+
+/// Writes the fixed reply to `request` into `reply`; false for junk.
+fn answer(request: &[u8], reply: &mut Vec<u8>) -> bool {
+    if request.len() < 16 {
+        return false;
+    }
+    let action = u32::from_be_bytes([request[8], request[9], request[10], request[11]]);
+    reply.clear();
+    reply.extend_from_slice(&action.to_be_bytes());
+    reply.extend_from_slice(&request[12..16]);
+    match action {
+        ACTION_CONNECT => reply.extend_from_slice(&request[..8]),
+        ACTION_ANNOUNCE if request.len() >= 98 => {
+            // interval, leechers, seeders, then PEERS made-up peers.
+            for word in [1800u32, 1, PEERS as u32] {
+                reply.extend_from_slice(&word.to_be_bytes());
+            }
+            for peer in 0..PEERS as u16 {
+                reply.extend_from_slice(&[127, 0, 0, 1]);
+                reply.extend_from_slice(&(6881 + peer).to_be_bytes());
+            }
+        }
+        ACTION_SCRAPE => {
+            for _ in request[16..].chunks_exact(20) {
+                reply.extend_from_slice(&[0; 12]);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::udp_wire::{parse_reply, Reply};
+
+    #[test]
+    fn answers_each_action_with_its_layout() {
+        let mut request = Vec::new();
+        crate::udp_wire::connect_request(&mut request, 7);
+        let mut reply = Vec::new();
+        assert!(answer(&request, &mut reply));
+        assert!(matches!(
+            parse_reply(&reply),
+            Some((7, Reply::Connected(_)))
+        ));
+
+        let mut announce = vec![0u8; 98];
+        announce[8..12].copy_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
+        announce[12..16].copy_from_slice(&9u32.to_be_bytes());
+        assert!(answer(&announce, &mut reply));
+        assert_eq!(reply.len(), 20 + 6 * PEERS);
+        assert_eq!(parse_reply(&reply), Some((9, Reply::Announced)));
+
+        crate::udp_wire::scrape_request(&mut request, 1, 3, &[0; 20]);
+        assert!(answer(&request, &mut reply));
+        assert_eq!(parse_reply(&reply), Some((3, Reply::Scraped)));
+        assert_eq!(reply.len(), 8 + 12);
+
+        assert!(!answer(&[0; 15], &mut reply));
+        announce[11] = 9;
+        assert!(!answer(&announce, &mut reply));
+    }
+}
