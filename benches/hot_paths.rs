@@ -82,6 +82,42 @@ fn tracker_announces(c: &mut Criterion) {
         })
     });
 
+    // A million torrents, far past the caches, in all three kinds: every
+    // tenth has two peers and every hundredth a crowd of three. Lookups
+    // that miss memory are what a real tracker's announces cost.
+    const MILLION: u32 = 1_000_000;
+    let mut mixed = Tracker::new(TIMEOUTS, 1);
+    let extra = |n: u32| match n % 100 {
+        0 => 2,
+        n if n % 10 == 0 => 1,
+        _ => 0,
+    };
+    for n in 0..MILLION {
+        for p in 0..=extra(n) {
+            mixed.announce(
+                &announce(hash(n), n + p * MILLION, 0),
+                Families::Both,
+                0,
+                &mut peers4,
+                &mut peers6,
+            );
+        }
+    }
+    c.bench_function("announce: among 1M torrents of 1-3 peers", |b| {
+        b.iter(|| {
+            n = (n + 7919) % MILLION;
+            peers4.clear();
+            black_box(mixed.announce(
+                &announce(hash(n), n, 30),
+                Families::Own,
+                1,
+                &mut peers4,
+                &mut peers6,
+            ))
+        })
+    });
+    drop(mixed);
+
     let mut big_swarm = swarm(50_000);
     c.bench_function("announce: 50k-peer swarm, numwant 50", |b| {
         b.iter(|| {

@@ -99,7 +99,10 @@ impl Datagrams {
             // SAFETY: the kernel wrote a socket address of msg_namelen bytes.
             let name = unsafe { socket2::SockAddr::new(names[i], header.msg_hdr.msg_namelen) };
             if let Some(source) = name.as_socket() {
-                self.buffers.swap(kept, i);
+                // Swapping a buffer with itself would still copy it thrice.
+                if kept != i {
+                    self.buffers.swap(kept, i);
+                }
                 self.lengths[kept] = (header.msg_len as usize).min(DATAGRAM_MAX);
                 self.sources.push(source);
                 kept += 1;

@@ -11,7 +11,7 @@ use super::capacity;
 use super::clock::PeerClock;
 use super::crowd::{Crowd, Fit};
 use super::peer::{Dropped, Updated, Visit};
-use super::search::{key, position, Keyed};
+use super::search::{key, position, prefetch, Keyed};
 use super::small::{Small, COMPLETED_MAX};
 use super::torrent::Torrent;
 use crate::proto::SwarmCounts;
@@ -80,8 +80,11 @@ impl Leaf {
     }
 
     /// Finds a torrent, looking first among crowds, which get most
-    /// announces.
+    /// announces. All three first probes are fetched from memory at once.
     pub fn find(&self, hash: &[u8; 20]) -> Option<Slot> {
+        prefetch(&self.crowds, hash, self.prefix);
+        prefetch(&self.twos, hash, self.prefix);
+        prefetch(&self.ones, hash, self.prefix);
         if let Ok(at) = position(&self.crowds, hash, self.prefix) {
             return Some(Slot::Crowd(at));
         }

@@ -41,18 +41,50 @@ impl Keyed for Crowd {
 /// Below this length a plain binary search touches few enough lines.
 const GUESS_FROM: usize = 8;
 
+/// Whether the search starts from a guess rather than bisecting: past 16
+/// nibbles the leading word is all prefix, and only attacks get there.
+fn guesses(len: usize, prefix: usize) -> bool {
+    len >= GUESS_FROM && prefix < 16
+}
+
+/// The index a guessing search probes first.
+fn first_guess(len: usize, hash: &[u8; 20], prefix: usize) -> usize {
+    let spread = key(hash).0 << (4 * prefix);
+    ((u128::from(spread) * len as u128) >> 64) as usize
+}
+
+/// Starts loading the entry a search for `hash` probes first, so that the
+/// cache misses of several searches overlap instead of queueing.
+pub fn prefetch<T: Keyed>(entries: &[T], hash: &[u8; 20], prefix: usize) {
+    let len = entries.len();
+    let at = if guesses(len, prefix) {
+        first_guess(len, hash, prefix)
+    } else {
+        len / 2
+    };
+    if let Some(entry) = entries.get(at) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint; it never faults, even on an
+        // invalid address, and this one points into `entries`.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>((entry as *const T).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = entry;
+    }
+}
+
 /// Where `hash` is in `entries` (sorted, sharing their first `prefix`
 /// nibbles), or where it would go: as `slice::binary_search`.
 pub fn position<T: Keyed>(entries: &[T], hash: &[u8; 20], prefix: usize) -> Result<usize, usize> {
     let wanted = key(hash);
     let order = |at: usize| key(entries[at].hash()).cmp(&wanted);
     let len = entries.len();
-    // Past 16 nibbles the leading word is all prefix; only attacks get there.
-    if len < GUESS_FROM || prefix >= 16 {
+    if !guesses(len, prefix) {
         return entries.binary_search_by(|e| key(e.hash()).cmp(&wanted));
     }
-    let spread = wanted.0 << (4 * prefix);
-    let guess = ((u128::from(spread) * len as u128) >> 64) as usize;
+    let guess = first_guess(len, hash, prefix);
     // Bracket the answer in [low, high): entries before `low` are smaller
     // and the entry at `high` (if any) is larger.
     let (mut low, mut high) = (0, len);
