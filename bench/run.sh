@@ -167,8 +167,8 @@ SWARM=(--torrents "$TORRENTS" --peers "$PEERS" --clients "$CLIENTS")
 #   CAPABILITIES, words:
 #     udp-only     no HTTP: only the UDP phase; HTTP and full-scrape cells
 #                  and ratios read "n/a (UDP only)"
-#     stateless    keeps no swarm (the floor): no start-up or binary size,
-#                  and no memory ratios against it
+#     stateless    keeps no swarm (the floor): no start-up, binary size or
+#                  full scrape, and no memory ratios against it
 NAMES=()
 declare -A BINARY=() KIND=() CAPS=() FLAGS=()
 add_tracker() {
@@ -207,7 +207,7 @@ for spec in "${EXTRA[@]}"; do
     [[ -x $path ]] || die "$path is not executable"
     add_tracker "$name" opentracker "$(realpath "$path")"
 done
-((SKIP_FLOOR)) || add_tracker floor floor "$LOADGEN" "udp-only stateless"
+((SKIP_FLOOR)) || add_tracker floor floor "$LOADGEN" stateless
 ((${#NAMES[@]})) || die "no tracker to measure"
 
 # ---------------------------------------------------------------- measuring
@@ -342,13 +342,23 @@ stop_server() {
 
 # The steps measure runs on a tracker, in order. `skipped TRACKER STEP` says
 # why the tracker skips STEP, or fails if it does not: udp-only trackers skip
-# the TCP steps (their figures, memory included, come from the UDP step).
+# the TCP steps (their figures, memory included, come from the UDP step), and
+# stateless ones have no torrents to scrape.
 STEPS=(udp http http-keepalive fullscrape-gzip fullscrape)
 skipped() {
     local tracker=$1 step=$2
     case $step in
-    http | http-keepalive | fullscrape | fullscrape-gzip)
+    http | http-keepalive)
         has "$tracker" udp-only && printf 'UDP only'
+        ;;
+    fullscrape | fullscrape-gzip)
+        if has "$tracker" udp-only; then
+            printf 'UDP only'
+        elif has "$tracker" stateless; then
+            printf 'stateless'
+        else
+            return 1
+        fi
         ;;
     *) return 1 ;;
     esac
@@ -637,7 +647,7 @@ tracker_rows() {
             echo '  ```'
             echo
             ;;
-        floor:*) echo "- **$t**: \`loadgen floor\`, the load generator's stateless BEP 15 responder: one blocking \`recv_from\`/\`send_to\` loop that answers connects, announces (30 made-up peers, as many as the load asks for) and scrapes with fixed replies and keeps no state. No UDP tracker can spend less per response on this machine's network stack: the trackers' UDP µs/response are read against it. UDP only." ;;
+        floor:*) echo "- **$t**: \`loadgen floor\`, the load generator's stateless responder. UDP: one blocking \`recv_from\`/\`send_to\` loop that answers connects, announces (30 made-up peers, as many as the load asks for) and scrapes with fixed replies. HTTP: one blocking accept/read/write/close loop that answers every request head with one fixed announce reply (HTTP/1.0, so keep-alive clients reconnect). It keeps no state: no tracker does less per response on this machine's network stack, and the trackers' µs/response are read against it." ;;
         *) echo "- **$t**: \`${BINARY[$t]}\`." ;;
         esac
         [[ -z ${R[$t.died]:-} ]] ||

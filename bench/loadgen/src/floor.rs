@@ -1,9 +1,10 @@
-//! The floor: a stateless BEP 15 server that answers every request with a
-//! fixed reply from one blocking `recv_from`/`send_to` loop. No tracker can
-//! spend less per response on this machine's network stack, so the figures of
-//! real trackers are read against it.
+//! The floor: a stateless server that answers every request with a fixed
+//! reply, BEP 15 from one blocking `recv_from`/`send_to` loop and HTTP from
+//! one blocking accept/read/write/close loop. No tracker does less work per
+//! response than this, so the figures of real trackers are read against it.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 
 use crate::args::Args;
 use crate::udp_wire::{ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE};
@@ -29,7 +30,9 @@ pub fn run(raw: &[String]) -> Result<(), String> {
     let args = Args::parse(raw, &["listen"], &[])?;
     let listen: SocketAddr = args.require("listen")?;
     let socket = bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
-    eprintln!("floor: serving BEP 15 statelessly on {listen}");
+    let listener = TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"))?;
+    std::thread::spawn(move || serve_http(listener));
+    eprintln!("floor: serving BEP 15 and HTTP statelessly on {listen}");
     let mut packet = [0u8; 2048];
     let mut reply = Vec::with_capacity(20 + 6 * PEERS);
     loop {
@@ -43,6 +46,53 @@ pub fn run(raw: &[String]) -> Result<(), String> {
             let _ = socket.send_to(&reply, source);
         }
     }
+}
+
+/// Answers each connection's first request head with one fixed announce
+/// reply and closes it.
+fn serve_http(listener: TcpListener) {
+    let body = http_body();
+    let mut response = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    let mut head = [0u8; 8192];
+    for stream in listener.incoming() {
+        if let Ok(stream) = stream {
+            answer_http(stream, &mut head, &response);
+        }
+    }
+}
+
+fn answer_http(mut stream: TcpStream, head: &mut [u8], response: &[u8]) {
+    let mut filled = 0;
+    while filled < head.len() {
+        match stream.read(&mut head[filled..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => filled += n,
+        }
+        if head[..filled].windows(4).any(|w| w == b"\r\n\r\n") {
+            let _ = stream.write_all(response);
+            return;
+        }
+    }
+}
+
+/// A compact announce reply with [`PEERS`] made-up peers.
+fn http_body() -> Vec<u8> {
+    let mut body = format!(
+        "d8:completei1e10:incompletei{PEERS}e8:intervali1800e5:peers{}:",
+        6 * PEERS
+    )
+    .into_bytes();
+    for peer in 0..PEERS as u16 {
+        body.extend_from_slice(&[127, 0, 0, 1]);
+        body.extend_from_slice(&(6881 + peer).to_be_bytes());
+    }
+    body.push(b'e');
+    body
 }
 
 /// Writes the fixed reply to `request` into `reply`; false for junk.
@@ -107,5 +157,13 @@ mod tests {
         assert!(!answer(&[0; 15], &mut reply));
         announce[11] = 9;
         assert!(!answer(&announce, &mut reply));
+    }
+
+    #[test]
+    fn http_reply_is_a_bencoded_announce() {
+        let body = http_body();
+        assert!(body.starts_with(b"d8:complete"));
+        assert!(body.ends_with(b"e"));
+        assert_eq!(body.len(), 59 + 6 * PEERS);
     }
 }
