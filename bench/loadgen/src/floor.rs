@@ -59,10 +59,9 @@ fn serve_http(listener: TcpListener) {
     .into_bytes();
     response.extend_from_slice(&body);
     let mut head = [0u8; 8192];
-    for stream in listener.incoming() {
-        if let Ok(stream) = stream {
-            answer_http(stream, &mut head, &response);
-        }
+    // A failed accept (a client gone before it was taken) is skipped.
+    for stream in listener.incoming().flatten() {
+        answer_http(stream, &mut head, &response);
     }
 }
 
