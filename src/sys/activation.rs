@@ -3,7 +3,6 @@
 //! names from `LISTEN_FDNAMES`, and unset the variables so no child
 //! inherits them. Off Linux nothing is ever passed.
 
-use std::io;
 use std::net::{TcpListener, UdpSocket};
 
 /// Sockets handed over by the service manager.
@@ -20,7 +19,7 @@ impl Passed {
 }
 
 #[cfg(target_os = "linux")]
-fn socket_type(fd: std::os::fd::RawFd) -> io::Result<libc::c_int> {
+fn socket_type(fd: std::os::fd::RawFd) -> std::io::Result<libc::c_int> {
     let mut kind: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `kind`.
@@ -36,7 +35,7 @@ fn socket_type(fd: std::os::fd::RawFd) -> io::Result<libc::c_int> {
     if rc == 0 {
         Ok(kind)
     } else {
-        Err(io::Error::last_os_error())
+        Err(std::io::Error::last_os_error())
     }
 }
 
