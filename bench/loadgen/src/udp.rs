@@ -59,6 +59,11 @@ struct Client {
     index: u32,
     address: Ipv4Addr,
     connection: Option<ConnectionId>,
+    /// The slot whose connect is in flight: a client asks for one id at a
+    /// time, as a real one does, and its other requests wait for it.
+    connecting: Option<usize>,
+    /// (slot, job, tries) of requests waiting for that id.
+    parked: Vec<(usize, Job, u32)>,
     /// One entry per request that may be in flight.
     slots: Vec<Option<Pending>>,
     next_sequence: u32,
@@ -142,6 +147,8 @@ impl UdpDriver {
                 index,
                 address: client_address(index),
                 connection: None,
+                connecting: None,
+                parked: Vec::new(),
                 slots: (0..in_flight).map(|_| None).collect(),
                 next_sequence: fastrand::u32(..),
                 cursor: 0,
@@ -163,18 +170,26 @@ impl UdpDriver {
     }
 
     /// Queues `job` in `slot` of client `at`, preceded by a connect when the
-    /// client has no usable id.
+    /// client has no usable id, or parks it while another slot's connect is
+    /// in flight.
     fn send(&mut self, at: usize, slot: usize, job: Job, tries: u32) {
         let workload = &*self.workload;
         let client = &mut self.clients[at];
-        client.next_sequence = client.next_sequence.wrapping_add(1);
-        let transaction = transaction(at, slot, client.next_sequence);
         let usable = client
             .connection
             .as_mut()
             .filter(|c| c.uses_left > 0 && c.obtained.elapsed() < CONNECTION_ID_LIFETIME);
+        if usable.is_none() && client.connecting.is_some() {
+            client.parked.push((slot, job, tries));
+            return;
+        }
+        client.next_sequence = client.next_sequence.wrapping_add(1);
+        let transaction = transaction(at, slot, client.next_sequence);
         match (usable, job) {
-            (None, _) => udp_wire::connect_request(&mut self.packet, transaction),
+            (None, _) => {
+                client.connecting = Some(slot);
+                udp_wire::connect_request(&mut self.packet, transaction)
+            }
             (Some(conn), Job::Announce { peer, event }) => {
                 conn.uses_left -= 1;
                 let request = Announce {
@@ -262,12 +277,17 @@ impl UdpDriver {
         match reply {
             Reply::Connected(id) => {
                 tally.connects += 1;
+                client.connecting = None;
                 client.connection = Some(ConnectionId {
                     id,
                     obtained: now,
                     uses_left: self.reuse,
                 });
+                let parked = std::mem::take(&mut client.parked);
                 self.send(at, slot, pending.job, pending.tries);
+                for (slot, job, tries) in parked {
+                    self.send(at, slot, job, tries);
+                }
                 return;
             }
             Reply::Announced => tally.announces += 1,
@@ -305,7 +325,7 @@ impl Driver for UdpDriver {
     fn busy(&self) -> bool {
         self.clients
             .iter()
-            .any(|c| c.slots.iter().any(Option::is_some))
+            .any(|c| !c.parked.is_empty() || c.slots.iter().any(Option::is_some))
     }
 
     fn step(&mut self, events: &mut Events, phase: Phase, tally: &mut Tally) -> io::Result<()> {
@@ -326,6 +346,10 @@ impl Driver for UdpDriver {
                     continue;
                 };
                 tally.timeouts += 1;
+                if client.connecting == Some(slot) {
+                    // The connect was lost: the next send asks again.
+                    client.connecting = None;
+                }
                 if phase == Phase::Prefill {
                     if pending.tries + 1 < PREFILL_TRIES {
                         self.send(at, slot, pending.job, pending.tries + 1);
@@ -345,6 +369,9 @@ impl Driver for UdpDriver {
             for pending in &mut client.slots {
                 dropped += u64::from(pending.take().is_some());
             }
+            dropped += client.parked.len() as u64;
+            client.parked.clear();
+            client.connecting = None;
         }
         dropped
     }
