@@ -24,43 +24,81 @@ pub fn query_end(bytes: &[u8]) -> &[u8] {
     &bytes[..end]
 }
 
-/// Bytes that make a query invalid, as a table: this check runs on every
-/// byte of every request.
-const FORBIDDEN: [bool; 256] = {
-    let mut table = [false; 256];
+/// What each byte means to the query scanner, as a table: this runs on every
+/// byte of every request, so one lookup tells a plain byte from a separator,
+/// an `=` or a byte that makes the query invalid.
+const PLAIN: u8 = 0;
+const SEPARATOR: u8 = 1;
+const EQUALS: u8 = 2;
+const FORBIDDEN: u8 = 3;
+const CLASS: [u8; 256] = {
+    let mut table = [PLAIN; 256];
     let mut byte = 0;
     while byte < 256 {
-        table[byte] = byte < 0x20 || byte >= 0x7f;
+        if byte < 0x20 || byte >= 0x7f {
+            table[byte] = FORBIDDEN;
+        }
         byte += 1;
     }
     let listed = b"\"#$[\\]^`{|}";
     let mut i = 0;
     while i < listed.len() {
-        table[listed[i] as usize] = true;
+        table[listed[i] as usize] = FORBIDDEN;
         i += 1;
     }
+    table[b'&' as usize] = SEPARATOR;
+    table[b'=' as usize] = EQUALS;
     table
 };
 
-fn forbidden(byte: u8) -> bool {
-    FORBIDDEN[usize::from(byte)]
+/// The raw `(name, value)` pairs of a query, found in one pass over it;
+/// `value` is `None` for a parameter without `=`. Yields an error at the
+/// first forbidden byte and nothing after it.
+pub struct Pairs<'a> {
+    rest: &'a [u8],
 }
 
-/// Iterates over the raw `(name, value)` pairs of a query; `value` is `None`
-/// for a parameter without `=`. Fails on the first forbidden byte.
-pub fn pairs(query: &[u8]) -> impl Iterator<Item = Result<(&[u8], Option<&[u8]>), QueryError>> {
-    query
-        .split(|&b| b == b'&')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            if part.iter().any(|&b| forbidden(b)) {
-                return Err(QueryError::Malformed);
+impl<'a> Iterator for Pairs<'a> {
+    type Item = Result<(&'a [u8], Option<&'a [u8]>), QueryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
             }
-            Ok(match part.iter().position(|&b| b == b'=') {
-                Some(eq) => (&part[..eq], Some(&part[eq + 1..])),
+            let part = self.rest;
+            let mut equals = None;
+            let mut end = 0;
+            while end < part.len() {
+                match CLASS[usize::from(part[end])] {
+                    PLAIN => {}
+                    SEPARATOR => break,
+                    EQUALS => {
+                        equals.get_or_insert(end);
+                    }
+                    _ => {
+                        self.rest = &[];
+                        return Some(Err(QueryError::Malformed));
+                    }
+                }
+                end += 1;
+            }
+            self.rest = part.get(end + 1..).unwrap_or(&[]);
+            let part = &part[..end];
+            if part.is_empty() {
+                continue;
+            }
+            return Some(Ok(match equals {
+                Some(at) => (&part[..at], Some(&part[at + 1..])),
                 None => (part, None),
-            })
-        })
+            }));
+        }
+    }
+}
+
+/// Iterates over the raw `(name, value)` pairs of `query`.
+pub fn pairs(query: &[u8]) -> Pairs<'_> {
+    Pairs { rest: query }
 }
 
 /// Percent-decodes `raw` into `out`, returning the decoded length. Fails on a
