@@ -105,21 +105,22 @@ pub fn pairs(query: &[u8]) -> Pairs<'_> {
 /// broken escape or when the result does not fit.
 pub fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
     let mut len = 0;
-    let mut i = 0;
-    while i < raw.len() {
-        let byte = if raw[i] == b'%' {
-            let hi = raw.get(i + 1).copied().and_then(super::hex_value);
-            let lo = raw.get(i + 2).copied().and_then(super::hex_value);
-            match (hi, lo) {
+    let mut rest = raw;
+    while let Some((&first, tail)) = rest.split_first() {
+        let byte = if first == b'%' {
+            let [hi, lo, after @ ..] = tail else {
+                return Err(QueryError::Malformed);
+            };
+            match (super::hex_value(*hi), super::hex_value(*lo)) {
                 (Some(hi), Some(lo)) => {
-                    i += 3;
+                    rest = after;
                     (hi << 4) | lo
                 }
                 _ => return Err(QueryError::Malformed),
             }
         } else {
-            i += 1;
-            raw[i - 1]
+            rest = tail;
+            first
         };
         *out.get_mut(len).ok_or(QueryError::BadValue)? = byte;
         len += 1;
