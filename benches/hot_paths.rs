@@ -118,6 +118,36 @@ fn tracker_announces(c: &mut Criterion) {
     });
     drop(mixed);
 
+    // Ten thousand swarms of 200 peers, 2M peers in all, as a popular
+    // tracker's head of the distribution: each announce searches a peer
+    // list of 25 cache lines that is not in cache, and samples 30 of it.
+    const SWARMS: u32 = 10_000;
+    const SWARM_PEERS: u32 = 200;
+    let mut crowded = Tracker::new(TIMEOUTS, 1);
+    for n in 0..SWARMS * SWARM_PEERS {
+        crowded.announce(
+            &announce(hash(n % SWARMS), n, 0),
+            Families::Both,
+            0,
+            &mut peers4,
+            &mut peers6,
+        );
+    }
+    c.bench_function("announce: among 10k swarms of 200 peers", |b| {
+        b.iter(|| {
+            n = (n + 7919) % (SWARMS * SWARM_PEERS);
+            peers4.clear();
+            black_box(crowded.announce(
+                &announce(hash(n % SWARMS), n, 30),
+                Families::Own,
+                1,
+                &mut peers4,
+                &mut peers6,
+            ))
+        })
+    });
+    drop(crowded);
+
     let mut big_swarm = swarm(50_000);
     c.bench_function("announce: 50k-peer swarm, numwant 50", |b| {
         b.iter(|| {

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 
 #[test]
@@ -125,4 +127,49 @@ fn stats_count_udp() {
         everything.contains("<connect>2</connect>") && everything.contains("<scrape>1</scrape>"),
         "{everything}"
     );
+}
+
+/// More datagrams than one burst serves, twice: while its queue stays full
+/// the server takes the socket out of its poll, and it must put it back once
+/// the queue runs dry, or the next quiet request would go unanswered.
+#[test]
+fn floods_are_answered_and_quiet_requests_after_them_too() {
+    const FLOOD: usize = 3000;
+    let mut tracker = Tracker::start("");
+    let udp = Udp::new(tracker.v4());
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
+    for round in 0u8..2 {
+        let receiver = udp.socket.try_clone().unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let counting = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut answered = 0;
+            // Bounded: every read waits at most 500 ms, and there are at
+            // most FLOOD replies.
+            while answered < FLOOD && receiver.recv_from(&mut buf).is_ok() {
+                answered += 1;
+            }
+            answered
+        });
+        for _ in 0..FLOOD {
+            udp.socket.send_to(&connect, udp.to).unwrap();
+        }
+        let answered = counting.join().unwrap();
+        // The client's own receive buffer may overflow; the server must
+        // still have answered far more than one burst.
+        assert!(
+            answered > 300,
+            "round {round}: {answered} of {FLOOD} answered"
+        );
+        let reply = udp.announce(&hash(round + 20), 6881, 0, 0, 5);
+        assert_eq!(
+            be32(&reply, 0),
+            1,
+            "round {round}: announce after the flood"
+        );
+    }
+    assert!(tracker.is_alive());
 }

@@ -187,6 +187,8 @@ pub struct Server {
     /// Sockets that still had work when their burst ran out.
     backlog: Vec<Token>,
     datagrams: Datagrams,
+    /// UDP sockets taken out of the poll while their queue stays full.
+    udp_parked: Vec<bool>,
 }
 
 impl Server {
@@ -198,6 +200,7 @@ impl Server {
         notifier: Notifier,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
+        let udp_count = listeners.udp.len();
         signals.register(poll.registry(), SIGNALS)?;
         for (i, socket) in listeners.udp.iter_mut().enumerate() {
             poll.registry()
@@ -244,6 +247,7 @@ impl Server {
             config,
             backlog: Vec::new(),
             datagrams: Datagrams::default(),
+            udp_parked: vec![false; udp_count],
         })
     }
 
@@ -403,8 +407,35 @@ impl Server {
     }
 
     fn serve_udp(&mut self, index: usize) {
+        let drained = self.serve_udp_burst(index);
+        // While a socket's queue stays full it is served from the backlog,
+        // and out of the poll: a registered socket makes every reply sent
+        // from it run epoll's wake-up callback in the kernel.
+        let parked = self.udp_parked[index];
+        if drained == parked && !self.ctx.stopping {
+            let socket = &mut self.listeners.udp[index];
+            let registry = self.poll.registry();
+            let changed = if drained {
+                // Re-registering reports data that came in meanwhile.
+                registry.register(socket, Token(FIRST_UDP + index), Interest::READABLE)
+            } else {
+                registry.deregister(socket)
+            };
+            match changed {
+                Ok(()) => self.udp_parked[index] = !drained,
+                Err(e) => log::warn!("udp socket poll registration: {e}"),
+            }
+        }
+        if !drained {
+            self.backlog.push(Token(FIRST_UDP + index));
+        }
+    }
+
+    /// Answers up to a burst of datagrams; returns true when the socket's
+    /// queue ran dry before the burst did.
+    fn serve_udp_burst(&mut self, index: usize) -> bool {
         let Some(socket) = self.listeners.udp.get(index) else {
-            return;
+            return true;
         };
         let batch = &mut self.datagrams;
         let mut reply = Vec::with_capacity(crate::proto::udp::MAX_REPLY);
@@ -420,18 +451,18 @@ impl Server {
                     }
                     batch.send_queued(socket);
                     if batch.len() < datagrams::BATCH {
-                        return;
+                        return true;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("udp receive: {e}");
-                    return;
+                    return true;
                 }
             }
         }
-        self.backlog.push(Token(FIRST_UDP + index));
+        false
     }
 
     fn accept(&mut self, index: usize) {

@@ -8,6 +8,7 @@
 use super::bucket::BucketKey;
 use super::capacity;
 use super::clock::{Mark, PeerClock};
+use super::search::load_early;
 
 /// One peer; `N` is the compact address length, 6 (IPv4) or 18 (IPv6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,9 +122,42 @@ impl<const N: usize> PeerList<N> {
         self.peers
     }
 
+    /// Where the peer at `addr` is, or where it would go: as
+    /// `binary_search`, but without branches, and each step starts loading
+    /// both entries the next step may probe. A big swarm's list spans
+    /// dozens of cache lines, so the misses of two steps overlap instead of
+    /// queueing.
+    fn locate(&self, addr: &[u8; N]) -> Result<usize, usize> {
+        let peers = &self.peers[..];
+        if peers.is_empty() {
+            return Err(0);
+        }
+        let (mut base, mut size) = (0, peers.len());
+        while size > 1 {
+            let half = size / 2;
+            if let Some(lower) = peers.get(base + half / 2) {
+                load_early(lower);
+            }
+            if let Some(upper) = peers.get(base + half + half / 2) {
+                load_early(upper);
+            }
+            base = if peers[base + half].addr <= *addr {
+                base + half
+            } else {
+                base
+            };
+            size -= half;
+        }
+        match peers[base].addr.cmp(addr) {
+            std::cmp::Ordering::Equal => Ok(base),
+            std::cmp::Ordering::Less => Err(base + 1),
+            std::cmp::Ordering::Greater => Err(base),
+        }
+    }
+
     /// Inserts or refreshes the peer at `addr`.
     pub fn update(&mut self, addr: [u8; N], visit: &Visit) -> Updated {
-        let updated = match self.peers.binary_search_by(|p| p.addr.cmp(&addr)) {
+        let updated = match self.locate(&addr) {
             Ok(at) => visit.refresh(&mut self.peers[at].mark),
             Err(at) => {
                 capacity::reserve_one(&mut self.peers);
@@ -146,7 +180,7 @@ impl<const N: usize> PeerList<N> {
 
     /// Removes the peer at `addr`; returns it if it was there.
     pub fn remove(&mut self, addr: &[u8; N]) -> Option<Peer<N>> {
-        let at = self.peers.binary_search_by(|p| p.addr.cmp(addr)).ok()?;
+        let at = self.locate(addr).ok()?;
         let peer = self.peers.remove(at);
         self.seeders -= u32::from(peer.mark.seeding());
         Some(peer)
@@ -197,10 +231,23 @@ pub fn sample_indexed<'a, const N: usize>(
         return;
     }
     let offset = rng.usize(..count);
+    // Slice bounds in 32.32 fixed point: a multiplication each instead of
+    // a division; the last slice ends exactly at `count`.
+    let step = ((count as u128) << 32) / quota as u128;
+    let bound = |i: usize| {
+        if i == quota {
+            count
+        } else {
+            ((i as u128 * step) >> 32) as usize
+        }
+    };
     let pick = |i: usize, rng: &mut fastrand::Rng| {
-        let start = i * count / quota;
-        let end = (i + 1) * count / quota;
-        (offset + rng.usize(start..end)) % count
+        let at = offset + rng.usize(bound(i)..bound(i + 1));
+        if at >= count {
+            at - count
+        } else {
+            at
+        }
     };
     // Every pick is found before any is read, so that the cache misses of
     // reading them overlap however long finding one takes.
@@ -219,23 +266,30 @@ pub fn sample_indexed<'a, const N: usize>(
         chosen_vec.extend((0..quota).map(|i| peer_at(pick(i, rng))));
         &chosen_vec
     };
-    out.reserve(quota * N);
     write_leechers_first(0..quota, |at| picked[at], out);
 }
 
-/// Writes the peers at `indices` to `out`, leechers first.
+/// Writes the peers at `indices` to `out`, leechers first. Each address
+/// goes to the front (a leecher) or the back (a seeder) of the space made
+/// for them, picked without a branch: to the branch predictor the seeding
+/// flags of a random sample are coin tosses, and a mispredicted branch
+/// would also throw away the loads of the peers after it.
 fn write_leechers_first<'a, const N: usize>(
-    indices: impl Iterator<Item = usize> + Clone,
+    indices: impl ExactSizeIterator<Item = usize>,
     peer_at: impl Fn(usize) -> &'a Peer<N>,
     out: &mut Vec<u8>,
 ) {
-    for seeding in [false, true] {
-        for index in indices.clone() {
-            let peer = peer_at(index);
-            if peer.mark.seeding() == seeding {
-                out.extend_from_slice(&peer.addr);
-            }
-        }
+    let start = out.len();
+    let (mut front, mut back) = (0, indices.len());
+    out.resize(start + back * N, 0);
+    let area = &mut out[start..];
+    for index in indices {
+        let peer = peer_at(index);
+        let seeding = peer.mark.seeding();
+        back -= usize::from(seeding);
+        let slot = if seeding { back } else { front };
+        front += usize::from(!seeding);
+        area[slot * N..slot * N + N].copy_from_slice(&peer.addr);
     }
 }
 
@@ -319,6 +373,26 @@ mod tests {
         assert_eq!(list.seeders(), 0);
         assert!(list.remove(&addr(1)).is_some());
         assert!(list.remove(&addr(1)).is_none());
+    }
+
+    #[test]
+    fn locate_agrees_with_binary_search() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for len in [0, 1, 2, 3, 7, 8, 100, 701] {
+            let peers: Vec<Peer4> = (0..len)
+                .map(|_| Peer {
+                    addr: [10, 0, rng.u8(..), rng.u8(..), rng.u8(..), 0],
+                    mark: Mark::ZERO,
+                })
+                .collect();
+            let mut list = PeerList::from_unsorted(peers);
+            list.peers.dedup_by_key(|p| p.addr);
+            let probes = (0..300).map(|_| [10, 0, rng.u8(..), rng.u8(..), rng.u8(..), 0]);
+            for addr in list.peers.iter().map(|p| p.addr).chain(probes) {
+                let plain = list.peers.binary_search_by(|p| p.addr.cmp(&addr));
+                assert_eq!(list.locate(&addr), plain, "{len} peers, {addr:?}");
+            }
+        }
     }
 
     #[test]

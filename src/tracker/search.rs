@@ -63,16 +63,22 @@ pub fn prefetch<T: Keyed>(entries: &[T], hash: &[u8; 20], prefix: usize) {
         len / 2
     };
     if let Some(entry) = entries.get(at) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint; it never faults, even on an
-        // invalid address, and this one points into `entries`.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>((entry as *const T).cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = entry;
+        load_early(entry);
     }
+}
+
+/// Asks the CPU to start loading `item`'s cache line, so that a miss on it
+/// overlaps with other work instead of stalling the read that needs it.
+pub fn load_early<T>(item: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, and this one
+    // points at a live reference.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((item as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
 }
 
 /// Where `hash` is in `entries` (sorted, sharing their first `prefix`
