@@ -10,6 +10,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--aquatic PATH]
+                    [--aquatic-load PATH] [--no-cross-check]
                     [--skip-ours] [--skip-debian] [--skip-floor]
                     [--no-install] [--wait-quiet SECS] [--output FILE]
                     [--host-network]
@@ -20,6 +21,11 @@ usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--aquatic PATH]
                        (no whitelist)
   --aquatic PATH       also measure this aquatic_udp binary (bench/aquatic.sh
                        builds one), with 1 socket worker; UDP only
+  --aquatic-load PATH  cross-check every tracker's UDP figures under
+                       aquatic_udp_load_test, an independent load generator
+                       (default: the one next to --aquatic's binary, where
+                       bench/aquatic.sh puts it)
+  --no-cross-check     skip that cross-check
   --skip-ours          do not build or measure this repository's tracker
   --skip-debian        do not measure Debian's opentracker package
   --skip-floor         do not measure the floor: `loadgen floor`, a stateless
@@ -40,6 +46,8 @@ SKIP_OURS=0
 SKIP_DEBIAN=0
 SKIP_FLOOR=0
 AQUATIC=
+AQUATIC_LOAD=
+CROSS_CHECK=1
 INSTALL=1
 HOST_NETWORK=0
 WAIT_QUIET=0
@@ -63,6 +71,12 @@ while (($#)); do
         AQUATIC=$2
         shift
         ;;
+    --aquatic-load)
+        [[ -n ${2:-} ]] || { usage >&2; exit 2; }
+        AQUATIC_LOAD=$2
+        shift
+        ;;
+    --no-cross-check) CROSS_CHECK=0 ;;
     --wait-quiet)
         [[ ${2:-} =~ ^[0-9]+$ ]] || { usage >&2; exit 2; }
         WAIT_QUIET=$2
@@ -79,10 +93,14 @@ while (($#)); do
     shift
 done
 
+# CROSS_WARM and CROSS_SPAN: seconds of the cross-check's load before and
+# during its measured window, in its load generator's 5 s reports. The warm-up
+# lets the fastest trackers announce most peers once, so that the window
+# measures re-announces, as the main UDP phase does.
 if ((QUICK)); then
-    TORRENTS=100000 PEERS=200000 DURATION=3 STARTUP_RUNS=3
+    TORRENTS=100000 PEERS=200000 DURATION=3 STARTUP_RUNS=3 CROSS_WARM=5 CROSS_SPAN=5
 else
-    TORRENTS=1000000 PEERS=2000000 DURATION=15 STARTUP_RUNS=5
+    TORRENTS=1000000 PEERS=2000000 DURATION=15 STARTUP_RUNS=5 CROSS_WARM=30 CROSS_SPAN=30
 fi
 CLIENTS=64
 # UDP requests each client keeps outstanding: enough that the server, not
@@ -187,6 +205,13 @@ if ((!SKIP_DEBIAN)); then
     # The whitelist is read after chroot, so its path is relative to rootdir.
     printf 'access.whitelist whitelist.txt\ntracker.rootdir %s\n' "$WORK/debian" \
         >"$WORK/debian/opentracker.conf"
+    # For the cross-check, the torrents aquatic_udp_load_test announces, and
+    # last our swarm's first, which `loadgen wait --announce` asks about.
+    "$LOADGEN" aquatic-hashes --torrents "$TORRENTS" >"$WORK/debian/cross-check.txt"
+    head -n 1 "$WORK/debian/whitelist.txt" >>"$WORK/debian/cross-check.txt"
+    COMMANDS+=("(loadgen aquatic-hashes --torrents $TORRENTS; head -n 1 $WORK/debian/whitelist.txt) > $WORK/debian/cross-check.txt")
+    printf 'access.whitelist cross-check.txt\ntracker.rootdir %s\n' "$WORK/debian" \
+        >"$WORK/debian/cross-check.conf"
     chmod -R a+rX "$WORK/debian"
     add_tracker debian opentracker "$DEBIAN_BIN" "" "-f $WORK/debian/opentracker.conf"
 fi
@@ -199,6 +224,17 @@ if [[ -n $AQUATIC ]]; then
         mapfile -t lines < <(sed -n 's/^command: //p' "$AQUATIC_INFO")
         COMMANDS+=("# bench/aquatic.sh (${AQUATIC_INFO%/BUILD-INFO}):" "${lines[@]}")
     fi
+fi
+# The cross-check's load generator: given, or the one bench/aquatic.sh built
+# next to aquatic_udp.
+if ((CROSS_CHECK)) && [[ -z $AQUATIC_LOAD && -n $AQUATIC ]] &&
+    [[ -x $(dirname "$AQUATIC")/aquatic_udp_load_test ]]; then
+    AQUATIC_LOAD=$(dirname "$AQUATIC")/aquatic_udp_load_test
+fi
+((CROSS_CHECK)) || AQUATIC_LOAD=
+if [[ -n $AQUATIC_LOAD ]]; then
+    [[ -x $AQUATIC_LOAD ]] || die "$AQUATIC_LOAD is not executable"
+    AQUATIC_LOAD=$(realpath "$AQUATIC_LOAD")
 fi
 for spec in "${EXTRA[@]}"; do
     name=${spec%%=*} path=${spec#*=}
@@ -462,6 +498,112 @@ measure() {
     stop_server
 }
 
+# aquatic_udp_load_test's configuration against 127.0.0.1:PORT: its defaults
+# (`aquatic_udp_load_test -p` prints them) written out, one worker on its one
+# core, this sitting's swarm size, and long enough for the window.
+aquatic_load_config() {
+    local port=$1
+    cat <<EOF
+server_address = "127.0.0.1:$port"
+log_level = "error"
+workers = 1
+duration = $((CROSS_WARM + CROSS_SPAN + 30))
+summarize_last = 0
+extra_statistics = false
+
+[network]
+multiple_client_ipv4s = true
+sockets_per_worker = 4
+recv_buffer = 8000000
+
+[requests]
+number_of_torrents = $TORRENTS
+number_of_peers = $PEERS
+scrape_max_torrents = 10
+announce_peers_wanted = 30
+weight_connect = 50
+weight_announce = 50
+weight_scrape = 1
+peer_seeder_probability = 0.75
+EOF
+}
+
+# CPU time of a process and all its threads, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# Runs TRACKER afresh under aquatic_udp_load_test and files its figures under
+# R[tracker.xudp.*]. The load generator reports the mean rate of each 5 s;
+# the server's CPU time is read when the report that ends the warm-up
+# appears and when the last one of the window does, and divided by the
+# responses of the reports between.
+cross_check() {
+    local tracker=$1 index=$2 port target config output load_pid reports=0
+    local ticks0='' ticks1='' t0='' t1='' deadline
+    local first=$((CROSS_WARM / 5)) last=$(((CROSS_WARM + CROSS_SPAN) / 5))
+    local -a command=() probe=()
+    port=$((BASE_PORT + 2 * index))
+    port_free "$port" || die "port $port is in use"
+    target=127.0.0.1:$port
+    prepare_server "$tracker" "$port"
+    mapfile -d '' -t command < <(server_command "$tracker" "$port")
+    mapfile -d '' -t probe < <(probes "$tracker" "$target")
+    log "$tracker: cross-check under aquatic_udp_load_test, ${CROSS_WARM}s warm-up, ${CROSS_SPAN}s measured"
+    "${IN_NET[@]}" taskset -c "$SERVER_CORE" "${command[@]}" >"$WORK/$tracker.cross-check.log" 2>&1 &
+    SERVER_PID=$!
+    if ! load "$tracker" wait "${probe[@]}" --timeout 60 --announce "${SWARM[@]}"; then
+        R[$tracker.xudp.failed]="did not come up"
+        stop_server
+        return
+    fi
+    config=$WORK/aquatic-load.$port.toml
+    output=$WORK/aquatic-load.$tracker.out
+    aquatic_load_config "$port" >"$config"
+    COMMANDS+=("$(quoted taskset -c "$LOAD_CORE" aquatic_udp_load_test -c "$config")  # $tracker")
+    "${IN_NET[@]}" taskset -c "$LOAD_CORE" "$AQUATIC_LOAD" -c "$config" >"$output" 2>&1 &
+    load_pid=$!
+    deadline=$((SECONDS + CROSS_WARM + CROSS_SPAN + 60))
+    while ((reports < last)); do
+        if ! server_alive || ! kill -0 "$load_pid" 2>/dev/null || ((SECONDS > deadline)); then
+            break
+        fi
+        sleep 0.05
+        reports=$(grep -c '^Responses in:' "$output" || true)
+        if [[ -z $ticks0 ]] && ((reports >= first)); then
+            ticks0=$(cpu_ticks "$SERVER_PID") t0=$(date +%s.%N)
+        fi
+    done
+    if ((reports >= last)) && server_alive; then
+        ticks1=$(cpu_ticks "$SERVER_PID") t1=$(date +%s.%N)
+    fi
+    kill "$load_pid" 2>/dev/null || true
+    wait "$load_pid" 2>/dev/null || true
+    if [[ -z $ticks1 ]]; then
+        R[$tracker.xudp.failed]="stopped after $reports of $last reports"
+        server_alive || R[$tracker.xudp.failed]+="; the server died: $(tail -n 1 "$WORK/$tracker.cross-check.log")"
+        log "$tracker: cross-check failed: ${R[$tracker.xudp.failed]}"
+        stop_server
+        return
+    fi
+    local figures pair
+    figures=$(awk -v first="$first" -v last="$last" -v ticks="$((ticks1 - ticks0))" \
+        -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" '
+        /^Requests out:/ { n++; if (n > first && n <= last) requests += $3 }
+        /^Responses in:/ { m++; if (m > first && m <= last) responses += $3 }
+        /- Error responses:/ { e++; if (e > first && e <= last) errors += $4 }
+        END {
+            reports = last - first; wall = t1 - t0; cpu = ticks / hz
+            rate = responses / reports
+            printf "rps=%.0f cpu_us_per_response=%.2f server_busy_pct=%.1f answered_pct=%.1f errors_per_s=%.0f",
+                rate, 1e6 * cpu / (rate * wall), 100 * cpu / wall,
+                100 * responses / requests, errors / reports
+        }' "$output")
+    for pair in $figures; do
+        R[$tracker.xudp.${pair%%=*}]=${pair#*=}
+    done
+    log "$tracker: cross-check $figures"
+    stop_server
+}
+
 # Share of both cores that other processes used over two seconds: the report
 # says how quiet the machine was.
 background_load() {
@@ -490,6 +632,13 @@ log "other processes used $BACKGROUND % of the CPUs just before the run"
 for i in "${!NAMES[@]}"; do
     measure "${NAMES[$i]}" "$i"
 done
+if [[ -n $AQUATIC_LOAD ]]; then
+    # Debian's tracker allows the cross-check's torrents instead.
+    [[ -z ${KIND[debian]:-} ]] || FLAGS[debian]="-f $WORK/debian/cross-check.conf"
+    for i in "${!NAMES[@]}"; do
+        cross_check "${NAMES[$i]}" "$i"
+    done
+fi
 
 # ---------------------------------------------------------------- report
 
@@ -586,20 +735,27 @@ target_row() {
     echo "| $what | $([[ $sense == le ]] && printf '≤' || printf '≥') $bound | $figure | $met |"
 }
 
+# The UDP targets' rows, from SCENARIO's figures (udp, or xudp: the
+# cross-check's).
+udp_target_rows() {
+    local scenario=$1 u=$UPSTREAM_PER_DEBIAN q=$UPSTREAM_PER_AQUATIC
+    target_row "UDP µs/response, ours / upstream, upstream = debian / $u" 0.65 \
+        "a / (b / $u)" "ours.$scenario.cpu_us_per_response" "debian.$scenario.cpu_us_per_response" le
+    target_row "UDP µs/response, ours / upstream, upstream = aquatic × $q" 0.65 \
+        "a / (b * $q)" "ours.$scenario.cpu_us_per_response" "aquatic.$scenario.cpu_us_per_response" le
+    target_row "UDP µs/response, ours / floor" 1.2 \
+        "a / b" "ours.$scenario.cpu_us_per_response" "floor.$scenario.cpu_us_per_response" le
+}
+
 target_rows() {
     if [[ -z ${KIND[ours]:-} ]]; then
         echo "Ours was not measured: no targets to read."
         return
     fi
-    local u=$UPSTREAM_PER_DEBIAN q=$UPSTREAM_PER_AQUATIC
+    local u=$UPSTREAM_PER_DEBIAN
     echo "| target | bound | this sitting | met |"
     echo "|---|---:|---:|---|"
-    target_row "UDP µs/response, ours / upstream, upstream = debian / $u" 0.65 \
-        "a / (b / $u)" ours.udp.cpu_us_per_response debian.udp.cpu_us_per_response le
-    target_row "UDP µs/response, ours / upstream, upstream = aquatic × $q" 0.65 \
-        "a / (b * $q)" ours.udp.cpu_us_per_response aquatic.udp.cpu_us_per_response le
-    target_row "UDP µs/response, ours / floor" 1.2 \
-        "a / b" ours.udp.cpu_us_per_response floor.udp.cpu_us_per_response le
+    udp_target_rows udp
     target_row "HTTP µs/response, one request per connection, ours / upstream, upstream = debian / $u" 0.7 \
         "a / (b / $u)" ours.http.cpu_us_per_response debian.http.cpu_us_per_response le
     target_row "HTTP responses per core-second, ours with keep-alive / upstream (one per connection), upstream = debian / $u" 3 \
@@ -629,6 +785,33 @@ ratio_rows() {
             "$(ratio_cell "$a" "$b" idle rss_kb) |" \
             "$(ratio_cell "$a" "$b" fullscrape-gzip ttlb_ms) |"
     done < <(ratio_pairs)
+}
+
+cross_check_rows() {
+    local t a b
+    echo "| tracker | responses/s | server CPU µs/response | server busy % | answered % | error responses/s |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for t in "${NAMES[@]}"; do
+        if [[ -n ${R[$t.xudp.failed]:-} ]]; then
+            echo "| $t | failed: ${R[$t.xudp.failed]} | | | | |"
+            continue
+        fi
+        echo "| $t | $(v "$t.xudp.rps") | $(v "$t.xudp.cpu_us_per_response") |" \
+            "$(v "$t.xudp.server_busy_pct") | $(v "$t.xudp.answered_pct") | $(v "$t.xudp.errors_per_s") |"
+    done
+    echo
+    echo "| A / B | UDP µs/resp | UDP resp/s |"
+    echo "|---|---:|---:|"
+    while read -r a b; do
+        echo "| $a / $b | $(ratio "$a.xudp.cpu_us_per_response" "$b.xudp.cpu_us_per_response") |" \
+            "$(ratio "$a.xudp.rps" "$b.xudp.rps") |"
+    done < <(ratio_pairs)
+    if [[ -n ${KIND[ours]:-} ]]; then
+        echo
+        echo "| target | bound | cross-check | met |"
+        echo "|---|---:|---:|---|"
+        udp_target_rows xudp
+    fi
 }
 
 scrape_cell() {
@@ -772,6 +955,21 @@ mkdir -p "$(dirname "$OUTPUT")"
     echo
     target_rows
     echo
+    if [[ -n $AQUATIC_LOAD ]]; then
+        echo "## Cross-check: UDP under aquatic_udp_load_test"
+        echo
+        echo "The same trackers, each started afresh, under an independent load generator:"
+        echo "\`${AQUATIC_LOAD}\` ($("$AQUATIC_LOAD" -v 2>/dev/null | head -n 1 || echo '?')), with its default"
+        echo "workload at this sitting's size: $TORRENTS torrents, $PEERS peers announcing in turn, half"
+        echo "the packets connects, 1 % scrapes, numwant 30, one worker on core $LOAD_CORE with 4"
+        echo "connected sockets on 127.0.0.1 that send without waiting for answers (so a"
+        echo "saturated server drops some: *answered %*). Its own 5 s reports give"
+        echo "responses/s; server CPU is read across ${CROSS_SPAN} s of them, after a ${CROSS_WARM} s"
+        echo "warm-up. Debian's tracker gets a whitelist of that load's hashes (\`loadgen aquatic-hashes\`)."
+        echo
+        cross_check_rows
+        echo
+    fi
     echo "## UDP announce (BEP 15), after the prefill"
     echo
     load_rows udp

@@ -1,6 +1,7 @@
 //! Load generator for opentracker-compatible trackers, over loopback only.
 //! See `loadgen help` and bench/run.sh.
 
+mod aquatic;
 mod args;
 mod floor;
 mod fullscrape;
@@ -27,6 +28,8 @@ usage: loadgen COMMAND [OPTIONS]
 
 commands:
   hashes      print the swarm's info hashes, 40 hex digits a line (a whitelist)
+  aquatic-hashes  print the info hashes aquatic_udp_load_test 0.9 announces
+              (--torrents N, 1000000), for a whitelist-mode tracker
   udp         BEP 15 load: connect, then announces and scrapes
   http        HTTP announces and scrapes, one request per connection
               (--keep-alive: many requests per connection)
@@ -71,6 +74,16 @@ fn hashes(raw: &[String]) -> Result<(), String> {
     out.flush().map_err(|e| e.to_string())
 }
 
+fn aquatic_hashes(raw: &[String]) -> Result<(), String> {
+    let args = Args::parse(raw, &["torrents"], &[])?;
+    let torrents = args.get("torrents", 1_000_000usize)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for hash in aquatic::info_hashes(torrents) {
+        writeln!(out, "{}", swarm::hex(&hash)).map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = raw.split_first() else {
@@ -79,6 +92,7 @@ fn main() -> ExitCode {
     };
     let result = match command.as_str() {
         "hashes" => hashes(rest),
+        "aquatic-hashes" => aquatic_hashes(rest),
         "udp" => udp::run(rest),
         "http" => http::run(rest),
         "fullscrape" => fullscrape::run(rest),
