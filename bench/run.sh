@@ -559,24 +559,27 @@ cross_check() {
     output=$WORK/aquatic-load.$tracker.out
     aquatic_load_config "$port" >"$config"
     COMMANDS+=("$(quoted taskset -c "$LOAD_CORE" aquatic_udp_load_test -c "$config")  # $tracker")
-    "${IN_NET[@]}" taskset -c "$LOAD_CORE" "$AQUATIC_LOAD" -c "$config" >"$output" 2>&1 &
+    # Its output is read as it comes, line by line: polling would take CPU
+    # time, and some of it on the server's core.
+    local line fd
+    exec {fd}< <("${IN_NET[@]}" taskset -c "$LOAD_CORE" "$AQUATIC_LOAD" -c "$config" 2>&1)
     load_pid=$!
+    : >"$output"
     deadline=$((SECONDS + CROSS_WARM + CROSS_SPAN + 60))
-    while ((reports < last)); do
-        if ! server_alive || ! kill -0 "$load_pid" 2>/dev/null || ((SECONDS > deadline)); then
+    while ((SECONDS < deadline)) && read -r -t 30 -u "$fd" line; do
+        printf '%s\n' "$line" >>"$output"
+        [[ $line == 'Responses in:'* ]] || continue
+        reports=$((reports + 1))
+        server_alive || break
+        if ((reports == first)); then
+            ticks0=$(cpu_ticks "$SERVER_PID") t0=${EPOCHREALTIME/,/.}
+        elif ((reports == last)); then
+            ticks1=$(cpu_ticks "$SERVER_PID") t1=${EPOCHREALTIME/,/.}
             break
         fi
-        sleep 0.05
-        reports=$(grep -c '^Responses in:' "$output" || true)
-        if [[ -z $ticks0 ]] && ((reports >= first)); then
-            ticks0=$(cpu_ticks "$SERVER_PID") t0=$(date +%s.%N)
-        fi
     done
-    if ((reports >= last)) && server_alive; then
-        ticks1=$(cpu_ticks "$SERVER_PID") t1=$(date +%s.%N)
-    fi
     kill "$load_pid" 2>/dev/null || true
-    wait "$load_pid" 2>/dev/null || true
+    exec {fd}<&-
     if [[ -z $ticks1 ]]; then
         R[$tracker.xudp.failed]="stopped after $reports of $last reports"
         server_alive || R[$tracker.xudp.failed]+="; the server died: $(tail -n 1 "$WORK/$tracker.cross-check.log")"
