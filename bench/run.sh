@@ -9,7 +9,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--aquatic PATH]
+usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--upstream PATH] [--aquatic PATH]
                     [--aquatic-load PATH] [--no-cross-check]
                     [--skip-ours] [--skip-debian] [--skip-floor]
                     [--no-install] [--wait-quiet SECS] [--output FILE]
@@ -19,6 +19,9 @@ usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--aquatic PATH]
   --tracker NAME=PATH  also measure this binary; it must take upstream's
                        flags (-i IP -p TCP_PORT -P UDP_PORT) and run open
                        (no whitelist)
+  --upstream PATH      also measure this upstream opentracker binary
+                       (bench/upstream.sh builds one), open, as `upstream`:
+                       the targets are then read against it directly
   --aquatic PATH       also measure this aquatic_udp binary (bench/aquatic.sh
                        builds one), with 1 socket worker; UDP only
   --aquatic-load PATH  cross-check every tracker's UDP figures under
@@ -46,6 +49,7 @@ SKIP_OURS=0
 SKIP_DEBIAN=0
 SKIP_FLOOR=0
 AQUATIC=
+UPSTREAM=
 AQUATIC_LOAD=
 CROSS_CHECK=1
 INSTALL=1
@@ -69,6 +73,11 @@ while (($#)); do
     --aquatic)
         [[ -n ${2:-} ]] || { usage >&2; exit 2; }
         AQUATIC=$2
+        shift
+        ;;
+    --upstream)
+        [[ -n ${2:-} ]] || { usage >&2; exit 2; }
+        UPSTREAM=$2
         shift
         ;;
     --aquatic-load)
@@ -197,6 +206,16 @@ add_tracker() {
 has() { [[ " ${CAPS[$1]} " == *" $2 "* ]]; }
 
 ((SKIP_OURS)) || add_tracker ours opentracker "$OURS"
+if [[ -n $UPSTREAM ]]; then
+    [[ -x $UPSTREAM ]] || die "$UPSTREAM is not executable"
+    add_tracker upstream opentracker "$(realpath "$UPSTREAM")"
+    # bench/upstream.sh's build, when it is one: BUILD-INFO next to bin/.
+    UPSTREAM_INFO=$(dirname "$(dirname "${BINARY[upstream]}")")/BUILD-INFO
+    if [[ -f $UPSTREAM_INFO ]]; then
+        mapfile -t lines < <(sed -n 's/^command: //p' "$UPSTREAM_INFO")
+        COMMANDS+=("# bench/upstream.sh (${UPSTREAM_INFO%/BUILD-INFO}):" "${lines[@]}")
+    fi
+fi
 if ((!SKIP_DEBIAN)); then
     # Debian builds opentracker in whitelist mode: allow the load's torrents.
     mkdir -p "$WORK/debian"
@@ -742,6 +761,10 @@ target_row() {
 # cross-check's).
 udp_target_rows() {
     local scenario=$1 u=$UPSTREAM_PER_DEBIAN q=$UPSTREAM_PER_AQUATIC
+    if [[ -n ${KIND[upstream]:-} ]]; then
+        target_row "UDP µs/response, ours / upstream (measured)" 0.65 \
+            "a / b" "ours.$scenario.cpu_us_per_response" "upstream.$scenario.cpu_us_per_response" le
+    fi
     target_row "UDP µs/response, ours / upstream, upstream = debian / $u" 0.65 \
         "a / (b / $u)" "ours.$scenario.cpu_us_per_response" "debian.$scenario.cpu_us_per_response" le
     target_row "UDP µs/response, ours / upstream, upstream = aquatic × $q" 0.65 \
@@ -759,6 +782,14 @@ target_rows() {
     echo "| target | bound | this sitting | met |"
     echo "|---|---:|---:|---|"
     udp_target_rows udp
+    if [[ -n ${KIND[upstream]:-} ]]; then
+        target_row "HTTP µs/response, one request per connection, ours / upstream (measured)" 0.7 \
+            "a / b" ours.http.cpu_us_per_response upstream.http.cpu_us_per_response le
+        target_row "HTTP responses per core-second, ours with keep-alive / upstream (measured, one per connection)" 3 \
+            "b / a" ours.http-keepalive.cpu_us_per_response upstream.http.cpu_us_per_response ge
+        target_row "peak RSS after $TORRENTS torrents / $PEERS peers, ours / upstream (measured)" 0.6 \
+            "a / b" ours.full.hwm_kb upstream.full.hwm_kb le
+    fi
     target_row "HTTP µs/response, one request per connection, ours / upstream, upstream = debian / $u" 0.7 \
         "a / (b / $u)" ours.http.cpu_us_per_response debian.http.cpu_us_per_response le
     target_row "HTTP responses per core-second, ours with keep-alive / upstream (one per connection), upstream = debian / $u" 3 \
@@ -875,6 +906,13 @@ tracker_rows() {
     for t in "${NAMES[@]}"; do
         case ${KIND[$t]}:$t in
         opentracker:ours) echo "- **ours**: \`${BINARY[$t]#"$ROOT"/}\` of this repository ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')), defaults." ;;
+        opentracker:upstream)
+            if [[ -f ${UPSTREAM_INFO:-} ]]; then
+                echo "- **upstream**: \`${BINARY[$t]}\`, upstream opentracker from \`$(sed -n 's/^source: //p' "$UPSTREAM_INFO")\` (Debian's orig tarball of upstream's git b20b0b8, 2025-04) with \`$(sed -n 's/^libowfat: //p' "$UPSTREAM_INFO")\`, built by \`bench/upstream.sh\` (commands below): $(sed -n 's/^build: //p' "$UPSTREAM_INFO"); $(sed -n 's/^compiler: //p' "$UPSTREAM_INFO")."
+            else
+                echo "- **upstream**: \`${BINARY[$t]}\`, given with --upstream, run open."
+            fi
+            ;;
         opentracker:debian) echo "- **debian**: \`${BINARY[$t]}\` from the package $(dpkg-query -W -f='${Version}' opentracker 2>/dev/null) (upstream 2021, IPv4-only, whitelist mode), with a whitelist of the load's $TORRENTS info hashes." ;;
         aquatic:*)
             echo "- **$t**: \`${BINARY[$t]}\`, aquatic_udp $("${BINARY[$t]}" -v 2>/dev/null | head -n 1 || true)$(aquatic_build),"
@@ -949,12 +987,18 @@ mkdir -p "$(dirname "$OUTPUT")"
     echo
     echo "## Against the targets"
     echo
-    echo "The performance issue's targets, read from this sitting. Upstream opentracker"
-    echo "is not measured (its source is not reachable from this machine), so its"
-    echo "figures are estimated by the issue's anchors: upstream is $UPSTREAM_PER_DEBIAN times cheaper"
+    echo "The performance issue's targets, read from this sitting."
+    if [[ -n ${KIND[upstream]:-} ]]; then
+        echo "Rows marked *measured* divide by upstream opentracker itself, measured"
+        echo "above; the others estimate upstream, as the issue's anchors do:"
+    else
+        echo "Upstream opentracker was not measured (\`--upstream\`), so its figures"
+        echo "are estimated by the issue's anchors:"
+    fi
+    echo "upstream is $UPSTREAM_PER_DEBIAN times cheaper"
     echo "per UDP request than Debian's build, and aquatic_udp's 7.7 µs stand to"
-    echo "upstream's 8.5. The HTTP rows carry that UDP factor over, which flatters"
-    echo "upstream where the kernel's share is larger."
+    echo "upstream's 8.5. The estimated HTTP rows carry that UDP factor over, which"
+    echo "flatters upstream where the kernel's share is larger."
     echo
     target_rows
     echo
