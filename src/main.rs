@@ -12,7 +12,11 @@ const EXIT_FATAL: u8 = 111;
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Command::Run(config)) => config,
+        Ok(Command::Run(config)) => {
+            // Nothing is open yet: this may start the program again.
+            sys::heap::use_huge_pages();
+            config
+        }
         Ok(Command::CheckConfig(config)) => {
             for warning in &config.warnings {
                 eprintln!("opentracker: warning: {warning}");

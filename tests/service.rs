@@ -363,3 +363,55 @@ fn privilege_errors_are_fatal_with_one_clear_line() {
         );
     }
 }
+
+/// The environment a process started with, one variable per line. glibc
+/// cuts `GLIBC_TUNABLES` at each `:` in place while reading it, so a list
+/// of tunables shows as several lines.
+fn environment_of(pid: u32) -> String {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    String::from_utf8_lossy(&environ).replace('\0', "\n")
+}
+
+#[test]
+fn heap_asks_for_huge_pages_unless_the_operator_said_otherwise() {
+    const TEST: &str = "heap_asks_for_huge_pages_unless_the_operator_said_otherwise";
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+    if !thp.as_deref().is_ok_and(|mode| mode.contains("[madvise]")) {
+        skip(TEST, "transparent huge pages are not in madvise mode here");
+        return;
+    }
+    // (GLIBC_TUNABLES given, lines expected in the running tracker's environment)
+    let cases: [(Option<&str>, &[&str]); 3] = [
+        (None, &["GLIBC_TUNABLES=glibc.malloc.hugetlb=1"]),
+        (
+            Some("glibc.malloc.arena_max=2"),
+            &[
+                "GLIBC_TUNABLES=glibc.malloc.arena_max=2",
+                "glibc.malloc.hugetlb=1",
+            ],
+        ),
+        (
+            Some("glibc.malloc.hugetlb=0"),
+            &["GLIBC_TUNABLES=glibc.malloc.hugetlb=0"],
+        ),
+    ];
+    for (given, expected) in cases {
+        let mut launch = Launch::default();
+        if let Some(value) = given {
+            launch.env.push(("GLIBC_TUNABLES".into(), value.into()));
+        }
+        let mut tracker = Tracker::launch(launch);
+        // Ready means it re-executed already, in the same process.
+        let environment = environment_of(tracker.child.id());
+        let lines: Vec<&str> = environment.lines().collect();
+        for line in expected {
+            assert!(lines.contains(line), "{given:?}: no {line} in {lines:?}");
+        }
+        let asked = lines.contains(&"glibc.malloc.hugetlb=1")
+            || lines.contains(&"GLIBC_TUNABLES=glibc.malloc.hugetlb=1");
+        assert_eq!(asked, given != Some("glibc.malloc.hugetlb=0"), "{given:?}");
+        let reply = Udp::new(tracker.v4()).announce(&hash(1), 6881, 0, 0, 5);
+        assert_eq!(be32(&reply, 0), 1, "announce with {given:?}");
+        assert!(tracker.stop().success());
+    }
+}

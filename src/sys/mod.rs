@@ -9,12 +9,14 @@
 //! - [`activation`]: sockets passed by systemd (`LISTEN_FDS`), sorted into
 //!   TCP listeners and UDP sockets; none off Linux.
 //! - [`privileges`]: chroot, user switch, capabilities cleared, no_new_privs.
+//! - [`heap`]: transparent huge pages for glibc's heap (one re-exec at start).
 //!
 //! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
 //! same functions exist and do the portable part (or nothing).
 
 pub mod activation;
 pub mod datagrams;
+pub mod heap;
 pub mod log;
 pub mod notify;
 pub mod privileges;

@@ -140,6 +140,7 @@ impl Tracker {
                 .env("NOTIFY_SOCKET", &notify_path)
                 .env_remove("LISTEN_FDS")
                 .env_remove("LISTEN_PID")
+                .env_remove("GLIBC_TUNABLES")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(stderr);
