@@ -946,6 +946,9 @@ mkdir -p "$(dirname "$OUTPUT")"
     echo "- memory: $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "- kernel: $(uname -r); Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
     echo "- rustc: $(rustc --version 2>/dev/null || echo '?')"
+    echo "- transparent huge pages: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo '?')" \
+        "(in madvise mode this tracker puts its heap on them; README, Running as a service)"
+    echo "- UDP receive buffers: net.core.rmem_default $(cat /proc/sys/net/core/rmem_default), rmem_max $(cat /proc/sys/net/core/rmem_max)"
     echo "- server pinned to core $SERVER_CORE, load generator to core $LOAD_CORE (taskset); loopback only"
     if ((HOST_NETWORK)); then
         echo "- in the host's network namespace, with its firewall rules and connection tracking"
