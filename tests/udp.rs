@@ -173,3 +173,34 @@ fn floods_are_answered_and_quiet_requests_after_them_too() {
     }
     assert!(tracker.is_alive());
 }
+
+#[test]
+fn datagrams_the_kernel_drops_are_reported_to_the_operator() {
+    // Well past what any receive buffer this tracker asks for can hold.
+    const FLOOD: usize = 50_000;
+    let mut tracker = Tracker::start("");
+    let udp = Udp::new(tracker.v4());
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
+    // A stopped tracker reads nothing, so its queue fills and overflows.
+    tracker.signal("STOP");
+    for _ in 0..FLOOD {
+        let _ = udp.socket.send_to(&connect, udp.to);
+    }
+    tracker.signal("CONT");
+    // STATUS= is refreshed every 10 s.
+    let reported = tracker.wait_for_message(
+        "UDP datagrams dropped by the kernel in 10 s",
+        Duration::from_secs(25),
+    );
+    assert!(reported, "notify messages: {:?}", tracker.messages);
+    let log = tracker.stderr();
+    assert!(
+        log.contains("UDP datagrams dropped by the kernel in 10 s: the receive queue was full"),
+        "log: {log}"
+    );
+    // A fresh client: the first one's queue is full of flood replies.
+    let reply = Udp::new(tracker.v4()).announce(&hash(30), 6881, 0, 0, 5);
+    assert_eq!(be32(&reply, 0), 1, "announce after the overflow");
+    assert!(tracker.is_alive());
+}

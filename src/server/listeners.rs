@@ -75,6 +75,17 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+    // Linux reports twice what it grants, for its bookkeeping.
+    let granted = socket.recv_buffer_size()?;
+    if granted < UDP_RECV_BUFFER {
+        log::info!(
+            "udp {addr}: receive buffer {} KiB, not the {} KiB asked for: the system caps it \
+             (net.core.rmem_max on Linux, kern.ipc.maxsockbuf on FreeBSD), so shorter bursts \
+             fill it and are dropped",
+            granted >> 10,
+            UDP_RECV_BUFFER >> 10
+        );
+    }
     socket.bind(&addr.into())?;
     Ok(UdpSocket::from_std(socket.into()))
 }

@@ -260,6 +260,12 @@ impl Server {
         )
     }
 
+    /// Datagrams the kernel has dropped on all UDP sockets so far.
+    fn udp_dropped(&self) -> u64 {
+        let sockets = self.listeners.udp.iter();
+        sockets.filter_map(datagrams::dropped).map(u64::from).sum()
+    }
+
     /// Serves until SIGTERM or SIGINT.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
@@ -269,6 +275,7 @@ impl Server {
         let mut sweeping = false;
         let mut next_status = self.ctx.instant + STATUS_EVERY;
         let mut answered_at_status = 0;
+        let mut dropped_at_status = self.udp_dropped();
         let mut next_watchdog = watchdog_every.map(|every| self.ctx.instant + every);
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
         let mut stop_by: Option<Instant> = None;
@@ -341,7 +348,22 @@ impl Server {
                 let answered = self.ctx.counters.answered();
                 let rate = (answered - answered_at_status) / STATUS_EVERY.as_secs();
                 answered_at_status = answered;
-                self.notifier.status(&self.status_line(rate));
+                let mut status = self.status_line(rate);
+                let dropped = self.udp_dropped();
+                let newly_dropped = dropped.saturating_sub(dropped_at_status);
+                dropped_at_status = dropped;
+                if newly_dropped > 0 {
+                    let what = format!(
+                        "{newly_dropped} UDP datagrams dropped by the kernel in {} s",
+                        STATUS_EVERY.as_secs()
+                    );
+                    log::warn!(
+                        "{what}: the receive queue was full; a larger net.core.rmem_max \
+                         absorbs bursts, a sustained rate needs more CPU"
+                    );
+                    status = format!("{status}; {what}");
+                }
+                self.notifier.status(&status);
                 next_status = now + STATUS_EVERY;
             }
             if let (Some(at), Some(every)) = (next_watchdog, watchdog_every) {

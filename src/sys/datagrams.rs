@@ -201,3 +201,33 @@ impl Datagrams {
         self.queued.clear();
     }
 }
+
+/// How many datagrams the kernel has dropped on `socket` so far because its
+/// receive queue was full (or a filter refused them): the count behind
+/// "RcvbufErrors", for this socket alone. `None` where the system does not
+/// tell.
+#[cfg(target_os = "linux")]
+pub fn dropped(socket: &UdpSocket) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+
+    // The kernel fills as many of its counters (9 today) as fit.
+    let mut meminfo = [0u32; 16];
+    let mut len = std::mem::size_of_val(&meminfo) as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `meminfo`.
+    let status = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            meminfo.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let drops = libc::SK_MEMINFO_DROPS as usize;
+    (status == 0 && len as usize > drops * 4).then(|| meminfo[drops])
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn dropped(_socket: &UdpSocket) -> Option<u32> {
+    None
+}
