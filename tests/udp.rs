@@ -129,6 +129,13 @@ fn stats_count_udp() {
     );
 }
 
+/// A connect request, the cheapest datagram to send by the thousand.
+fn flood_packet() -> Vec<u8> {
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
+    connect
+}
+
 /// More datagrams than one burst serves, twice: while its queue stays full
 /// the server takes the socket out of its poll, and it must put it back once
 /// the queue runs dry, or the next quiet request would go unanswered.
@@ -137,8 +144,7 @@ fn floods_are_answered_and_quiet_requests_after_them_too() {
     const FLOOD: usize = 3000;
     let mut tracker = Tracker::start("");
     let udp = Udp::new(tracker.v4());
-    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
-    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
+    let connect = flood_packet();
     for round in 0u8..2 {
         let receiver = udp.socket.try_clone().unwrap();
         receiver
@@ -176,15 +182,13 @@ fn floods_are_answered_and_quiet_requests_after_them_too() {
 
 #[test]
 fn datagrams_the_kernel_drops_are_reported_to_the_operator() {
-    // Well past what any receive buffer this tracker asks for can hold.
-    const FLOOD: usize = 50_000;
     let mut tracker = Tracker::start("");
     let udp = Udp::new(tracker.v4());
-    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
-    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
-    // A stopped tracker reads nothing, so its queue fills and overflows.
+    // A stopped tracker reads nothing, so its queue fills and overflows:
+    // 50 000 datagrams are well past any receive buffer it asks for.
     tracker.signal("STOP");
-    for _ in 0..FLOOD {
+    let connect = flood_packet();
+    for _ in 0..50_000 {
         let _ = udp.socket.send_to(&connect, udp.to);
     }
     tracker.signal("CONT");
