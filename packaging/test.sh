@@ -404,6 +404,13 @@ cmd_nspawn() {
 			pass "the daemon does not run as root (user $(ct ps -o user= -p "$pid")): $out"
 		fi
 		check "the daemon has no effective capabilities" sh -c "printf '%s' '$out' | grep -q 'CapEff: 0000000000000000'"
+		# The unit's system call filter must let the start-up re-exec through.
+		if grep -q '\[madvise\]' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null; then
+			check "the daemon put its heap on huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1)" \
+				ct sh -c "tr '\\0' '\\n' </proc/$pid/environ | grep -qx 'GLIBC_TUNABLES=glibc.malloc.hugetlb=1'"
+		else
+			skip "huge pages for the heap: this kernel's transparent huge pages are not in madvise mode"
+		fi
 	else
 		fail "no MainPID for opentracker.service"
 	fi
