@@ -86,6 +86,11 @@ in
             default = [ ];
             description = "Addresses serving UDP only.";
           };
+          udp_workers = mkOption {
+            type = types.ints.between 0 256;
+            default = 0;
+            description = "Threads serving each UDP socket, for hosts where one core cannot keep up; 0 serves UDP from the event loop.";
+          };
         };
         options.access.whitelist = mkOption {
           type = types.nullOr types.str;

@@ -112,8 +112,12 @@ fn run(config: Config) -> Result<(), String> {
         (opentracker::tracker::access_list::Mode::Whitelist, n) => format!("whitelist of {n}"),
         (opentracker::tracker::access_list::Mode::Blacklist, n) => format!("blacklist of {n}"),
     };
+    let udp_threads = match config.listen.udp_workers {
+        0 => String::new(),
+        n => format!("; UDP by {n} threads per socket"),
+    };
     log::info!(
-        "opentracker {} serving {}; {identity}; root {root}; {mode}",
+        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );

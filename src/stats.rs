@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::proto::params::{StatsMode, TpbsFormat};
 use crate::proto::{InfoHash, SwarmCounts};
-use crate::tracker::{Totals, Tracker};
+use crate::tracker::{ShardedTracker, Totals};
 
 /// Upstream's HTTP error counter names, in its order.
 pub const HTTP_ERROR_NAMES: [&str; 9] = [
@@ -58,6 +58,23 @@ impl Counters {
         self.http_errors[kind as usize] += 1;
     }
 
+    /// Adds `other`'s counts to these (a worker thread's, published).
+    pub fn absorb(&mut self, other: &Counters) {
+        self.tcp_accepts += other.tcp_accepts;
+        self.tcp_announces += other.tcp_announces;
+        self.tcp_scrapes += other.tcp_scrapes;
+        self.udp_packets += other.udp_packets;
+        self.udp_connects += other.udp_connects;
+        self.udp_announces += other.udp_announces;
+        self.udp_scrapes += other.udp_scrapes;
+        self.udp_mismatches += other.udp_mismatches;
+        self.full_scrapes += other.full_scrapes;
+        self.full_scrape_bytes += other.full_scrape_bytes;
+        for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
+            *total += count;
+        }
+    }
+
     /// Requests answered, for the STATUS line's requests/s.
     pub fn answered(&self) -> u64 {
         self.tcp_announces
@@ -88,7 +105,7 @@ fn per_second(events: u64, seconds: u64) -> u64 {
 pub fn render(
     mode: StatsMode,
     counters: &Counters,
-    tracker: &Tracker,
+    tracker: &ShardedTracker,
     uptime: u64,
     out: &mut String,
 ) -> bool {
@@ -194,7 +211,7 @@ pub fn render(
     true
 }
 
-fn top(out: &mut String, tracker: &Tracker, n: usize) {
+fn top(out: &mut String, tracker: &ShardedTracker, n: usize) {
     let tops = tracker.top(n);
     for (title, list) in ["peers", "seeds", "leechers"].iter().zip(tops.iter()) {
         let _ = writeln!(out, "Top {n} torrents by {title}:");
@@ -204,7 +221,13 @@ fn top(out: &mut String, tracker: &Tracker, n: usize) {
     }
 }
 
-fn everything(out: &mut String, c: &Counters, tracker: &Tracker, totals: &Totals, uptime: u64) {
+fn everything(
+    out: &mut String,
+    c: &Counters,
+    tracker: &ShardedTracker,
+    totals: &Totals,
+    uptime: u64,
+) {
     let _ = write!(
         out,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n  <tracker_id>0</tracker_id>\n  <version>\n{}  </version>\n  <uptime>{uptime}</uptime>\n  <torrents>\n    <count_mutex>{t}</count_mutex>\n    <count_iterator>{t}</count_iterator>\n  </torrents>\n  <peers>\n    <count>{}</count>\n  </peers>\n  <seeds>\n    <count>{}</count>\n  </seeds>\n  <completed>\n    <count>{}</count>\n  </completed>\n",
@@ -282,13 +305,11 @@ mod tests {
 
     #[test]
     fn mrtg_blocks() {
-        let tracker = Tracker::new(
-            Timeouts {
-                peer: 10,
-                torrent: 10,
-            },
-            1,
-        );
+        let timeouts = Timeouts {
+            peer: 10,
+            torrent: 10,
+        };
+        let tracker = ShardedTracker::new(timeouts, 1, 1);
         let mut counters = Counters {
             tcp_accepts: 10,
             udp_packets: 20,
@@ -312,6 +333,21 @@ mod tests {
         render(StatsMode::Everything, &counters, &tracker, 10, &mut out);
         assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
         assert!(!render(StatsMode::Busy, &counters, &tracker, 10, &mut out));
+    }
+
+    #[test]
+    fn absorbing_adds_every_counter() {
+        let mut one = Counters {
+            udp_announces: 2,
+            full_scrape_bytes: 5,
+            ..Counters::default()
+        };
+        one.http_error(HttpErrorKind::NotFound);
+        let mut sum = one.clone();
+        sum.absorb(&one);
+        assert_eq!(sum.udp_announces, 4);
+        assert_eq!(sum.full_scrape_bytes, 10);
+        assert_eq!(sum.http_errors[HttpErrorKind::NotFound as usize], 2);
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn upstream_conf_runs_unchanged() {
         "opentracker.conf",
         &format!(
             "# opentracker config file, upstream format\n\
+             listen.udp.workers 2\n\
              listen.tcp_udp 127.0.0.1:{port}\n\
              listen.udp [::1]:{port}\n\
              access.whitelist {}\n\
@@ -107,6 +108,11 @@ fn bad_files_name_file_and_line() {
             "[access]\nwhitelist = \"/a\"\nblacklist = \"/b\"\n",
             "both set",
         ),
+        (
+            "workers.toml",
+            "[listen]\nudp_workers = 300\n",
+            "listen.udp_workers (300) must be at most 256",
+        ),
     ];
     for (name, text, expected) in cases {
         let path = dir.write(name, text);
@@ -114,7 +120,7 @@ fn bad_files_name_file_and_line() {
         assert_eq!(status.code(), Some(1), "{name}");
         assert!(
             stderr.contains(&format!("{}{expected}", path.display()))
-                || (expected == "both set" && stderr.contains(expected)),
+                || (!expected.starts_with(':') && stderr.contains(expected)),
             "{name}: {stderr}"
         );
         // The same file never starts a tracker.

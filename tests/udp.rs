@@ -208,3 +208,71 @@ fn datagrams_the_kernel_drops_are_reported_to_the_operator() {
     assert_eq!(be32(&reply, 0), 1, "announce after the overflow");
     assert!(tracker.is_alive());
 }
+
+/// Names of the tracker's threads that serve UDP on their own.
+fn udp_worker_threads(tracker: &Tracker) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", tracker.child.id())).unwrap();
+    let mut names: Vec<String> = tasks
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.contains("worker"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn worker_threads_serve_udp_and_share_the_swarm_with_http() {
+    let mut tracker = Tracker::launch(Launch {
+        listen: "udp_workers = 3".into(),
+        ..Launch::default()
+    });
+    // Three threads for each UDP socket, the IPv4 and the IPv6 one.
+    let names = udp_worker_threads(&tracker);
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names[0], "udp0-worker0");
+
+    let udp = Udp::new(tracker.v4());
+    // Spread over the hash space, so over every shard of the swarm state.
+    let hashes: Vec<[u8; 20]> = (0..32u8).map(|i| [i * 8 + 1; 20]).collect();
+    for (n, info_hash) in hashes.iter().enumerate() {
+        let reply = udp.announce(info_hash, 1000 + n as u16, 0, 0, 50);
+        assert_eq!((be32(&reply, 12), be32(&reply, 16)), (0, 1), "torrent {n}");
+    }
+    // HTTP is served by the event loop and finds what the workers stored...
+    for (n, info_hash) in hashes.iter().enumerate() {
+        let reply = tracker.get(&announce_path(info_hash, 2000, "&left=5"));
+        let mut expected = vec![127, 0, 0, 1];
+        expected.extend_from_slice(&(1000 + n as u16).to_be_bytes());
+        let peers = reply.bencode().bytes("peers").to_vec();
+        assert!(peers.chunks(6).any(|p| p == expected), "torrent {n}");
+    }
+    // ...and the workers find the peers HTTP stored.
+    let reply = udp.announce(&hashes[5], 1005, 0, 0, 50);
+    assert_eq!((be32(&reply, 12), be32(&reply, 16)), (1, 1));
+    assert!(reply[20..]
+        .chunks(6)
+        .any(|p| p == [127, 0, 0, 1, 0x07, 0xd0]));
+
+    // A connection id is good whichever thread answers the announce.
+    let id = udp.connect();
+    for _ in 0..20 {
+        let packet = Udp::announce_packet(id, &hashes[0], 1000, 0, 0, 50);
+        let reply = udp.exchange(&packet).expect("announce reply");
+        assert_eq!(be32(&reply, 0), 1, "an announce reply, not an error");
+    }
+    // Every thread's requests are counted: 32 + 1 connect-announce pairs,
+    // one connect and 20 announces.
+    let text = tracker.get("/stats?mode=udp4").text();
+    assert!(text.starts_with("87\n87\n"), "{text}");
+    let peers = tracker.get("/stats?mode=peer").text();
+    assert!(peers.starts_with("64\n32\n"), "{peers}");
+    // Threads blocked in a receive call do not hold up a stop.
+    assert!(tracker.stop().success());
+}
+
+#[test]
+fn without_workers_the_event_loop_serves_udp_alone() {
+    let tracker = Tracker::start("");
+    assert_eq!(udp_worker_threads(&tracker), Vec::<String>::new());
+}

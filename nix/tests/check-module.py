@@ -42,7 +42,7 @@ def main():
     expect("ExecStart binary", toml_arg[0], "/stub/opentracker/bin/opentracker")
     rendered = json.loads(toml_arg[1].split(":", 1)[1])
     expect("settings rendered to TOML (nulls dropped)", rendered, {
-        "access": {}, "listen": {"tcp": ["127.0.0.1:8080"], "tcp_udp": ["[::]:6969"], "udp": ["0.0.0.0:6881"]},
+        "access": {}, "listen": {"tcp": ["127.0.0.1:8080"], "tcp_udp": ["[::]:6969"], "udp": ["0.0.0.0:6881"], "udp_workers": 2},
         "tracker": {"interval": 900, "user": "nobody"}})
     expect("ExecReload", sc["ExecReload"], "/stub/coreutils/bin/kill -HUP $MAINPID")
     expect("service requires the socket", (svc["requires"], svc["after"]), (["opentracker.socket"], ["opentracker.socket"]))

@@ -18,7 +18,7 @@ let
     };
   };
   custom = (evaluate {
-    listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ "127.0.0.1:8080" ]; udp = [ "0.0.0.0:6881" ]; };
+    listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ "127.0.0.1:8080" ]; udp = [ "0.0.0.0:6881" ]; udp_workers = 2; };
     access.whitelist = null;
     tracker = { interval = 900; user = "nobody"; };
   });

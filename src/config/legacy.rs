@@ -48,12 +48,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             "listen.tcp" => config.listen.add_tcp(parse_value(value, key, &error)?),
             "listen.udp" => config.listen.add_udp(parse_value(value, key, &error)?),
             "listen.udp.workers" => {
-                value.parse::<u32>().map_err(|_| error(format!("{key}: {value:?} is not a number")))?;
-                config.warnings.push(format!(
-                    "{}:{}: listen.udp.workers is ignored: UDP is served by the event loop",
-                    path.display(),
-                    index + 1
-                ));
+                config.listen.udp_workers = value
+                    .parse()
+                    .map_err(|_| error(format!("{key}: {value:?} is not a number")))?;
+                // Upstream applies it only to sockets listed after it.
+                if config.listen.udp.is_some() || config.listen.tcp_udp.is_some() {
+                    config.warnings.push(format!(
+                        "{}:{}: listen.udp.workers applies to every UDP listener, \
+                         also those listed before it",
+                        path.display(),
+                        index + 1
+                    ));
+                }
             }
             "access.whitelist" => config.access.whitelist = Some(value.into()),
             "access.blacklist" => config.access.blacklist = Some(value.into()),
@@ -124,5 +130,16 @@ mod tests {
         assert_eq!(err.line, Some(1));
         assert!(parse("livesync.cluster.listen 10.0.0.1\n", Path::new("f")).is_err());
         assert!(parse("tracker.user\n", Path::new("f")).is_err());
+        assert!(parse("listen.udp.workers four\n", Path::new("f")).is_err());
+    }
+
+    #[test]
+    fn udp_workers_apply_to_all_udp_listeners_and_say_so_when_upstream_would_not() {
+        let before = parse("listen.udp.workers 4\nlisten.udp 0.0.0.0\n", Path::new("f")).unwrap();
+        assert_eq!(before.listen.udp_workers, 4);
+        assert!(before.warnings.is_empty());
+        let after = parse("listen.udp 0.0.0.0\nlisten.udp.workers 2\n", Path::new("f")).unwrap();
+        assert_eq!(after.listen.udp_workers, 2);
+        assert!(after.warnings[0].starts_with("f:2: listen.udp.workers applies to every"));
     }
 }

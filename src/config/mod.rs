@@ -39,7 +39,12 @@ pub struct Listen {
     pub tcp_udp: Option<Vec<ListenAddr>>,
     pub tcp: Option<Vec<ListenAddr>>,
     pub udp: Option<Vec<ListenAddr>>,
+    /// Threads serving each UDP socket; 0 serves UDP from the event loop.
+    pub udp_workers: u32,
 }
+
+/// Most threads per UDP socket: far more than any host has cores.
+pub const MAX_UDP_WORKERS: u32 = 256;
 
 /// Where each protocol is served, after defaults are applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,6 +329,12 @@ impl Config {
         if t.user.is_empty() {
             return Err("tracker.user must not be empty".into());
         }
+        if self.listen.udp_workers > MAX_UDP_WORKERS {
+            return Err(format!(
+                "listen.udp_workers ({}) must be at most {MAX_UDP_WORKERS}",
+                self.listen.udp_workers
+            ));
+        }
         Ok(())
     }
 
@@ -335,6 +346,7 @@ impl Config {
             tcp_udp: None,
             tcp: Some(effective.tcp.into_iter().map(ListenAddr).collect()),
             udp: Some(effective.udp.into_iter().map(ListenAddr).collect()),
+            udp_workers: self.listen.udp_workers,
         };
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot print configuration: {e}\n"))
     }
@@ -350,6 +362,7 @@ mod tests {
         let parsed = Config::parse_toml(sample, Path::new("sample")).unwrap();
         let default = Config::default();
         assert_eq!(parsed.listen.effective(), default.listen.effective());
+        assert_eq!(parsed.listen.udp_workers, default.listen.udp_workers);
         assert_eq!(
             Config {
                 listen: Listen::default(),

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 pub const WINDOW_SECS: u64 = 60;
 
 /// The secret behind connection ids. Make one per process.
+#[derive(Clone)]
 pub struct ConnectionIdKey<S: BuildHasher = std::collections::hash_map::RandomState> {
     keyed: S,
 }

@@ -14,7 +14,7 @@ use flate2::Compression;
 use crate::proto::params::TpbsFormat;
 use crate::proto::{bencode, response, InfoHash};
 use crate::stats::tpbs_entry;
-use crate::tracker::Tracker;
+use crate::tracker::ShardedTracker;
 
 /// Torrents encoded per slice: about 70 KB of bencode.
 const TORRENTS_PER_SLICE: usize = 1024;
@@ -50,7 +50,7 @@ impl StreamedBody {
 
     /// Appends the next chunk(s) to `out`. Returns true once the body,
     /// including the last chunk, is complete.
-    pub fn fill(&mut self, tracker: &Tracker, out: &mut Vec<u8>) -> bool {
+    pub fn fill(&mut self, tracker: &ShardedTracker, out: &mut Vec<u8>) -> bool {
         self.plain.clear();
         if !self.started {
             self.started = true;
@@ -100,17 +100,19 @@ mod tests {
     use crate::tracker::{Announce, Families, Timeouts};
     use std::io::Read;
 
-    fn tracker_with(n: u8) -> Tracker {
-        let mut t = Tracker::new(
-            Timeouts {
-                peer: 100,
-                torrent: 100,
-            },
-            1,
-        );
+    /// `n` torrents spread over the hash space, so over all `shards`.
+    fn tracker_with(n: u16, shards: usize) -> ShardedTracker {
+        let timeouts = Timeouts {
+            peer: 100,
+            torrent: 100,
+        };
+        let t = ShardedTracker::new(timeouts, shards, 1);
         for i in 0..n {
+            let mut hash = [0; 20];
+            hash[0] = (i % 256) as u8;
+            hash[1..3].copy_from_slice(&i.to_be_bytes());
             let a = Announce {
-                info_hash: InfoHash([i; 20]),
+                info_hash: InfoHash(hash),
                 peer: "10.0.0.1:1".parse().unwrap(),
                 seeding: true,
                 event: crate::proto::Event::None,
@@ -135,7 +137,7 @@ mod tests {
         }
     }
 
-    fn stream(tracker: &Tracker, gzip: bool) -> Vec<u8> {
+    fn stream(tracker: &ShardedTracker, gzip: bool) -> Vec<u8> {
         let mut body = StreamedBody::new(BodyKind::FullScrape, gzip);
         let mut out = Vec::new();
         while !body.fill(tracker, &mut out) {}
@@ -144,7 +146,7 @@ mod tests {
 
     #[test]
     fn plain_and_gzip_agree() {
-        let tracker = tracker_with(3);
+        let tracker = tracker_with(3, 1);
         let plain = stream(&tracker, false);
         assert!(plain.starts_with(b"d5:filesd20:"));
         assert!(plain.ends_with(b"ee"));
@@ -157,6 +159,23 @@ mod tests {
 
     #[test]
     fn empty_tracker() {
-        assert_eq!(stream(&tracker_with(0), false), b"d5:filesdee");
+        assert_eq!(stream(&tracker_with(0, 1), false), b"d5:filesdee");
+    }
+
+    #[test]
+    fn every_torrent_of_every_shard_once_in_ascending_order() {
+        let plain = stream(&tracker_with(3000, 16), false);
+        // Each entry is "20:" + hash + "d8:complete...": pick out the hashes.
+        let mut hashes = Vec::new();
+        let mut rest = &plain[b"d5:filesd".len()..];
+        while rest.starts_with(b"20:") {
+            hashes.push(rest[3..23].to_vec());
+            let counts = &rest[23..];
+            let end = counts.windows(2).position(|w| w == b"ee").unwrap();
+            rest = &counts[end + 2..];
+        }
+        assert_eq!(rest, b"ee");
+        assert_eq!(hashes.len(), 3000);
+        assert!(hashes.windows(2).all(|w| w[0] < w[1]));
     }
 }

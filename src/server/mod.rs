@@ -6,31 +6,30 @@
 //! STATUS and WATCHDOG messages to systemd. Because the watchdog is sent from
 //! the loop itself, a wedged loop gets the service restarted.
 
+mod context;
 mod full_scrape;
 pub mod healthcheck;
 mod http;
 pub mod listeners;
 mod respond;
 mod udp;
+mod udp_workers;
 
-use std::hash::BuildHasher;
 use std::io;
-use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::config::{ClientIp, Config, Network};
-use crate::proto::connection_id::ConnectionIdKey;
-use crate::proto::InfoHash;
-use crate::stats::Counters;
+use crate::config::Config;
 use crate::sys::datagrams::{self, Datagrams};
 use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
 use crate::tracker::access_list::{self, AccessList, Mode};
-use crate::tracker::{Timeouts, Tracker};
+use crate::tracker::{ShardedTracker, Timeouts};
+use context::Context;
 pub use listeners::Listeners;
 
 const SIGNALS: Token = Token(0);
@@ -46,115 +45,6 @@ const SWEEP_SLICE: usize = 8192;
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How long a stop waits for responses still being written.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
-
-/// What the request handlers need from the configuration.
-pub struct Settings {
-    pub interval: u32,
-    pub numwant: u32,
-    pub numwant_max: u32,
-    pub full_scrape: bool,
-    pub stats_path: String,
-    pub stats_allowed: Vec<Network>,
-    pub proxy: Vec<Network>,
-    pub redirect_url: Option<String>,
-    pub keep_alive: bool,
-    pub keep_alive_timeout: u32,
-    pub max_requests: u32,
-    pub request_timeout: u32,
-    pub max_connections: usize,
-}
-
-impl Settings {
-    fn from_config(config: &Config) -> Self {
-        Settings {
-            interval: config.tracker.interval,
-            numwant: config.tracker.numwant,
-            numwant_max: config.tracker.numwant_max,
-            full_scrape: config.tracker.full_scrape,
-            stats_path: config.access.stats_path.clone(),
-            stats_allowed: config.access.stats.clone(),
-            proxy: config.access.proxy.clone(),
-            redirect_url: config.tracker.redirect_url.clone(),
-            keep_alive: config.http.keep_alive,
-            keep_alive_timeout: config.http.keep_alive_timeout,
-            max_requests: config.http.max_requests_per_connection,
-            request_timeout: config.http.request_timeout,
-            max_connections: config.http.max_connections as usize,
-        }
-    }
-}
-
-/// Writes client addresses into request log lines as configured.
-pub struct RequestLog {
-    mode: ClientIp,
-    key: std::collections::hash_map::RandomState,
-}
-
-impl RequestLog {
-    fn label(&self, ip: IpAddr) -> String {
-        match (self.mode, ip) {
-            (ClientIp::Full, ip) => ip.to_string(),
-            (ClientIp::Truncated, IpAddr::V4(v4)) => {
-                let [a, b, c, _] = v4.octets();
-                format!("{a}.{b}.{c}.0/24")
-            }
-            (ClientIp::Truncated, IpAddr::V6(v6)) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
-            }
-            (ClientIp::Hashed, ip) => format!("client-{:016x}", self.key.hash_one(ip)),
-        }
-    }
-}
-
-/// Everything a request handler may touch.
-pub struct Context {
-    pub tracker: Tracker,
-    pub counters: Counters,
-    pub settings: Settings,
-    pub connection_ids: ConnectionIdKey,
-    pub request_log: Option<RequestLog>,
-    started: Instant,
-    /// The loop's clock, refreshed once per turn.
-    pub instant: Instant,
-    /// Seconds since start: the tracker's clock.
-    pub now: u32,
-    pub stopping: bool,
-    peers4: Vec<u8>,
-    peers6: Vec<u8>,
-    body: Vec<u8>,
-    scrape_hashes: Vec<InfoHash>,
-    /// Where connections read into: allocated and zeroed once, not per read.
-    read_buffer: Box<[u8]>,
-}
-
-impl Context {
-    /// Announces, leaving the sampled peers in `peers4` and `peers6`.
-    fn announce(
-        &mut self,
-        request: &crate::tracker::Announce,
-        families: crate::tracker::Families,
-    ) -> crate::tracker::Announced {
-        self.peers4.clear();
-        self.peers6.clear();
-        self.tracker.announce(
-            request,
-            families,
-            self.now,
-            &mut self.peers4,
-            &mut self.peers6,
-        )
-    }
-
-    fn uptime_secs(&self) -> u64 {
-        self.instant.duration_since(self.started).as_secs()
-    }
-
-    fn tick(&mut self) {
-        self.instant = Instant::now();
-        self.now = self.uptime_secs().min(u64::from(u32::MAX)) as u32;
-    }
-}
 
 /// Reads the configured access list, if any. Relative paths, and all paths
 /// after a chroot, resolve against the current (root) directory.
@@ -201,10 +91,13 @@ impl Server {
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let udp_count = listeners.udp.len();
+        let workers = config.listen.udp_workers as usize;
         signals.register(poll.registry(), SIGNALS)?;
-        for (i, socket) in listeners.udp.iter_mut().enumerate() {
-            poll.registry()
-                .register(socket, Token(FIRST_UDP + i), Interest::READABLE)?;
+        if workers == 0 {
+            for (i, socket) in listeners.udp.iter_mut().enumerate() {
+                poll.registry()
+                    .register(socket, Token(FIRST_UDP + i), Interest::READABLE)?;
+            }
         }
         for (i, listener) in listeners.tcp.iter_mut().enumerate() {
             poll.registry()
@@ -214,29 +107,16 @@ impl Server {
             peer: config.tracker.peer_timeout,
             torrent: config.tracker.torrent_timeout,
         };
-        let mut tracker = Tracker::new(timeouts, fastrand::u64(..));
+        let threads = workers * udp_count;
+        // Alone, the event loop needs no sharding; threads get at least one
+        // shard each, so that two rarely want the same lock.
+        let shards = if threads == 0 { 1 } else { threads.max(16) };
+        let tracker = ShardedTracker::new(timeouts, shards, fastrand::u64(..));
         tracker.set_access_list(access);
-        let started = Instant::now();
-        let request_log = config.log.requests.then(|| RequestLog {
-            mode: config.log.client_ip,
-            key: Default::default(),
-        });
-        let ctx = Context {
-            tracker,
-            counters: Counters::default(),
-            settings: Settings::from_config(&config),
-            connection_ids: ConnectionIdKey::random(),
-            request_log,
-            started,
-            instant: started,
-            now: 0,
-            stopping: false,
-            peers4: Vec::with_capacity(200 * 6),
-            peers6: Vec::with_capacity(200 * 18),
-            body: Vec::with_capacity(4096),
-            scrape_hashes: Vec::new(),
-            read_buffer: vec![0; 4096].into_boxed_slice(),
-        };
+        let ctx = Context::new(&config, Arc::new(tracker));
+        for (i, socket) in listeners.udp.iter().enumerate() {
+            udp_workers::spawn(socket, i, workers, &ctx)?;
+        }
         Ok(Server {
             poll,
             listeners,
@@ -345,7 +225,7 @@ impl Server {
                 next_deadline_check = now + Duration::from_secs(1);
             }
             if now >= next_status {
-                let answered = self.ctx.counters.answered();
+                let answered = self.ctx.all_counters().answered();
                 let rate = (answered - answered_at_status) / STATUS_EVERY.as_secs();
                 answered_at_status = answered;
                 let mut status = self.status_line(rate);
@@ -399,7 +279,7 @@ impl Server {
             }
             Err(e) => log::error!(
                 "{e}; keeping the previous list of {} hashes",
-                self.ctx.tracker.access_list().len()
+                self.ctx.tracker.access_list().1
             ),
         }
         self.notifier.ready(&self.status_line(0));
@@ -464,13 +344,7 @@ impl Server {
         for _ in 0..BURST / datagrams::BATCH {
             match batch.receive(socket) {
                 Ok(_) => {
-                    for i in 0..batch.len() {
-                        let (packet, source) = batch.get(i);
-                        udp::handle(&mut self.ctx, packet, source, &mut reply);
-                        if !reply.is_empty() {
-                            batch.queue(&reply, source);
-                        }
-                    }
+                    udp::answer_batch(&mut self.ctx, batch, &mut reply);
                     batch.send_queued(socket);
                     if batch.len() < datagrams::BATCH {
                         return true;

@@ -175,7 +175,7 @@ fn announce(
         numwant,
     };
     let outcome = ctx.announce(&announce, Families::Both);
-    let interval = ctx.tracker.interval(ctx.settings.interval);
+    let interval = ctx.interval();
     match outcome {
         Announced::Ok { counts, completed } => {
             ctx.counters.tcp_announces += 1;
@@ -227,7 +227,7 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
     }
     let mut text = String::new();
     let uptime = ctx.uptime_secs();
-    if !stats::render(mode, &ctx.counters, &ctx.tracker, uptime, &mut text) {
+    if !stats::render(mode, &ctx.all_counters(), &ctx.tracker, uptime, &mut text) {
         return Answer::Error(HttpError::BadRequest, HttpErrorKind::InvalidParameter);
     }
     ctx.body.extend_from_slice(text.as_bytes());

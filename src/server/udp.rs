@@ -9,12 +9,24 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::Context;
 use crate::proto::{udp, InfoHash};
+use crate::sys::datagrams::Datagrams;
 use crate::tracker::{Announce, Announced, Families};
 
 /// Peers per reply, as upstream: 200 IPv4 peers, or 66 IPv6 ones so the
 /// reply stays about 1200 bytes and is never fragmented.
 const MAX_PEERS_V4: u32 = 200;
 const MAX_PEERS_V6: u32 = 66;
+
+/// Answers every datagram of a received batch, queueing the replies.
+pub fn answer_batch(ctx: &mut Context, batch: &mut Datagrams, reply: &mut Vec<u8>) {
+    for i in 0..batch.len() {
+        let (packet, source) = batch.get(i);
+        handle(ctx, packet, source, reply);
+        if !reply.is_empty() {
+            batch.queue(reply, source);
+        }
+    }
+}
 
 /// Handles one datagram from `source`, writing the reply (if any) to `out`.
 pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Vec<u8>) {
@@ -55,7 +67,7 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
                 numwant: announce.numwant.min(cap) as usize,
             };
             let outcome = ctx.announce(&request, Families::Own);
-            let interval = ctx.tracker.interval(ctx.settings.interval);
+            let interval = ctx.interval();
             match outcome {
                 Announced::Ok { counts, completed } => {
                     udp::announce_reply_head(out, transaction_id, interval, counts);

@@ -63,6 +63,18 @@ impl Datagrams {
     /// Receives up to [`BATCH`] datagrams; `WouldBlock` when none waits.
     #[cfg(target_os = "linux")]
     pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive_with(socket, libc::MSG_DONTWAIT)
+    }
+
+    /// On a blocking socket: waits for a datagram, then takes up to
+    /// [`BATCH`] of those already queued.
+    #[cfg(target_os = "linux")]
+    pub fn receive_waiting(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive_with(socket, libc::MSG_WAITFORONE)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn receive_with(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
 
         // SAFETY: zeroed sockaddr_storage, iovec and mmsghdr are valid
@@ -85,7 +97,7 @@ impl Datagrams {
                 socket.as_raw_fd(),
                 headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                flags,
                 std::ptr::null_mut(),
             )
         };
@@ -128,6 +140,18 @@ impl Datagrams {
             }
         }
         Ok(self.count)
+    }
+
+    /// On a blocking socket: waits for one datagram. Without `recvmmsg`'s
+    /// wait-for-one, waiting for more would hold up the ones already here.
+    #[cfg(not(target_os = "linux"))]
+    pub fn receive_waiting(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        let (len, source) = socket.recv_from(&mut self.buffers[0])?;
+        self.lengths[0] = len;
+        self.sources.clear();
+        self.sources.push(source);
+        self.count = 1;
+        Ok(1)
     }
 
     /// Sends every queued datagram. One that the socket refuses (a full

@@ -62,6 +62,11 @@ impl AccessList {
         self.hashes.is_empty()
     }
 
+    /// The listed hashes, in no particular order.
+    pub fn into_hashes(self) -> impl Iterator<Item = InfoHash> {
+        self.hashes.into_iter()
+    }
+
     /// Whether announces for `hash` are accepted.
     pub fn allows(&self, hash: &InfoHash) -> bool {
         match self.mode {

@@ -24,6 +24,7 @@ mod leaf;
 pub mod peer;
 mod peer_set;
 mod search;
+mod shards;
 mod small;
 pub mod swarm;
 #[cfg(test)]
@@ -39,6 +40,7 @@ use clock::PeerClock;
 use index::Index;
 use leaf::{Addr, Swept};
 use peer::Visit;
+pub use shards::ShardedTracker;
 use swarm::split_quota;
 
 /// Timeouts, in seconds.
@@ -117,6 +119,13 @@ pub struct Tracker {
     sweep_cursor: Option<[u8; 20]>,
 }
 
+/// A random announce interval in [base - base/10, base + base/10), as
+/// upstream's 1800 s ± 180 s, so that clients started together drift apart.
+pub fn jittered_interval(rng: &mut fastrand::Rng, base: u32) -> u32 {
+    let jitter = base / 10;
+    base - jitter + rng.u32(0..(2 * jitter).max(1))
+}
+
 fn compact_v4(ip: std::net::Ipv4Addr, port: u16) -> [u8; 6] {
     let mut addr = [0u8; 6];
     addr[..4].copy_from_slice(&ip.octets());
@@ -159,13 +168,6 @@ impl Tracker {
 
     pub fn access_list(&self) -> &AccessList {
         &self.access
-    }
-
-    /// A random announce interval in [interval - interval/10, interval +
-    /// interval/10), as upstream's 1800 s ± 180 s.
-    pub fn interval(&mut self, base: u32) -> u32 {
-        let jitter = base / 10;
-        base - jitter + self.rng.u32(0..(2 * jitter).max(1))
     }
 
     /// Handles one announce, appending sampled peers to `peers4` (6 bytes

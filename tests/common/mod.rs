@@ -97,6 +97,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Write no `[listen]` section (the test passes listeners itself).
     pub own_listeners: bool,
+    /// More keys for the harness's `[listen]` section.
+    pub listen: String,
 }
 
 impl Tracker {
@@ -117,7 +119,8 @@ impl Tracker {
             let mut config = String::new();
             if !launch.own_listeners {
                 config.push_str(&format!(
-                    "[listen]\ntcp_udp = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]\n"
+                    "[listen]\ntcp_udp = [\"127.0.0.1:{port}\", \"[::1]:{port}\"]\n{}\n",
+                    launch.listen
                 ));
             }
             if !launch.toml.contains("[log]") {

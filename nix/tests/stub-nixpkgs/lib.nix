@@ -26,6 +26,7 @@ rec {
     listOf = t: { name = "listOf"; elemType = t; };
     nullOr = t: { name = "nullOr"; elemType = t; };
     ints.positive = { name = "positiveInt"; };
+    ints.between = lowest: highest: { name = "intBetween"; inherit lowest highest; };
     submodule = m: { name = "submodule"; module = m; };
   };
 }

@@ -1,0 +1,211 @@
+//! What a request handler may touch: the shared tracker and keys, and the
+//! serving thread's own clock, counters and scratch buffers.
+
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::config::{ClientIp, Config, Network};
+use crate::proto::connection_id::ConnectionIdKey;
+use crate::proto::InfoHash;
+use crate::stats::Counters;
+use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
+
+/// What the request handlers need from the configuration.
+#[derive(Clone)]
+pub struct Settings {
+    pub interval: u32,
+    pub numwant: u32,
+    pub numwant_max: u32,
+    pub full_scrape: bool,
+    pub stats_path: String,
+    pub stats_allowed: Vec<Network>,
+    pub proxy: Vec<Network>,
+    pub redirect_url: Option<String>,
+    pub keep_alive: bool,
+    pub keep_alive_timeout: u32,
+    pub max_requests: u32,
+    pub request_timeout: u32,
+    pub max_connections: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Settings {
+            interval: config.tracker.interval,
+            numwant: config.tracker.numwant,
+            numwant_max: config.tracker.numwant_max,
+            full_scrape: config.tracker.full_scrape,
+            stats_path: config.access.stats_path.clone(),
+            stats_allowed: config.access.stats.clone(),
+            proxy: config.access.proxy.clone(),
+            redirect_url: config.tracker.redirect_url.clone(),
+            keep_alive: config.http.keep_alive,
+            keep_alive_timeout: config.http.keep_alive_timeout,
+            max_requests: config.http.max_requests_per_connection,
+            request_timeout: config.http.request_timeout,
+            max_connections: config.http.max_connections as usize,
+        }
+    }
+}
+
+/// Writes client addresses into request log lines as configured.
+#[derive(Clone)]
+pub struct RequestLog {
+    mode: ClientIp,
+    key: std::collections::hash_map::RandomState,
+}
+
+impl RequestLog {
+    pub fn label(&self, ip: IpAddr) -> String {
+        match (self.mode, ip) {
+            (ClientIp::Full, ip) => ip.to_string(),
+            (ClientIp::Truncated, IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                format!("{a}.{b}.{c}.0/24")
+            }
+            (ClientIp::Truncated, IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+            (ClientIp::Hashed, ip) => format!("client-{:016x}", self.key.hash_one(ip)),
+        }
+    }
+}
+
+/// Everything a request handler may touch. Each serving thread has its own;
+/// the tracker and the keys behind connection ids and hashed log labels are
+/// shared, so any thread can answer any client.
+pub struct Context {
+    pub tracker: Arc<ShardedTracker>,
+    pub counters: Counters,
+    /// Counts the UDP worker threads have published so far.
+    worker_counters: Arc<Mutex<Counters>>,
+    pub settings: Settings,
+    pub connection_ids: ConnectionIdKey,
+    pub request_log: Option<RequestLog>,
+    rng: fastrand::Rng,
+    started: Instant,
+    /// The thread's clock, refreshed once per loop turn or batch.
+    pub instant: Instant,
+    /// Seconds since start: the tracker's clock.
+    pub now: u32,
+    pub stopping: bool,
+    pub peers4: Vec<u8>,
+    pub peers6: Vec<u8>,
+    pub body: Vec<u8>,
+    pub scrape_hashes: Vec<InfoHash>,
+    /// Where connections read into: allocated and zeroed once, not per read.
+    pub read_buffer: Box<[u8]>,
+}
+
+impl Context {
+    pub fn new(config: &Config, tracker: Arc<ShardedTracker>) -> Self {
+        let request_log = config.log.requests.then(|| RequestLog {
+            mode: config.log.client_ip,
+            key: Default::default(),
+        });
+        Self::with_shared(
+            tracker,
+            Arc::default(),
+            Settings::from_config(config),
+            ConnectionIdKey::random(),
+            request_log,
+            Instant::now(),
+        )
+    }
+
+    fn with_shared(
+        tracker: Arc<ShardedTracker>,
+        worker_counters: Arc<Mutex<Counters>>,
+        settings: Settings,
+        connection_ids: ConnectionIdKey,
+        request_log: Option<RequestLog>,
+        started: Instant,
+    ) -> Self {
+        Context {
+            tracker,
+            counters: Counters::default(),
+            worker_counters,
+            settings,
+            connection_ids,
+            request_log,
+            rng: fastrand::Rng::new(),
+            started,
+            instant: started,
+            now: 0,
+            stopping: false,
+            peers4: Vec::with_capacity(200 * 6),
+            peers6: Vec::with_capacity(200 * 18),
+            body: Vec::with_capacity(4096),
+            scrape_hashes: Vec::new(),
+            read_buffer: vec![0; 4096].into_boxed_slice(),
+        }
+    }
+
+    /// A context for another serving thread: the same tracker, keys and
+    /// clock origin; its own counters (see [`Context::publish_counters`])
+    /// and buffers.
+    pub fn for_worker(&self) -> Context {
+        let mut ctx = Self::with_shared(
+            Arc::clone(&self.tracker),
+            Arc::clone(&self.worker_counters),
+            self.settings.clone(),
+            self.connection_ids.clone(),
+            self.request_log.clone(),
+            self.started,
+        );
+        ctx.tick();
+        ctx
+    }
+
+    /// Moves this thread's counts to where [`Context::all_counters`] sees them.
+    pub fn publish_counters(&mut self) {
+        let mut published = self
+            .worker_counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        published.absorb(&self.counters);
+        self.counters = Counters::default();
+    }
+
+    /// This thread's counts plus every worker's published ones.
+    pub fn all_counters(&self) -> Counters {
+        let mut all = self.counters.clone();
+        all.absorb(
+            &self
+                .worker_counters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        all
+    }
+
+    /// Announces, leaving the sampled peers in `peers4` and `peers6`.
+    pub fn announce(&mut self, request: &Announce, families: Families) -> Announced {
+        self.peers4.clear();
+        self.peers6.clear();
+        self.tracker.announce(
+            request,
+            families,
+            self.now,
+            &mut self.peers4,
+            &mut self.peers6,
+        )
+    }
+
+    /// The interval to tell a client, jittered around the configured one.
+    pub fn interval(&mut self) -> u32 {
+        tracker::jittered_interval(&mut self.rng, self.settings.interval)
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.instant.duration_since(self.started).as_secs()
+    }
+
+    pub fn tick(&mut self) {
+        self.instant = Instant::now();
+        self.now = self.uptime_secs().min(u64::from(u32::MAX)) as u32;
+    }
+}

@@ -1,0 +1,300 @@
+//! The tracker shared between threads: torrents split by the first byte of
+//! their info hash into shards, each a [`Tracker`] behind its own lock.
+//!
+//! Shards are contiguous ranges of the hash space, so walking them in order
+//! still visits torrents in ascending hash order, and a full scrape resumes
+//! across shard boundaries as within one. With a single shard (UDP served
+//! by the event loop alone) the lock is never contended and costs two
+//! uncontended atomic operations per request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::access_list::{AccessList, Mode};
+use super::{Announce, Announced, Families, Timeouts, Totals, Tracker, RENEW_BUCKETS};
+use crate::proto::{InfoHash, SwarmCounts};
+
+/// Most shards a tracker is split into: one per value of the first byte.
+pub const MAX_SHARDS: usize = 256;
+
+pub struct ShardedTracker {
+    shards: Box<[Mutex<Tracker>]>,
+    /// The shard the sweep is in; only the sweeping thread moves it.
+    sweep_shard: AtomicUsize,
+    access: Mutex<(Mode, usize)>,
+}
+
+fn lock(shard: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
+    // A panic while a shard is held aborts the process in release builds,
+    // so a poisoned lock only shows up in tests, where the panic is reported.
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ShardedTracker {
+    /// `shards` is rounded up to a power of two, at most [`MAX_SHARDS`].
+    pub fn new(timeouts: Timeouts, shards: usize, seed: u64) -> Self {
+        let count = shards.clamp(1, MAX_SHARDS).next_power_of_two();
+        let mut seeds = fastrand::Rng::with_seed(seed);
+        ShardedTracker {
+            shards: (0..count)
+                .map(|_| Mutex::new(Tracker::new(timeouts, seeds.u64(..))))
+                .collect(),
+            sweep_shard: AtomicUsize::new(0),
+            access: Mutex::new((Mode::Open, 0)),
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard_index(&self, hash: &InfoHash) -> usize {
+        usize::from(hash.0[0]) * self.shards.len() / MAX_SHARDS
+    }
+
+    fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, Tracker> {
+        lock(&self.shards[self.shard_index(hash)])
+    }
+
+    /// See [`Tracker::announce`].
+    pub fn announce(
+        &self,
+        request: &Announce,
+        families: Families,
+        now: u32,
+        peers4: &mut Vec<u8>,
+        peers6: &mut Vec<u8>,
+    ) -> Announced {
+        let mut shard = self.shard(&request.info_hash);
+        shard.announce(request, families, now, peers4, peers6)
+    }
+
+    /// See [`Tracker::scrape`].
+    pub fn scrape(&self, hash: &InfoHash) -> Option<SwarmCounts> {
+        self.shard(hash).scrape(hash)
+    }
+
+    /// Replaces the access list, each shard getting the hashes in its range.
+    pub fn set_access_list(&self, list: AccessList) {
+        let mode = list.mode();
+        let mut parts: Vec<Vec<InfoHash>> = vec![Vec::new(); self.shards.len()];
+        let mut total = 0;
+        for hash in list.into_hashes() {
+            parts[self.shard_index(&hash)].push(hash);
+            total += 1;
+        }
+        for (shard, hashes) in self.shards.iter().zip(parts) {
+            lock(shard).set_access_list(AccessList::new(mode, hashes));
+        }
+        *self.access.lock().unwrap_or_else(PoisonError::into_inner) = (mode, total);
+    }
+
+    /// The access list's mode and number of hashes.
+    pub fn access_list(&self) -> (Mode, usize) {
+        *self.access.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut sum = Totals::default();
+        for shard in self.shards.iter() {
+            let totals = lock(shard).totals();
+            sum.torrents += totals.torrents;
+            sum.peers += totals.peers;
+            sum.seeders += totals.seeders;
+            sum.completed += totals.completed;
+        }
+        sum
+    }
+
+    /// See [`Tracker::renew_histogram`].
+    pub fn renew_histogram(&self) -> [u64; RENEW_BUCKETS] {
+        let mut sum = [0; RENEW_BUCKETS];
+        for shard in self.shards.iter() {
+            for (total, count) in sum.iter_mut().zip(lock(shard).renew_histogram()) {
+                *total += count;
+            }
+        }
+        sum
+    }
+
+    /// See [`Tracker::top`]; ties keep ascending hash order.
+    pub fn top(&self, n: usize) -> [Vec<(u64, InfoHash)>; 3] {
+        let mut tops: [Vec<(u64, InfoHash)>; 3] = Default::default();
+        for shard in self.shards.iter() {
+            for (top, more) in tops.iter_mut().zip(lock(shard).top(n)) {
+                top.extend(more);
+            }
+        }
+        for top in &mut tops {
+            // Stable: equal counts stay in shard (hash) order.
+            top.sort_by_key(|&(count, _)| std::cmp::Reverse(count));
+            top.truncate(n);
+        }
+        tops
+    }
+
+    /// See [`Tracker::walk`]: up to `max` torrents after `after`, in
+    /// ascending hash order across shards.
+    pub fn walk(
+        &self,
+        after: Option<&InfoHash>,
+        max: usize,
+        mut visit: impl FnMut(&InfoHash, SwarmCounts),
+    ) -> Option<InfoHash> {
+        let first = after.map_or(0, |hash| self.shard_index(hash));
+        let mut left = max;
+        let mut last = None;
+        for (i, shard) in self.shards.iter().enumerate().skip(first) {
+            if left == 0 {
+                return last;
+            }
+            let resume = if i == first { after } else { None };
+            let stopped = lock(shard).walk(resume, left, |hash, counts| {
+                left -= 1;
+                last = Some(*hash);
+                visit(hash, counts);
+            });
+            if stopped.is_some() {
+                return stopped;
+            }
+        }
+        None
+    }
+
+    /// See [`Tracker::sweep`]: about `max` torrents of one shard per call;
+    /// true when the sweep has been through every shard.
+    pub fn sweep(&self, now: u32, max: usize) -> bool {
+        let index = self.sweep_shard.load(Ordering::Relaxed);
+        if !lock(&self.shards[index]).sweep(now, max) {
+            return false;
+        }
+        let next = (index + 1) % self.shards.len();
+        self.sweep_shard.store(next, Ordering::Relaxed);
+        next == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::proto::Event;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        peer: 100,
+        torrent: 1000,
+    };
+
+    fn hash(first: u8, last: u8) -> InfoHash {
+        let mut hash = [0; 20];
+        hash[0] = first;
+        hash[19] = last;
+        InfoHash(hash)
+    }
+
+    fn announce(t: &ShardedTracker, hash: InfoHash, peer: &str, now: u32) -> Announced {
+        let request = Announce {
+            info_hash: hash,
+            peer: peer.parse::<SocketAddr>().unwrap(),
+            seeding: false,
+            event: Event::None,
+            numwant: 50,
+        };
+        t.announce(
+            &request,
+            Families::Both,
+            now,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+    }
+
+    /// One torrent at each of these first bytes, so every shard of 4 has some.
+    const FIRST_BYTES: [u8; 8] = [0, 1, 0x3f, 0x40, 0x80, 0xbf, 0xc0, 0xff];
+
+    fn filled(shards: usize) -> ShardedTracker {
+        let t = ShardedTracker::new(TIMEOUTS, shards, 7);
+        for (i, first) in FIRST_BYTES.into_iter().enumerate() {
+            for peer in 0..=i {
+                announce(&t, hash(first, 1), &format!("10.0.0.{peer}:1"), 0);
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn shard_count_is_a_power_of_two_within_bounds() {
+        assert_eq!(ShardedTracker::new(TIMEOUTS, 0, 1).shard_count(), 1);
+        assert_eq!(ShardedTracker::new(TIMEOUTS, 3, 1).shard_count(), 4);
+        assert_eq!(ShardedTracker::new(TIMEOUTS, 1000, 1).shard_count(), 256);
+    }
+
+    #[test]
+    fn totals_and_scrapes_span_shards() {
+        let t = filled(4);
+        let totals = t.totals();
+        assert_eq!((totals.torrents, totals.peers), (8, 36));
+        let counts = t.scrape(&hash(0xff, 1)).unwrap();
+        assert_eq!(counts.leechers, 8);
+        assert_eq!(t.scrape(&hash(0xff, 2)), None);
+    }
+
+    #[test]
+    fn walk_is_ascending_across_shards_and_resumes_anywhere() {
+        let t = filled(4);
+        let mut all = Vec::new();
+        assert_eq!(t.walk(None, 100, |h, _| all.push(*h)), None);
+        let expected: Vec<InfoHash> = FIRST_BYTES.iter().map(|&b| hash(b, 1)).collect();
+        assert_eq!(all, expected);
+        // In chunks of every size the same sequence comes out.
+        for chunk in 1..=8 {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let last = t.walk(after.as_ref(), chunk, |h, _| seen.push(*h));
+                match last {
+                    Some(hash) => after = Some(hash),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, expected, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn top_merges_shards() {
+        let t = filled(4);
+        let [all, _, leechers] = t.top(3);
+        let firsts: Vec<u8> = all.iter().map(|(_, h)| h.0[0]).collect();
+        assert_eq!(firsts, [0xff, 0xc0, 0xbf]);
+        assert_eq!(leechers[0].0, 8);
+    }
+
+    #[test]
+    fn sweep_visits_every_shard_then_reports_the_end() {
+        let t = filled(4);
+        let mut calls = 1;
+        while !t.sweep(1000, 8192) {
+            calls += 1;
+        }
+        assert_eq!(calls, 4);
+        assert_eq!(t.totals().peers, 0, "every peer expired");
+    }
+
+    #[test]
+    fn access_list_is_split_by_shard_and_counted_whole() {
+        let t = ShardedTracker::new(TIMEOUTS, 4, 1);
+        let listed = [hash(0, 1), hash(0xff, 1)];
+        t.set_access_list(AccessList::new(Mode::Whitelist, listed));
+        assert_eq!(t.access_list(), (Mode::Whitelist, 2));
+        for allowed in listed {
+            assert!(matches!(
+                announce(&t, allowed, "10.0.0.1:1", 0),
+                Announced::Ok { .. }
+            ));
+        }
+        let refused = announce(&t, hash(0x80, 1), "10.0.0.1:1", 0);
+        assert_eq!(refused, Announced::NotAuthorized);
+    }
+}
