@@ -391,6 +391,18 @@ cmd_nspawn() {
 	check "after adding it and systemctl reload, it is accepted" ct_announce 127.0.0.1 --info-hash "$hash"
 	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/whitelist.txt &&
 		systemctl daemon-reload && systemctl restart opentracker.service'
+	# UDP worker threads under the unit's sandbox (system call filter, TasksMax).
+	ct sh -c 'printf "[listen]\nudp_workers = 4\n" >/etc/opentracker/workers.toml &&
+		mkdir -p /run/systemd/system/opentracker.service.d &&
+		printf "[Service]\nExecStart=\nExecStart=/usr/bin/opentracker -f /etc/opentracker/workers.toml\n" \
+			>/run/systemd/system/opentracker.service.d/workers.conf &&
+		systemctl daemon-reload && systemctl restart opentracker.service'
+	check "with udp_workers = 4: announce over HTTP and UDP" ct_announce 127.0.0.1
+	pid=$(ct systemctl show -P MainPID opentracker.service)
+	check "with udp_workers = 4: the daemon serves UDP from 4 threads of its own" \
+		ct sh -c "grep -l worker /proc/$pid/task/*/comm | wc -l | grep -qx 4"
+	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/workers.toml &&
+		systemctl daemon-reload && systemctl restart opentracker.service'
 	out=$(ct systemd-analyze security opentracker.service 2>&1)
 	score=$(printf '%s\n' "$out" | score_of)
 	check "online exposure (systemd-analyze security opentracker.service): ${score:-?} (must be <= 1.0)" \
