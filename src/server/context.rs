@@ -186,7 +186,8 @@ impl Context {
     pub fn announce(&mut self, request: &Announce, families: Families) -> Announced {
         self.peers4.clear();
         self.peers6.clear();
-        self.tracker.announce(
+        let mut shard = self.tracker.shard(&request.info_hash);
+        shard.announce(
             request,
             families,
             self.now,

@@ -60,16 +60,15 @@ impl StreamedBody {
         }
         let kind = self.kind;
         let plain = &mut self.plain;
-        self.cursor =
-            tracker.walk(
-                self.cursor.as_ref(),
+        let finished =
+            tracker.walk_on(
+                &mut self.cursor,
                 TORRENTS_PER_SLICE,
                 |hash, counts| match kind {
                     BodyKind::FullScrape => bencode::scrape_entry(plain, hash, counts),
                     BodyKind::Tpbs(format) => tpbs_entry(plain, format, hash, counts),
                 },
             );
-        let finished = self.cursor.is_none();
         if finished && (kind == BodyKind::FullScrape || kind == BodyKind::Tpbs(TpbsFormat::Ben)) {
             self.plain.extend_from_slice(bencode::FILES_CLOSE);
         }
@@ -118,7 +117,8 @@ mod tests {
                 event: crate::proto::Event::None,
                 numwant: 0,
             };
-            t.announce(&a, Families::Both, 0, &mut Vec::new(), &mut Vec::new());
+            t.shard(&a.info_hash)
+                .announce(&a, Families::Both, 0, &mut Vec::new(), &mut Vec::new());
         }
         t
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Mode};
-use super::{Announce, Announced, Families, Timeouts, Totals, Tracker, RENEW_BUCKETS};
+use super::{Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
 
 /// Most shards a tracker is split into: one per value of the first byte.
@@ -52,21 +52,9 @@ impl ShardedTracker {
         usize::from(hash.0[0]) * self.shards.len() / MAX_SHARDS
     }
 
-    fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, Tracker> {
+    /// The shard that holds `hash`, locked: announce into it.
+    pub fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, Tracker> {
         lock(&self.shards[self.shard_index(hash)])
-    }
-
-    /// See [`Tracker::announce`].
-    pub fn announce(
-        &self,
-        request: &Announce,
-        families: Families,
-        now: u32,
-        peers4: &mut Vec<u8>,
-        peers6: &mut Vec<u8>,
-    ) -> Announced {
-        let mut shard = self.shard(&request.info_hash);
-        shard.announce(request, families, now, peers4, peers6)
     }
 
     /// See [`Tracker::scrape`].
@@ -133,32 +121,32 @@ impl ShardedTracker {
         tops
     }
 
-    /// See [`Tracker::walk`]: up to `max` torrents after `after`, in
-    /// ascending hash order across shards.
-    pub fn walk(
+    /// Visits up to `max` torrents in ascending hash order across shards,
+    /// after `cursor` (from the first when `None`), and leaves `cursor` at
+    /// the last one visited. Returns true once no torrent is left after it.
+    pub fn walk_on(
         &self,
-        after: Option<&InfoHash>,
+        cursor: &mut Option<InfoHash>,
         max: usize,
         mut visit: impl FnMut(&InfoHash, SwarmCounts),
-    ) -> Option<InfoHash> {
-        let first = after.map_or(0, |hash| self.shard_index(hash));
+    ) -> bool {
+        let first = cursor.as_ref().map_or(0, |hash| self.shard_index(hash));
         let mut left = max;
-        let mut last = None;
         for (i, shard) in self.shards.iter().enumerate().skip(first) {
             if left == 0 {
-                return last;
+                return false;
             }
-            let resume = if i == first { after } else { None };
-            let stopped = lock(shard).walk(resume, left, |hash, counts| {
+            let resume = if i == first { *cursor } else { None };
+            let stopped = lock(shard).walk(resume.as_ref(), left, |hash, counts| {
                 left -= 1;
-                last = Some(*hash);
+                *cursor = Some(*hash);
                 visit(hash, counts);
             });
             if stopped.is_some() {
-                return stopped;
+                return false;
             }
         }
-        None
+        true
     }
 
     /// See [`Tracker::sweep`]: about `max` torrents of one shard per call;
@@ -180,6 +168,7 @@ mod tests {
 
     use super::*;
     use crate::proto::Event;
+    use crate::tracker::{Announce, Announced, Families};
 
     const TIMEOUTS: Timeouts = Timeouts {
         peer: 100,
@@ -201,7 +190,8 @@ mod tests {
             event: Event::None,
             numwant: 50,
         };
-        t.announce(
+        let mut shard = t.shard(&hash);
+        shard.announce(
             &request,
             Families::Both,
             now,
@@ -244,20 +234,14 @@ mod tests {
     fn walk_is_ascending_across_shards_and_resumes_anywhere() {
         let t = filled(4);
         let mut all = Vec::new();
-        assert_eq!(t.walk(None, 100, |h, _| all.push(*h)), None);
+        assert!(t.walk_on(&mut None, 100, |h, _| all.push(*h)));
         let expected: Vec<InfoHash> = FIRST_BYTES.iter().map(|&b| hash(b, 1)).collect();
         assert_eq!(all, expected);
         // In chunks of every size the same sequence comes out.
         for chunk in 1..=8 {
             let mut seen = Vec::new();
-            let mut after = None;
-            loop {
-                let last = t.walk(after.as_ref(), chunk, |h, _| seen.push(*h));
-                match last {
-                    Some(hash) => after = Some(hash),
-                    None => break,
-                }
-            }
+            let mut cursor = None;
+            while !t.walk_on(&mut cursor, chunk, |h, _| seen.push(*h)) {}
             assert_eq!(seen, expected, "chunks of {chunk}");
         }
     }
