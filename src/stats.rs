@@ -298,6 +298,117 @@ pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts
     }
 }
 
+/// One metric family in Prometheus' text format: help, type, and one
+/// sample per label set (`""` for none).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(
+        out,
+        "# HELP opentracker_{name} {help}\n# TYPE opentracker_{name} {kind}"
+    );
+    for (labels, value) in samples {
+        let _ = writeln!(out, "opentracker_{name}{labels} {value}");
+    }
+}
+
+/// The counters and totals for Prometheus (`GET /metrics`), so no exporter
+/// has to scrape and parse `/stats`. `udp_dropped` is what the kernel
+/// dropped on the UDP sockets, as last read.
+pub fn prometheus(
+    out: &mut String,
+    c: &Counters,
+    tracker: &ShardedTracker,
+    uptime: u64,
+    udp_dropped: u64,
+) {
+    let totals = tracker.totals();
+    let one = |value: u64| [(String::new(), value)];
+    let gauges = [
+        ("torrents", "Torrents tracked.", totals.torrents as u64),
+        ("peers", "Peers in all swarms.", totals.peers),
+        (
+            "seeders",
+            "Peers that have the whole torrent.",
+            totals.seeders,
+        ),
+        (
+            "uptime_seconds",
+            "Seconds since the tracker started.",
+            uptime,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help, &one(value));
+    }
+    let request = |protocol: &str, kind: &str, value: u64| {
+        (
+            format!("{{protocol=\"{protocol}\",request=\"{kind}\"}}"),
+            value,
+        )
+    };
+    let requests = [
+        request("udp", "connect", c.udp_connects),
+        request("udp", "announce", c.udp_announces),
+        request("udp", "scrape", c.udp_scrapes),
+        request("http", "announce", c.tcp_announces),
+        request("http", "scrape", c.tcp_scrapes),
+        request("http", "full_scrape", c.full_scrapes),
+    ];
+    family(
+        out,
+        "requests_total",
+        "counter",
+        "Requests answered.",
+        &requests,
+    );
+    let counters = [
+        (
+            "completed_total",
+            "Completed downloads counted.",
+            totals.completed,
+        ),
+        (
+            "udp_datagrams_total",
+            "UDP datagrams received.",
+            c.udp_packets,
+        ),
+        (
+            "udp_bad_connection_id_total",
+            "UDP requests with a wrong or expired connection id.",
+            c.udp_mismatches,
+        ),
+        (
+            "udp_datagrams_dropped_total",
+            "UDP datagrams the kernel dropped for a full receive queue (read every 10 s).",
+            udp_dropped,
+        ),
+        (
+            "tcp_accepts_total",
+            "TCP connections accepted.",
+            c.tcp_accepts,
+        ),
+        (
+            "full_scrape_bytes_total",
+            "Bytes of full-scrape bodies sent.",
+            c.full_scrape_bytes,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help, &one(value));
+    }
+    let errors: Vec<(String, u64)> = HTTP_ERROR_NAMES
+        .iter()
+        .zip(c.http_errors)
+        .map(|(error, count)| (format!("{{error=\"{error}\"}}"), count))
+        .collect();
+    family(
+        out,
+        "http_errors_total",
+        "counter",
+        "HTTP error answers.",
+        &errors,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +444,46 @@ mod tests {
         render(StatsMode::Everything, &counters, &tracker, 10, &mut out);
         assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
         assert!(!render(StatsMode::Busy, &counters, &tracker, 10, &mut out));
+    }
+
+    #[test]
+    fn prometheus_text_format() {
+        let tracker = ShardedTracker::new(
+            Timeouts {
+                peer: 10,
+                torrent: 10,
+            },
+            1,
+            1,
+        );
+        let mut counters = Counters {
+            udp_announces: 7,
+            ..Counters::default()
+        };
+        counters.http_error(HttpErrorKind::NotFound);
+        let mut out = String::new();
+        prometheus(&mut out, &counters, &tracker, 42, 3);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.contains(&"opentracker_uptime_seconds 42"));
+        assert!(
+            lines.contains(&"opentracker_requests_total{protocol=\"udp\",request=\"announce\"} 7")
+        );
+        assert!(lines.contains(&"opentracker_http_errors_total{error=\"404 Not found\"} 1"));
+        assert!(lines.contains(&"opentracker_udp_datagrams_dropped_total 3"));
+        // Every sample follows its family's HELP and TYPE lines.
+        let mut family = "";
+        for line in lines {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+                assert!(
+                    rest.ends_with(" gauge") || rest.ends_with(" counter"),
+                    "{rest}"
+                );
+            } else if !line.starts_with("# HELP ") {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(name, family, "{line}");
+            }
+        }
     }
 
     #[test]

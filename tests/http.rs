@@ -323,6 +323,34 @@ fn stats_restricted_to_configured_networks() {
 }
 
 #[test]
+fn metrics_for_prometheus_count_both_protocols_and_obey_the_stats_networks() {
+    let tracker = Tracker::start("");
+    announce(&tracker, &hash(1), 1000, "&left=0");
+    Udp::new(tracker.v4()).announce(&hash(2), 2000, 5, 0, 10);
+    assert_eq!(tracker.get("/nothing-here").status, 404);
+    let response = tracker.get("/metrics");
+    assert_eq!(response.status, 200);
+    let text = response.text();
+    for line in [
+        "opentracker_torrents 2",
+        "opentracker_peers 2",
+        "opentracker_seeders 1",
+        "opentracker_requests_total{protocol=\"http\",request=\"announce\"} 1",
+        "opentracker_requests_total{protocol=\"udp\",request=\"connect\"} 1",
+        "opentracker_requests_total{protocol=\"udp\",request=\"announce\"} 1",
+        "opentracker_http_errors_total{error=\"404 Not found\"} 1",
+        "# TYPE opentracker_udp_datagrams_dropped_total counter",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    let guarded = Tracker::start("[access]\nstats = [\"10.0.0.0/8\"]\n");
+    assert_eq!(guarded.get("/metrics").status, 403);
+}
+
+#[test]
 fn root_redirects_when_configured() {
     let tracker = Tracker::start("[tracker]\nredirect_url = \"https://example.org/tracker\"\n");
     let response = tracker.get("/");

@@ -38,6 +38,8 @@ pub enum Route<'a> {
     FullScrape,
     /// The stats path; an empty query means the default mode.
     Stats(&'a [u8]),
+    /// `/metrics`: the counters for Prometheus.
+    Metrics,
     NotFound,
 }
 
@@ -113,6 +115,9 @@ pub fn parse<'a>(head: &'a [u8], stats_path: &[u8]) -> Result<Request<'a>, Reque
     }
     if path == stats_path {
         return request(Route::Stats(query.unwrap_or(b"")));
+    }
+    if path == b"metrics" {
+        return request(Route::Metrics);
     }
     request(Route::NotFound)
 }
@@ -232,6 +237,7 @@ mod tests {
             Ok(Route::Stats(b"mode=peer"))
         );
         assert_eq!(route("GET /stats HTTP/1.1\r\n\r\n"), Ok(Route::Stats(b"")));
+        assert_eq!(route("GET /metrics HTTP/1.1\r\n\r\n"), Ok(Route::Metrics));
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /?info_hash=x HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /x%zz HTTP/1.1\r\n\r\n"), Ok(Route::NotFound));

@@ -92,6 +92,9 @@ pub struct Context {
     /// Seconds since start: the tracker's clock.
     pub now: u32,
     pub stopping: bool,
+    /// Datagrams the kernel dropped on the UDP sockets, as last read by the
+    /// event loop (every 10 s).
+    pub udp_dropped: u64,
     pub peers4: Vec<u8>,
     pub peers6: Vec<u8>,
     pub body: Vec<u8>,
@@ -136,6 +139,7 @@ impl Context {
             instant: started,
             now: 0,
             stopping: false,
+            udp_dropped: 0,
             peers4: Vec::with_capacity(200 * 6),
             peers6: Vec::with_capacity(200 * 18),
             body: Vec::with_capacity(4096),

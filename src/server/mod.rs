@@ -156,7 +156,9 @@ impl Server {
         let mut sweeping = false;
         let mut next_status = self.ctx.instant + STATUS_EVERY;
         let mut answered_at_status = 0;
-        let mut dropped_at_status = self.udp_dropped();
+        // Passed-in sockets may have dropped datagrams before this process.
+        let dropped_at_start = self.udp_dropped();
+        let mut dropped_at_status = dropped_at_start;
         let mut next_watchdog = watchdog_every.map(|every| self.ctx.instant + every);
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
         let mut stop_by: Option<Instant> = None;
@@ -231,6 +233,7 @@ impl Server {
                 answered_at_status = answered;
                 let mut status = self.status_line(rate);
                 let dropped = self.udp_dropped();
+                self.ctx.udp_dropped = dropped.saturating_sub(dropped_at_start);
                 let newly_dropped = dropped.saturating_sub(dropped_at_status);
                 dropped_at_status = dropped;
                 if newly_dropped > 0 {

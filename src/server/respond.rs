@@ -75,6 +75,7 @@ pub fn respond(
             (Answer::Stream(BodyKind::FullScrape), "full scrape")
         }
         Route::Stats(query) => (stats(ctx, query, client), "stats"),
+        Route::Metrics => (metrics(ctx, client), "metrics"),
         Route::Root if ctx.settings.redirect_url.is_some() => (Answer::Redirect, "redirect"),
         Route::Root | Route::NotFound | Route::FullScrape => (
             Answer::Error(HttpError::NotFound, HttpErrorKind::NotFound),
@@ -213,10 +214,34 @@ fn scrape(ctx: &mut Context, query: &[u8]) -> Answer {
     answer
 }
 
-fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
+/// `access.stats` guards `/stats` and `/metrics` alike; empty allows all.
+fn may_see_stats(ctx: &Context, client: IpAddr) -> bool {
     let allowed = &ctx.settings.stats_allowed;
-    if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(client)) {
-        return Answer::Error(HttpError::Forbidden, HttpErrorKind::AccessDenied);
+    allowed.is_empty() || allowed.iter().any(|net| net.contains(client))
+}
+
+const STATS_DENIED: Answer = Answer::Error(HttpError::Forbidden, HttpErrorKind::AccessDenied);
+
+fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
+    if !may_see_stats(ctx, client) {
+        return STATS_DENIED;
+    }
+    let mut text = String::new();
+    let (uptime, dropped) = (ctx.uptime_secs(), ctx.udp_dropped);
+    stats::prometheus(
+        &mut text,
+        &ctx.all_counters(),
+        &ctx.tracker,
+        uptime,
+        dropped,
+    );
+    ctx.body.extend_from_slice(text.as_bytes());
+    Answer::Body
+}
+
+fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
+    if !may_see_stats(ctx, client) {
+        return STATS_DENIED;
     }
     let mode = match params::stats(query) {
         Ok(mode) => mode,
