@@ -1,10 +1,13 @@
-//! The only code with sockets: one mio event loop serving every listener.
+//! The only code with sockets: one mio event loop serving every listener,
+//! or every TCP listener when UDP sockets have worker threads of their own
+//! ([`udp_workers`]).
 //!
 //! Data flows one way: socket → `proto` parse → `tracker` → `proto` encode →
 //! socket. Timers ride on the poll timeout: the peer sweep (in slices, so a
 //! million torrents never stall the loop), connection deadlines, and the
 //! STATUS and WATCHDOG messages to systemd. Because the watchdog is sent from
-//! the loop itself, a wedged loop gets the service restarted.
+//! the loop itself, a wedged loop gets the service restarted; so does a UDP
+//! worker wedged while holding a shard's lock, as the next sweep waits on it.
 
 mod context;
 mod full_scrape;
