@@ -227,8 +227,16 @@ fn worker_threads_serve_udp_and_share_the_swarm_with_http() {
         listen: "udp_workers = 3".into(),
         ..Launch::default()
     });
-    // Three threads for each UDP socket, the IPv4 and the IPv6 one.
-    let names = udp_worker_threads(&tracker);
+    // Three threads for each UDP socket, the IPv4 and the IPv6 one. Each
+    // names itself once running, which may be just after READY.
+    let mut names = udp_worker_threads(&tracker);
+    for _ in 0..100 {
+        if names.len() == 6 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        names = udp_worker_threads(&tracker);
+    }
     assert_eq!(names.len(), 6, "{names:?}");
     assert_eq!(names[0], "udp0-worker0");
 
@@ -269,6 +277,38 @@ fn worker_threads_serve_udp_and_share_the_swarm_with_http() {
     assert!(peers.starts_with("64\n32\n"), "{peers}");
     // Threads blocked in a receive call do not hold up a stop.
     assert!(tracker.stop().success());
+}
+
+#[test]
+fn worker_threads_lose_no_announce_from_clients_sending_at_once() {
+    let tracker = Tracker::launch(Launch {
+        listen: "udp_workers = 4".into(),
+        ..Launch::default()
+    });
+    let server = tracker.v4();
+    let clients: Vec<_> = (0..4u16)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let udp = Udp::new(server);
+                let id = udp.connect();
+                for n in 0..100u16 {
+                    let info_hash = [(n * 2 + 1) as u8; 20];
+                    let port = client * 1000 + n + 1;
+                    let packet = Udp::announce_packet(id, &info_hash, port, 0, 0, 0);
+                    let reply = udp.exchange(&packet).expect("announce reply");
+                    assert_eq!(be32(&reply, 0), 1, "an announce reply");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    // 100 torrents, each with one seeder from every client.
+    let peers = tracker.get("/stats?mode=peer").text();
+    assert!(peers.starts_with("400\n400\n"), "{peers}");
+    let torrents = tracker.get("/stats?mode=torr").text();
+    assert!(torrents.starts_with("100\n"), "{torrents}");
 }
 
 #[test]

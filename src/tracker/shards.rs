@@ -267,6 +267,31 @@ mod tests {
     }
 
     #[test]
+    fn threads_announcing_at_once_lose_nothing() {
+        let t = std::sync::Arc::new(ShardedTracker::new(TIMEOUTS, 16, 1));
+        let threads: Vec<_> = (0..4u16)
+            .map(|thread| {
+                let t = std::sync::Arc::clone(&t);
+                std::thread::spawn(move || {
+                    for i in 0..2000u16 {
+                        let torrent = hash((i % 64 * 4) as u8, 0);
+                        let peer = format!("10.{thread}.{}.{}:1", i / 250, i % 250);
+                        assert!(matches!(
+                            announce(&t, torrent, &peer, 0),
+                            Announced::Ok { .. }
+                        ));
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let totals = t.totals();
+        assert_eq!((totals.torrents, totals.peers), (64, 8000));
+    }
+
+    #[test]
     fn access_list_is_split_by_shard_and_counted_whole() {
         let t = ShardedTracker::new(TIMEOUTS, 4, 1);
         let listed = [hash(0, 1), hash(0xff, 1)];
