@@ -4,8 +4,10 @@ replies. Used by packaging/test.sh and debian/tests.
 
 usage: announce.py HOST PORT [--tries N] [--info-hash HEX] [--expect-refused]
 Exit 0 when both protocols answered as expected: with a peer list, or with
---expect-refused, with a failure (HTTP "failure reason", UDP error action)."""
+--expect-refused, with a failure (HTTP "failure reason", UDP error action).
+UDP replies must come from the address and port they were sent to."""
 import argparse
+import ipaddress
 import os
 import socket
 import struct
@@ -45,13 +47,26 @@ def http_announce(host, port, info_hash, peer_id):
     return "HTTP %s, %d bytes, has interval and peers" % (status.decode(errors="replace"), len(body))
 
 
+def check_sender(source, host, port):
+    """A reply must come from the address and port it was sent to: clients
+    behind NAT or a firewall never see one from anywhere else."""
+    try:
+        expected = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if ipaddress.ip_address(source[0].split("%")[0]) != expected or source[1] != port:
+        raise RuntimeError("UDP reply came from %s port %d, not from %s port %d"
+                           % (source[0], source[1], host, port))
+
+
 def udp_announce(host, port, info_hash, peer_id):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(2)
         txid = struct.unpack("!I", os.urandom(4))[0]
         sock.sendto(struct.pack("!QII", 0x41727101980, 0, txid), (host, port))
-        data, _ = sock.recvfrom(2048)
+        data, source = sock.recvfrom(2048)
+        check_sender(source, host, port)
         action, rtx, conn_id = struct.unpack("!IIQ", data[:16])
         if action != 0 or rtx != txid:
             raise RuntimeError("UDP connect reply %r" % data)
@@ -59,7 +74,8 @@ def udp_announce(host, port, info_hash, peer_id):
         packet = struct.pack("!QII20s20sQQQIIIiH", conn_id, 1, txid, info_hash,
                              peer_id, 0, 1000, 0, 2, 0, 0, 50, 51413)
         sock.sendto(packet, (host, port))
-        data, _ = sock.recvfrom(4096)
+        data, source = sock.recvfrom(4096)
+        check_sender(source, host, port)
         action, rtx = struct.unpack("!II", data[:8])
         if action == 3 and rtx == txid:
             raise Refused("UDP error: %r" % data[8:120])

@@ -364,6 +364,9 @@ cmd_nspawn() {
 	fi
 	check "announce over HTTP and UDP (IPv4, 127.0.0.1)" ct_announce 127.0.0.1
 	check "announce over HTTP and UDP (IPv6, ::1)" ct_announce ::1
+	# The socket unit's [::]:6969 is a wildcard: replies leave from the
+	# address asked, which routing alone would answer from 127.0.0.1.
+	check "UDP to 127.0.0.2 is answered from 127.0.0.2 (socket passed by systemd)" ct_announce 127.0.0.2
 	status=$(ct systemctl show -P StatusText opentracker.service)
 	if ct systemctl status --no-pager opentracker.service 2>&1 | grep -q '^ *Status: "'; then
 		pass "systemctl status shows the STATUS line: \"$status\""

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -315,4 +316,45 @@ fn worker_threads_lose_no_announce_from_clients_sending_at_once() {
 fn without_workers_the_event_loop_serves_udp_alone() {
     let tracker = Tracker::start("");
     assert_eq!(udp_worker_threads(&tracker), Vec::<String>::new());
+}
+
+/// On a host with several addresses, a client must hear from the address it
+/// wrote to: NAT, stateful firewalls and clients that check the sender drop
+/// anything else. A socket bound to a wildcard address answers from each
+/// request's destination, here 127.0.0.2 and 127.0.0.3, which routing alone
+/// would answer from 127.0.0.1. Both wildcards, event loop and workers.
+#[test]
+fn a_wildcard_socket_answers_from_the_address_each_request_was_sent_to() {
+    for (wildcard, workers) in [("0.0.0.0", 0), ("[::]", 0), ("[::]", 2)] {
+        let port = free_port();
+        let _tracker = Tracker::launch(Launch {
+            own_listeners: true,
+            toml: format!(
+                "[listen]\nudp = [\"{wildcard}:{port}\"]\ntcp = [\"127.0.0.1:{port}\"]\n\
+                 udp_workers = {workers}\n"
+            ),
+            ..Launch::default()
+        });
+        let mut addresses: Vec<SocketAddr> = (1..=3)
+            .map(|last| SocketAddr::from(([127, 0, 0, last], port)))
+            .collect();
+        if wildcard == "[::]" {
+            addresses.push(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)));
+        }
+        for to in addresses {
+            let client = Udp::new(to);
+            let connect = [
+                &0x41727101980u64.to_be_bytes()[..],
+                &[0, 0, 0, 0, 0, 0, 0, 7],
+            ]
+            .concat();
+            let (reply, from) = client.exchange_from(&connect).expect("connect reply");
+            assert_eq!(from, to, "connect reply on {wildcard} (workers {workers})");
+            let id = u64::from_be_bytes(reply[8..16].try_into().unwrap());
+            let announce = Udp::announce_packet(id, &hash(9), 6881, 0, 2, 50);
+            let (reply, from) = client.exchange_from(&announce).expect("announce reply");
+            assert_eq!(from, to, "announce reply on {wildcard} (workers {workers})");
+            assert_eq!(be32(&reply, 0), 1, "an announce reply");
+        }
+    }
 }

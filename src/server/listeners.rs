@@ -87,7 +87,28 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
         );
     }
     socket.bind(&addr.into())?;
-    Ok(UdpSocket::from_std(socket.into()))
+    Ok(answering_from_destination(UdpSocket::from_std(
+        socket.into(),
+    )))
+}
+
+/// A wildcard socket's replies leave from the address each request was
+/// sent to, where the system can say which (Linux).
+fn answering_from_destination(socket: UdpSocket) -> UdpSocket {
+    let addr = socket
+        .local_addr()
+        .map_or_else(|_| "?".to_string(), |addr| addr.to_string());
+    match crate::sys::datagrams::reply_from_destination(&socket) {
+        Ok(true) => {
+            log::debug!("udp {addr}: replies leave from the address each request was sent to")
+        }
+        Ok(false) => {}
+        Err(e) => log::warn!(
+            "udp {addr}: replies leave from the address routing picks, which on a host \
+             with several addresses may not be the one a client wrote to: {e}"
+        ),
+    }
+    socket
 }
 
 /// Binds `addr`; the IPv6 wildcard falls back to the IPv4 wildcard on hosts
@@ -141,7 +162,8 @@ pub fn adopt(passed: Passed) -> Result<Listeners, String> {
         socket
             .set_nonblocking(true)
             .map_err(|e| format!("passed UDP socket: {e}"))?;
-        listeners.udp.push(UdpSocket::from_std(socket));
+        let socket = UdpSocket::from_std(socket);
+        listeners.udp.push(answering_from_destination(socket));
     }
     Ok(listeners)
 }

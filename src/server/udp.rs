@@ -23,7 +23,7 @@ pub fn answer_batch(ctx: &mut Context, batch: &mut Datagrams, reply: &mut Vec<u8
         let (packet, source) = batch.get(i);
         handle(ctx, packet, source, reply);
         if !reply.is_empty() {
-            batch.queue(reply, source);
+            batch.queue_reply(i, reply);
         }
     }
 }

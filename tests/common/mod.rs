@@ -422,10 +422,15 @@ impl Udp {
 
     /// Sends a datagram and returns the reply, or None after a timeout.
     pub fn exchange(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        self.exchange_from(packet).map(|(reply, _)| reply)
+    }
+
+    /// Sends a datagram and returns the reply with the address it came from.
+    pub fn exchange_from(&self, packet: &[u8]) -> Option<(Vec<u8>, SocketAddr)> {
         self.socket.send_to(packet, self.to).unwrap();
         let mut buf = [0u8; 4096];
         match self.socket.recv_from(&mut buf) {
-            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Ok((n, from)) => Some((buf[..n].to_vec(), from)),
             Err(_) => None,
         }
     }
