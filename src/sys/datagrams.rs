@@ -35,6 +35,8 @@ struct Queued {
     /// Where the reply ends in `outgoing`.
     end: usize,
     to: SocketAddr,
+    /// Always `None` where the system does not report destinations.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     from: Option<Local>,
 }
 
