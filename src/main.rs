@@ -64,6 +64,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// Descriptors held besides HTTP connections: listeners, epoll, signals,
+/// log and notify sockets, an access list being read, with room to spare.
+const DESCRIPTORS_BESIDES_CONNECTIONS: u64 = 64;
+
+/// Makes room for `http.max_connections` connections at once, and says so
+/// when the limits do not allow it: past the limit, clients wait unanswered
+/// in the kernel's accept queue.
+fn raise_open_files_limit(config: &Config, listeners: &listeners::Listeners) {
+    // Each UDP worker holds its own descriptor for its socket.
+    let worker_copies = (listeners.udp.len() * config.listen.udp_workers as usize) as u64;
+    let besides = DESCRIPTORS_BESIDES_CONNECTIONS + worker_copies;
+    let wanted = u64::from(config.http.max_connections) + besides;
+    match sys::limits::raise_open_files(wanted) {
+        Ok(limits) if limits.soft < wanted => log::warn!(
+            "open files are limited to {} (hard limit {}; ulimit -n, systemd's LimitNOFILE=): \
+             about {} HTTP connections at once rather than http.max_connections = {}; \
+             clients beyond that wait to be accepted",
+            limits.soft,
+            limits.hard,
+            limits.soft.saturating_sub(besides),
+            config.http.max_connections
+        ),
+        Ok(limits) => log::debug!("open files limit: {} (hard {})", limits.soft, limits.hard),
+        Err(e) => log::warn!("open files limit: {e}"),
+    }
+}
+
 fn run(config: Config) -> Result<(), String> {
     let destination = match config.log.target {
         LogTarget::Auto => sys::log::Destination::Auto,
@@ -92,6 +119,7 @@ fn run(config: Config) -> Result<(), String> {
         listeners::adopt(passed)?
     };
     let signals = Signals::install().map_err(|e| format!("signal handlers: {e}"))?;
+    raise_open_files_limit(&config, &listeners);
 
     // After bind, before serving: the point where privileges go.
     let outcome =

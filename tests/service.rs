@@ -415,3 +415,80 @@ fn heap_asks_for_huge_pages_unless_the_operator_said_otherwise() {
         assert!(tracker.stop().success());
     }
 }
+
+/// The soft and hard "Max open files" of a process.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+/// Started with the usual soft limit far below what http.max_connections
+/// needs, the tracker raises it (no privilege needed up to the hard limit):
+/// connections plus 64 descriptors of its own.
+#[test]
+fn the_open_files_limit_is_raised_to_what_max_connections_needs() {
+    let tracker = Tracker::launch(Launch {
+        toml: "[http]\nmax_connections = 100\n".into(),
+        open_files: Some((32, 4096)),
+        ..Launch::default()
+    });
+    let limits = open_files_limits(tracker.child.id());
+    assert_eq!(limits, ("164".to_string(), "4096".to_string()));
+    assert!(!tracker.stderr().contains("open files are limited"));
+}
+
+/// When the hard limit is too low for http.max_connections, the operator is
+/// told at start; once descriptors run out, failed accepts are counted in
+/// the status line rather than logged one by one, the waiting clients are
+/// served as descriptors free up, and UDP goes on meanwhile.
+#[test]
+fn running_out_of_descriptors_is_reported_and_survived() {
+    let mut tracker = Tracker::launch(Launch {
+        open_files: Some((40, 40)),
+        ..Launch::default()
+    });
+    let log = tracker.stderr();
+    assert!(
+        log.contains(
+            "open files are limited to 40 (hard limit 40; ulimit -n, systemd's LimitNOFILE=): \
+             about 0 HTTP connections at once rather than http.max_connections = 16384"
+        ),
+        "{log}"
+    );
+    // Half a request each: accepted, then held open awaiting the rest; the
+    // last ones find no descriptor left and wait in the kernel's queue.
+    let mut held: Vec<std::net::TcpStream> = (0..60)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(tracker.v4()).unwrap();
+            std::io::Write::write_all(&mut stream, b"GET /stats?mode=tpbs HTTP/1.0\r\n").unwrap();
+            stream
+        })
+        .collect();
+    Udp::new(tracker.v4()).connect();
+    assert!(
+        tracker.wait_for_message("accepting HTTP connections failed", Duration::from_secs(15)),
+        "no status line about failed accepts: {:?}",
+        tracker.messages
+    );
+    let log = tracker.stderr();
+    assert!(log.contains("last with: Too many open files"), "{log}");
+    // The last client, still waiting to be accepted, is served once the
+    // others leave, without any new connection to wake the listener.
+    let mut waiting = held.pop().unwrap();
+    drop(held);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    std::io::Write::write_all(&mut waiting, b"\r\n").unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut waiting, &mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let reply = tracker.get("/stats?mode=tpbs");
+    assert_eq!(reply.status, 200);
+    Udp::new(tracker.v4()).connect();
+}

@@ -82,6 +82,12 @@ pub struct Server {
     datagrams: Datagrams,
     /// UDP sockets taken out of the poll while their queue stays full.
     udp_parked: Vec<bool>,
+    /// Failed accepts since the last status line, and the last error.
+    accept_failures: u64,
+    accept_error: Option<io::Error>,
+    /// An accept failed with connections left waiting: the listeners get
+    /// no new event for those, so the next close tries again.
+    accept_stalled: bool,
 }
 
 impl Server {
@@ -132,6 +138,9 @@ impl Server {
             backlog: Vec::new(),
             datagrams: Datagrams::default(),
             udp_parked: vec![false; udp_count],
+            accept_failures: 0,
+            accept_error: None,
+            accept_stalled: false,
         })
     }
 
@@ -249,6 +258,16 @@ impl Server {
                          absorbs bursts, a sustained rate needs more CPU"
                     );
                     status = format!("{status}; {what}");
+                }
+                if let Some(error) = self.accept_error.take() {
+                    let what = format!(
+                        "accepting HTTP connections failed {} times in {} s",
+                        self.accept_failures,
+                        STATUS_EVERY.as_secs()
+                    );
+                    log::warn!("{what}, last with: {error}");
+                    status = format!("{status}; {what}");
+                    self.accept_failures = 0;
                 }
                 self.notifier.status(&status);
                 next_status = now + STATUS_EVERY;
@@ -402,8 +421,13 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Out of file descriptors and the like: try again next turn.
-                    log::warn!("accept: {e}");
+                    // Out of file descriptors and the like: the connection
+                    // waits in the kernel's queue for the next try. Counted
+                    // and told in the status line, as a flood of them would
+                    // otherwise flood the log too.
+                    self.accept_failures += 1;
+                    self.accept_error = Some(e);
+                    self.accept_stalled = true;
                     return;
                 }
             }
@@ -427,6 +451,12 @@ impl Server {
         // Closing the socket also takes it out of the epoll set.
         if self.connections.contains(key) {
             drop(self.connections.remove(key));
+            if self.accept_stalled && !self.ctx.stopping {
+                self.accept_stalled = false;
+                let listeners = self.listeners.tcp.len();
+                self.backlog
+                    .extend((0..listeners).map(|i| Token(FIRST_TCP + i)));
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 //!   TCP listeners and UDP sockets; none off Linux.
 //! - [`privileges`]: chroot, user switch, capabilities cleared, no_new_privs.
 //! - [`heap`]: transparent huge pages for glibc's heap (one re-exec at start).
+//! - [`limits`]: the open-files limit raised to what the server may hold.
 //!
 //! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
 //! same functions exist and do the portable part (or nothing).
@@ -17,6 +18,7 @@
 pub mod activation;
 pub mod datagrams;
 pub mod heap;
+pub mod limits;
 pub mod log;
 pub mod notify;
 pub mod privileges;

@@ -99,6 +99,8 @@ pub struct Launch {
     pub own_listeners: bool,
     /// More keys for the harness's `[listen]` section.
     pub listen: String,
+    /// (soft, hard) limit on open files to start the tracker with.
+    pub open_files: Option<(u64, u64)>,
 }
 
 impl Tracker {
@@ -149,6 +151,23 @@ impl Tracker {
                 .stderr(stderr);
             for (key, value) in &launch.env {
                 command.env(key, value);
+            }
+            if let Some((soft, hard)) = launch.open_files {
+                use std::os::unix::process::CommandExt;
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                // SAFETY: setrlimit is async-signal-safe and reads a copy.
+                unsafe {
+                    command.pre_exec(move || {
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                            Ok(())
+                        } else {
+                            Err(std::io::Error::last_os_error())
+                        }
+                    });
+                }
             }
             let child = command.spawn().expect("spawn opentracker");
             let mut tracker = Tracker {
