@@ -39,31 +39,49 @@ enum Node {
     Inner(Box<[Node]>),
 }
 
-/// All torrents, by info hash.
+/// All torrents, by info hash, or those of one share of the hash space.
 pub struct Index {
+    /// The first three nibbles of the hashes under `roots[0]`.
+    first_root: usize,
     roots: Vec<Node>,
     len: usize,
 }
 
 impl Default for Index {
     fn default() -> Self {
+        Index::for_share(0, 1)
+    }
+}
+
+impl Index {
+    /// An index for hashes whose first byte falls in share `share` of
+    /// `shares` equal parts of its range (`shares` a power of two, at most
+    /// 256). It holds only the roots of its share, so a tracker split into
+    /// many shards costs no more at idle than a whole one.
+    pub fn for_share(share: usize, shares: usize) -> Self {
+        let per_share = (1 << (4 * ROOT_NIBBLES)) / shares;
         Index {
-            roots: (0..1 << (4 * ROOT_NIBBLES))
+            first_root: share * per_share,
+            roots: (0..per_share)
                 .map(|_| Node::Leaf(Leaf::new(ROOT_NIBBLES)))
                 .collect(),
             len: 0,
         }
     }
-}
 
-impl Index {
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Where in `roots` the root of `hash` is; the hash must be in this
+    /// index's share.
+    fn root(&self, hash: &[u8; 20]) -> usize {
+        root_of(hash) - self.first_root
+    }
+
     /// The leaf that holds (or would hold) `hash`.
     pub fn leaf(&self, hash: &[u8; 20]) -> &Leaf {
-        let mut node = &self.roots[root_of(hash)];
+        let mut node = &self.roots[self.root(hash)];
         let mut depth = ROOT_NIBBLES;
         loop {
             match node {
@@ -77,7 +95,8 @@ impl Index {
     /// The leaf for `hash`, split first if full so that a torrent may be
     /// added to it. Call [`Index::added`] when one is.
     pub fn leaf_mut(&mut self, hash: &[u8; 20]) -> &mut Leaf {
-        let mut node = &mut self.roots[root_of(hash)];
+        let at = self.root(hash);
+        let mut node = &mut self.roots[at];
         let mut depth = ROOT_NIBBLES;
         loop {
             if let Node::Leaf(leaf) = node {
@@ -96,10 +115,16 @@ impl Index {
         }
     }
 
+    /// How many roots this index holds.
+    #[cfg(test)]
+    pub fn root_count(&self) -> usize {
+        self.roots.len()
+    }
+
     /// How many nibbles select the leaf of `hash`.
     #[cfg(test)]
     pub fn depth(&self, hash: &[u8; 20]) -> usize {
-        let mut node = &self.roots[root_of(hash)];
+        let mut node = &self.roots[self.root(hash)];
         let mut depth = ROOT_NIBBLES;
         while let Node::Inner(children) = node {
             node = &children[nibble(hash, depth)];
@@ -119,7 +144,7 @@ impl Index {
         after: Option<&[u8; 20]>,
         visit: &mut dyn FnMut(Torrent<'_>) -> bool,
     ) -> bool {
-        let first = after.map_or(0, root_of);
+        let first = after.map_or(0, |hash| self.root(hash));
         for (at, node) in self.roots.iter().enumerate().skip(first) {
             let on_path = after.filter(|_| at == first);
             if visit_node(node, ROOT_NIBBLES, on_path, visit) {
@@ -139,7 +164,7 @@ impl Index {
         max: usize,
         sweep: &mut dyn FnMut(&mut Leaf) -> usize,
     ) -> Option<[u8; 20]> {
-        let first = cursor.map_or(0, root_of);
+        let first = cursor.map_or(0, |hash| self.root(hash));
         let mut state = SweepState {
             left: max,
             dropped: 0,
@@ -148,8 +173,9 @@ impl Index {
         let mut prefix = [0u8; 20];
         let mut stopped = None;
         for at in first..self.roots.len() {
-            prefix[0] = (at >> 4) as u8;
-            prefix[1] = ((at & 15) << 4) as u8;
+            let root = self.first_root + at;
+            prefix[0] = (root >> 4) as u8;
+            prefix[1] = ((root & 15) << 4) as u8;
             let on_path = cursor.filter(|_| at == first);
             let node = &mut self.roots[at];
             stopped = sweep_node(node, ROOT_NIBBLES, &mut prefix, on_path, &mut state);

@@ -143,10 +143,16 @@ fn compact_v6(ip: std::net::Ipv6Addr, port: u16) -> [u8; 18] {
 impl Tracker {
     /// An empty tracker; `seed` drives peer sampling.
     pub fn new(timeouts: Timeouts, seed: u64) -> Self {
+        Tracker::for_share(timeouts, seed, 0, 1)
+    }
+
+    /// An empty tracker for the info hashes whose first byte falls in
+    /// share `share` of `shares` (see [`ShardedTracker`]).
+    pub fn for_share(timeouts: Timeouts, seed: u64, share: usize, shares: usize) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let bucket_key = BucketKey::draw(&mut rng);
         Tracker {
-            index: Index::default(),
+            index: Index::for_share(share, shares),
             access: AccessList::open(),
             timeouts,
             clock: PeerClock::new(timeouts.peer),

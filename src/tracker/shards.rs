@@ -37,7 +37,7 @@ impl ShardedTracker {
         let mut seeds = fastrand::Rng::with_seed(seed);
         ShardedTracker {
             shards: (0..count)
-                .map(|_| Mutex::new(Tracker::new(timeouts, seeds.u64(..))))
+                .map(|share| Mutex::new(Tracker::for_share(timeouts, seeds.u64(..), share, count)))
                 .collect(),
             sweep_shard: AtomicUsize::new(0),
             access: Mutex::new((Mode::Open, 0)),
@@ -218,6 +218,44 @@ mod tests {
         assert_eq!(ShardedTracker::new(TIMEOUTS, 0, 1).shard_count(), 1);
         assert_eq!(ShardedTracker::new(TIMEOUTS, 3, 1).shard_count(), 4);
         assert_eq!(ShardedTracker::new(TIMEOUTS, 1000, 1).shard_count(), 256);
+    }
+
+    #[test]
+    fn each_shard_holds_only_the_roots_of_its_share() {
+        for shards in [1, 4, 256] {
+            let t = ShardedTracker::new(TIMEOUTS, shards, 1);
+            for shard in t.shards.iter() {
+                assert_eq!(lock(shard).index.root_count(), 4096 / shards);
+            }
+        }
+    }
+
+    #[test]
+    fn every_first_byte_is_found_walked_and_swept_in_its_shard() {
+        // The first and last root of every first byte.
+        let hashes: Vec<InfoHash> = (0..=255u8)
+            .flat_map(|first| [0x00, 0xf0].map(|second| (first, second)))
+            .map(|(first, second)| {
+                let mut hash = hash(first, 1);
+                hash.0[1] = second;
+                hash
+            })
+            .collect();
+        for shards in [2, 8, 256] {
+            let t = ShardedTracker::new(TIMEOUTS, shards, 1);
+            for &hash in &hashes {
+                announce(&t, hash, "10.0.0.1:1", 0);
+            }
+            for hash in &hashes {
+                assert_eq!(t.scrape(hash).map(|c| c.leechers), Some(1));
+            }
+            let mut walked = Vec::new();
+            assert!(t.walk_on(&mut None, 1000, |h, _| walked.push(*h)));
+            assert_eq!(walked, hashes, "{shards} shards");
+            // One leaf per call, so that every step resumes from a cursor.
+            while !t.sweep(1000, 1) {}
+            assert_eq!(t.totals().peers, 0, "{shards} shards: every peer expired");
+        }
     }
 
     #[test]
