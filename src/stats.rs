@@ -367,6 +367,11 @@ pub fn prometheus(
             totals.completed,
         ),
         (
+            "announces_unstored_total",
+            "Announces answered but not stored: the tracker held tracker.max_peers or tracker.max_torrents.",
+            totals.unstored,
+        ),
+        (
             "udp_datagrams_total",
             "UDP datagrams received.",
             c.udp_packets,

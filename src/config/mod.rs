@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::tracker::Limits;
+
 pub use types::{ClientIp, ListenAddr, LogLevel, LogTarget, Network};
 
 /// The port upstream listens on when none is given.
@@ -134,6 +136,19 @@ pub struct TrackerSection {
     pub numwant: u32,
     pub numwant_max: u32,
     pub full_scrape: bool,
+    /// The most peers and torrents stored; 0 for no limit.
+    pub max_peers: u64,
+    pub max_torrents: u64,
+}
+
+impl TrackerSection {
+    pub fn limits(&self) -> Limits {
+        let or_none = |limit: u64, none| if limit == 0 { none } else { limit };
+        Limits {
+            peers: or_none(self.max_peers, Limits::NONE.peers),
+            torrents: usize::try_from(or_none(self.max_torrents, u64::MAX)).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 impl Default for TrackerSection {
@@ -149,6 +164,8 @@ impl Default for TrackerSection {
             numwant: 50,
             numwant_max: 200,
             full_scrape: true,
+            max_peers: 0,
+            max_torrents: 0,
         }
     }
 }

@@ -68,6 +68,16 @@ fn read_access_list(mode: Mode, path: &Path) -> Result<AccessList, String> {
     Ok(AccessList::new(mode, hashes))
 }
 
+/// Running totals as of the last status line, which reports what changed.
+#[derive(Default)]
+struct Marks {
+    answered: u64,
+    /// What the kernel had dropped before this process read its sockets.
+    dropped_at_start: u64,
+    dropped: u64,
+    unstored: u64,
+}
+
 /// The event loop and what it owns.
 pub struct Server {
     poll: Poll,
@@ -88,6 +98,7 @@ pub struct Server {
     /// An accept failed with connections left waiting: the listeners get
     /// no new event for those, so the next close tries again.
     accept_stalled: bool,
+    marks: Marks,
 }
 
 impl Server {
@@ -118,11 +129,11 @@ impl Server {
         };
         let threads = workers * udp_count;
         // Alone, the event loop needs no sharding. With threads, four shards
-        // each keep two from wanting the same lock most of the time, while
-        // every shard's empty index (about 330 kB) stays a small price.
+        // each keep two from wanting the same lock most of the time.
         let shards = if threads == 0 { 1 } else { 4 * threads };
         let tracker = ShardedTracker::new(timeouts, shards, fastrand::u64(..));
         tracker.set_access_list(access);
+        tracker.set_limits(config.tracker.limits());
         let ctx = Context::new(&config, Arc::new(tracker));
         for (i, socket) in listeners.udp.iter().enumerate() {
             udp_workers::spawn(socket, i, workers, &ctx)?;
@@ -141,6 +152,7 @@ impl Server {
             accept_failures: 0,
             accept_error: None,
             accept_stalled: false,
+            marks: Marks::default(),
         })
     }
 
@@ -151,6 +163,51 @@ impl Server {
             "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s",
             totals.torrents, totals.peers, totals.seeders
         )
+    }
+
+    /// Sends the status line, with what went wrong since the last one
+    /// appended (and logged as a warning).
+    fn report_status(&mut self) {
+        let every = STATUS_EVERY.as_secs();
+        let answered = self.ctx.all_counters().answered();
+        let rate = (answered - self.marks.answered) / every;
+        self.marks.answered = answered;
+        let mut status = self.status_line(rate);
+        let dropped = self.udp_dropped();
+        self.ctx.udp_dropped = dropped.saturating_sub(self.marks.dropped_at_start);
+        let newly_dropped = dropped.saturating_sub(self.marks.dropped);
+        self.marks.dropped = dropped;
+        if newly_dropped > 0 {
+            let what = format!("{newly_dropped} UDP datagrams dropped by the kernel in {every} s");
+            log::warn!(
+                "{what}: the receive queue was full; a larger net.core.rmem_max \
+                 absorbs bursts, a sustained rate needs more CPU"
+            );
+            status = format!("{status}; {what}");
+        }
+        let all_unstored = self.ctx.tracker.totals().unstored;
+        let unstored = all_unstored - self.marks.unstored;
+        self.marks.unstored = all_unstored;
+        if unstored > 0 {
+            let t = &self.config.tracker;
+            let what = format!("{unstored} announces answered but not stored in {every} s");
+            log::warn!(
+                "{what}: the tracker is full (tracker.max_peers = {}, tracker.max_torrents = {})",
+                t.max_peers,
+                t.max_torrents
+            );
+            status = format!("{status}; {what}");
+        }
+        if let Some(error) = self.accept_error.take() {
+            let what = format!(
+                "accepting HTTP connections failed {} times in {every} s",
+                self.accept_failures
+            );
+            log::warn!("{what}, last with: {error}");
+            status = format!("{status}; {what}");
+            self.accept_failures = 0;
+        }
+        self.notifier.status(&status);
     }
 
     /// Datagrams the kernel has dropped on all UDP sockets so far.
@@ -167,10 +224,9 @@ impl Server {
         let mut next_sweep = self.ctx.instant + sweep_every;
         let mut sweeping = false;
         let mut next_status = self.ctx.instant + STATUS_EVERY;
-        let mut answered_at_status = 0;
         // Passed-in sockets may have dropped datagrams before this process.
-        let dropped_at_start = self.udp_dropped();
-        let mut dropped_at_status = dropped_at_start;
+        self.marks.dropped_at_start = self.udp_dropped();
+        self.marks.dropped = self.marks.dropped_at_start;
         let mut next_watchdog = watchdog_every.map(|every| self.ctx.instant + every);
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
         let mut stop_by: Option<Instant> = None;
@@ -240,36 +296,7 @@ impl Server {
                 next_deadline_check = now + Duration::from_secs(1);
             }
             if now >= next_status {
-                let answered = self.ctx.all_counters().answered();
-                let rate = (answered - answered_at_status) / STATUS_EVERY.as_secs();
-                answered_at_status = answered;
-                let mut status = self.status_line(rate);
-                let dropped = self.udp_dropped();
-                self.ctx.udp_dropped = dropped.saturating_sub(dropped_at_start);
-                let newly_dropped = dropped.saturating_sub(dropped_at_status);
-                dropped_at_status = dropped;
-                if newly_dropped > 0 {
-                    let what = format!(
-                        "{newly_dropped} UDP datagrams dropped by the kernel in {} s",
-                        STATUS_EVERY.as_secs()
-                    );
-                    log::warn!(
-                        "{what}: the receive queue was full; a larger net.core.rmem_max \
-                         absorbs bursts, a sustained rate needs more CPU"
-                    );
-                    status = format!("{status}; {what}");
-                }
-                if let Some(error) = self.accept_error.take() {
-                    let what = format!(
-                        "accepting HTTP connections failed {} times in {} s",
-                        self.accept_failures,
-                        STATUS_EVERY.as_secs()
-                    );
-                    log::warn!("{what}, last with: {error}");
-                    status = format!("{status}; {what}");
-                    self.accept_failures = 0;
-                }
-                self.notifier.status(&status);
+                self.report_status();
                 next_status = now + STATUS_EVERY;
             }
             if let (Some(at), Some(every)) = (next_watchdog, watchdog_every) {

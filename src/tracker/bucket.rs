@@ -119,6 +119,10 @@ impl<const N: usize> Buckets<N> {
         peers
     }
 
+    pub fn contains(&self, addr: &[u8; N]) -> bool {
+        self.buckets[self.bucket_of(addr)].contains(addr)
+    }
+
     /// The bucket `addr` belongs in: the low bits of its keyed hash.
     fn bucket_of(&self, addr: &[u8; N]) -> usize {
         self.key.hash(addr) as usize & (self.buckets.len() - 1)

@@ -42,6 +42,7 @@ use leaf::{Addr, Swept};
 use peer::Visit;
 pub use shards::ShardedTracker;
 use swarm::split_quota;
+use torrent::Torrent;
 
 /// Timeouts, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,33 @@ pub struct Totals {
     pub seeders: u64,
     /// Completed events ever counted.
     pub completed: u64,
+    /// Announces answered but not stored, for a limit (see [`Limits`]).
+    pub unstored: u64,
+}
+
+/// The most a tracker stores. At either limit an announce that would add
+/// a peer or a torrent is answered from what is stored but not stored
+/// itself, so memory stays bounded under a flood of made-up peers or info
+/// hashes while every stored swarm goes on being served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub peers: u64,
+    pub torrents: usize,
+}
+
+impl Limits {
+    pub const NONE: Limits = Limits {
+        peers: u64::MAX,
+        torrents: usize::MAX,
+    };
+
+    /// Each of `shares` equal parts of these limits, rounded up.
+    pub fn share(self, shares: usize) -> Limits {
+        Limits {
+            peers: self.peers.div_ceil(shares as u64),
+            torrents: self.torrents.div_ceil(shares),
+        }
+    }
 }
 
 /// How many minutes-since-last-announce buckets the renew histogram has.
@@ -115,6 +143,8 @@ pub struct Tracker {
     seeders: u64,
     completed: u64,
     renew: [u64; RENEW_BUCKETS],
+    limits: Limits,
+    unstored: u64,
     /// Where the sweep resumes: a hash in the last leaf it swept.
     sweep_cursor: Option<[u8; 20]>,
 }
@@ -162,8 +192,16 @@ impl Tracker {
             seeders: 0,
             completed: 0,
             renew: [0; RENEW_BUCKETS],
+            limits: Limits::NONE,
+            unstored: 0,
             sweep_cursor: None,
         }
+    }
+
+    /// Sets what this tracker stores at most. Peers and torrents already
+    /// past a lowered limit stay until they expire.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Replaces the access list. Torrents already tracked stay until they
@@ -209,17 +247,39 @@ impl Tracker {
             key: self.bucket_key,
         };
         let hash = &request.info_hash.0;
+        let quotas = |torrent: &Torrent| {
+            let (have4, have6) = torrent.have();
+            match (families, ip) {
+                (Families::Both, _) => split_quota(request.numwant, have4, have6),
+                (Families::Own, IpAddr::V4(_)) => (request.numwant, 0),
+                (Families::Own, IpAddr::V6(_)) => (0, request.numwant),
+            }
+        };
+        if self.peers >= self.limits.peers || self.index.len() >= self.limits.torrents {
+            let leaf = self.index.leaf(hash);
+            let found = leaf.find(hash).map(|slot| leaf.get(slot));
+            // Refreshing a stored peer adds nothing; anything else would.
+            let stored = found.is_some_and(|t| t.contains(&addr));
+            if !stored && (found.is_none() || self.peers >= self.limits.peers) {
+                self.unstored += 1;
+                let Some(torrent) = found else {
+                    return Announced::Ok {
+                        counts: SwarmCounts::default(),
+                        completed: false,
+                    };
+                };
+                torrent.sample_into(quotas(&torrent), &mut self.rng, peers4, peers6);
+                return Announced::Ok {
+                    counts: torrent.counts(),
+                    completed: false,
+                };
+            }
+        }
         let leaf = self.index.leaf_mut(hash);
         let (updated, slot, new_torrent) = leaf.announce(hash, addr, &visit);
         let torrent = leaf.get(slot);
         let counts = torrent.counts();
-        let (have4, have6) = torrent.have();
-        let quotas = match (families, ip) {
-            (Families::Both, _) => split_quota(request.numwant, have4, have6),
-            (Families::Own, IpAddr::V4(_)) => (request.numwant, 0),
-            (Families::Own, IpAddr::V6(_)) => (0, request.numwant),
-        };
-        torrent.sample_into(quotas, &mut self.rng, peers4, peers6);
+        torrent.sample_into(quotas(&torrent), &mut self.rng, peers4, peers6);
         if new_torrent {
             self.index.added();
         }
@@ -268,6 +328,7 @@ impl Tracker {
             peers: self.peers,
             seeders: self.seeders,
             completed: self.completed,
+            unstored: self.unstored,
         }
     }
 

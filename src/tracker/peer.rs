@@ -122,6 +122,10 @@ impl<const N: usize> PeerList<N> {
         self.peers
     }
 
+    pub fn contains(&self, addr: &[u8; N]) -> bool {
+        self.locate(addr).is_ok()
+    }
+
     /// Where the peer at `addr` is, or where it would go: as
     /// `binary_search`, but without branches, and each step starts loading
     /// both entries the next step may probe. A big swarm's list spans

@@ -52,6 +52,13 @@ impl<const N: usize> PeerSet<N> {
         }
     }
 
+    pub fn contains(&self, addr: &[u8; N]) -> bool {
+        match self {
+            PeerSet::Flat(list) => list.contains(addr),
+            PeerSet::Bucketed(buckets) => buckets.contains(addr),
+        }
+    }
+
     /// Inserts or refreshes the peer at `addr`, spreading a flat list that
     /// outgrew [`super::bucket::GROW_ABOVE`] over buckets.
     pub fn update(&mut self, addr: [u8; N], visit: &Visit) -> Updated {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Mode};
-use super::{Timeouts, Totals, Tracker, RENEW_BUCKETS};
+use super::{Limits, Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
 
 /// Most shards a tracker is split into: one per value of the first byte.
@@ -62,6 +62,16 @@ impl ShardedTracker {
         self.shard(hash).scrape(hash)
     }
 
+    /// Sets what the tracker stores at most, each shard taking an equal
+    /// share: info hashes are spread evenly, and a flood aimed at a few
+    /// prefixes fills only their shards.
+    pub fn set_limits(&self, limits: Limits) {
+        let share = limits.share(self.shards.len());
+        for shard in self.shards.iter() {
+            lock(shard).set_limits(share);
+        }
+    }
+
     /// Replaces the access list, each shard getting the hashes in its range.
     pub fn set_access_list(&self, list: AccessList) {
         let mode = list.mode();
@@ -90,6 +100,7 @@ impl ShardedTracker {
             sum.peers += totals.peers;
             sum.seeders += totals.seeders;
             sum.completed += totals.completed;
+            sum.unstored += totals.unstored;
         }
         sum
     }

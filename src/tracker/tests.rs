@@ -71,7 +71,8 @@ fn announce_returns_self_and_both_families() {
             torrents: 1,
             peers: 2,
             seeders: 1,
-            completed: 0
+            completed: 0,
+            unstored: 0
         }
     );
 }
@@ -138,7 +139,8 @@ fn sweep_expires_peers_then_torrents() {
             torrents: 1,
             peers: 0,
             seeders: 0,
-            completed: 0
+            completed: 0,
+            unstored: 0
         }
     );
     assert!(t.scrape(&InfoHash([2; 20])).is_some());
@@ -359,4 +361,123 @@ fn completed_counts_past_the_inline_limit() {
             ..Totals::default()
         }
     );
+}
+
+/// Announces `peer` to torrent `[hash; 20]`, returning the answer and every
+/// peer in it.
+fn announce_seeing(t: &mut Tracker, hash: u8, peer: &str, seeding: bool) -> (Announced, Vec<u8>) {
+    let request = Announce {
+        info_hash: InfoHash([hash; 20]),
+        peer: peer.parse().unwrap(),
+        seeding,
+        event: Event::None,
+        numwant: 50,
+    };
+    let (mut p4, mut p6) = (Vec::new(), Vec::new());
+    let result = t.announce(&request, Families::Both, 0, &mut p4, &mut p6);
+    p4.extend(p6);
+    (result, p4)
+}
+
+fn leechers(leechers: u32, seeders: u32) -> Announced {
+    Announced::Ok {
+        counts: SwarmCounts {
+            seeders,
+            leechers,
+            completed: 0,
+        },
+        completed: false,
+    }
+}
+
+#[test]
+fn at_the_peer_limit_new_peers_are_answered_but_not_stored() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    t.set_limits(Limits {
+        peers: 2,
+        torrents: 10,
+    });
+    announce_seeing(&mut t, 1, "10.0.0.1:1", false);
+    announce_seeing(&mut t, 1, "10.0.0.2:1", false);
+    // A third peer, of either family, gets the swarm but joins nothing.
+    for newcomer in ["10.0.0.3:1", "[2001:db8::3]:1"] {
+        let (answer, peers) = announce_seeing(&mut t, 1, newcomer, false);
+        assert_eq!(answer, leechers(2, 0), "{newcomer}");
+        assert_eq!(peers.len(), 12, "{newcomer} gets both stored peers");
+    }
+    // Nor does it start a torrent of its own.
+    let (answer, peers) = announce_seeing(&mut t, 2, "10.0.0.3:1", false);
+    assert_eq!((answer, peers.len()), (leechers(0, 0), 0));
+    assert_eq!(t.scrape(&InfoHash([2; 20])), None);
+    // A stored peer still re-announces, and changes what it reports.
+    let (answer, _) = announce_seeing(&mut t, 1, "10.0.0.2:1", true);
+    assert_eq!(answer, leechers(1, 1));
+    let totals = t.totals();
+    assert_eq!((totals.peers, totals.torrents, totals.unstored), (2, 1, 3));
+    // A peer that leaves makes room for the next.
+    announce_to(&mut t, [1; 20], "10.0.0.1:1", Event::Stopped, 0);
+    let (answer, _) = announce_seeing(&mut t, 1, "10.0.0.3:1", false);
+    assert_eq!(answer, leechers(1, 1));
+    assert_eq!(t.totals().peers, 2);
+}
+
+#[test]
+fn the_peer_limit_holds_for_every_kind_of_torrent() {
+    // Past two peers a torrent moves to a crowd, past GROW_ABOVE (4096) its
+    // peers go into buckets: a stored peer must be found in each.
+    for held in [1u32, 2, 3, 5000] {
+        let mut t = Tracker::new(TIMEOUTS, 1);
+        t.set_limits(Limits {
+            peers: u64::from(held),
+            torrents: 1,
+        });
+        let peer = |n: u32| format!("10.{}.{}.{}:1", n >> 16, n >> 8 & 255, n & 255);
+        for n in 0..held {
+            announce_seeing(&mut t, 1, &peer(n), false);
+        }
+        for n in 0..held {
+            let (answer, _) = announce_seeing(&mut t, 1, &peer(n), true);
+            assert!(matches!(answer, Announced::Ok { .. }));
+        }
+        announce_seeing(&mut t, 1, &peer(held), false);
+        let totals = t.totals();
+        assert_eq!(
+            (totals.peers, totals.seeders, totals.unstored),
+            (u64::from(held), u64::from(held), 1),
+            "{held} peers held"
+        );
+    }
+}
+
+#[test]
+fn at_the_torrent_limit_new_torrents_are_answered_empty_and_old_ones_grow() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    t.set_limits(Limits {
+        peers: u64::MAX,
+        torrents: 1,
+    });
+    announce_seeing(&mut t, 1, "10.0.0.1:1", false);
+    let (answer, peers) = announce_seeing(&mut t, 2, "10.0.0.1:1", false);
+    assert_eq!((answer, peers.len()), (leechers(0, 0), 0));
+    assert_eq!(t.scrape(&InfoHash([2; 20])), None);
+    let (answer, _) = announce_seeing(&mut t, 1, "10.0.0.2:1", false);
+    assert_eq!(answer, leechers(2, 0));
+    let totals = t.totals();
+    assert_eq!((totals.peers, totals.torrents, totals.unstored), (2, 1, 1));
+}
+
+#[test]
+fn limits_are_shared_out_rounding_up() {
+    let limits = Limits {
+        peers: 10,
+        torrents: 3,
+    };
+    assert_eq!(
+        limits.share(4),
+        Limits {
+            peers: 3,
+            torrents: 1
+        }
+    );
+    assert_eq!(Limits::NONE.share(256).peers, u64::MAX / 256 + 1);
 }

@@ -2,6 +2,7 @@
 //! and walks.
 
 use super::crowd::Crowd;
+use super::leaf::Addr;
 use super::small::Small;
 use crate::proto::SwarmCounts;
 
@@ -27,6 +28,20 @@ impl Torrent<'_> {
             Torrent::One(t) => t.counts(),
             Torrent::Two(t) => t.counts(),
             Torrent::Crowd(t) => t.counts(),
+        }
+    }
+
+    /// Whether the peer at `addr` is held.
+    pub fn contains(&self, addr: &Addr) -> bool {
+        match (self, addr) {
+            (Torrent::One(t), Addr::V4(addr)) => t.peers().iter().any(|p| p.addr == *addr),
+            (Torrent::Two(t), Addr::V4(addr)) => t.peers().iter().any(|p| p.addr == *addr),
+            (Torrent::Crowd(t), Addr::V4(addr)) => t.v4.contains(addr),
+            (Torrent::Crowd(t), Addr::V6(addr)) => {
+                t.v6.as_ref().is_some_and(|v6| v6.contains(addr))
+            }
+            // Inline torrents hold IPv4 peers only.
+            (Torrent::One(_) | Torrent::Two(_), Addr::V6(_)) => false,
         }
     }
 
