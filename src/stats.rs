@@ -48,6 +48,7 @@ pub struct Counters {
     pub udp_announces: u64,
     pub udp_scrapes: u64,
     pub udp_mismatches: u64,
+    pub blocked_clients: u64,
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; 9],
@@ -68,6 +69,7 @@ impl Counters {
         self.udp_announces += other.udp_announces;
         self.udp_scrapes += other.udp_scrapes;
         self.udp_mismatches += other.udp_mismatches;
+        self.blocked_clients += other.blocked_clients;
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
         for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
@@ -385,6 +387,11 @@ pub fn prometheus(
             "udp_datagrams_dropped_total",
             "UDP datagrams the kernel dropped for a full receive queue (read every 10 s).",
             udp_dropped,
+        ),
+        (
+            "blocked_client_announces_total",
+            "Announces refused for a peer_id in access.blocked_clients.",
+            c.blocked_clients,
         ),
         (
             "tcp_accepts_total",

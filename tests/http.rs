@@ -490,3 +490,47 @@ fn full_scrape_can_be_disabled() {
     let tracker = Tracker::start("[tracker]\nfull_scrape = false\n");
     assert_eq!(full_scrape(&tracker, "").status, 404);
 }
+
+#[test]
+fn blocked_clients_are_refused_by_peer_id_over_http_and_udp() {
+    let tracker = Tracker::start("[access]\nblocked_clients = [\"-XL\", \"-SD0100-\"]\n");
+    let with_peer_id = |peer_id: &[u8; 20], port: u16| {
+        format!(
+            "/announce?info_hash={}&peer_id={}&port={port}&left=100",
+            urlencode(&hash(1)),
+            urlencode(peer_id)
+        )
+    };
+    let refused = tracker.get(&with_peer_id(b"-XL0012-abcdefghijkl", 1));
+    assert_eq!(refused.status, 200);
+    assert_eq!(
+        refused.bencode().bytes("failure reason"),
+        b"This client software is not allowed on this tracker."
+    );
+    // Other clients, and one that sends no peer_id, are served.
+    let allowed = tracker.get(&with_peer_id(b"-qB4650-abcdefghijkl", 2));
+    assert_eq!(allowed.bencode().int("incomplete"), 1);
+    let anonymous = format!("/announce?info_hash={}&port=3", urlencode(&hash(1)));
+    assert_eq!(tracker.get(&anonymous).bencode().int("incomplete"), 2);
+
+    let udp = Udp::new(tracker.v4());
+    let mut packet = Udp::announce_packet(udp.connect(), &hash(1), 4, 100, 0, 50);
+    packet[36..56].copy_from_slice(b"-SD0100-abcdefghijkl");
+    let reply = udp.exchange(&packet).expect("error reply");
+    assert_eq!(be32(&reply, 0), 3, "an error reply");
+    assert_eq!(
+        &reply[8..],
+        b"This client software is not allowed on this tracker."
+    );
+    packet[36..56].copy_from_slice(b"-SD0200-abcdefghijkl");
+    let reply = udp.exchange(&packet).expect("announce reply");
+    assert_eq!((be32(&reply, 0), be32(&reply, 12)), (1, 3));
+
+    let metrics = tracker.get("/metrics").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "opentracker_blocked_client_announces_total 2"),
+        "{metrics}"
+    );
+}

@@ -107,6 +107,8 @@ pub struct Access {
     pub stats: Vec<Network>,
     pub stats_path: String,
     pub proxy: Vec<Network>,
+    /// Prefixes of the peer_id of clients whose announces are refused.
+    pub blocked_clients: Vec<String>,
 }
 
 impl Default for Access {
@@ -117,6 +119,7 @@ impl Default for Access {
             stats: Vec::new(),
             stats_path: "stats".into(),
             proxy: Vec::new(),
+            blocked_clients: Vec::new(),
         }
     }
 }
@@ -337,6 +340,15 @@ impl Config {
                 t.numwant, t.numwant_max
             ));
         }
+        for prefix in &self.access.blocked_clients {
+            let printable = |c: char| c.is_ascii_graphic() || c == ' ';
+            if !(1..=20).contains(&prefix.len()) || !prefix.chars().all(printable) {
+                return Err(format!(
+                    "access.blocked_clients entry {prefix:?} must be 1 to 20 printable \
+                     ASCII characters: the start of a peer_id, such as \"-XL\""
+                ));
+            }
+        }
         if self.access.stats_path.is_empty() || self.access.stats_path.contains(['/', '?', ' ']) {
             return Err(format!(
                 "access.stats_path {:?} must be a plain path segment",
@@ -423,6 +435,14 @@ mod tests {
         c.tracker.peer_timeout = 10;
         c.tracker.sweep_interval = 70;
         assert!(c.validate().is_err());
+        let mut c = Config::default();
+        for refused in ["", "-XL0012-0123456789abc", "-XL\u{e9}", "-XL\n"] {
+            c.access.blocked_clients = vec![refused.into()];
+            let error = c.validate().unwrap_err();
+            assert!(error.starts_with("access.blocked_clients entry"), "{error}");
+        }
+        c.access.blocked_clients = vec!["-XL".into(), "-SD0100-".into(), "exbc".into()];
+        assert!(c.validate().is_ok());
         assert!(Config::default().validate().is_ok());
         assert!(Config::parse_toml(&Config::default().to_toml(), Path::new("f")).is_ok());
     }

@@ -32,6 +32,8 @@ pub struct AnnounceParams {
     pub event: Event,
     /// `numwant=` as sent; `None` when missing. Clamping is the tracker's job.
     pub numwant: Option<i64>,
+    /// `peer_id=`, which names the client software; `None` when missing.
+    pub peer_id: Option<[u8; 20]>,
 }
 
 /// Parses an announce query.
@@ -41,6 +43,7 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
     let mut seeding = false;
     let mut event = Event::None;
     let mut numwant = None;
+    let mut peer_id = None;
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
         let value_of = || value.filter(|v| !v.is_empty()).ok_or(ParamError::Invalid);
@@ -51,9 +54,7 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
                 }
                 info_hash = Some(InfoHash(query::decode_20(value_of()?)?));
             }
-            b"peer_id" => {
-                query::decode_20(value_of()?)?;
-            }
+            b"peer_id" => peer_id = Some(query::decode_20(value_of()?)?),
             b"port" => {
                 let number = query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?;
                 // Upstream accepts a leading minus and wraps it (-1 is 65535).
@@ -89,6 +90,7 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
         seeding,
         event,
         numwant,
+        peer_id,
     })
 }
 
@@ -213,7 +215,13 @@ mod tests {
         assert_eq!(p.event, Event::Completed);
         assert_eq!(p.numwant, Some(5));
         let p = announce(format!("info_hash={HASH}").as_bytes()).unwrap();
-        assert_eq!((p.port, p.seeding, p.numwant), (0, false, None));
+        assert_eq!(
+            (p.port, p.seeding, p.numwant, p.peer_id),
+            (0, false, None, None)
+        );
+        let p = announce(format!("info_hash={HASH}&peer_id=-XL0012-%01bcdefghijkl").as_bytes())
+            .unwrap();
+        assert_eq!(p.peer_id, Some(*b"-XL0012-\x01bcdefghijkl"));
         let p = announce(format!("info_hash={HASH}&left=abc&port=-1&event=started").as_bytes())
             .unwrap();
         assert!(p.seeding);

@@ -34,6 +34,8 @@ pub struct Announce {
     /// As sent; -1 (all bits set) means "the default", i.e. the cap.
     pub numwant: u32,
     pub port: u16,
+    /// Names the client software.
+    pub peer_id: [u8; 20],
 }
 
 /// A parsed request.
@@ -95,6 +97,8 @@ pub fn parse(packet: &[u8]) -> Option<Request<'_>> {
         ACTION_ANNOUNCE if packet.len() >= ANNOUNCE_LEN => {
             let mut hash = [0u8; 20];
             hash.copy_from_slice(&packet[16..36]);
+            let mut peer_id = [0u8; 20];
+            peer_id.copy_from_slice(&packet[36..56]);
             let event = match be_u32(packet, 80) {
                 1 => Event::Completed,
                 3 => Event::Stopped,
@@ -108,6 +112,7 @@ pub fn parse(packet: &[u8]) -> Option<Request<'_>> {
                 event,
                 numwant: be_u32(packet, 92),
                 port: u16::from_be_bytes([packet[96], packet[97]]),
+                peer_id,
             }))
         }
         ACTION_SCRAPE => {
@@ -165,6 +170,12 @@ pub fn scrape_reply_entry(out: &mut Vec<u8>, counts: SwarmCounts) {
 /// Upstream's error text, spelling and trailing NUL included.
 pub const MISMATCH_MESSAGE: &[u8] = b"Connection ID missmatch.\0";
 
+/// An error reply carrying `message`, which clients show their users.
+pub fn error_reply(out: &mut Vec<u8>, transaction_id: u32, message: &str) {
+    push_header(out, ACTION_ERROR, transaction_id);
+    out.extend_from_slice(message.as_bytes());
+}
+
 /// The 33-byte error reply to a request whose connection id is wrong.
 pub fn mismatch_reply(out: &mut Vec<u8>, transaction_id: u32) {
     push_header(out, ACTION_ERROR, transaction_id);
@@ -181,6 +192,7 @@ mod tests {
         p[8..12].copy_from_slice(&1u32.to_be_bytes());
         p[12..16].copy_from_slice(&99u32.to_be_bytes());
         p[16..36].copy_from_slice(&[0xab; 20]);
+        p[36..56].copy_from_slice(b"-qB4650-abcdefghijkl");
         p[64..72].copy_from_slice(&5u64.to_be_bytes());
         p[80..84].copy_from_slice(&3u32.to_be_bytes());
         p[92..96].copy_from_slice(&u32::MAX.to_be_bytes());
@@ -195,6 +207,7 @@ mod tests {
             panic!("not an announce")
         };
         assert_eq!((a.connection_id, a.transaction_id, a.port), (7, 99, 6881));
+        assert_eq!(&a.peer_id, b"-qB4650-abcdefghijkl");
         assert_eq!(a.event, Event::Stopped);
         assert!(!a.seeding);
         assert_eq!(a.numwant, u32::MAX);

@@ -12,6 +12,9 @@ use crate::proto::InfoHash;
 use crate::stats::Counters;
 use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
 
+/// The failure reason a client in `access.blocked_clients` is given.
+pub const CLIENT_BLOCKED: &str = "This client software is not allowed on this tracker.";
+
 /// What the request handlers need from the configuration.
 #[derive(Clone)]
 pub struct Settings {
@@ -22,6 +25,7 @@ pub struct Settings {
     pub stats_path: String,
     pub stats_allowed: Vec<Network>,
     pub proxy: Vec<Network>,
+    pub blocked_clients: Vec<Vec<u8>>,
     pub redirect_url: Option<String>,
     pub keep_alive: bool,
     pub keep_alive_timeout: u32,
@@ -40,6 +44,9 @@ impl Settings {
             stats_path: config.access.stats_path.clone(),
             stats_allowed: config.access.stats.clone(),
             proxy: config.access.proxy.clone(),
+            blocked_clients: (config.access.blocked_clients.iter())
+                .map(|prefix| prefix.as_bytes().to_vec())
+                .collect(),
             redirect_url: config.tracker.redirect_url.clone(),
             keep_alive: config.http.keep_alive,
             keep_alive_timeout: config.http.keep_alive_timeout,
@@ -184,6 +191,13 @@ impl Context {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         all
+    }
+
+    /// Whether the client that sent `peer_id` is refused: the start of a
+    /// peer_id names the client software (BEP 20).
+    pub fn blocks_client(&self, peer_id: &[u8; 20]) -> bool {
+        let blocked = &self.settings.blocked_clients;
+        !blocked.is_empty() && blocked.iter().any(|prefix| peer_id.starts_with(prefix))
     }
 
     /// Announces, leaving the sampled peers in `peers4` and `peers6`.

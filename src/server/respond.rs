@@ -155,6 +155,11 @@ fn announce(
         }
         Err(error) => return param_error(error),
     };
+    if params.peer_id.is_some_and(|id| ctx.blocks_client(&id)) {
+        ctx.counters.blocked_clients += 1;
+        bencode::failure(&mut ctx.body, super::context::CLIENT_BLOCKED);
+        return Answer::Body;
+    }
     // Only a trusted proxy's header counts; don't even look for it otherwise.
     let trusted_proxy = ctx.settings.proxy.iter().any(|net| net.contains(client));
     let ip = match trusted_proxy

@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::context::CLIENT_BLOCKED;
 use super::Context;
 use crate::proto::{udp, InfoHash};
 use crate::sys::datagrams::Datagrams;
@@ -51,6 +52,10 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
         udp::Request::Connect { transaction_id } => {
             ctx.counters.udp_connects += 1;
             udp::connect_reply(out, transaction_id, ctx.connection_ids.make(ip, now.into()));
+        }
+        udp::Request::Announce(announce) if ctx.blocks_client(&announce.peer_id) => {
+            ctx.counters.blocked_clients += 1;
+            udp::error_reply(out, transaction_id, CLIENT_BLOCKED);
         }
         udp::Request::Announce(announce) => {
             ctx.counters.udp_announces += 1;
