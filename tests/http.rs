@@ -534,3 +534,78 @@ fn blocked_clients_are_refused_by_peer_id_over_http_and_udp() {
         "{metrics}"
     );
 }
+
+/// (complete, incomplete, downloaded) of torrent `n`, if tracked.
+fn scraped(tracker: &Tracker, n: u8) -> Option<(i64, i64, i64)> {
+    let reply = tracker
+        .get(&format!("/scrape?info_hash={}", urlencode(&hash(n))))
+        .bencode();
+    let files = reply.get("files").unwrap().dict();
+    files
+        .get(hash(n).as_slice())
+        .map(|t| (t.int("complete"), t.int("incomplete"), t.int("downloaded")))
+}
+
+fn started_with_state(state: &str) -> Tracker {
+    let dir = TestDir::new();
+    let file = dir.write("state", state);
+    Tracker::launch_in(
+        dir,
+        Launch {
+            args: vec!["-l".into(), file.display().to_string()],
+            ..Launch::default()
+        },
+    )
+}
+
+#[test]
+fn a_state_dump_loads_back_with_downloads_and_last_announce_minutes() {
+    let first = Tracker::start("");
+    for port in [1, 2] {
+        first.get(&announce_path(&hash(1), port, "&left=0&event=completed"));
+    }
+    first.get(&announce_path(&hash(2), 1, "&left=0&event=completed"));
+    first.get(&announce_path(&hash(3), 1, ""));
+    let dump = first.get("/stats?mode=statedump").text();
+    let unix_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60;
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(lines.len(), 3, "{dump}");
+    for (line, (n, downloaded)) in lines.iter().zip([(1, 2), (2, 1), (3, 0)]) {
+        let fields: Vec<&str> = line.split(':').collect();
+        assert_eq!(fields[0], hex_upper(&hash(n)), "{line}");
+        let minute: u64 = fields[1].parse().unwrap();
+        assert!(
+            minute.abs_diff(unix_minute) <= 1,
+            "{line} at minute {unix_minute}"
+        );
+        assert_eq!(fields[2], downloaded.to_string(), "{line}");
+    }
+
+    // What a restart loads: downloads and last announce, without peers.
+    // A torrent last seen over a day ago has expired meanwhile.
+    let expired = format!("{}:{}:5\n", hex_upper(&hash(4)), unix_minute - 24 * 60 - 1);
+    let second = started_with_state(&format!("{dump}{expired}"));
+    assert_eq!(scraped(&second, 1), Some((0, 0, 2)));
+    assert_eq!(scraped(&second, 2), Some((0, 0, 1)));
+    assert_eq!((scraped(&second, 3), scraped(&second, 4)), (None, None));
+    let log = second.stderr();
+    assert!(
+        log.contains(": 2 torrents loaded, 2 expired or never downloaded, 0 refused"),
+        "{log}"
+    );
+    let again = second.get("/stats?mode=statedump").text();
+    assert_eq!(again.lines().collect::<Vec<_>>(), lines[..2]);
+
+    // A bad line loads nothing and names itself; the tracker still serves.
+    let third = started_with_state(&format!("{}\ngarbage\n", lines[0]));
+    assert_eq!(scraped(&third, 1), None);
+    let log = third.stderr();
+    assert!(
+        log.contains("state:2: expected HASH:MINUTE:DOWNLOADED; nothing loaded"),
+        "{log}"
+    );
+}

@@ -24,7 +24,8 @@ pub enum Command {
 
 pub const USAGE: &str = "\
 Usage: opentracker [-f config] [-i ip] [-p port] [-P port] [-A ip[/bits]] [-r url]
-                   [-d dir] [-u user] [-w file | -b file] [--log stderr|syslog]
+                   [-d dir] [-u user] [-w file | -b file] [-l file]
+                   [--log stderr|syslog]
        opentracker --check-config [-f config] [flags]
        opentracker --healthcheck [host:port]
        opentracker -v | -h";
@@ -42,6 +43,7 @@ An opentracker-compatible BitTorrent tracker (HTTP and UDP, IPv4 and IPv6).
   -u user   run as this user when started as root (default nobody)
   -w file   whitelist: only these info hashes are tracked
   -b file   blacklist: these info hashes are refused
+  -l file   load a state dump (/stats?mode=statedump) at start
   -v        print the version
   -h        this help
   --check-config       validate the configuration, print it, and exit
@@ -92,7 +94,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
             _ => {
                 let flag = arg
                     .get(..2)
-                    .filter(|f| f.starts_with('-') && "fipPArduwb".contains(&f[1..]));
+                    .filter(|f| f.starts_with('-') && "fipPArduwbl".contains(&f[1..]));
                 let Some(flag) = flag else {
                     return Err(ConfigError::new(format!("unknown argument {arg:?}")));
                 };
@@ -146,6 +148,7 @@ fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigEr
             "-r" => config.tracker.redirect_url = Some(value.clone()),
             "-d" => config.tracker.rootdir = Some(value.into()),
             "-u" => config.tracker.user = value.clone(),
+            "-l" => config.tracker.state_file = Some(value.into()),
             "-w" => {
                 config.access.whitelist = Some(value.into());
                 config.access.blacklist = None;
@@ -206,6 +209,8 @@ mod tests {
             "ot",
             "-d",
             "/srv",
+            "-l",
+            "state",
             "-w",
             "list",
             "-r",
@@ -213,6 +218,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.access.stats.len(), 1);
+        assert_eq!(c.tracker.state_file, Some("state".into()));
         assert_eq!(c.tracker.user, "ot");
         assert!(c.access.whitelist.is_some());
         assert!(run(&["-x"]).is_err());

@@ -132,6 +132,9 @@ pub struct TrackerSection {
     pub rootdir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_url: Option<String>,
+    /// A state dump to load at start (upstream's `-l`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<PathBuf>,
     pub interval: u32,
     pub peer_timeout: u32,
     pub torrent_timeout: u32,
@@ -160,6 +163,7 @@ impl Default for TrackerSection {
             user: "nobody".into(),
             rootdir: None,
             redirect_url: None,
+            state_file: None,
             interval: 1800,
             peer_timeout: 45 * 60,
             torrent_timeout: 24 * 3600,

@@ -137,6 +137,9 @@ pub enum StatsMode {
     Everything,
     /// Every torrent as `hash:seeders:leechers`, in the given format.
     Tpbs(TpbsFormat),
+    /// Every torrent as `HASH:base minute:downloaded`, the lines `-l`
+    /// loads.
+    StateDump,
 }
 
 /// Output formats of `mode=tpbs`.
@@ -194,6 +197,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
         b"everything" => StatsMode::Everything,
         // Upstream never answers tpbs without a format; text is the evident intent.
         b"tpbs" => StatsMode::Tpbs(format.unwrap_or(TpbsFormat::Txt)),
+        b"statedump" => StatsMode::StateDump,
         _ => return Err(ParamError::Invalid),
     })
 }

@@ -32,6 +32,10 @@ pub struct Settings {
     pub max_requests: u32,
     pub request_timeout: u32,
     pub max_connections: usize,
+    /// The tracker second the clock starts at: late enough that a torrent
+    /// loaded from a state dump can have announced before this process
+    /// started, and still expire on time.
+    pub clock_start: u32,
 }
 
 impl Settings {
@@ -48,6 +52,9 @@ impl Settings {
                 .map(|prefix| prefix.as_bytes().to_vec())
                 .collect(),
             redirect_url: config.tracker.redirect_url.clone(),
+            clock_start: (config.tracker.torrent_timeout)
+                .max(config.tracker.peer_timeout)
+                .min(1 << 30),
             keep_alive: config.http.keep_alive,
             keep_alive_timeout: config.http.keep_alive_timeout,
             max_requests: config.http.max_requests_per_connection,
@@ -96,7 +103,8 @@ pub struct Context {
     started: Instant,
     /// The thread's clock, refreshed once per loop turn or batch.
     pub instant: Instant,
-    /// Seconds since start: the tracker's clock.
+    /// The tracker's clock: seconds since start, plus
+    /// [`Settings::clock_start`].
     pub now: u32,
     pub stopping: bool,
     /// Datagrams the kernel dropped on the UDP sockets, as last read by the
@@ -134,6 +142,7 @@ impl Context {
         request_log: Option<RequestLog>,
         started: Instant,
     ) -> Self {
+        let now = settings.clock_start;
         Context {
             tracker,
             counters: Counters::default(),
@@ -144,7 +153,7 @@ impl Context {
             rng: fastrand::Rng::new(),
             started,
             instant: started,
-            now: 0,
+            now,
             stopping: false,
             udp_dropped: 0,
             peers4: Vec::with_capacity(200 * 6),
@@ -219,12 +228,19 @@ impl Context {
         tracker::jittered_interval(&mut self.rng, self.settings.interval)
     }
 
+    /// The tracker second and the Unix time, for state dumps.
+    pub fn clock(&self) -> (u32, u64) {
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        (self.now, unix.map_or(0, |d| d.as_secs()))
+    }
+
     pub fn uptime_secs(&self) -> u64 {
         self.instant.duration_since(self.started).as_secs()
     }
 
     pub fn tick(&mut self) {
         self.instant = Instant::now();
-        self.now = self.uptime_secs().min(u64::from(u32::MAX)) as u32;
+        let now = self.uptime_secs() + u64::from(self.settings.clock_start);
+        self.now = now.min(u64::from(u32::MAX)) as u32;
     }
 }

@@ -1,4 +1,5 @@
-//! Streamed bodies: the full scrape and `/stats?mode=tpbs`.
+//! Streamed bodies: the full scrape, `/stats?mode=tpbs` and
+//! `/stats?mode=statedump`.
 //!
 //! The body is produced a slice of torrents at a time, as the socket drains,
 //! walking the tracker in ascending hash order from a cursor. So memory stays
@@ -13,7 +14,7 @@ use flate2::Compression;
 
 use crate::proto::params::TpbsFormat;
 use crate::proto::{bencode, response, InfoHash};
-use crate::stats::tpbs_entry;
+use crate::stats::{statedump_entry, tpbs_entry};
 use crate::tracker::ShardedTracker;
 
 /// Torrents encoded per slice: about 70 KB of bencode.
@@ -23,6 +24,7 @@ const TORRENTS_PER_SLICE: usize = 1024;
 pub enum BodyKind {
     FullScrape,
     Tpbs(TpbsFormat),
+    StateDump,
 }
 
 pub struct StreamedBody {
@@ -48,9 +50,15 @@ impl StreamedBody {
         }
     }
 
-    /// Appends the next chunk(s) to `out`. Returns true once the body,
+    /// Appends the next chunk(s) to `out`, at tracker second `now` and
+    /// `unix_now` seconds since the Unix epoch. Returns true once the body,
     /// including the last chunk, is complete.
-    pub fn fill(&mut self, tracker: &ShardedTracker, out: &mut Vec<u8>) -> bool {
+    pub fn fill(
+        &mut self,
+        tracker: &ShardedTracker,
+        (now, unix_now): (u32, u64),
+        out: &mut Vec<u8>,
+    ) -> bool {
         self.plain.clear();
         if !self.started {
             self.started = true;
@@ -60,15 +68,19 @@ impl StreamedBody {
         }
         let kind = self.kind;
         let plain = &mut self.plain;
-        let finished =
-            tracker.walk_on(
-                &mut self.cursor,
-                TORRENTS_PER_SLICE,
-                |hash, counts| match kind {
-                    BodyKind::FullScrape => bencode::scrape_entry(plain, hash, counts),
-                    BodyKind::Tpbs(format) => tpbs_entry(plain, format, hash, counts),
-                },
-            );
+        let finished = tracker.walk_on(
+            &mut self.cursor,
+            TORRENTS_PER_SLICE,
+            now,
+            |hash, listed| match kind {
+                BodyKind::FullScrape => bencode::scrape_entry(plain, hash, listed.counts),
+                BodyKind::Tpbs(format) => tpbs_entry(plain, format, hash, listed.counts),
+                BodyKind::StateDump => {
+                    let minute = unix_now.saturating_sub(listed.idle.into()) / 60;
+                    statedump_entry(plain, hash, minute, listed.counts.completed)
+                }
+            },
+        );
         if finished && (kind == BodyKind::FullScrape || kind == BodyKind::Tpbs(TpbsFormat::Ben)) {
             self.plain.extend_from_slice(bencode::FILES_CLOSE);
         }
@@ -140,7 +152,7 @@ mod tests {
     fn stream(tracker: &ShardedTracker, gzip: bool) -> Vec<u8> {
         let mut body = StreamedBody::new(BodyKind::FullScrape, gzip);
         let mut out = Vec::new();
-        while !body.fill(tracker, &mut out) {}
+        while !body.fill(tracker, (0, 0), &mut out) {}
         unchunk(&out)
     }
 

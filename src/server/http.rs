@@ -212,7 +212,7 @@ impl Connection {
                 let Some(body) = &mut self.body else { break };
                 self.output.clear();
                 self.written = 0;
-                if body.fill(&ctx.tracker, &mut self.output) {
+                if body.fill(&ctx.tracker, ctx.clock(), &mut self.output) {
                     ctx.counters.full_scrape_bytes += body.produced;
                     self.body = None;
                 }

@@ -68,6 +68,54 @@ fn read_access_list(mode: Mode, path: &Path) -> Result<AccessList, String> {
     Ok(AccessList::new(mode, hashes))
 }
 
+/// Loads the state dump `tracker.state_file` names (upstream's `-l`): each
+/// torrent's completed count and the minute of its last announce, as
+/// `/stats?mode=statedump` wrote them. Torrents that would have expired by
+/// now, have no downloads, or the access list refuses, are skipped. A file
+/// that is missing, unreadable or has a bad line is logged and nothing is
+/// loaded: the tracker starts empty, and the file stays as it was.
+fn load_state(config: &Config, ctx: &Context) {
+    let Some(path) = &config.tracker.state_file else {
+        return;
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            log::warn!("state file {}: {e}; starting without it", path.display());
+            return;
+        }
+    };
+    let mut entries = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        match crate::stats::parse_statedump_line(line) {
+            Ok(entry) => entries.push(entry),
+            Err(e) => {
+                let at = format!("{}:{}", path.display(), number + 1);
+                log::warn!("state file {at}: {e}; nothing loaded");
+                return;
+            }
+        }
+    }
+    let (now, unix_now) = ctx.clock();
+    let timeout = u64::from(config.tracker.torrent_timeout);
+    let (mut loaded, mut expired, mut refused) = (0, 0, 0);
+    for (hash, minute, downloaded) in entries {
+        let idle = unix_now.saturating_sub(minute * 60);
+        if downloaded == 0 || idle >= timeout {
+            expired += 1;
+        } else if ctx.tracker.restore(&hash, downloaded, idle as u32, now) {
+            loaded += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    log::info!(
+        "state file {}: {loaded} torrents loaded, {expired} expired or never downloaded, \
+         {refused} refused by the access list or repeated",
+        path.display()
+    );
+}
+
 /// Running totals as of the last status line, which reports what changed.
 #[derive(Default)]
 struct Marks {
@@ -135,6 +183,7 @@ impl Server {
         tracker.set_access_list(access);
         tracker.set_limits(config.tracker.limits());
         let ctx = Context::new(&config, Arc::new(tracker));
+        load_state(&config, &ctx);
         for (i, socket) in listeners.udp.iter().enumerate() {
             udp_workers::spawn(socket, i, workers, &ctx)?;
         }

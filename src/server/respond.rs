@@ -252,8 +252,10 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
         Ok(mode) => mode,
         Err(error) => return param_error(error),
     };
-    if let StatsMode::Tpbs(format) = mode {
-        return Answer::Stream(BodyKind::Tpbs(format));
+    match mode {
+        StatsMode::Tpbs(format) => return Answer::Stream(BodyKind::Tpbs(format)),
+        StatsMode::StateDump => return Answer::Stream(BodyKind::StateDump),
+        _ => {}
     }
     let mut text = String::new();
     let uptime = ctx.uptime_secs();

@@ -94,6 +94,32 @@ impl Leaf {
         position(&self.ones, hash, self.prefix).ok().map(Slot::One)
     }
 
+    /// Adds a torrent with no peers, `completed` downloads and its last
+    /// announce at tracker second `last_active`, from a state dump. Returns
+    /// false, changing nothing, when the torrent is already here.
+    pub fn restore(
+        &mut self,
+        hash: &[u8; 20],
+        completed: u32,
+        last_active: u32,
+        clock: PeerClock,
+        now: u32,
+    ) -> bool {
+        if self.find(hash).is_some() {
+            return false;
+        }
+        if completed <= COMPLETED_MAX {
+            let torrent = Small::<1>::empty(*hash, completed, last_active);
+            insert(&mut self.ones, torrent, self.prefix);
+        } else {
+            let empty = Small::<1>::empty(*hash, 0, last_active);
+            let mut crowd = Crowd::from_small(&empty, clock, now);
+            crowd.completed = completed;
+            insert(&mut self.crowds, crowd, self.prefix);
+        }
+        true
+    }
+
     pub fn get(&self, slot: Slot) -> Torrent<'_> {
         match slot {
             Slot::One(at) => Torrent::One(&self.ones[at]),

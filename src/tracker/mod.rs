@@ -125,6 +125,14 @@ impl Limits {
     }
 }
 
+/// One torrent as a walk sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub counts: SwarmCounts,
+    /// Seconds since its last announce (to the peer clock's unit).
+    pub idle: u32,
+}
+
 /// How many minutes-since-last-announce buckets the renew histogram has.
 pub const RENEW_BUCKETS: usize = 45;
 
@@ -316,6 +324,27 @@ impl Tracker {
         counts
     }
 
+    /// Adds a torrent from a state dump: no peers, `completed` downloads,
+    /// last announced `idle` seconds before `now`. Returns false, changing
+    /// nothing, when the access list refuses it or it is already tracked.
+    pub fn restore(&mut self, hash: &InfoHash, completed: u32, idle: u32, now: u32) -> bool {
+        if !self.access.allows(hash) {
+            return false;
+        }
+        let last_active = now.saturating_sub(idle);
+        let restored = (self.index.leaf_mut(&hash.0)).restore(
+            &hash.0,
+            completed,
+            last_active,
+            self.clock,
+            now,
+        );
+        if restored {
+            self.index.added();
+        }
+        restored
+    }
+
     /// The counts of one torrent, or `None` when it is not tracked.
     pub fn scrape(&self, hash: &InfoHash) -> Option<SwarmCounts> {
         let leaf = self.index.leaf(&hash.0);
@@ -338,14 +367,16 @@ impl Tracker {
     }
 
     /// Calls `visit` for up to `max` torrents in ascending hash order,
-    /// starting after `after`. Returns the last hash visited, or `None` when
-    /// the walk reached the end.
+    /// starting after `after`, at tracker second `now`. Returns the last
+    /// hash visited, or `None` when the walk reached the end.
     pub fn walk(
         &self,
         after: Option<&InfoHash>,
         max: usize,
-        mut visit: impl FnMut(&InfoHash, SwarmCounts),
+        now: u32,
+        mut visit: impl FnMut(&InfoHash, Listed),
     ) -> Option<InfoHash> {
+        let clock = self.clock;
         let mut left = max;
         let mut last = None;
         let stopped = self.index.visit_after(after.map(|h| &h.0), &mut |torrent| {
@@ -354,7 +385,9 @@ impl Tracker {
             }
             left -= 1;
             let hash = InfoHash(*torrent.hash());
-            visit(&hash, torrent.counts());
+            let idle = now.saturating_sub(torrent.last_active(clock, now));
+            let counts = torrent.counts();
+            visit(&hash, Listed { counts, idle });
             last = Some(hash);
             true
         });

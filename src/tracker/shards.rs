@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Mode};
-use super::{Limits, Timeouts, Totals, Tracker, RENEW_BUCKETS};
+use super::{Limits, Listed, Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
 
 /// Most shards a tracker is split into: one per value of the first byte.
@@ -55,6 +55,11 @@ impl ShardedTracker {
     /// The shard that holds `hash`, locked: announce into it.
     pub fn shard(&self, hash: &InfoHash) -> MutexGuard<'_, Tracker> {
         lock(&self.shards[self.shard_index(hash)])
+    }
+
+    /// See [`Tracker::restore`].
+    pub fn restore(&self, hash: &InfoHash, completed: u32, idle: u32, now: u32) -> bool {
+        self.shard(hash).restore(hash, completed, idle, now)
     }
 
     /// See [`Tracker::scrape`].
@@ -133,13 +138,15 @@ impl ShardedTracker {
     }
 
     /// Visits up to `max` torrents in ascending hash order across shards,
-    /// after `cursor` (from the first when `None`), and leaves `cursor` at
-    /// the last one visited. Returns true once no torrent is left after it.
+    /// after `cursor` (from the first when `None`), at tracker second
+    /// `now`, and leaves `cursor` at the last one visited. Returns true once
+    /// no torrent is left after it.
     pub fn walk_on(
         &self,
         cursor: &mut Option<InfoHash>,
         max: usize,
-        mut visit: impl FnMut(&InfoHash, SwarmCounts),
+        now: u32,
+        mut visit: impl FnMut(&InfoHash, Listed),
     ) -> bool {
         let first = cursor.as_ref().map_or(0, |hash| self.shard_index(hash));
         let mut left = max;
@@ -148,10 +155,10 @@ impl ShardedTracker {
                 return false;
             }
             let resume = if i == first { *cursor } else { None };
-            let stopped = lock(shard).walk(resume.as_ref(), left, |hash, counts| {
+            let stopped = lock(shard).walk(resume.as_ref(), left, now, |hash, listed| {
                 left -= 1;
                 *cursor = Some(*hash);
-                visit(hash, counts);
+                visit(hash, listed);
             });
             if stopped.is_some() {
                 return false;
@@ -261,7 +268,7 @@ mod tests {
                 assert_eq!(t.scrape(hash).map(|c| c.leechers), Some(1));
             }
             let mut walked = Vec::new();
-            assert!(t.walk_on(&mut None, 1000, |h, _| walked.push(*h)));
+            assert!(t.walk_on(&mut None, 1000, 0, |h, _| walked.push(*h)));
             assert_eq!(walked, hashes, "{shards} shards");
             // One leaf per call, so that every step resumes from a cursor.
             while !t.sweep(1000, 1) {}
@@ -283,14 +290,14 @@ mod tests {
     fn walk_is_ascending_across_shards_and_resumes_anywhere() {
         let t = filled(4);
         let mut all = Vec::new();
-        assert!(t.walk_on(&mut None, 100, |h, _| all.push(*h)));
+        assert!(t.walk_on(&mut None, 100, 0, |h, _| all.push(*h)));
         let expected: Vec<InfoHash> = FIRST_BYTES.iter().map(|&b| hash(b, 1)).collect();
         assert_eq!(all, expected);
         // In chunks of every size the same sequence comes out.
         for chunk in 1..=8 {
             let mut seen = Vec::new();
             let mut cursor = None;
-            while !t.walk_on(&mut cursor, chunk, |h, _| seen.push(*h)) {}
+            while !t.walk_on(&mut cursor, chunk, 0, |h, _| seen.push(*h)) {}
             assert_eq!(seen, expected, "chunks of {chunk}");
         }
     }

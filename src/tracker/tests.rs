@@ -157,7 +157,7 @@ fn sweep_and_walk_resume() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        cursor = t.walk(cursor.as_ref(), 3, |h, _| seen.push(h.0[0]));
+        cursor = t.walk(cursor.as_ref(), 3, 0, |h, _| seen.push(h.0[0]));
         if cursor.is_none() {
             break;
         }
@@ -228,7 +228,7 @@ fn walk_all(t: &Tracker, slice: usize) -> Vec<InfoHash> {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        cursor = t.walk(cursor.as_ref(), slice, |h, _| seen.push(*h));
+        cursor = t.walk(cursor.as_ref(), slice, 0, |h, _| seen.push(*h));
         if cursor.is_none() {
             return seen;
         }
@@ -480,4 +480,34 @@ fn limits_are_shared_out_rounding_up() {
         }
     );
     assert_eq!(Limits::NONE.share(256).peers, u64::MAX / 256 + 1);
+}
+
+#[test]
+fn restored_torrents_keep_their_downloads_and_expire_on_time() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let now = 5000;
+    let (few, many) = (InfoHash([1; 20]), InfoHash([2; 20]));
+    let many_downloads = small::COMPLETED_MAX + 1;
+    assert!(t.restore(&few, 3, 100, now));
+    assert!(t.restore(&many, many_downloads, 900, now));
+    assert!(!t.restore(&few, 9, 0, now), "already tracked");
+    assert_eq!(t.scrape(&few).map(|c| c.completed), Some(3));
+    assert_eq!(t.scrape(&many).map(|c| c.completed), Some(many_downloads));
+    let mut idle = Vec::new();
+    t.walk(None, 10, now, |hash, listed| {
+        idle.push((hash.0[0], listed.idle))
+    });
+    assert_eq!(idle, [(1, 100), (2, 900)]);
+    assert_eq!((t.totals().torrents, t.totals().peers), (2, 0));
+    // Each goes a torrent timeout (1000 s) after the announce it records.
+    assert!(t.sweep(now + 99, 100));
+    assert_eq!(t.totals().torrents, 2);
+    assert!(t.sweep(now + 101, 100));
+    assert_eq!(t.scrape(&many), None);
+    assert!(t.sweep(now + 901, 100));
+    assert_eq!(t.totals().torrents, 0);
+    // A whitelist refuses what it does not list.
+    t.set_access_list(AccessList::new(Mode::Whitelist, [few]));
+    assert!(!t.restore(&many, 1, 0, now));
+    assert!(t.restore(&few, 1, 0, now));
 }

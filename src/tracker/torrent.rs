@@ -1,6 +1,7 @@
 //! A read-only view of one torrent whatever its kind, for replies, scrapes
 //! and walks.
 
+use super::clock::PeerClock;
 use super::crowd::Crowd;
 use super::leaf::Addr;
 use super::small::Small;
@@ -42,6 +43,15 @@ impl Torrent<'_> {
             }
             // Inline torrents hold IPv4 peers only.
             (Torrent::One(_) | Torrent::Two(_), Addr::V6(_)) => false,
+        }
+    }
+
+    /// Tracker second of the last announce (to the peer clock's unit).
+    pub fn last_active(&self, clock: PeerClock, now: u32) -> u32 {
+        match self {
+            Torrent::One(t) => t.last_active(clock, now),
+            Torrent::Two(t) => t.last_active(clock, now),
+            Torrent::Crowd(t) => t.last_active,
         }
     }
 
