@@ -535,17 +535,6 @@ fn blocked_clients_are_refused_by_peer_id_over_http_and_udp() {
     );
 }
 
-/// (complete, incomplete, downloaded) of torrent `n`, if tracked.
-fn scraped(tracker: &Tracker, n: u8) -> Option<(i64, i64, i64)> {
-    let reply = tracker
-        .get(&format!("/scrape?info_hash={}", urlencode(&hash(n))))
-        .bencode();
-    let files = reply.get("files").unwrap().dict();
-    files
-        .get(hash(n).as_slice())
-        .map(|t| (t.int("complete"), t.int("incomplete"), t.int("downloaded")))
-}
-
 fn started_with_state(state: &str) -> Tracker {
     let dir = TestDir::new();
     let file = dir.write("state", state);
@@ -589,9 +578,12 @@ fn a_state_dump_loads_back_with_downloads_and_last_announce_minutes() {
     // A torrent last seen over a day ago has expired meanwhile.
     let expired = format!("{}:{}:5\n", hex_upper(&hash(4)), unix_minute - 24 * 60 - 1);
     let second = started_with_state(&format!("{dump}{expired}"));
-    assert_eq!(scraped(&second, 1), Some((0, 0, 2)));
-    assert_eq!(scraped(&second, 2), Some((0, 0, 1)));
-    assert_eq!((scraped(&second, 3), scraped(&second, 4)), (None, None));
+    assert_eq!(scrape_counts(&second, 1), Some((0, 0, 2)));
+    assert_eq!(scrape_counts(&second, 2), Some((0, 0, 1)));
+    assert_eq!(
+        (scrape_counts(&second, 3), scrape_counts(&second, 4)),
+        (None, None)
+    );
     let log = second.stderr();
     assert!(
         log.contains(": 2 torrents loaded, 2 expired or never downloaded, 0 refused"),
@@ -602,7 +594,7 @@ fn a_state_dump_loads_back_with_downloads_and_last_announce_minutes() {
 
     // A bad line loads nothing and names itself; the tracker still serves.
     let third = started_with_state(&format!("{}\ngarbage\n", lines[0]));
-    assert_eq!(scraped(&third, 1), None);
+    assert_eq!(scrape_counts(&third, 1), None);
     let log = third.stderr();
     assert!(
         log.contains("state:2: expected HASH:MINUTE:DOWNLOADED; nothing loaded"),

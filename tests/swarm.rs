@@ -7,16 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn scrape_counts(tracker: &Tracker, n: u8) -> Option<(i64, i64, i64)> {
-    let reply = tracker
-        .get(&format!("/scrape?info_hash={}", urlencode(&hash(n))))
-        .bencode();
-    let files = reply.get("files").unwrap().dict();
-    files
-        .get(hash(n).as_slice())
-        .map(|t| (t.int("complete"), t.int("incomplete"), t.int("downloaded")))
-}
-
 #[test]
 fn peers_expire_and_empty_torrents_go() {
     let tracker =

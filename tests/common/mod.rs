@@ -409,6 +409,18 @@ pub fn hash(n: u8) -> [u8; 20] {
     h
 }
 
+/// (complete, incomplete, downloaded) of torrent `hash(n)` in a scrape,
+/// or `None` when the tracker does not know it.
+pub fn scrape_counts(tracker: &Tracker, n: u8) -> Option<(i64, i64, i64)> {
+    let reply = tracker
+        .get(&format!("/scrape?info_hash={}", urlencode(&hash(n))))
+        .bencode();
+    let files = reply.get("files").unwrap().dict();
+    files
+        .get(hash(n).as_slice())
+        .map(|t| (t.int("complete"), t.int("incomplete"), t.int("downloaded")))
+}
+
 pub fn announce_path(info_hash: &[u8; 20], port: u16, extra: &str) -> String {
     format!(
         "/announce?info_hash={}&peer_id={}&port={port}&left=100{extra}",
