@@ -207,6 +207,7 @@ pub fn render(
         StatsMode::Version => out.push_str(VERSION),
         StatsMode::Top10 => top(out, tracker, 10),
         StatsMode::Top100 => top(out, tracker, 100),
+        StatsMode::BusyNetworks => busy_networks(out, tracker),
         StatsMode::Everything => everything(out, c, tracker, &totals, uptime),
         StatsMode::Busy | StatsMode::Tpbs(_) | StatsMode::StateDump => return false,
     }
@@ -220,6 +221,23 @@ fn top(out: &mut String, tracker: &ShardedTracker, n: usize) {
         for (count, hash) in list {
             let _ = writeln!(out, "\t{count}\t{}", hash.to_hex_upper());
         }
+    }
+}
+
+/// Networks listed per prefix length, as upstream.
+const BUSY_NETWORKS: usize = 128;
+
+/// Upstream's `s24s` layout: a heading per prefix length, then one
+/// `PEERS: NETWORK` line per network, most peers first, and a blank line.
+/// Upstream prints IPv4 networks in IPv6 notation (`7f00::`); these are in
+/// their own family's notation, and IPv6 peers get /64 and /48 sections.
+fn busy_networks(out: &mut String, tracker: &ShardedTracker) {
+    for busiest in tracker.busiest_networks(BUSY_NETWORKS) {
+        let _ = writeln!(out, "Networks, limit /{}:", busiest.prefix);
+        for (peers, network) in busiest.networks {
+            let _ = writeln!(out, "{peers:08}: {network}");
+        }
+        out.push('\n');
     }
 }
 
@@ -489,6 +507,13 @@ mod tests {
         render(StatsMode::Everything, &counters, &tracker, 10, &mut out);
         assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
         assert!(!render(StatsMode::Busy, &counters, &tracker, 10, &mut out));
+        out.clear();
+        render(StatsMode::BusyNetworks, &counters, &tracker, 10, &mut out);
+        assert_eq!(
+            out,
+            "Networks, limit /28:\n\nNetworks, limit /24:\n\n\
+             Networks, limit /64:\n\nNetworks, limit /48:\n\n"
+        );
     }
 
     #[test]

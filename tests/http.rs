@@ -380,6 +380,37 @@ fn forwarded_for_only_from_trusted_proxies() {
     );
 }
 
+#[test]
+fn busy_networks_are_listed_per_prefix_across_torrents() {
+    // A trusted proxy lets the test announce peers from any network.
+    let tracker = Tracker::start("[access]\nproxy = [\"127.0.0.1\"]\n");
+    let peers = [
+        (60, "10.1.2.3"),
+        (61, "10.1.2.4"),
+        (60, "10.1.2.20"),
+        (61, "192.0.2.9"),
+        (60, "2001:db8:5:6::1"),
+        (61, "2001:db8:5:6::2"),
+        (61, "2001:db8:5:7::1"),
+    ];
+    for (torrent, address) in peers {
+        let request = format!(
+            "GET {} HTTP/1.0\r\nX-Forwarded-For: {address}\r\n\r\n",
+            announce_path(&hash(torrent), 6881, "")
+        );
+        assert_eq!(http(tracker.v4(), &request).status, 200);
+    }
+    let response = tracker.get("/stats?mode=s24s");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.text(),
+        "Networks, limit /28:\n00000002: 10.1.2.0\n00000001: 10.1.2.16\n00000001: 192.0.2.0\n\n\
+         Networks, limit /24:\n00000003: 10.1.2.0\n00000001: 192.0.2.0\n\n\
+         Networks, limit /64:\n00000002: 2001:db8:5:6::\n00000001: 2001:db8:5:7::\n\n\
+         Networks, limit /48:\n00000003: 2001:db8:5::\n\n"
+    );
+}
+
 fn read_one(stream: &mut TcpStream, pending: &mut Vec<u8>) -> common::Response {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -134,6 +134,8 @@ pub enum StatsMode {
     Busy,
     Top10,
     Top100,
+    /// The networks holding the most peers (upstream's "slash 24s").
+    BusyNetworks,
     Everything,
     /// Every torrent as `hash:seeders:leechers`, in the given format.
     Tpbs(TpbsFormat),
@@ -194,6 +196,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
         b"busy" => StatsMode::Busy,
         b"top10" => StatsMode::Top10,
         b"top100" => StatsMode::Top100,
+        b"s24s" => StatsMode::BusyNetworks,
         b"everything" => StatsMode::Everything,
         // Upstream never answers tpbs without a format; text is the evident intent.
         b"tpbs" => StatsMode::Tpbs(format.unwrap_or(TpbsFormat::Txt)),
@@ -282,6 +285,7 @@ mod tests {
     fn stats_modes() {
         assert_eq!(stats(b""), Ok(StatsMode::Peer));
         assert_eq!(stats(b"mode=top10"), Ok(StatsMode::Top10));
+        assert_eq!(stats(b"mode=s24s"), Ok(StatsMode::BusyNetworks));
         assert_eq!(
             stats(b"mode=tpbs&format=bin"),
             Ok(StatsMode::Tpbs(TpbsFormat::Bin))

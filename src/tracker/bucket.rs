@@ -123,6 +123,10 @@ impl<const N: usize> Buckets<N> {
         self.buckets[self.bucket_of(addr)].contains(addr)
     }
 
+    pub fn peers(&self) -> impl Iterator<Item = &Peer<N>> {
+        self.buckets.iter().flat_map(PeerList::peers)
+    }
+
     /// The bucket `addr` belongs in: the low bits of its keyed hash.
     fn bucket_of(&self, addr: &[u8; N]) -> usize {
         self.key.hash(addr) as usize & (self.buckets.len() - 1)

@@ -21,6 +21,7 @@ mod clock;
 mod crowd;
 mod index;
 mod leaf;
+mod networks;
 pub mod peer;
 mod peer_set;
 mod search;
@@ -39,6 +40,7 @@ use bucket::BucketKey;
 use clock::PeerClock;
 use index::Index;
 use leaf::{Addr, Swept};
+pub use networks::Busiest;
 use peer::Visit;
 pub use shards::ShardedTracker;
 use swarm::split_quota;
@@ -415,6 +417,14 @@ impl Tracker {
         self.peers -= swept.peers;
         self.seeders -= swept.seeders;
         self.sweep_cursor.is_none()
+    }
+
+    /// Adds every peer's network to `networks`.
+    pub fn collect_networks(&self, networks: &mut networks::Networks) {
+        self.index.visit_after(None, &mut |torrent| {
+            torrent.visit_addrs(&mut |addr| networks.add(&addr));
+            true
+        });
     }
 
     /// The `n` torrents with the most peers, seeders and leechers.

@@ -52,6 +52,14 @@ impl<const N: usize> PeerSet<N> {
         }
     }
 
+    /// Calls `visit` with every peer's address.
+    pub fn visit_addrs(&self, visit: &mut impl FnMut(&[u8; N])) {
+        match self {
+            PeerSet::Flat(list) => list.peers().iter().for_each(|p| visit(&p.addr)),
+            PeerSet::Bucketed(buckets) => buckets.peers().for_each(|p| visit(&p.addr)),
+        }
+    }
+
     pub fn contains(&self, addr: &[u8; N]) -> bool {
         match self {
             PeerSet::Flat(list) => list.contains(addr),

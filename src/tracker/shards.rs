@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Mode};
+use super::networks::{Busiest, Networks};
 use super::{Limits, Listed, Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
 
@@ -135,6 +136,16 @@ impl ShardedTracker {
             top.truncate(n);
         }
         tops
+    }
+
+    /// The `n` networks holding the most peers at each prefix length
+    /// ([`super::networks`]). Walks every peer, one shard locked at a time.
+    pub fn busiest_networks(&self, n: usize) -> Vec<Busiest> {
+        let mut networks = Networks::with_capacity(self.totals().peers as usize);
+        for shard in self.shards.iter() {
+            lock(shard).collect_networks(&mut networks);
+        }
+        networks.busiest(n)
     }
 
     /// Visits up to `max` torrents in ascending hash order across shards,

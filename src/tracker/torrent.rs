@@ -46,6 +46,20 @@ impl Torrent<'_> {
         }
     }
 
+    /// Calls `visit` with every peer's compact address.
+    pub fn visit_addrs(&self, visit: &mut impl FnMut(Addr)) {
+        match self {
+            Torrent::One(t) => t.peers().iter().for_each(|p| visit(Addr::V4(p.addr))),
+            Torrent::Two(t) => t.peers().iter().for_each(|p| visit(Addr::V4(p.addr))),
+            Torrent::Crowd(t) => {
+                t.v4.visit_addrs(&mut |addr| visit(Addr::V4(*addr)));
+                if let Some(set) = &t.v6 {
+                    set.visit_addrs(&mut |addr| visit(Addr::V6(*addr)));
+                }
+            }
+        }
+    }
+
     /// Tracker second of the last announce (to the peer clock's unit).
     pub fn last_active(&self, clock: PeerClock, now: u32) -> u32 {
         match self {
