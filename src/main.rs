@@ -125,6 +125,7 @@ fn run(config: Config) -> Result<(), String> {
     let outcome =
         sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
     let access = server::load_access_list(&config)?;
+    let blocked_networks = server::load_blocked_networks(&config)?;
 
     let identity = match &outcome {
         Outcome::Dropped { user, uid, gid } => format!("user {user} ({uid}:{gid})"),
@@ -140,16 +141,27 @@ fn run(config: Config) -> Result<(), String> {
         (opentracker::tracker::access_list::Mode::Whitelist, n) => format!("whitelist of {n}"),
         (opentracker::tracker::access_list::Mode::Blacklist, n) => format!("blacklist of {n}"),
     };
+    let blocked = match config.access.blocked_networks {
+        Some(_) => format!("; {} blocked networks", blocked_networks.len()),
+        None => String::new(),
+    };
     let udp_threads = match config.listen.udp_workers {
         0 => String::new(),
         n => format!("; UDP by {n} threads per socket"),
     };
     log::info!(
-        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}",
+        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );
-    Server::new(config, listeners, access, signals, notifier)
-        .and_then(Server::run)
-        .map_err(|e| format!("event loop: {e}"))
+    Server::new(
+        config,
+        listeners,
+        access,
+        blocked_networks,
+        signals,
+        notifier,
+    )
+    .and_then(Server::run)
+    .map_err(|e| format!("event loop: {e}"))
 }

@@ -49,6 +49,7 @@ pub struct Counters {
     pub udp_scrapes: u64,
     pub udp_mismatches: u64,
     pub blocked_clients: u64,
+    pub blocked_networks: u64,
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; 9],
@@ -70,6 +71,7 @@ impl Counters {
         self.udp_scrapes += other.udp_scrapes;
         self.udp_mismatches += other.udp_mismatches;
         self.blocked_clients += other.blocked_clients;
+        self.blocked_networks += other.blocked_networks;
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
         for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
@@ -443,6 +445,11 @@ pub fn prometheus(
             "blocked_client_announces_total",
             "Announces refused for a peer_id in access.blocked_clients.",
             c.blocked_clients,
+        ),
+        (
+            "blocked_network_requests_total",
+            "Announces, scrapes and UDP datagrams refused for a client in access.blocked_networks.",
+            c.blocked_networks,
         ),
         (
             "tcp_accepts_total",

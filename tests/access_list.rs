@@ -154,3 +154,148 @@ fn bad_list_at_start_is_fatal() {
         );
     }
 }
+
+/// What an HTTP announce for torrent 9 from `address` (forwarded by the
+/// trusted proxy the test tracker has) gets: true when served.
+fn network_allowed(tracker: &Tracker, address: &str) -> bool {
+    let request = format!(
+        "GET {} HTTP/1.0\r\nX-Forwarded-For: {address}\r\n\r\n",
+        announce_path(&hash(9), 6881, "")
+    );
+    let text = http(tracker.v4(), &request).text();
+    if text.contains("failure reason") {
+        assert_eq!(
+            text,
+            "d14:failure reason44:Your network is not allowed on this tracker.e"
+        );
+        false
+    } else {
+        true
+    }
+}
+
+/// Whether a UDP connect sent from `local` (a loopback address) is answered.
+fn udp_answered_from(tracker: &Tracker, local: &str) -> bool {
+    let socket = std::net::UdpSocket::bind((local, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+    socket.send_to(&connect, tracker.v4()).unwrap();
+    socket.recv(&mut [0u8; 64]).is_ok()
+}
+
+#[test]
+fn blocked_networks_are_refused_and_reload_on_sighup() {
+    let dir = TestDir::new();
+    let list = dir.write(
+        "blocked-networks",
+        "# abusive ranges\n10.1.0.0/16\n2001:db8:bad::/48  # a site\n127.0.0.2\n",
+    );
+    let toml = format!(
+        "[access]\nproxy = [\"127.0.0.1\"]\nblocked_networks = \"{}\"\n",
+        list.display()
+    );
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    assert!(tracker.stderr().contains("; 3 blocked networks"));
+    assert!(!network_allowed(&tracker, "10.1.2.3"));
+    assert!(!network_allowed(&tracker, "2001:db8:bad:1::9"));
+    assert!(network_allowed(&tracker, "10.2.0.1"));
+    assert!(network_allowed(&tracker, "2001:db8:beef::9"));
+    let scrape = format!(
+        "GET /scrape?info_hash={} HTTP/1.0\r\nX-Forwarded-For: 10.1.9.9\r\n\r\n",
+        urlencode(&hash(9))
+    );
+    assert!(http(tracker.v4(), &scrape)
+        .text()
+        .contains("Your network is not allowed"));
+    // Over UDP a blocked source gets no answer at all.
+    assert!(!udp_answered_from(&tracker, "127.0.0.2"));
+    assert!(udp_answered_from(&tracker, "127.0.0.3"));
+    // The refused peers were never stored: two peers announced.
+    assert_eq!(scrape_counts(&tracker, 9), Some((0, 2, 0)));
+    let metrics = tracker.get("/metrics").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "opentracker_blocked_network_requests_total 4"),
+        "{metrics}"
+    );
+
+    std::fs::write(&list, "10.2.0.0/16\n").unwrap();
+    reload(&mut tracker);
+    assert!(tracker
+        .stderr()
+        .contains("blocked networks reloaded: 1 entries"));
+    assert!(network_allowed(&tracker, "10.1.2.3"));
+    assert!(!network_allowed(&tracker, "10.2.0.1"));
+    assert!(udp_answered_from(&tracker, "127.0.0.2"));
+
+    // A malformed file: error naming file and line, old list kept.
+    std::fs::write(&list, "10.3.0.0/16\n10.4.0.0/33\n").unwrap();
+    reload(&mut tracker);
+    let log = tracker.stderr();
+    assert!(
+        log.contains(&format!(
+            "blocked networks {}: line 2: expected an address or a network",
+            list.display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("keeping the previous 1 blocked networks"),
+        "{log}"
+    );
+    assert!(!network_allowed(&tracker, "10.2.0.1"));
+    assert!(network_allowed(&tracker, "10.3.0.1"));
+    assert!(tracker.is_alive());
+}
+
+#[test]
+fn a_bad_blocked_networks_file_at_start_is_fatal() {
+    let dir = TestDir::new();
+    let list = dir.write("blocked", "192.0.2.0/24\nexample.org\n");
+    let config = dir.write(
+        "c.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\nblocked_networks = \"{}\"\n[log]\ntarget = \"stderr\"\n",
+            free_port(),
+            list.display()
+        ),
+    );
+    let (status, _, stderr) = run_binary(&["-f", config.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("blocked: line 2: expected an address or a network"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn udp_worker_threads_follow_a_reloaded_network_list() {
+    let dir = TestDir::new();
+    let list = dir.write("blocked", "127.0.0.2\n");
+    let toml = format!("[access]\nblocked_networks = \"{}\"\n", list.display());
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            listen: "udp_workers = 2".into(),
+            ..Launch::default()
+        },
+    );
+    assert!(!udp_answered_from(&tracker, "127.0.0.2"));
+    assert!(udp_answered_from(&tracker, "127.0.0.4"));
+    std::fs::write(&list, "127.0.0.4\n").unwrap();
+    reload(&mut tracker);
+    // Each worker picks the new list up at its next batch.
+    assert!(udp_answered_from(&tracker, "127.0.0.2"));
+    assert!(!udp_answered_from(&tracker, "127.0.0.4"));
+}

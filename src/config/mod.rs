@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod legacy;
+pub mod network_list;
 pub mod types;
 
 use std::fmt;
@@ -109,6 +110,9 @@ pub struct Access {
     pub proxy: Vec<Network>,
     /// Prefixes of the peer_id of clients whose announces are refused.
     pub blocked_clients: Vec<String>,
+    /// A file of addresses and networks whose requests are refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_networks: Option<PathBuf>,
 }
 
 impl Default for Access {
@@ -120,6 +124,7 @@ impl Default for Access {
             stats_path: "stats".into(),
             proxy: Vec::new(),
             blocked_clients: Vec::new(),
+            blocked_networks: None,
         }
     }
 }

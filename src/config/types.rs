@@ -57,6 +57,14 @@ pub struct Network {
 }
 
 impl Network {
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// Whether `ip` (IPv4-mapped addresses count as IPv4) is inside.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {

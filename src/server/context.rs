@@ -3,9 +3,11 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use crate::config::network_list::NetworkList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::InfoHash;
@@ -14,6 +16,30 @@ use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
 
 /// The failure reason a client in `access.blocked_clients` is given.
 pub const CLIENT_BLOCKED: &str = "This client software is not allowed on this tracker.";
+/// The failure reason an HTTP client in `access.blocked_networks` is given.
+pub const NETWORK_BLOCKED: &str = "Your network is not allowed on this tracker.";
+
+/// The blocked networks, shared by the serving threads and replaced on
+/// SIGHUP. Each thread keeps its own handle on the current list and looks
+/// at the version once per loop turn or batch, not per request.
+#[derive(Default)]
+pub struct BlockedNetworks {
+    version: AtomicU64,
+    list: Mutex<Arc<NetworkList>>,
+}
+
+impl BlockedNetworks {
+    pub fn replace(&self, list: NetworkList) {
+        *self.list.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(list);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn current(&self) -> (u64, Arc<NetworkList>) {
+        let version = self.version.load(Ordering::Acquire);
+        let list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        (version, Arc::clone(&list))
+    }
+}
 
 /// What the request handlers need from the configuration.
 #[derive(Clone)]
@@ -99,6 +125,9 @@ pub struct Context {
     pub settings: Settings,
     pub connection_ids: ConnectionIdKey,
     pub request_log: Option<RequestLog>,
+    pub blocked_networks: Arc<BlockedNetworks>,
+    /// This thread's copy of the blocked networks, and its version.
+    blocked: (u64, Arc<NetworkList>),
     rng: fastrand::Rng,
     started: Instant,
     /// The thread's clock, refreshed once per loop turn or batch.
@@ -130,6 +159,7 @@ impl Context {
             Settings::from_config(config),
             ConnectionIdKey::random(),
             request_log,
+            Arc::default(),
             Instant::now(),
         )
     }
@@ -140,6 +170,7 @@ impl Context {
         settings: Settings,
         connection_ids: ConnectionIdKey,
         request_log: Option<RequestLog>,
+        blocked_networks: Arc<BlockedNetworks>,
         started: Instant,
     ) -> Self {
         let now = settings.clock_start;
@@ -150,6 +181,8 @@ impl Context {
             settings,
             connection_ids,
             request_log,
+            blocked: blocked_networks.current(),
+            blocked_networks,
             rng: fastrand::Rng::new(),
             started,
             instant: started,
@@ -174,6 +207,7 @@ impl Context {
             self.settings.clone(),
             self.connection_ids.clone(),
             self.request_log.clone(),
+            Arc::clone(&self.blocked_networks),
             self.started,
         );
         ctx.tick();
@@ -200,6 +234,16 @@ impl Context {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         all
+    }
+
+    /// Whether any network is blocked (`access.blocked_networks`).
+    pub fn blocks_networks(&self) -> bool {
+        !self.blocked.1.is_empty()
+    }
+
+    /// Whether requests from `ip` are refused.
+    pub fn blocks_network(&self, ip: IpAddr) -> bool {
+        self.blocks_networks() && self.blocked.1.contains(ip)
     }
 
     /// Whether the client that sent `peer_id` is refused: the start of a
@@ -242,5 +286,8 @@ impl Context {
         self.instant = Instant::now();
         let now = self.uptime_secs() + u64::from(self.settings.clock_start);
         self.now = now.min(u64::from(u32::MAX)) as u32;
+        if self.blocked_networks.version.load(Ordering::Acquire) != self.blocked.0 {
+            self.blocked = self.blocked_networks.current();
+        }
     }
 }

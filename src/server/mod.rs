@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::config::network_list::NetworkList;
 use crate::config::Config;
 use crate::sys::datagrams::{self, Datagrams};
 use crate::sys::notify::Notifier;
@@ -61,11 +62,27 @@ pub fn load_access_list(config: &Config) -> Result<AccessList, String> {
 }
 
 fn read_access_list(mode: Mode, path: &Path) -> Result<AccessList, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("access list {}: {e}", path.display()))?;
-    let hashes =
-        access_list::parse(&text).map_err(|e| format!("access list {}: {e}", path.display()))?;
+    let hashes = read_list("access list", path, access_list::parse)?;
     Ok(AccessList::new(mode, hashes))
+}
+
+/// Reads `access.blocked_networks`, if set, as the access list is read.
+pub fn load_blocked_networks(config: &Config) -> Result<NetworkList, String> {
+    match &config.access.blocked_networks {
+        Some(path) => read_list("blocked networks", path, NetworkList::parse),
+        None => Ok(NetworkList::default()),
+    }
+}
+
+/// Reads and parses a list file; errors name the list and the file.
+fn read_list<T, E: std::fmt::Display>(
+    what: &str,
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
 /// Loads the state dump `tracker.state_file` names (upstream's `-l`): each
@@ -154,6 +171,7 @@ impl Server {
         config: Config,
         mut listeners: Listeners,
         access: AccessList,
+        blocked_networks: NetworkList,
         mut signals: Signals,
         notifier: Notifier,
     ) -> io::Result<Server> {
@@ -182,7 +200,9 @@ impl Server {
         let tracker = ShardedTracker::new(timeouts, shards, fastrand::u64(..));
         tracker.set_access_list(access);
         tracker.set_limits(config.tracker.limits());
-        let ctx = Context::new(&config, Arc::new(tracker));
+        let mut ctx = Context::new(&config, Arc::new(tracker));
+        ctx.blocked_networks.replace(blocked_networks);
+        ctx.tick();
         load_state(&config, &ctx);
         for (i, socket) in listeners.udp.iter().enumerate() {
             udp_workers::spawn(socket, i, workers, &ctx)?;
@@ -369,9 +389,24 @@ impl Server {
         stop
     }
 
-    /// SIGHUP: re-read the access list; a bad file keeps the old list.
+    /// SIGHUP: re-read the access list and the blocked networks; a bad file
+    /// keeps its old list.
     fn reload(&mut self) {
         self.notifier.reloading();
+        match load_blocked_networks(&self.config) {
+            Ok(list) => {
+                if self.config.access.blocked_networks.is_some() {
+                    log::info!("blocked networks reloaded: {} entries", list.len());
+                }
+                self.ctx.blocked_networks.replace(list);
+                // Served from the next request on, not the next loop turn.
+                self.ctx.tick();
+            }
+            Err(e) => log::error!(
+                "{e}; keeping the previous {} blocked networks",
+                self.ctx.blocked_networks.current().1.len()
+            ),
+        }
         match load_access_list(&self.config) {
             Ok(list) => {
                 if list.mode() != Mode::Open {

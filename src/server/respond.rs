@@ -69,6 +69,13 @@ pub fn respond(
     };
     ctx.body.clear();
     let (answer, outcome) = match request.route {
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape
+            if refuses_network(ctx, &request, client) =>
+        {
+            ctx.counters.blocked_networks += 1;
+            bencode::failure(&mut ctx.body, super::context::NETWORK_BLOCKED);
+            (Answer::Body, "blocked network")
+        }
         Route::Announce(query) => (announce(ctx, query, &request, client), "announce"),
         Route::Scrape(query) => (scrape(ctx, query), "scrape"),
         Route::FullScrape if ctx.settings.full_scrape => {
@@ -141,6 +148,26 @@ pub fn respond(
     (reply, outcome)
 }
 
+/// The address the peer announces from: the connection's, or the one a
+/// trusted proxy forwards. Only a trusted proxy's header counts; it is not
+/// even looked for otherwise.
+fn peer_ip(ctx: &Context, request: &http::Request<'_>, client: IpAddr) -> IpAddr {
+    let trusted_proxy = ctx.settings.proxy.iter().any(|net| net.contains(client));
+    match trusted_proxy
+        .then(|| http::forwarded_for(request.head))
+        .flatten()
+    {
+        Some(forwarded) => forwarded.to_canonical(),
+        None => client,
+    }
+}
+
+/// Whether the peer behind `request` is in `access.blocked_networks`.
+fn refuses_network(ctx: &Context, request: &http::Request<'_>, client: IpAddr) -> bool {
+    ctx.blocks_networks()
+        && (ctx.blocks_network(client) || ctx.blocks_network(peer_ip(ctx, request, client)))
+}
+
 fn announce(
     ctx: &mut Context,
     query: &[u8],
@@ -160,15 +187,7 @@ fn announce(
         bencode::failure(&mut ctx.body, super::context::CLIENT_BLOCKED);
         return Answer::Body;
     }
-    // Only a trusted proxy's header counts; don't even look for it otherwise.
-    let trusted_proxy = ctx.settings.proxy.iter().any(|net| net.contains(client));
-    let ip = match trusted_proxy
-        .then(|| http::forwarded_for(request.head))
-        .flatten()
-    {
-        Some(forwarded) => forwarded.to_canonical(),
-        None => client,
-    };
+    let ip = peer_ip(ctx, request, client);
     let numwant = match params.numwant {
         Some(n) if n >= 0 => (n as u64).min(ctx.settings.numwant_max.into()) as usize,
         _ => ctx.settings.numwant as usize,

@@ -33,10 +33,15 @@ pub fn answer_batch(ctx: &mut Context, batch: &mut Datagrams, reply: &mut Vec<u8
 pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Vec<u8>) {
     out.clear();
     ctx.counters.udp_packets += 1;
+    let ip = source.ip().to_canonical();
+    // Silence is the cheapest answer to a network an operator has shut out.
+    if ctx.blocks_network(ip) {
+        ctx.counters.blocked_networks += 1;
+        return;
+    }
     let Some(request) = udp::parse(packet) else {
         return;
     };
-    let ip = source.ip().to_canonical();
     let now = ctx.now;
     let transaction_id = request.transaction_id();
     if let Some(connection_id) = request.connection_id() {
