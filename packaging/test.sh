@@ -176,7 +176,7 @@ check_units() {
 	local dir=$1 bin=$2 score
 	need_pkgs systemd || return 1
 	rm -rf "$dir"
-	mkdir -p "$dir/cluster/opentracker.service.d"
+	mkdir -p "$dir/cluster/opentracker.service.d" "$dir/state/opentracker.service.d"
 	sed "s|/usr/bin/opentracker|$bin|" "$REPO/systemd/opentracker.service" >"$dir/opentracker.service"
 	cp "$REPO/systemd/opentracker.socket" "$dir/"
 	# --man=no: the pages are checked by lintian; verify would need man-db
@@ -193,6 +193,13 @@ check_units() {
 	score=$(systemd-analyze security --offline=yes "$dir/cluster/opentracker.service" 2>/dev/null | score_of)
 	check "offline exposure with the cluster drop-in: ${score:-?} (must be <= 1.5)" \
 		systemd-analyze security --offline=yes --threshold=15 "$dir/cluster/opentracker.service"
+	cp "$dir/opentracker.service" "$dir/opentracker.socket" "$dir/state/"
+	cp "$REPO/systemd/opentracker-state.conf" "$dir/state/opentracker.service.d/"
+	expect_empty "systemd-analyze verify with the state drop-in prints nothing" \
+		systemd-analyze verify --man=no "$dir/state/opentracker.service"
+	score=$(systemd-analyze security --offline=yes "$dir/state/opentracker.service" 2>/dev/null | score_of)
+	check "offline exposure with the state drop-in: ${score:-?} (must be <= 1.0)" \
+		systemd-analyze security --offline=yes --threshold=10 "$dir/state/opentracker.service"
 }
 
 cmd_deb() {
@@ -223,7 +230,8 @@ cmd_deb() {
 	for f in usr/bin/opentracker etc/opentracker/opentracker.toml lib/systemd/system/opentracker.service \
 		lib/systemd/system/opentracker.socket usr/share/man/man1/opentracker.1.gz \
 		usr/share/man/man5/opentracker.toml.5.gz usr/share/doc/opentracker/README.Debian \
-		usr/share/doc/opentracker/examples/opentracker-cluster.conf usr/share/doc/opentracker/copyright; do
+		usr/share/doc/opentracker/examples/opentracker-cluster.conf \
+		usr/share/doc/opentracker/examples/opentracker-state.conf usr/share/doc/opentracker/copyright; do
 		if [ -e "$root/$f" ]; then pass "package contains /$f"; else fail "package lacks /$f"; fi
 	done
 	check "/etc/opentracker/opentracker.toml is a conffile" \
@@ -315,6 +323,12 @@ tree_snapshot() {
 }
 
 # ct_announce HOST [announce.py options]: from the container's network.
+# ct_stats MODE: the container's tracker's /stats?mode=MODE.
+ct_stats() {
+	nsenter -t "$CT_LEADER" -n python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:6969/stats?mode=" + sys.argv[1], timeout=5).read().decode())' "$1"
+}
+
 ct_announce() {
 	local host=$1
 	shift
@@ -406,6 +420,26 @@ cmd_nspawn() {
 		ct sh -c "grep -l worker /proc/$pid/task/*/comm | wc -l | grep -qx 4"
 	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/workers.toml &&
 		systemctl daemon-reload && systemctl restart opentracker.service'
+	# Warm restart: the shipped state drop-in plus save_state keep the swarm.
+	ct sh -c 'printf "[tracker]\nstate_file = \"/var/lib/opentracker/state\"\nsave_state = true\n" \
+			>/etc/opentracker/state.toml &&
+		mkdir -p /run/systemd/system/opentracker.service.d &&
+		cp /usr/share/doc/opentracker/examples/opentracker-state.conf \
+			/run/systemd/system/opentracker.service.d/state.conf &&
+		printf "[Service]\nExecStart=\nExecStart=/usr/bin/opentracker -f /etc/opentracker/state.toml\n" \
+			>/run/systemd/system/opentracker.service.d/config.conf &&
+		systemctl daemon-reload && systemctl restart opentracker.service'
+	check "with the state drop-in: announce over HTTP and UDP" ct_announce 127.0.0.1
+	ct systemctl restart opentracker.service
+	out=$(ct_stats peer | head -n 1)
+	check "systemctl restart with save_state keeps the swarm (peers after the restart: ${out:-none})" \
+		test "${out:-0}" -ge 1
+	check "the saved state is the dynamic user's alone (mode 600)" \
+		ct sh -c 'stat -c %a /var/lib/private/opentracker/state | grep -qx 600'
+	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/state.toml &&
+		systemctl daemon-reload && systemctl restart opentracker.service &&
+		rm -r /var/lib/private/opentracker /var/lib/opentracker &&
+		rmdir --ignore-fail-on-non-empty /var/lib/private'
 	out=$(ct systemd-analyze security opentracker.service 2>&1)
 	score=$(printf '%s\n' "$out" | score_of)
 	check "online exposure (systemd-analyze security opentracker.service): ${score:-?} (must be <= 1.0)" \

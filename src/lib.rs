@@ -20,6 +20,7 @@
 pub mod config;
 pub mod proto;
 pub mod server;
+pub mod state;
 pub mod stats;
 pub mod sys;
 pub mod tracker;

@@ -277,39 +277,6 @@ fn everything(
     out.push_str("    </http_error>\n    <mutex_stall>\n      <count>0</count>\n    </mutex_stall>\n  </debug>\n</stats>");
 }
 
-/// One torrent's line of `mode=statedump`: upstream's `-l` format, with
-/// the minute (since the Unix epoch) of its last announce.
-pub fn statedump_entry(out: &mut Vec<u8>, hash: &InfoHash, minute: u64, downloaded: u32) {
-    let line = format!("{}:{minute}:{downloaded}\n", hash.to_hex_upper());
-    out.extend_from_slice(line.as_bytes());
-}
-
-/// One line of a state dump: the info hash, the minute of its last
-/// announce and its completed count.
-pub fn parse_statedump_line(line: &str) -> Result<(InfoHash, u64, u32), String> {
-    let mut fields = line.split(':');
-    let (Some(hex), Some(minute), Some(downloaded), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        return Err("expected HASH:MINUTE:DOWNLOADED".into());
-    };
-    let mut hash = InfoHash::default();
-    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{hex:?} is not 40 hex digits"));
-    }
-    for (byte, pair) in hash.0.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let digits = std::str::from_utf8(pair).unwrap_or_default();
-        *byte = u8::from_str_radix(digits, 16).unwrap_or_default();
-    }
-    let minute = minute
-        .parse()
-        .map_err(|_| format!("minute {minute:?} is not a number"))?;
-    let downloaded = downloaded
-        .parse()
-        .map_err(|_| format!("downloaded {downloaded:?} is not a number"))?;
-    Ok((hash, minute, downloaded))
-}
-
 /// One torrent's line of `mode=tpbs` in the given format.
 pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts: SwarmCounts) {
     match format {
@@ -591,25 +558,5 @@ mod tests {
         out.clear();
         tpbs_entry(&mut out, TpbsFormat::Bin, &InfoHash([0; 20]), counts);
         assert_eq!(out.len(), 28);
-    }
-
-    #[test]
-    fn statedump_lines_read_back() {
-        let mut out = Vec::new();
-        statedump_entry(&mut out, &InfoHash([0xab; 20]), 29_000_000, 7);
-        let line = String::from_utf8(out).unwrap();
-        assert_eq!(line, format!("{}:29000000:7\n", "AB".repeat(20)));
-        let read = parse_statedump_line(line.trim_end()).unwrap();
-        assert_eq!(read, (InfoHash([0xab; 20]), 29_000_000, 7));
-        for (bad, why) in [
-            ("", "expected HASH:MINUTE:DOWNLOADED"),
-            ("ab:1:2", "not 40 hex digits"),
-            (&format!("{}:1:2:3", "ab".repeat(20)), "expected"),
-            (&format!("{}:x:2", "ab".repeat(20)), "minute \"x\""),
-            (&format!("{}:1:-2", "ab".repeat(20)), "downloaded \"-2\""),
-        ] {
-            let error = parse_statedump_line(bad).unwrap_err();
-            assert!(error.contains(why), "{bad:?}: {error}");
-        }
     }
 }

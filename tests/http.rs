@@ -617,7 +617,9 @@ fn a_state_dump_loads_back_with_downloads_and_last_announce_minutes() {
     );
     let log = second.stderr();
     assert!(
-        log.contains(": 2 torrents loaded, 2 expired or never downloaded, 0 refused"),
+        log.contains(": 2 torrents loaded, 0 peers, in ")
+            && log
+                .contains("; 2 torrents expired or never downloaded, 0 peers timed out, 0 refused"),
         "{log}"
     );
     let again = second.get("/stats?mode=statedump").text();

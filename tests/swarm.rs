@@ -72,3 +72,187 @@ fn a_full_tracker_answers_newcomers_from_its_swarms_without_storing_them() {
         "{log}"
     );
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_saved_state_brings_the_swarms_back_after_a_restart() {
+    let keep = TestDir::new();
+    keep.writable_by_tracker();
+    let path = keep.path("state");
+    let toml = format!(
+        "[tracker]\nstate_file = \"{}\"\nsave_state = true\n",
+        path.display()
+    );
+    let mut first = Tracker::start(&toml);
+    assert!(first.stderr().contains("none yet; starting empty"));
+    first.get(&announce_path(&hash(1), 1, "&left=0&event=completed"));
+    first.get(&announce_path(&hash(1), 2, "&left=5"));
+    let v6 = format!(
+        "GET {} HTTP/1.0\r\n\r\n",
+        announce_path(&hash(2), 3, "&left=0")
+    );
+    assert_eq!(http(first.v6(), &v6).status, 200);
+    first.get(&announce_path(&hash(3), 4, "&left=0&event=completed"));
+    first.get(&announce_path(&hash(3), 4, "&event=stopped"));
+    // Never downloaded and left: nothing to keep.
+    first.get(&announce_path(&hash(4), 5, ""));
+    first.get(&announce_path(&hash(4), 5, "&event=stopped"));
+    assert!(first.stop().success());
+    assert!(
+        first.stderr().contains(": 3 torrents and 3 peers saved in"),
+        "{}",
+        first.stderr()
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("# opentracker state 1"), "{text}");
+    let second = unix_now();
+    let peer_lines: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix('\t'))
+        .map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let at: u64 = fields[3].parse().unwrap();
+            assert!(second.abs_diff(at) <= 5, "{l}");
+            fields[..3].join(" ")
+        })
+        .collect();
+    assert_eq!(
+        peer_lines,
+        ["127.0.0.1 1 sc", "127.0.0.1 2 l", "::1 3 s"],
+        "{text}"
+    );
+    assert!(!keep.path("state.new").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "peer addresses are for the owner only");
+
+    let second = Tracker::start(&toml);
+    let log = second.stderr();
+    assert!(log.contains(": 3 torrents loaded, 3 peers, in "), "{log}");
+    assert_eq!(scrape_counts(&second, 1), Some((1, 1, 1)));
+    assert_eq!(scrape_counts(&second, 2), Some((1, 0, 0)));
+    assert_eq!(scrape_counts(&second, 3), Some((0, 0, 1)));
+    assert_eq!(scrape_counts(&second, 4), None);
+    // A newcomer gets the peers from before the restart.
+    let reply = second
+        .get(&announce_path(&hash(1), 9, "&numwant=10"))
+        .bencode();
+    let mut ports: Vec<u16> = reply
+        .bytes("peers")
+        .chunks(6)
+        .map(|p| u16::from_be_bytes([p[4], p[5]]))
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [1, 2, 9]);
+    // The restored seeder's download was counted before: a repeated
+    // completed is not counted again.
+    second.get(&announce_path(&hash(1), 1, "&left=0&event=completed"));
+    assert_eq!(scrape_counts(&second, 1), Some((1, 2, 1)));
+}
+
+#[test]
+fn saved_peers_keep_their_age_across_the_downtime() {
+    let keep = TestDir::new();
+    let now = unix_now();
+    let hex: String = hash(6).iter().map(|b| format!("{b:02X}")).collect();
+    // Saved a while ago: one peer already past the 30 s timeout, one with
+    // 10 s left, one fresh.
+    let state = keep.write(
+        "state",
+        &format!(
+            "# opentracker state 1\n{hex}:{}:0\n\t10.0.0.1 1 l {}\n\t10.0.0.2 2 s {}\n\t10.0.0.3 3 l {}\n",
+            now / 60,
+            now - 40,
+            now - 20,
+            now
+        ),
+    );
+    let tracker = Tracker::start(&format!(
+        "[tracker]\npeer_timeout = 30\nsweep_interval = 1\nstate_file = \"{}\"\n",
+        state.display()
+    ));
+    let log = tracker.stderr();
+    assert!(log.contains(": 1 torrents loaded, 2 peers, in "), "{log}");
+    assert!(log.contains("1 peers timed out"), "{log}");
+    assert_eq!(scrape_counts(&tracker, 6), Some((1, 1, 0)));
+    // The seeder times out 30 s after its last announce before the
+    // restart, not 30 s after the restart.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while scrape_counts(&tracker, 6) != Some((0, 1, 0)) {
+        assert!(
+            Instant::now() < deadline,
+            "the restored seeder never expired"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Loaded without save_state, the file is read and left alone.
+    drop(tracker);
+    assert!(std::fs::read_to_string(&state)
+        .unwrap()
+        .contains("10.0.0.1 1 l"));
+}
+
+#[test]
+fn a_bad_saved_state_loads_nothing_and_names_its_line() {
+    let keep = TestDir::new();
+    let hex: String = hash(7).iter().map(|b| format!("{b:02X}")).collect();
+    for (text, error) in [
+        (
+            format!("{hex}:1:0\n\t10.0.0.1 1 x 5\n"),
+            "state:2: flags \"x\"",
+        ),
+        (
+            "\t10.0.0.1 1 l 5\n".to_string(),
+            "state:1: a peer line before any torrent line",
+        ),
+    ] {
+        let state = keep.write("state", &text);
+        let tracker = Tracker::start(&format!(
+            "[tracker]\nstate_file = \"{}\"\nsave_state = true\n",
+            state.display()
+        ));
+        let log = tracker.stderr();
+        assert!(log.contains(error), "{log}");
+        assert!(log.contains("; nothing loaded"), "{log}");
+        assert_eq!(scrape_counts(&tracker, 7), None);
+    }
+}
+
+#[test]
+fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
+    if !is_root() {
+        skip(
+            "a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays",
+            "needs root: the tracker then drops to nobody, who cannot write a root-owned directory",
+        );
+        return;
+    }
+    let keep = TestDir::new();
+    let hex: String = hash(8).iter().map(|b| format!("{b:02X}")).collect();
+    let old = format!("{hex}:{}:3\n", unix_now() / 60);
+    let state = keep.write("state", &old);
+    let mut tracker = Tracker::start(&format!(
+        "[tracker]\nstate_file = \"{}\"\nsave_state = true\n",
+        state.display()
+    ));
+    assert_eq!(scrape_counts(&tracker, 8), Some((0, 0, 3)));
+    tracker.get(&announce_path(&hash(8), 1, "&left=0&event=completed"));
+    assert!(tracker.stop().success());
+    let log = tracker.stderr();
+    assert!(
+        log.contains(&format!(
+            "state file {}: Permission denied (os error 13); not saved",
+            state.display()
+        )),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), old);
+    assert!(!keep.path("state.new").exists());
+}

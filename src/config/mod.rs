@@ -140,6 +140,8 @@ pub struct TrackerSection {
     /// A state dump to load at start (upstream's `-l`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_file: Option<PathBuf>,
+    /// Write the whole state, peers included, to `state_file` on stop.
+    pub save_state: bool,
     pub interval: u32,
     pub peer_timeout: u32,
     pub torrent_timeout: u32,
@@ -169,6 +171,7 @@ impl Default for TrackerSection {
             rootdir: None,
             redirect_url: None,
             state_file: None,
+            save_state: false,
             interval: 1800,
             peer_timeout: 45 * 60,
             torrent_timeout: 24 * 3600,
@@ -349,6 +352,9 @@ impl Config {
                 t.numwant, t.numwant_max
             ));
         }
+        if t.save_state && t.state_file.is_none() {
+            return Err("tracker.save_state needs tracker.state_file: where to save".into());
+        }
         for prefix in &self.access.blocked_clients {
             let printable = |c: char| c.is_ascii_graphic() || c == ' ';
             if !(1..=20).contains(&prefix.len()) || !prefix.chars().all(printable) {
@@ -444,6 +450,14 @@ mod tests {
         c.tracker.peer_timeout = 10;
         c.tracker.sweep_interval = 70;
         assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.tracker.save_state = true;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("needs tracker.state_file"));
+        c.tracker.state_file = Some("/var/lib/opentracker/state".into());
+        assert!(c.validate().is_ok());
         let mut c = Config::default();
         for refused in ["", "-XL0012-0123456789abc", "-XL\u{e9}", "-XL\n"] {
             c.access.blocked_clients = vec![refused.into()];

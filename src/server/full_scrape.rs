@@ -14,7 +14,8 @@ use flate2::Compression;
 
 use crate::proto::params::TpbsFormat;
 use crate::proto::{bencode, response, InfoHash};
-use crate::stats::{statedump_entry, tpbs_entry};
+use crate::state::torrent_line;
+use crate::stats::tpbs_entry;
 use crate::tracker::ShardedTracker;
 
 /// Torrents encoded per slice: about 70 KB of bencode.
@@ -77,7 +78,7 @@ impl StreamedBody {
                 BodyKind::Tpbs(format) => tpbs_entry(plain, format, hash, listed.counts),
                 BodyKind::StateDump => {
                     let minute = unix_now.saturating_sub(listed.idle.into()) / 60;
-                    statedump_entry(plain, hash, minute, listed.counts.completed)
+                    torrent_line(plain, hash, minute, listed.counts.completed)
                 }
             },
         );

@@ -15,6 +15,7 @@ pub mod healthcheck;
 mod http;
 pub mod listeners;
 mod respond;
+mod state;
 mod udp;
 mod udp_workers;
 
@@ -83,54 +84,6 @@ fn read_list<T, E: std::fmt::Display>(
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     parse(&text).map_err(|e| format!("{what} {}: {e}", path.display()))
-}
-
-/// Loads the state dump `tracker.state_file` names (upstream's `-l`): each
-/// torrent's completed count and the minute of its last announce, as
-/// `/stats?mode=statedump` wrote them. Torrents that would have expired by
-/// now, have no downloads, or the access list refuses, are skipped. A file
-/// that is missing, unreadable or has a bad line is logged and nothing is
-/// loaded: the tracker starts empty, and the file stays as it was.
-fn load_state(config: &Config, ctx: &Context) {
-    let Some(path) = &config.tracker.state_file else {
-        return;
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => {
-            log::warn!("state file {}: {e}; starting without it", path.display());
-            return;
-        }
-    };
-    let mut entries = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        match crate::stats::parse_statedump_line(line) {
-            Ok(entry) => entries.push(entry),
-            Err(e) => {
-                let at = format!("{}:{}", path.display(), number + 1);
-                log::warn!("state file {at}: {e}; nothing loaded");
-                return;
-            }
-        }
-    }
-    let (now, unix_now) = ctx.clock();
-    let timeout = u64::from(config.tracker.torrent_timeout);
-    let (mut loaded, mut expired, mut refused) = (0, 0, 0);
-    for (hash, minute, downloaded) in entries {
-        let idle = unix_now.saturating_sub(minute * 60);
-        if downloaded == 0 || idle >= timeout {
-            expired += 1;
-        } else if ctx.tracker.restore(&hash, downloaded, idle as u32, now) {
-            loaded += 1;
-        } else {
-            refused += 1;
-        }
-    }
-    log::info!(
-        "state file {}: {loaded} torrents loaded, {expired} expired or never downloaded, \
-         {refused} refused by the access list or repeated",
-        path.display()
-    );
 }
 
 /// Running totals as of the last status line, which reports what changed.
@@ -203,7 +156,7 @@ impl Server {
         let mut ctx = Context::new(&config, Arc::new(tracker));
         ctx.blocked_networks.replace(blocked_networks);
         ctx.tick();
-        load_state(&config, &ctx);
+        state::load(&config, &ctx);
         for (i, socket) in listeners.udp.iter().enumerate() {
             udp_workers::spawn(socket, i, workers, &ctx)?;
         }
@@ -349,6 +302,7 @@ impl Server {
             let now = self.ctx.instant;
             if let Some(deadline) = stop_by {
                 if now >= deadline || !self.connections.iter().any(|(_, c)| c.is_writing()) {
+                    state::save(&self.config, &self.ctx);
                     return Ok(());
                 }
                 continue;

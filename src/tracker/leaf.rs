@@ -7,6 +7,8 @@
 //! torrents), so inserting into its sorted vectors moves little memory even
 //! when an attacker picks hashes sharing a long prefix.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use super::capacity;
 use super::clock::PeerClock;
 use super::crowd::{Crowd, Fit};
@@ -46,6 +48,42 @@ pub enum Slot {
 pub enum Addr {
     V4([u8; 6]),
     V6([u8; 18]),
+}
+
+impl Addr {
+    /// The compact form of `ip` (IPv4-mapped addresses given as IPv4) and
+    /// `port`: address bytes, then the port, big-endian.
+    pub fn new(ip: IpAddr, port: u16) -> Addr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut addr = [0u8; 6];
+                addr[..4].copy_from_slice(&v4.octets());
+                addr[4..].copy_from_slice(&port.to_be_bytes());
+                Addr::V4(addr)
+            }
+            IpAddr::V6(v6) => {
+                let mut addr = [0u8; 18];
+                addr[..16].copy_from_slice(&v6.octets());
+                addr[16..].copy_from_slice(&port.to_be_bytes());
+                Addr::V6(addr)
+            }
+        }
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        match self {
+            Addr::V4(a) => {
+                let ip = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+                SocketAddr::new(ip.into(), u16::from_be_bytes([a[4], a[5]]))
+            }
+            Addr::V6(a) => {
+                let mut ip = [0u8; 16];
+                ip.copy_from_slice(&a[..16]);
+                let port = u16::from_be_bytes([a[16], a[17]]);
+                SocketAddr::new(Ipv6Addr::from(ip).into(), port)
+            }
+        }
+    }
 }
 
 /// What a sweep of one leaf dropped.
@@ -152,6 +190,14 @@ impl Leaf {
         };
         crowd.completed += 1;
         Slot::Crowd(insert(&mut self.crowds, crowd, self.prefix))
+    }
+
+    /// Adds a peer from a state file as it was at `visit.now`, its last
+    /// announce, with its completed flag but counting no download. Returns
+    /// the update and whether the torrent is new.
+    pub fn restore_peer(&mut self, hash: &[u8; 20], addr: Addr, visit: &Visit) -> (Updated, bool) {
+        let (updated, _, new) = self.update_peer(hash, addr, visit);
+        (updated, new)
     }
 
     /// Inserts or refreshes a peer, creating the torrent or moving it to a

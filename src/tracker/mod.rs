@@ -135,6 +135,28 @@ pub struct Listed {
     pub idle: u32,
 }
 
+/// A peer as a state file keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SavedPeer {
+    pub addr: SocketAddr,
+    pub seeding: bool,
+    /// Its completed download was counted; a repeated `completed` is not.
+    pub completed: bool,
+    /// Seconds since its last announce (to the peer clock's unit).
+    pub age: u32,
+}
+
+/// One torrent as a state file keeps it.
+#[derive(Clone, Copy, Debug)]
+pub struct Saved<'a> {
+    pub hash: &'a InfoHash,
+    pub completed: u32,
+    /// Seconds since its last announce.
+    pub idle: u32,
+    /// Its peers that have not timed out.
+    pub peers: &'a [SavedPeer],
+}
+
 /// How many minutes-since-last-announce buckets the renew histogram has.
 pub const RENEW_BUCKETS: usize = 45;
 
@@ -164,20 +186,6 @@ pub struct Tracker {
 pub fn jittered_interval(rng: &mut fastrand::Rng, base: u32) -> u32 {
     let jitter = base / 10;
     base - jitter + rng.u32(0..(2 * jitter).max(1))
-}
-
-fn compact_v4(ip: std::net::Ipv4Addr, port: u16) -> [u8; 6] {
-    let mut addr = [0u8; 6];
-    addr[..4].copy_from_slice(&ip.octets());
-    addr[4..].copy_from_slice(&port.to_be_bytes());
-    addr
-}
-
-fn compact_v6(ip: std::net::Ipv6Addr, port: u16) -> [u8; 18] {
-    let mut addr = [0u8; 18];
-    addr[..16].copy_from_slice(&ip.octets());
-    addr[16..].copy_from_slice(&port.to_be_bytes());
-    addr
 }
 
 impl Tracker {
@@ -245,10 +253,7 @@ impl Tracker {
         if !self.access.allows(&request.info_hash) {
             return Announced::NotAuthorized;
         }
-        let addr = match ip {
-            IpAddr::V4(v4) => Addr::V4(compact_v4(v4, port)),
-            IpAddr::V6(v6) => Addr::V6(compact_v6(v6, port)),
-        };
+        let addr = Addr::new(ip, port);
         let visit = Visit {
             clock: self.clock,
             now,
@@ -311,10 +316,7 @@ impl Tracker {
     }
 
     fn stop(&mut self, hash: &InfoHash, ip: IpAddr, port: u16, now: u32) -> SwarmCounts {
-        let addr = match ip {
-            IpAddr::V4(v4) => Addr::V4(compact_v4(v4, port)),
-            IpAddr::V6(v6) => Addr::V6(compact_v6(v6, port)),
-        };
+        let addr = Addr::new(ip, port);
         let leaf = self.index.leaf_mut(&hash.0);
         let Some((removed_seeding, counts)) = leaf.stop(&hash.0, addr, self.clock, now) else {
             return SwarmCounts::default();
@@ -330,7 +332,7 @@ impl Tracker {
     /// last announced `idle` seconds before `now`. Returns false, changing
     /// nothing, when the access list refuses it or it is already tracked.
     pub fn restore(&mut self, hash: &InfoHash, completed: u32, idle: u32, now: u32) -> bool {
-        if !self.access.allows(hash) {
+        if !self.access.allows(hash) || self.index.len() >= self.limits.torrents {
             return false;
         }
         let last_active = now.saturating_sub(idle);
@@ -345,6 +347,62 @@ impl Tracker {
             self.index.added();
         }
         restored
+    }
+
+    /// Adds a peer from a state file to a torrent [`Tracker::restore`]d
+    /// first, as last seen `peer.age` seconds before `now`: it expires when
+    /// it would have, had the tracker kept running. No download is counted.
+    /// Returns false when the torrent is refused or not there, the peer
+    /// limit is reached, or the peer was there already.
+    pub fn restore_peer(&mut self, hash: &InfoHash, peer: &SavedPeer, now: u32) -> bool {
+        let addr = Addr::new(peer.addr.ip().to_canonical(), peer.addr.port());
+        let leaf = self.index.leaf_mut(&hash.0);
+        let Some(slot) = leaf.find(&hash.0) else {
+            return false;
+        };
+        if self.peers >= self.limits.peers || leaf.get(slot).contains(&addr) {
+            return false;
+        }
+        let visit = Visit {
+            clock: self.clock,
+            now: now.saturating_sub(peer.age),
+            seeding: peer.seeding,
+            completed: peer.completed,
+            key: self.bucket_key,
+        };
+        let (updated, _) = leaf.restore_peer(&hash.0, addr, &visit);
+        self.peers += u64::from(updated.new);
+        self.seeders = self
+            .seeders
+            .wrapping_add_signed(updated.seeder_delta.into());
+        updated.new
+    }
+
+    /// Calls `visit` with every torrent and its peers that have not timed
+    /// out, as a state file keeps them.
+    pub fn visit_saved(&self, now: u32, visit: &mut impl FnMut(Saved)) {
+        let clock = self.clock;
+        let mut peers = Vec::new();
+        self.index.visit_after(None, &mut |torrent| {
+            peers.clear();
+            torrent.visit_peers(&mut |addr, mark| {
+                if !clock.expired(mark, now) {
+                    peers.push(SavedPeer {
+                        addr: addr.socket_addr(),
+                        seeding: mark.seeding(),
+                        completed: mark.completed(),
+                        age: clock.age(mark, now),
+                    });
+                }
+            });
+            visit(Saved {
+                hash: &InfoHash(*torrent.hash()),
+                completed: torrent.counts().completed,
+                idle: now.saturating_sub(torrent.last_active(clock, now)),
+                peers: &peers,
+            });
+            true
+        });
     }
 
     /// The counts of one torrent, or `None` when it is not tracked.
@@ -422,7 +480,7 @@ impl Tracker {
     /// Adds every peer's network to `networks`.
     pub fn collect_networks(&self, networks: &mut networks::Networks) {
         self.index.visit_after(None, &mut |torrent| {
-            torrent.visit_addrs(&mut |addr| networks.add(&addr));
+            torrent.visit_peers(&mut |addr, _| networks.add(&addr));
             true
         });
     }

@@ -52,11 +52,11 @@ impl<const N: usize> PeerSet<N> {
         }
     }
 
-    /// Calls `visit` with every peer's address.
-    pub fn visit_addrs(&self, visit: &mut impl FnMut(&[u8; N])) {
+    /// Calls `visit` with every peer.
+    pub fn visit(&self, visit: &mut impl FnMut(&Peer<N>)) {
         match self {
-            PeerSet::Flat(list) => list.peers().iter().for_each(|p| visit(&p.addr)),
-            PeerSet::Bucketed(buckets) => buckets.peers().for_each(|p| visit(&p.addr)),
+            PeerSet::Flat(list) => list.peers().iter().for_each(visit),
+            PeerSet::Bucketed(buckets) => buckets.peers().for_each(visit),
         }
     }
 

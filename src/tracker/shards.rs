@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Mode};
 use super::networks::{Busiest, Networks};
-use super::{Limits, Listed, Timeouts, Totals, Tracker, RENEW_BUCKETS};
+use super::{Limits, Listed, Saved, SavedPeer, Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
 
 /// Most shards a tracker is split into: one per value of the first byte.
@@ -136,6 +136,18 @@ impl ShardedTracker {
             top.truncate(n);
         }
         tops
+    }
+
+    pub fn restore_peer(&self, hash: &InfoHash, peer: &SavedPeer, now: u32) -> bool {
+        self.shard(hash).restore_peer(hash, peer, now)
+    }
+
+    /// Calls `visit` with every torrent in ascending hash order and its
+    /// live peers, one shard locked at a time.
+    pub fn visit_saved(&self, now: u32, visit: &mut impl FnMut(Saved)) {
+        for shard in self.shards.iter() {
+            lock(shard).visit_saved(now, visit);
+        }
     }
 
     /// The `n` networks holding the most peers at each prefix length

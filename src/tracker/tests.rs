@@ -511,3 +511,95 @@ fn restored_torrents_keep_their_downloads_and_expire_on_time() {
     assert!(!t.restore(&many, 1, 0, now));
     assert!(t.restore(&few, 1, 0, now));
 }
+
+fn saved(addr: &str, seeding: bool, completed: bool, age: u32) -> SavedPeer {
+    SavedPeer {
+        addr: addr.parse().unwrap(),
+        seeding,
+        completed,
+        age,
+    }
+}
+
+/// Everything `visit_saved` reports, peers sorted by address.
+fn saved_state(t: &Tracker, now: u32) -> Vec<(u8, u32, u32, Vec<SavedPeer>)> {
+    let mut out = Vec::new();
+    t.visit_saved(now, &mut |s| {
+        let mut peers = s.peers.to_vec();
+        peers.sort_by_key(|p| p.addr);
+        out.push((s.hash.0[0], s.completed, s.idle, peers));
+    });
+    out
+}
+
+#[test]
+fn saved_peers_come_back_with_their_flags_and_ages() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let now = 5000;
+    let hash = InfoHash([1; 20]);
+    announce(&mut t, "10.0.0.4:4", false, Event::None, now - 150);
+    announce(&mut t, "10.0.0.1:1", true, Event::Completed, now - 60);
+    announce(&mut t, "10.0.0.2:2", false, Event::None, now - 10);
+    announce(&mut t, "[2001:db8::3]:3", true, Event::None, now);
+    let before = saved_state(&t, now);
+    // The peer past the 100 s timeout, not swept yet, is not saved.
+    let expected = vec![
+        saved("10.0.0.1:1", true, true, 60),
+        saved("10.0.0.2:2", false, false, 10),
+        saved("[2001:db8::3]:3", true, false, 0),
+    ];
+    assert_eq!(before, [(1, 1, 0, expected.clone())]);
+
+    // Restored into another tracker 20 s later, in the order loading uses.
+    let mut restored = Tracker::new(TIMEOUTS, 1);
+    let later = 7000;
+    assert!(restored.restore(&hash, 1, 20, later));
+    for peer in &expected {
+        let peer = SavedPeer {
+            age: peer.age + 20,
+            ..*peer
+        };
+        assert!(restored.restore_peer(&hash, &peer, later));
+    }
+    assert!(
+        !restored.restore_peer(&hash, &expected[0], later),
+        "repeated"
+    );
+    let aged: Vec<SavedPeer> = expected
+        .iter()
+        .map(|p| SavedPeer {
+            age: p.age + 20,
+            ..*p
+        })
+        .collect();
+    assert_eq!(saved_state(&restored, later), [(1, 1, 20, aged)]);
+    let totals = restored.totals();
+    assert_eq!((totals.peers, totals.seeders, totals.completed), (3, 2, 0));
+    // A completed announce from the restored seeder is not counted twice.
+    announce(&mut restored, "10.0.0.1:1", true, Event::Completed, later);
+    assert_eq!(restored.scrape(&hash).map(|c| c.completed), Some(1));
+    // The leecher expires 100 s after its last announce before the save.
+    assert!(restored.sweep(later + 69, 100));
+    assert_eq!(restored.totals().peers, 3);
+    assert!(restored.sweep(later + 71, 100));
+    assert_eq!(restored.totals().peers, 2);
+}
+
+#[test]
+fn restoring_peers_respects_the_access_list_and_the_limits() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let (allowed, other) = (InfoHash([1; 20]), InfoHash([2; 20]));
+    t.set_access_list(AccessList::new(Mode::Whitelist, [allowed]));
+    t.set_limits(Limits {
+        peers: 1,
+        torrents: 1,
+    });
+    assert!(!t.restore(&other, 1, 0, 100), "not on the whitelist");
+    assert!(!t.restore_peer(&other, &saved("10.0.0.1:1", true, false, 0), 100));
+    assert!(t.restore(&allowed, 0, 0, 100));
+    assert!(t.restore_peer(&allowed, &saved("10.0.0.1:1", true, false, 0), 100));
+    assert!(!t.restore_peer(&allowed, &saved("10.0.0.2:2", true, false, 0), 100));
+    assert_eq!(t.totals().peers, 1);
+    t.set_access_list(AccessList::open());
+    assert!(!t.restore(&other, 1, 0, 100), "the torrent limit");
+}

@@ -1,7 +1,7 @@
 //! A read-only view of one torrent whatever its kind, for replies, scrapes
 //! and walks.
 
-use super::clock::PeerClock;
+use super::clock::{Mark, PeerClock};
 use super::crowd::Crowd;
 use super::leaf::Addr;
 use super::small::Small;
@@ -46,15 +46,21 @@ impl Torrent<'_> {
         }
     }
 
-    /// Calls `visit` with every peer's compact address.
-    pub fn visit_addrs(&self, visit: &mut impl FnMut(Addr)) {
+    /// Calls `visit` with every peer's compact address and mark.
+    pub fn visit_peers(&self, visit: &mut impl FnMut(Addr, Mark)) {
         match self {
-            Torrent::One(t) => t.peers().iter().for_each(|p| visit(Addr::V4(p.addr))),
-            Torrent::Two(t) => t.peers().iter().for_each(|p| visit(Addr::V4(p.addr))),
+            Torrent::One(t) => t
+                .peers()
+                .iter()
+                .for_each(|p| visit(Addr::V4(p.addr), p.mark)),
+            Torrent::Two(t) => t
+                .peers()
+                .iter()
+                .for_each(|p| visit(Addr::V4(p.addr), p.mark)),
             Torrent::Crowd(t) => {
-                t.v4.visit_addrs(&mut |addr| visit(Addr::V4(*addr)));
+                t.v4.visit(&mut |p| visit(Addr::V4(p.addr), p.mark));
                 if let Some(set) = &t.v6 {
-                    set.visit_addrs(&mut |addr| visit(Addr::V6(*addr)));
+                    set.visit(&mut |p| visit(Addr::V6(p.addr), p.mark));
                 }
             }
         }

@@ -55,6 +55,14 @@ impl TestDir {
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
+
+    /// Lets a tracker that dropped to `nobody` (started as root) create
+    /// files here.
+    pub fn writable_by_tracker(&self) {
+        if is_root() {
+            std::os::unix::fs::chown(&self.0, Some(65534), Some(65534)).expect("chown test dir");
+        }
+    }
 }
 
 impl Drop for TestDir {
