@@ -2,10 +2,10 @@
 //! `access.blocked_networks`: parsed once per (re)load into sorted ranges,
 //! so each request costs one binary search in its family's list.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use super::Network;
+use crate::tracker::access_list::LineError;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetworkList {
@@ -14,24 +14,6 @@ pub struct NetworkList {
     v6: Vec<(u128, u128)>,
     /// Entries as written, before overlapping ones were merged.
     entries: usize,
-}
-
-/// A line that is neither a network nor a comment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LineError {
-    /// 1-based line number.
-    pub line: usize,
-    pub text: String,
-}
-
-impl fmt::Display for LineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}: expected an address or a network (such as 192.0.2.0/24 or 2001:db8::/32), found {:?}",
-            self.line, self.text
-        )
-    }
 }
 
 /// Sorts `ranges` and merges the ones that overlap or touch.
@@ -64,9 +46,12 @@ impl NetworkList {
             if entry.is_empty() {
                 continue;
             }
-            let network: Network = entry.parse().map_err(|_| LineError {
-                line: index + 1,
-                text: line.chars().take(80).collect(),
+            let network: Network = entry.parse().map_err(|_| {
+                LineError::new(
+                    index,
+                    line,
+                    "an address or a network (such as 192.0.2.0/24 or 2001:db8::/32)",
+                )
             })?;
             match network.addr() {
                 IpAddr::V4(addr) => {

@@ -77,21 +77,36 @@ impl AccessList {
     }
 }
 
-/// A line of an access-list file that is neither a hash nor a comment.
+/// A line of a list file (access list, blocked networks) that is neither
+/// an entry nor a comment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineError {
     /// 1-based line number.
     pub line: usize,
+    /// The line, cut to 80 characters.
     pub text: String,
+    /// What an entry looks like.
+    pub expected: &'static str,
+}
+
+impl LineError {
+    pub fn new(index: usize, line: &str, expected: &'static str) -> Self {
+        LineError {
+            line: index + 1,
+            text: line.chars().take(80).collect(),
+            expected,
+        }
+    }
 }
 
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}: expected 40 or 64 hex digits, found {:?}",
-            self.line, self.text
-        )
+        let LineError {
+            line,
+            text,
+            expected,
+        } = self;
+        write!(f, "line {line}: expected {expected}, found {text:?}")
     }
 }
 
@@ -109,13 +124,7 @@ pub fn parse(text: &str) -> Result<Vec<InfoHash>, LineError> {
             rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace() || c == '#');
         match InfoHash::from_hex(&trimmed.as_bytes()[..digits]) {
             Some(hash) if clean_end => hashes.push(hash),
-            _ => {
-                let text: String = line.chars().take(80).collect();
-                return Err(LineError {
-                    line: index + 1,
-                    text,
-                });
-            }
+            _ => return Err(LineError::new(index, line, "40 or 64 hex digits")),
         }
     }
     Ok(hashes)
