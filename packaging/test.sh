@@ -805,7 +805,7 @@ cmd_docker() {
 		ss -Hlntup 'sport = :6969' | indent
 		return
 	fi
-	CLEANUPS+=("(cd '$dir/src/docker' && docker-compose down -t 5 >/dev/null 2>&1)")
+	CLEANUPS+=("(cd '$dir/src/docker' && docker-compose down -v -t 5 >/dev/null 2>&1)")
 	out=$(cd "$dir/src/docker" && docker-compose run --rm opentracker --check-config -f /etc/opentracker/opentracker.toml 2>&1)
 	check "the mounted config passes --check-config in the image ($(printf '%s\n' "$out" | grep -c .) lines of effective config)" \
 		sh -c "cd '$dir/src/docker' && docker-compose run --rm opentracker --check-config -f /etc/opentracker/opentracker.toml"
@@ -842,6 +842,25 @@ cmd_docker() {
 	check "SIGTERM to PID 1: stopped in $t0 ms with exit code $out (needs < 5000 ms and 0)" \
 		sh -c "[ $t0 -lt 5000 ] && [ '$out' = 0 ]"
 	check "docker-compose down" sh -c "cd '$dir/src/docker' && docker-compose down -t 5"
+	# Warm restarts: the compose file's state volume plus save_state.
+	printf '[tracker]\nstate_file = "/var/lib/opentracker/state"\nsave_state = true\n' >"$dir/state.toml"
+	export OPENTRACKER_CONFIG="$dir/state.toml"
+	check "with save_state: docker-compose up -d and announce" \
+		sh -c "cd '$dir/src/docker' && docker-compose up -d && python3 '$REPO/packaging/announce.py' 127.0.0.1 6969"
+	check "docker-compose restart" sh -c "cd '$dir/src/docker' && docker-compose restart -t 10"
+	out=$(python3 -c 'import urllib.request, time
+for _ in range(50):
+    try:
+        print(urllib.request.urlopen("http://127.0.0.1:6969/stats?mode=peer", timeout=2).read().decode().split()[0]); break
+    except OSError:
+        time.sleep(0.2)')
+	check "the state volume keeps the swarm across the restart (peers after it: ${out:-none})" \
+		test "${out:-0}" -ge 1
+	printf '  ..   the tracker'"'"'s log around the restart:\n'
+	(cd "$dir/src/docker" && docker-compose logs --no-color --tail 8 opentracker 2>&1) |
+		grep -E 'state|stopping|serving' | indent
+	unset OPENTRACKER_CONFIG
+	check "docker-compose down -v (the state volume too)" sh -c "cd '$dir/src/docker' && docker-compose down -v -t 5"
 }
 
 # ---------------------------------------------------------------- main ----
