@@ -423,7 +423,7 @@ cmd_nspawn() {
 	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/workers.toml &&
 		systemctl daemon-reload && systemctl restart opentracker.service'
 	# Warm restart: the shipped state drop-in plus save_state keep the swarm.
-	ct sh -c 'printf "[tracker]\nstate_file = \"/var/lib/opentracker/state\"\nsave_state = true\n" \
+	ct sh -c 'printf "[tracker]\nstate_file = \"/var/lib/opentracker/state\"\nsave_state = true\nsave_interval = 1\n" \
 			>/etc/opentracker/state.toml &&
 		mkdir -p /run/systemd/system/opentracker.service.d &&
 		cp /usr/share/doc/opentracker/examples/opentracker-state.conf \
@@ -438,6 +438,22 @@ cmd_nspawn() {
 		test "${out:-0}" -ge 1
 	check "the saved state is the dynamic user's alone (mode 600)" \
 		ct sh -c 'stat -c %a /var/lib/private/opentracker/state | grep -qx 600'
+	# A crash: only the periodic saves can have written the file, which is
+	# removed while the tracker runs.
+	ct rm /var/lib/private/opentracker/state
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	check "a periodic save writes the state again while the tracker runs (save_interval = 1)" \
+		ct sh -c 'for i in $(seq 1 20); do test -s /var/lib/private/opentracker/state && exit 0; sleep 0.5; done; exit 1'
+	ct systemctl kill --signal=KILL opentracker.service
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	ct sh -c 'for i in $(seq 1 40); do
+		test "$(systemctl show -P NRestarts opentracker.service)" -ge 1 &&
+			systemctl is-active -q opentracker.service && exit 0
+		sleep 0.5
+	done; exit 1'
+	out=$(ct_stats peer | head -n 1)
+	check "after SIGKILL and systemd's restart, the periodic save brings the swarm back (peers: ${out:-none})" \
+		test "${out:-0}" -ge 1
 	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/state.toml &&
 		systemctl daemon-reload && systemctl restart opentracker.service &&
 		rm -r /var/lib/private/opentracker /var/lib/opentracker'

@@ -126,6 +126,7 @@ fn run(config: Config) -> Result<(), String> {
         sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
     let access = server::load_access_list(&config)?;
     let blocked_networks = server::load_blocked_networks(&config)?;
+    server::check_state_file(&config)?;
 
     let identity = match &outcome {
         Outcome::Dropped { user, uid, gid } => format!("user {user} ({uid}:{gid})"),

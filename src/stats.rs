@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::proto::params::{StatsMode, TpbsFormat};
 use crate::proto::{InfoHash, SwarmCounts};
+use crate::sys::conntrack::Conntrack;
 use crate::tracker::{ShardedTracker, Totals};
 
 /// Upstream's HTTP error counter names, in its order.
@@ -53,6 +54,11 @@ pub struct Counters {
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; 9],
+    /// Saves of `tracker.state_file` that completed, and that failed.
+    pub state_saves: u64,
+    pub state_save_failures: u64,
+    /// Unix second of the last completed save; 0 before the first.
+    pub state_saved_at: u64,
 }
 
 impl Counters {
@@ -74,6 +80,9 @@ impl Counters {
         self.blocked_networks += other.blocked_networks;
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
+        self.state_saves += other.state_saves;
+        self.state_save_failures += other.state_save_failures;
+        self.state_saved_at = self.state_saved_at.max(other.state_saved_at);
         for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
             *total += count;
         }
@@ -332,15 +341,25 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
+/// What the kernel reported since the tracker started, as last read (every
+/// 10 s).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelReadings {
+    /// Datagrams dropped on the UDP sockets for a full receive queue.
+    pub udp_dropped: u64,
+    /// The connection-tracking table, when connections are tracked; its
+    /// drops counted from the tracker's start.
+    pub conntrack: Option<Conntrack>,
+}
+
 /// The counters and totals for Prometheus (`GET /metrics`), so no exporter
-/// has to scrape and parse `/stats`. `udp_dropped` is what the kernel
-/// dropped on the UDP sockets, as last read.
+/// has to scrape and parse `/stats`.
 pub fn prometheus(
     out: &mut String,
     c: &Counters,
     tracker: &ShardedTracker,
     uptime: u64,
-    udp_dropped: u64,
+    kernel: &KernelReadings,
 ) {
     let totals = tracker.totals();
     let one = |value: u64| [(String::new(), value)];
@@ -356,6 +375,11 @@ pub fn prometheus(
             "uptime_seconds",
             "Seconds since the tracker started.",
             uptime,
+        ),
+        (
+            "state_last_save_timestamp_seconds",
+            "Unix time of the last completed save of tracker.state_file; 0 before the first.",
+            c.state_saved_at,
         ),
     ];
     for (name, help, value) in gauges {
@@ -406,7 +430,7 @@ pub fn prometheus(
         (
             "udp_datagrams_dropped_total",
             "UDP datagrams the kernel dropped for a full receive queue (read every 10 s).",
-            udp_dropped,
+            kernel.udp_dropped,
         ),
         (
             "blocked_client_announces_total",
@@ -428,9 +452,44 @@ pub fn prometheus(
             "Bytes of full-scrape bodies sent.",
             c.full_scrape_bytes,
         ),
+        (
+            "state_saves_total",
+            "Saves of tracker.state_file completed, periodic and at stop.",
+            c.state_saves,
+        ),
+        (
+            "state_save_failures_total",
+            "Saves of tracker.state_file that failed; the previous file stays.",
+            c.state_save_failures,
+        ),
     ];
     for (name, help, value) in counters {
         family(out, name, "counter", help, &one(value));
+    }
+    if let Some(table) = kernel.conntrack {
+        let conntrack = [
+            (
+                "conntrack_entries",
+                "gauge",
+                "Entries in the kernel's connection-tracking table (read every 10 s).",
+                table.entries,
+            ),
+            (
+                "conntrack_limit",
+                "gauge",
+                "Size of the kernel's connection-tracking table (net.netfilter.nf_conntrack_max).",
+                table.limit,
+            ),
+            (
+                "conntrack_dropped_total",
+                "counter",
+                "Packets the kernel dropped for want of a connection-tracking entry (read every 10 s).",
+                table.dropped,
+            ),
+        ];
+        for (name, kind, help, value) in conntrack {
+            family(out, name, kind, help, &one(value));
+        }
     }
     let errors: Vec<(String, u64)> = HTTP_ERROR_NAMES
         .iter()
@@ -506,8 +565,26 @@ mod tests {
         };
         counters.http_error(HttpErrorKind::NotFound);
         let mut out = String::new();
-        prometheus(&mut out, &counters, &tracker, 42, 3);
+        let kernel = KernelReadings {
+            udp_dropped: 3,
+            conntrack: None,
+        };
+        prometheus(&mut out, &counters, &tracker, 42, &kernel);
+        assert!(!out.contains("conntrack"), "absent where not tracked");
+        let kernel = KernelReadings {
+            udp_dropped: 3,
+            conntrack: Some(Conntrack {
+                entries: 5,
+                limit: 100,
+                dropped: 2,
+            }),
+        };
+        out.clear();
+        prometheus(&mut out, &counters, &tracker, 42, &kernel);
         let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.contains(&"opentracker_conntrack_entries 5"));
+        assert!(lines.contains(&"opentracker_conntrack_limit 100"));
+        assert!(lines.contains(&"opentracker_conntrack_dropped_total 2"));
         assert!(lines.contains(&"opentracker_uptime_seconds 42"));
         assert!(
             lines.contains(&"opentracker_requests_total{protocol=\"udp\",request=\"announce\"} 7")
@@ -538,8 +615,10 @@ mod tests {
             ..Counters::default()
         };
         one.http_error(HttpErrorKind::NotFound);
+        one.state_saved_at = 7;
         let mut sum = one.clone();
         sum.absorb(&one);
+        assert_eq!(sum.state_saved_at, 7, "the latest save, not a sum");
         assert_eq!(sum.udp_announces, 4);
         assert_eq!(sum.full_scrape_bytes, 10);
         assert_eq!(sum.http_errors[HttpErrorKind::NotFound as usize], 2);

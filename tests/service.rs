@@ -492,3 +492,82 @@ fn running_out_of_descriptors_is_reported_and_survived() {
     assert_eq!(reply.status, 200);
     Udp::new(tracker.v4()).connect();
 }
+
+#[test]
+fn connection_tracking_is_reported_and_exported() {
+    if !is_root() {
+        skip(
+            "connection_tracking_is_reported_and_exported",
+            "needs root: it tracks connections in a network namespace of its own",
+        );
+        return;
+    }
+    // A network namespace belongs to the thread that made it: this one, and
+    // the tracker it starts, get a new one; the test's other threads keep
+    // theirs.
+    std::thread::spawn(|| {
+        // SAFETY: unshare changes only this thread's namespace.
+        let unshared = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(unshared, 0, "unshare: {}", std::io::Error::last_os_error());
+        let status = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .expect("run ip");
+        assert!(status.success(), "ip link set lo up");
+        // A firewall rule that needs connection state turns tracking on.
+        let mut nft = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run nft (Debian package nftables)");
+        use std::io::Write;
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"table inet ot_test {\n chain input {\n  type filter hook input priority 0;\n  \
+                  ct state established,related accept\n }\n}\n",
+            )
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "nft ruleset");
+
+        let mut tracker = Tracker::start("");
+        let metrics = tracker.get("/metrics").text();
+        assert!(
+            metrics.contains("\nopentracker_conntrack_limit "),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("\nopentracker_conntrack_dropped_total 0\n"),
+            "{metrics}"
+        );
+        // Every client address and port is a tracked flow.
+        for _ in 0..3 {
+            Udp::new(tracker.v4()).connect();
+        }
+        tracker.clear_messages();
+        assert!(
+            tracker.wait_for_message("STATUS=", Duration::from_secs(15)),
+            "no status line"
+        );
+        let metrics = tracker.get("/metrics").text();
+        let entries: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("opentracker_conntrack_entries "))
+            .expect("conntrack entries exported")
+            .parse()
+            .unwrap();
+        assert!(entries >= 3, "{metrics}");
+        let log = tracker.stderr();
+        assert!(
+            log.contains("connections are tracked in this network namespace ("),
+            "{log}"
+        );
+        assert!(
+            log.contains("exempt the tracker's ports (notrack)"),
+            "{log}"
+        );
+    })
+    .join()
+    .unwrap();
+}

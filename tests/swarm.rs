@@ -202,6 +202,7 @@ fn saved_peers_keep_their_age_across_the_downtime() {
 #[test]
 fn a_bad_saved_state_loads_nothing_and_names_its_line() {
     let keep = TestDir::new();
+    keep.writable_by_tracker();
     let hex: String = hash(7).iter().map(|b| format!("{b:02X}")).collect();
     for (text, error) in [
         (
@@ -227,14 +228,8 @@ fn a_bad_saved_state_loads_nothing_and_names_its_line() {
 
 #[test]
 fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
-    if !is_root() {
-        skip(
-            "a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays",
-            "needs root: the tracker then drops to nobody, who cannot write a root-owned directory",
-        );
-        return;
-    }
     let keep = TestDir::new();
+    keep.writable_by_tracker();
     let hex: String = hash(8).iter().map(|b| format!("{b:02X}")).collect();
     let old = format!("{hex}:{}:3\n", unix_now() / 60);
     let state = keep.write("state", &old);
@@ -244,6 +239,8 @@ fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
     ));
     assert_eq!(scrape_counts(&tracker, 8), Some((0, 0, 3)));
     tracker.get(&announce_path(&hash(8), 1, "&left=0&event=completed"));
+    // The directory was writable at start; now it is not.
+    keep.unwritable_by_tracker();
     assert!(tracker.stop().success());
     let log = tracker.stderr();
     assert!(
@@ -255,4 +252,72 @@ fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
     );
     assert_eq!(std::fs::read_to_string(&state).unwrap(), old);
     assert!(!keep.path("state.new").exists());
+}
+
+#[test]
+fn an_unwritable_state_directory_is_fatal_at_start() {
+    let keep = TestDir::new();
+    let state = keep.path("state");
+    let config = keep.write(
+        "opentracker.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[tracker]\nstate_file = \"{}\"\nsave_state = true\n",
+            free_port(),
+            state.display()
+        ),
+    );
+    keep.unwritable_by_tracker();
+    let (status, _, stderr) = run_binary(&["-f", config.to_str().unwrap(), "--log", "stderr"]);
+    assert_eq!(status.code(), Some(111), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "state file {}: cannot write {}.new: Permission denied (os error 13); with \
+             tracker.save_state its directory must be writable by the tracker's user",
+            state.display(),
+            state.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn periodic_saves_bring_the_swarms_back_after_a_crash() {
+    let keep = TestDir::new();
+    keep.writable_by_tracker();
+    let path = keep.path("state");
+    let toml = format!(
+        "[tracker]\nstate_file = \"{}\"\nsave_state = true\nsave_interval = 1\n",
+        path.display()
+    );
+    let mut first = Tracker::start(&toml);
+    first.get(&announce_path(&hash(5), 1, "&left=0&event=completed"));
+    first.get(&announce_path(&hash(5), 2, "&left=7"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("\t127.0.0.1 1 sc ") && text.contains("\t127.0.0.1 2 l ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never saved: {text:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = first.get("/metrics").text();
+    let value = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("opentracker_state_saves_total ") >= 1, "{metrics}");
+    assert!(
+        unix_now().abs_diff(value("opentracker_state_last_save_timestamp_seconds ")) <= 5,
+        "{metrics}"
+    );
+    assert_eq!(value("opentracker_state_save_failures_total "), 0);
+    // A crash: no save on the way out.
+    first.signal("KILL");
+    wait_exit(&mut first.child, Duration::from_secs(10)).expect("killed tracker exits");
+
+    let second = Tracker::start(&toml);
+    let log = second.stderr();
+    assert!(log.contains(": 1 torrents loaded, 2 peers, in "), "{log}");
+    assert_eq!(scrape_counts(&second, 5), Some((1, 1, 1)));
 }

@@ -142,6 +142,9 @@ pub struct TrackerSection {
     pub state_file: Option<PathBuf>,
     /// Write the whole state, peers included, to `state_file` on stop.
     pub save_state: bool,
+    /// With `save_state`, also save every this many seconds (0: only on
+    /// stop), so a crash loses at most this much.
+    pub save_interval: u32,
     pub interval: u32,
     pub peer_timeout: u32,
     pub torrent_timeout: u32,
@@ -172,6 +175,7 @@ impl Default for TrackerSection {
             redirect_url: None,
             state_file: None,
             save_state: false,
+            save_interval: 600,
             interval: 1800,
             peer_timeout: 45 * 60,
             torrent_timeout: 24 * 3600,

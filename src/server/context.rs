@@ -11,7 +11,7 @@ use crate::config::network_list::NetworkList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::InfoHash;
-use crate::stats::Counters;
+use crate::stats::{Counters, KernelReadings};
 use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
 
 /// The failure reason a client in `access.blocked_clients` is given.
@@ -136,9 +136,8 @@ pub struct Context {
     /// [`Settings::clock_start`].
     pub now: u32,
     pub stopping: bool,
-    /// Datagrams the kernel dropped on the UDP sockets, as last read by the
-    /// event loop (every 10 s).
-    pub udp_dropped: u64,
+    /// What the kernel dropped, as last read by the event loop (every 10 s).
+    pub kernel: KernelReadings,
     pub peers4: Vec<u8>,
     pub peers6: Vec<u8>,
     pub body: Vec<u8>,
@@ -188,7 +187,7 @@ impl Context {
             instant: started,
             now,
             stopping: false,
-            udp_dropped: 0,
+            kernel: KernelReadings::default(),
             peers4: Vec::with_capacity(200 * 6),
             peers6: Vec::with_capacity(200 * 18),
             body: Vec::with_capacity(4096),

@@ -29,6 +29,8 @@ use slab::Slab;
 
 use crate::config::network_list::NetworkList;
 use crate::config::Config;
+use crate::sys;
+use crate::sys::conntrack::Conntrack;
 use crate::sys::datagrams::{self, Datagrams};
 use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
@@ -67,6 +69,8 @@ fn read_access_list(mode: Mode, path: &Path) -> Result<AccessList, String> {
     Ok(AccessList::new(mode, hashes))
 }
 
+pub use state::check_writable as check_state_file;
+
 /// Reads `access.blocked_networks`, if set, as the access list is read.
 pub fn load_blocked_networks(config: &Config) -> Result<NetworkList, String> {
     match &config.access.blocked_networks {
@@ -86,6 +90,22 @@ fn read_list<T, E: std::fmt::Display>(
     parse(&text).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
+/// What is wrong with the connection-tracking `table`, which dropped
+/// `newly_dropped` packets since the last status line, if anything.
+fn conntrack_trouble(table: &Conntrack, newly_dropped: u64) -> Option<String> {
+    let (entries, limit) = (table.entries, table.limit);
+    match (newly_dropped, table.nearly_full()) {
+        (0, false) => None,
+        (0, true) => Some(format!(
+            "the conntrack table is nearly full ({entries} of {limit} entries)"
+        )),
+        (n, _) => Some(format!(
+            "{n} packets dropped by connection tracking in {} s ({entries} of {limit} entries)",
+            STATUS_EVERY.as_secs()
+        )),
+    }
+}
+
 /// Running totals as of the last status line, which reports what changed.
 #[derive(Default)]
 struct Marks {
@@ -94,6 +114,12 @@ struct Marks {
     dropped_at_start: u64,
     dropped: u64,
     unstored: u64,
+    /// Packets connection tracking had dropped when this process started,
+    /// and as of the last status line.
+    conntrack_dropped_at_start: u64,
+    conntrack_dropped: u64,
+    /// Connection tracking was seen on, and said so.
+    conntrack_seen: bool,
 }
 
 /// The event loop and what it owns.
@@ -117,6 +143,8 @@ pub struct Server {
     /// no new event for those, so the next close tries again.
     accept_stalled: bool,
     marks: Marks,
+    /// Saves the state now and then (`tracker.save_interval`).
+    saver: Option<state::Saver>,
 }
 
 impl Server {
@@ -157,6 +185,7 @@ impl Server {
         ctx.blocked_networks.replace(blocked_networks);
         ctx.tick();
         state::load(&config, &ctx);
+        let saver = state::Saver::start(&config, &ctx)?;
         for (i, socket) in listeners.udp.iter().enumerate() {
             udp_workers::spawn(socket, i, workers, &ctx)?;
         }
@@ -175,6 +204,7 @@ impl Server {
             accept_error: None,
             accept_stalled: false,
             marks: Marks::default(),
+            saver,
         })
     }
 
@@ -196,7 +226,7 @@ impl Server {
         self.marks.answered = answered;
         let mut status = self.status_line(rate);
         let dropped = self.udp_dropped();
-        self.ctx.udp_dropped = dropped.saturating_sub(self.marks.dropped_at_start);
+        self.ctx.kernel.udp_dropped = dropped.saturating_sub(self.marks.dropped_at_start);
         let newly_dropped = dropped.saturating_sub(self.marks.dropped);
         self.marks.dropped = dropped;
         if newly_dropped > 0 {
@@ -220,6 +250,9 @@ impl Server {
             );
             status = format!("{status}; {what}");
         }
+        if let Some(what) = self.check_conntrack() {
+            status = format!("{status}; {what}");
+        }
         if let Some(error) = self.accept_error.take() {
             let what = format!(
                 "accepting HTTP connections failed {} times in {every} s",
@@ -230,6 +263,34 @@ impl Server {
             self.accept_failures = 0;
         }
         self.notifier.status(&status);
+    }
+
+    /// Reads the kernel's connection-tracking table for `/metrics`, says
+    /// once that connections are tracked, and returns what went wrong since
+    /// the last status line: packets dropped, or a table nearly full.
+    fn check_conntrack(&mut self) -> Option<String> {
+        let mut table = sys::conntrack::read()?;
+        let total_dropped = table.dropped;
+        table.dropped = total_dropped.saturating_sub(self.marks.conntrack_dropped_at_start);
+        self.ctx.kernel.conntrack = Some(table);
+        if table.entries > 0 && !self.marks.conntrack_seen {
+            self.marks.conntrack_seen = true;
+            log::info!(
+                "connections are tracked in this network namespace ({} of {} conntrack entries \
+                 in use): each UDP client takes an entry, and a full table drops new clients' \
+                 packets; exempt the tracker's ports (notrack) on a busy tracker",
+                table.entries,
+                table.limit
+            );
+        }
+        let newly_dropped = total_dropped.saturating_sub(self.marks.conntrack_dropped);
+        self.marks.conntrack_dropped = total_dropped;
+        let what = conntrack_trouble(&table, newly_dropped)?;
+        log::warn!(
+            "{what}: exempt the tracker's ports from connection tracking (notrack) or raise \
+             net.netfilter.nf_conntrack_max"
+        );
+        Some(what)
     }
 
     /// Datagrams the kernel has dropped on all UDP sockets so far.
@@ -249,6 +310,10 @@ impl Server {
         // Passed-in sockets may have dropped datagrams before this process.
         self.marks.dropped_at_start = self.udp_dropped();
         self.marks.dropped = self.marks.dropped_at_start;
+        let conntrack_dropped = sys::conntrack::read().map_or(0, |table| table.dropped);
+        self.marks.conntrack_dropped_at_start = conntrack_dropped;
+        self.marks.conntrack_dropped = conntrack_dropped;
+        self.check_conntrack();
         let mut next_watchdog = watchdog_every.map(|every| self.ctx.instant + every);
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
         let mut stop_by: Option<Instant> = None;
@@ -302,7 +367,10 @@ impl Server {
             let now = self.ctx.instant;
             if let Some(deadline) = stop_by {
                 if now >= deadline || !self.connections.iter().any(|(_, c)| c.is_writing()) {
-                    state::save(&self.config, &self.ctx);
+                    if let Some(saver) = self.saver.take() {
+                        saver.stop();
+                    }
+                    state::save(&self.config, &mut self.ctx);
                     return Ok(());
                 }
                 continue;
@@ -536,5 +604,28 @@ impl Server {
         for key in expired {
             self.close(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conntrack_trouble_is_drops_or_a_nearly_full_table() {
+        let table = |entries| Conntrack {
+            entries,
+            limit: 1000,
+            dropped: 0,
+        };
+        assert_eq!(conntrack_trouble(&table(899), 0), None);
+        assert_eq!(
+            conntrack_trouble(&table(950), 0).as_deref(),
+            Some("the conntrack table is nearly full (950 of 1000 entries)")
+        );
+        assert_eq!(
+            conntrack_trouble(&table(1000), 7).as_deref(),
+            Some("7 packets dropped by connection tracking in 10 s (1000 of 1000 entries)")
+        );
     }
 }

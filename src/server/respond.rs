@@ -251,13 +251,13 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
         return STATS_DENIED;
     }
     let mut text = String::new();
-    let (uptime, dropped) = (ctx.uptime_secs(), ctx.udp_dropped);
+    let (uptime, kernel) = (ctx.uptime_secs(), ctx.kernel);
     stats::prometheus(
         &mut text,
         &ctx.all_counters(),
         &ctx.tracker,
         uptime,
-        dropped,
+        &kernel,
     );
     ctx.body.extend_from_slice(text.as_bytes());
     Answer::Body

@@ -1,12 +1,15 @@
 //! The state file (`-l`, `tracker.state_file`): loaded before the tracker
-//! is ready and, with `tracker.save_state`, written when it stops, so a
-//! restart keeps the swarms. The format is in [`crate::state`].
+//! is ready and, with `tracker.save_state`, written when it stops and every
+//! `tracker.save_interval` seconds, so a restart keeps the swarms and a
+//! crash loses little. The format is in [`crate::state`].
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use super::Context;
 use crate::config::Config;
@@ -157,59 +160,170 @@ pub fn load(config: &Config, ctx: &Context) {
     );
 }
 
-/// With `tracker.save_state`, writes every torrent and live peer to
-/// `tracker.state_file`: to a `.new` file beside it, synced, then renamed
-/// over it, so a crash midway leaves the previous state whole.
-pub fn save(config: &Config, ctx: &Context) {
+/// With `tracker.save_state`, makes sure the state file can be written,
+/// so that a directory the tracker's user cannot write is found at start,
+/// not when the swarms are about to be lost.
+pub fn check_writable(config: &Config) -> Result<(), String> {
     let (true, Some(path)) = (config.tracker.save_state, &config.tracker.state_file) else {
-        return;
+        return Ok(());
     };
-    let started = Instant::now();
+    let temporary = temporary_path(path);
+    open_new(&temporary)
+        .and_then(|_| std::fs::remove_file(&temporary))
+        .map_err(|e| {
+            format!(
+                "state file {}: cannot write {}: {e}; with tracker.save_state its directory \
+                 must be writable by the tracker's user",
+                path.display(),
+                temporary.display()
+            )
+        })
+}
+
+/// Where a save is written before it is renamed over `path`.
+fn temporary_path(path: &Path) -> PathBuf {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".new");
-    match write(Path::new(&temporary), path, ctx) {
-        Ok((torrents, peers)) => log::info!(
-            "state file {}: {torrents} torrents and {peers} peers saved in {} ms",
-            path.display(),
-            started.elapsed().as_millis()
-        ),
+    temporary.into()
+}
+
+fn open_new(path: &Path) -> io::Result<File> {
+    // Peers' addresses are personal data: the owner alone may read them.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Torrents written per lock of a shard: a save running beside the
+/// requests holds up an announce for at most this many torrents' lines.
+const SAVE_SLICE: usize = 1024;
+
+/// With `tracker.save_state`, writes every torrent and live peer to
+/// `tracker.state_file`: on stop, after the [`Saver`] has stopped.
+pub fn save(config: &Config, ctx: &mut Context) {
+    if let (true, Some(path)) = (config.tracker.save_state, &config.tracker.state_file) {
+        save_logged(path, ctx, &|| false);
+    }
+}
+
+/// Saves `tracker.state_file` every `tracker.save_interval` seconds on a
+/// thread of its own, so the event loop never waits for the disk and a
+/// crash loses at most one interval.
+pub struct Saver {
+    /// Dropped to stop the thread.
+    stop: mpsc::Sender<()>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Saver {
+    /// Starts the thread when periodic saves are configured.
+    pub fn start(config: &Config, ctx: &Context) -> io::Result<Option<Saver>> {
+        let t = &config.tracker;
+        let (true, Some(path), 1..) = (t.save_state, &t.state_file, t.save_interval) else {
+            return Ok(None);
+        };
+        let (path, every) = (path.clone(), Duration::from_secs(t.save_interval.into()));
+        let mut ctx = ctx.for_worker();
+        let (stop, stopped) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("state-saver".into())
+            .spawn(move || {
+                let stopping = || !matches!(stopped.try_recv(), Err(TryRecvError::Empty));
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    ctx.tick();
+                    save_logged(&path, &mut ctx, &stopping);
+                    ctx.publish_counters();
+                }
+            })
+            .map_err(|e| {
+                // Most likely a task limit (TasksMax=, ulimit -u): say which.
+                io::Error::new(e.kind(), format!("starting the state saver thread: {e}"))
+            })?;
+        Ok(Some(Saver { stop, thread }))
+    }
+
+    /// Stops the thread, abandoning a save in progress: the save on stop
+    /// follows.
+    pub fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// Writes the state to `path` and logs the outcome. `give_up` is asked
+/// between slices; a save it ends leaves the previous file as it was.
+fn save_logged(path: &Path, ctx: &mut Context, give_up: &dyn Fn() -> bool) {
+    let started = Instant::now();
+    let temporary = temporary_path(path);
+    match write(&temporary, path, ctx, give_up) {
+        Ok(Some((torrents, peers))) => {
+            ctx.counters.state_saves += 1;
+            ctx.counters.state_saved_at = ctx.clock().1;
+            log::info!(
+                "state file {}: {torrents} torrents and {peers} peers saved in {} ms",
+                path.display(),
+                started.elapsed().as_millis()
+            )
+        }
+        Ok(None) => {
+            let _ = std::fs::remove_file(&temporary);
+            log::debug!(
+                "state file {}: save given up, the tracker is stopping",
+                path.display()
+            );
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&temporary);
+            ctx.counters.state_save_failures += 1;
             log::error!("state file {}: {e}; not saved", path.display());
         }
     }
 }
 
-fn write(temporary: &Path, path: &Path, ctx: &Context) -> io::Result<(u64, u64)> {
-    // Peers' addresses are personal data: the owner alone may read them.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(temporary)?;
-    let mut out = BufWriter::with_capacity(1 << 16, file);
+/// Writes the state to `temporary`, syncs it and renames it over `path`,
+/// so a crash midway leaves the previous state whole. The counts of
+/// torrents and peers written, or `None` when `give_up` said so.
+fn write(
+    temporary: &Path,
+    path: &Path,
+    ctx: &Context,
+    give_up: &dyn Fn() -> bool,
+) -> io::Result<Option<(u64, u64)>> {
+    let mut out = BufWriter::with_capacity(1 << 16, open_new(temporary)?);
     writeln!(out, "{}", state::HEADER)?;
     let (now, unix_now) = ctx.clock();
     let (mut torrents, mut peers) = (0, 0);
     let mut lines = Vec::with_capacity(1 << 12);
-    let mut written = Ok(());
-    ctx.tracker.visit_saved(now, &mut |saved| {
-        if written.is_err() || (saved.completed == 0 && saved.peers.is_empty()) {
-            return;
-        }
+    let mut cursor = None;
+    loop {
         lines.clear();
-        let minute = unix_now.saturating_sub(saved.idle.into()) / 60;
-        state::torrent_line(&mut lines, saved.hash, minute, saved.completed);
-        for peer in saved.peers {
-            state::peer_line(&mut lines, peer, unix_now);
+        let finished = ctx
+            .tracker
+            .walk_saved(&mut cursor, SAVE_SLICE, now, |saved| {
+                if saved.completed == 0 && saved.peers.is_empty() {
+                    return;
+                }
+                let minute = unix_now.saturating_sub(saved.idle.into()) / 60;
+                state::torrent_line(&mut lines, saved.hash, minute, saved.completed);
+                for peer in saved.peers {
+                    state::peer_line(&mut lines, peer, unix_now);
+                }
+                torrents += 1;
+                peers += saved.peers.len() as u64;
+            });
+        // Written with no shard locked.
+        out.write_all(&lines)?;
+        if finished {
+            break;
         }
-        torrents += 1;
-        peers += saved.peers.len() as u64;
-        written = out.write_all(&lines);
-    });
-    written?;
+        if give_up() {
+            return Ok(None);
+        }
+    }
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(temporary, path)?;
-    Ok((torrents, peers))
+    Ok(Some((torrents, peers)))
 }

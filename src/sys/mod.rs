@@ -11,11 +11,13 @@
 //! - [`privileges`]: chroot, user switch, capabilities cleared, no_new_privs.
 //! - [`heap`]: transparent huge pages for glibc's heap (one re-exec at start).
 //! - [`limits`]: the open-files limit raised to what the server may hold.
+//! - [`conntrack`]: how full the kernel's connection-tracking table is.
 //!
 //! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
 //! same functions exist and do the portable part (or nothing).
 
 pub mod activation;
+pub mod conntrack;
 pub mod datagrams;
 pub mod heap;
 pub mod limits;

@@ -381,27 +381,38 @@ impl Tracker {
     /// Calls `visit` with every torrent and its peers that have not timed
     /// out, as a state file keeps them.
     pub fn visit_saved(&self, now: u32, visit: &mut impl FnMut(Saved)) {
-        let clock = self.clock;
         let mut peers = Vec::new();
-        self.index.visit_after(None, &mut |torrent| {
-            peers.clear();
-            torrent.visit_peers(&mut |addr, mark| {
-                if !clock.expired(mark, now) {
-                    peers.push(SavedPeer {
-                        addr: addr.socket_addr(),
-                        seeding: mark.seeding(),
-                        completed: mark.completed(),
-                        age: clock.age(mark, now),
-                    });
-                }
-            });
-            visit(Saved {
-                hash: &InfoHash(*torrent.hash()),
-                completed: torrent.counts().completed,
-                idle: now.saturating_sub(torrent.last_active(clock, now)),
-                peers: &peers,
-            });
-            true
+        self.walk_torrents(None, usize::MAX, &mut |torrent| {
+            self.visit_saved_torrent(torrent, now, &mut peers, visit)
+        });
+    }
+
+    /// Calls `visit` with `torrent` as a state file keeps it; `peers` is
+    /// scratch space.
+    fn visit_saved_torrent(
+        &self,
+        torrent: Torrent<'_>,
+        now: u32,
+        peers: &mut Vec<SavedPeer>,
+        visit: &mut impl FnMut(Saved),
+    ) {
+        let clock = self.clock;
+        peers.clear();
+        torrent.visit_peers(&mut |addr, mark| {
+            if !clock.expired(mark, now) {
+                peers.push(SavedPeer {
+                    addr: addr.socket_addr(),
+                    seeding: mark.seeding(),
+                    completed: mark.completed(),
+                    age: clock.age(mark, now),
+                });
+            }
+        });
+        visit(Saved {
+            hash: &InfoHash(*torrent.hash()),
+            completed: torrent.counts().completed,
+            idle: now.saturating_sub(torrent.last_active(clock, now)),
+            peers,
         });
     }
 
@@ -436,7 +447,27 @@ impl Tracker {
         now: u32,
         mut visit: impl FnMut(&InfoHash, Listed),
     ) -> Option<InfoHash> {
-        let clock = self.clock;
+        self.walk_torrents(after, max, &mut |torrent| {
+            let (hash, listed) = self.listed(torrent, now);
+            visit(&hash, listed)
+        })
+    }
+
+    /// What a full scrape or a state dump shows of `torrent`.
+    fn listed(&self, torrent: Torrent<'_>, now: u32) -> (InfoHash, Listed) {
+        let idle = now.saturating_sub(torrent.last_active(self.clock, now));
+        let counts = torrent.counts();
+        (InfoHash(*torrent.hash()), Listed { counts, idle })
+    }
+
+    /// The walk under [`Tracker::walk`] and the state file's: up to `max`
+    /// torrents after `after`; the last visited, or `None` at the end.
+    fn walk_torrents(
+        &self,
+        after: Option<&InfoHash>,
+        max: usize,
+        visit: &mut dyn FnMut(Torrent<'_>),
+    ) -> Option<InfoHash> {
         let mut left = max;
         let mut last = None;
         let stopped = self.index.visit_after(after.map(|h| &h.0), &mut |torrent| {
@@ -444,11 +475,8 @@ impl Tracker {
                 return false;
             }
             left -= 1;
-            let hash = InfoHash(*torrent.hash());
-            let idle = now.saturating_sub(torrent.last_active(clock, now));
-            let counts = torrent.counts();
-            visit(&hash, Listed { counts, idle });
-            last = Some(hash);
+            last = Some(InfoHash(*torrent.hash()));
+            visit(torrent);
             true
         });
         if stopped {

@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Mode};
 use super::networks::{Busiest, Networks};
+use super::torrent::Torrent;
 use super::{Limits, Listed, Saved, SavedPeer, Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
 
@@ -142,14 +143,6 @@ impl ShardedTracker {
         self.shard(hash).restore_peer(hash, peer, now)
     }
 
-    /// Calls `visit` with every torrent in ascending hash order and its
-    /// live peers, one shard locked at a time.
-    pub fn visit_saved(&self, now: u32, visit: &mut impl FnMut(Saved)) {
-        for shard in self.shards.iter() {
-            lock(shard).visit_saved(now, visit);
-        }
-    }
-
     /// The `n` networks holding the most peers at each prefix length
     /// ([`super::networks`]). Walks every peer, one shard locked at a time.
     pub fn busiest_networks(&self, n: usize) -> Vec<Busiest> {
@@ -171,6 +164,34 @@ impl ShardedTracker {
         now: u32,
         mut visit: impl FnMut(&InfoHash, Listed),
     ) -> bool {
+        self.walk_shards(cursor, max, &mut |tracker, torrent| {
+            let (hash, listed) = tracker.listed(torrent, now);
+            visit(&hash, listed)
+        })
+    }
+
+    /// As [`ShardedTracker::walk_on`], with each torrent and its live
+    /// peers as a state file keeps them. One shard is locked at a time, for
+    /// `max` torrents at most, so a save can run beside the requests.
+    pub fn walk_saved(
+        &self,
+        cursor: &mut Option<InfoHash>,
+        max: usize,
+        now: u32,
+        mut visit: impl FnMut(Saved),
+    ) -> bool {
+        let mut peers = Vec::new();
+        self.walk_shards(cursor, max, &mut |tracker, torrent| {
+            tracker.visit_saved_torrent(torrent, now, &mut peers, &mut visit)
+        })
+    }
+
+    fn walk_shards(
+        &self,
+        cursor: &mut Option<InfoHash>,
+        max: usize,
+        visit: &mut dyn FnMut(&Tracker, Torrent<'_>),
+    ) -> bool {
         let first = cursor.as_ref().map_or(0, |hash| self.shard_index(hash));
         let mut left = max;
         for (i, shard) in self.shards.iter().enumerate().skip(first) {
@@ -178,10 +199,11 @@ impl ShardedTracker {
                 return false;
             }
             let resume = if i == first { *cursor } else { None };
-            let stopped = lock(shard).walk(resume.as_ref(), left, now, |hash, listed| {
+            let tracker = lock(shard);
+            let stopped = tracker.walk_torrents(resume.as_ref(), left, &mut |torrent| {
                 left -= 1;
-                *cursor = Some(*hash);
-                visit(hash, listed);
+                *cursor = Some(InfoHash(*torrent.hash()));
+                visit(&tracker, torrent);
             });
             if stopped.is_some() {
                 return false;
@@ -322,6 +344,18 @@ mod tests {
             let mut cursor = None;
             while !t.walk_on(&mut cursor, chunk, 0, |h, _| seen.push(*h)) {}
             assert_eq!(seen, expected, "chunks of {chunk}");
+            // A save walks the same way, each torrent with all its peers.
+            let mut saved = Vec::new();
+            let mut cursor = None;
+            while !t.walk_saved(&mut cursor, chunk, 0, |s| {
+                saved.push((*s.hash, s.peers.len()))
+            }) {}
+            let with_peers: Vec<(InfoHash, usize)> = expected
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (*h, i + 1))
+                .collect();
+            assert_eq!(saved, with_peers, "saved in chunks of {chunk}");
         }
     }
 

@@ -7,7 +7,7 @@ pub mod bencode;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -63,10 +63,24 @@ impl TestDir {
             std::os::unix::fs::chown(&self.0, Some(65534), Some(65534)).expect("chown test dir");
         }
     }
+
+    /// Keeps the tracker from creating files here: as root, whose tracker
+    /// runs as `nobody`, by giving the directory to root; otherwise by
+    /// taking away write permission.
+    pub fn unwritable_by_tracker(&self) {
+        if is_root() {
+            std::os::unix::fs::chown(&self.0, Some(0), Some(0)).expect("chown test dir");
+        } else {
+            let read_only = std::fs::Permissions::from_mode(0o555);
+            std::fs::set_permissions(&self.0, read_only).expect("chmod test dir");
+        }
+    }
 }
 
 impl Drop for TestDir {
     fn drop(&mut self) {
+        let writable = std::fs::Permissions::from_mode(0o755);
+        let _ = std::fs::set_permissions(&self.0, writable);
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
