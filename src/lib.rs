@@ -8,6 +8,8 @@
 //! - [`tracker`]: swarm state, pure; time comes in as an argument and peers
 //!   go out in compact form into caller buffers.
 //! - [`stats`]: counters and upstream's `/stats` formats.
+//! - [`state`]: the state file's lines, for warm restarts.
+//! - [`rate_limit`]: requests per network and second, shared by threads.
 //! - [`config`]: defaults, TOML, upstream's `opentracker.conf`, the CLI.
 //! - [`server`]: the only code with sockets — the mio loop, HTTP connections,
 //!   UDP, streamed full scrapes, listeners.
@@ -19,6 +21,7 @@
 
 pub mod config;
 pub mod proto;
+pub mod rate_limit;
 pub mod server;
 pub mod state;
 pub mod stats;

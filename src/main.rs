@@ -146,12 +146,19 @@ fn run(config: Config) -> Result<(), String> {
         Some(_) => format!("; {} blocked networks", blocked_networks.len()),
         None => String::new(),
     };
+    let rate_limit = match config.access.rate() {
+        Some(rate) => format!(
+            "; at most {}/s per /{} and /{} network (burst {})",
+            rate.per_second, rate.prefixes.0, rate.prefixes.1, rate.burst
+        ),
+        None => String::new(),
+    };
     let udp_threads = match config.listen.udp_workers {
         0 => String::new(),
         n => format!("; UDP by {n} threads per socket"),
     };
     log::info!(
-        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}",
+        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}{rate_limit}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );

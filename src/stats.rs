@@ -54,6 +54,9 @@ pub struct Counters {
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; 9],
+    /// Requests refused for `access.rate_limit`, and the network of one.
+    pub rate_limited: u64,
+    pub rate_limited_network: Option<std::net::IpAddr>,
     /// Saves of `tracker.state_file` that completed, and that failed.
     pub state_saves: u64,
     pub state_save_failures: u64,
@@ -80,6 +83,8 @@ impl Counters {
         self.blocked_networks += other.blocked_networks;
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
+        self.rate_limited += other.rate_limited;
+        self.rate_limited_network = other.rate_limited_network.or(self.rate_limited_network);
         self.state_saves += other.state_saves;
         self.state_save_failures += other.state_save_failures;
         self.state_saved_at = self.state_saved_at.max(other.state_saved_at);
@@ -441,6 +446,11 @@ pub fn prometheus(
             "blocked_network_requests_total",
             "Announces, scrapes and UDP datagrams refused for a client in access.blocked_networks.",
             c.blocked_networks,
+        ),
+        (
+            "rate_limited_requests_total",
+            "UDP datagrams and HTTP requests refused for access.rate_limit.",
+            c.rate_limited,
         ),
         (
             "tcp_accepts_total",

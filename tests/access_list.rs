@@ -299,3 +299,91 @@ fn udp_worker_threads_follow_a_reloaded_network_list() {
     assert!(udp_answered_from(&tracker, "127.0.0.2"));
     assert!(!udp_answered_from(&tracker, "127.0.0.4"));
 }
+
+/// How many of `n` UDP connects sent at once from `local` are answered.
+fn udp_answers_from(tracker: &Tracker, local: &str, n: usize) -> usize {
+    let socket = std::net::UdpSocket::bind((local, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+    for _ in 0..n {
+        socket.send_to(&connect, tracker.v4()).unwrap();
+    }
+    (0..n)
+        .take_while(|_| socket.recv(&mut [0u8; 64]).is_ok())
+        .count()
+}
+
+const RATE_LIMITED: &str = "Too many requests from your network; try again later.";
+
+/// What an HTTP announce forwarded for `address` gets: true when served,
+/// false when refused for the rate limit.
+fn served_within_rate(tracker: &Tracker, address: &str) -> bool {
+    let request = format!(
+        "GET {} HTTP/1.0\r\nX-Forwarded-For: {address}\r\n\r\n",
+        announce_path(&hash(9), 6881, "")
+    );
+    let text = http(tracker.v4(), &request).text();
+    if text.contains("failure reason") {
+        assert_eq!(
+            text,
+            format!("d14:failure reason{}:{RATE_LIMITED}e", RATE_LIMITED.len())
+        );
+        false
+    } else {
+        true
+    }
+}
+
+#[test]
+fn a_network_over_the_rate_limit_is_refused_and_others_are_not() {
+    let mut tracker =
+        Tracker::start("[access]\nrate_limit = 1\nrate_limit_burst = 3\nproxy = [\"127.0.0.1\"]\n");
+    // A burst of 3, and at most one more for the second that may pass.
+    let answered = udp_answers_from(&tracker, "127.0.5.1", 10);
+    assert!((3..=4).contains(&answered), "{answered} answered");
+    // Its /24 shares the allowance; another /24 has its own.
+    assert_eq!(udp_answers_from(&tracker, "127.0.5.2", 1), 0);
+    assert_eq!(udp_answers_from(&tracker, "127.0.6.1", 3), 3);
+    // Behind the trusted proxy, the forwarded address is the one counted.
+    let served: Vec<bool> = (0..5)
+        .map(|_| served_within_rate(&tracker, "10.9.9.1"))
+        .collect();
+    assert_eq!(served[..3], [true, true, true], "{served:?}");
+    assert!(served.contains(&false), "{served:?}");
+    assert!(served_within_rate(&tracker, "10.9.8.1"));
+    let metrics = tracker.get("/metrics").text();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("opentracker_rate_limited_requests_total "))
+        .expect("the counter is exported")
+        .parse()
+        .unwrap();
+    // At least 6 UDP connects from 127.0.5.1, the one from 127.0.5.2, and
+    // one HTTP announce.
+    let least = 6 + 1 + 1;
+    assert!(refused >= least, "{refused}");
+    assert!(
+        tracker.wait_for_message("requests over access.rate_limit", Duration::from_secs(15)),
+        "no status line about it: {:?}",
+        tracker.messages
+    );
+    let log = tracker.stderr();
+    assert!(
+        log.contains("requests over access.rate_limit in 10 s, one from 10.9.9.0/24"),
+        "{log}"
+    );
+}
+
+#[test]
+fn udp_worker_threads_share_one_rate_limit() {
+    let tracker = Tracker::launch(Launch {
+        toml: "[access]\nrate_limit = 1\nrate_limit_burst = 3\n".into(),
+        listen: "udp_workers = 2".into(),
+        ..Launch::default()
+    });
+    let answered = udp_answers_from(&tracker, "127.0.7.1", 12);
+    assert!((3..=4).contains(&answered), "{answered} answered");
+}

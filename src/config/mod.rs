@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::rate_limit::Rate;
 use crate::tracker::Limits;
 
 pub use types::{ClientIp, ListenAddr, LogLevel, LogTarget, Network};
@@ -113,6 +114,27 @@ pub struct Access {
     /// A file of addresses and networks whose requests are refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_networks: Option<PathBuf>,
+    /// Requests per second one network may send; 0 for no limit.
+    pub rate_limit: u32,
+    /// Requests a network may send at once; 0 for ten seconds' worth.
+    pub rate_limit_burst: u32,
+    /// The prefix lengths that make one network.
+    pub rate_limit_ipv4_prefix: u8,
+    pub rate_limit_ipv6_prefix: u8,
+}
+
+impl Access {
+    /// The rate limit, when one is set.
+    pub fn rate(&self) -> Option<Rate> {
+        (self.rate_limit > 0).then(|| Rate {
+            per_second: self.rate_limit,
+            burst: match self.rate_limit_burst {
+                0 => self.rate_limit.saturating_mul(10),
+                burst => burst,
+            },
+            prefixes: (self.rate_limit_ipv4_prefix, self.rate_limit_ipv6_prefix),
+        })
+    }
 }
 
 impl Default for Access {
@@ -125,6 +147,10 @@ impl Default for Access {
             proxy: Vec::new(),
             blocked_clients: Vec::new(),
             blocked_networks: None,
+            rate_limit: 0,
+            rate_limit_burst: 0,
+            rate_limit_ipv4_prefix: 24,
+            rate_limit_ipv6_prefix: 48,
         }
     }
 }
@@ -356,6 +382,16 @@ impl Config {
                 t.numwant, t.numwant_max
             ));
         }
+        let a = &self.access;
+        if !(1..=32).contains(&a.rate_limit_ipv4_prefix)
+            || !(1..=128).contains(&a.rate_limit_ipv6_prefix)
+        {
+            return Err(format!(
+                "access.rate_limit_ipv4_prefix ({}) must be 1 to 32 and \
+                 access.rate_limit_ipv6_prefix ({}) 1 to 128",
+                a.rate_limit_ipv4_prefix, a.rate_limit_ipv6_prefix
+            ));
+        }
         if t.save_state && t.state_file.is_none() {
             return Err("tracker.save_state needs tracker.state_file: where to save".into());
         }
@@ -461,6 +497,20 @@ mod tests {
             .unwrap_err()
             .contains("needs tracker.state_file"));
         c.tracker.state_file = Some("/var/lib/opentracker/state".into());
+        assert!(c.validate().is_ok());
+        let mut c = Config::default();
+        assert_eq!(c.access.rate(), None, "no limit by default");
+        c.access.rate_limit = 50;
+        let rate = c.access.rate().unwrap();
+        assert_eq!((rate.burst, rate.prefixes), (500, (24, 48)));
+        c.access.rate_limit_burst = 7;
+        assert_eq!(c.access.rate().unwrap().burst, 7);
+        c.access.rate_limit_ipv4_prefix = 33;
+        assert!(c.validate().unwrap_err().contains("must be 1 to 32"));
+        c.access.rate_limit_ipv4_prefix = 32;
+        c.access.rate_limit_ipv6_prefix = 0;
+        assert!(c.validate().is_err());
+        c.access.rate_limit_ipv6_prefix = 128;
         assert!(c.validate().is_ok());
         let mut c = Config::default();
         for refused in ["", "-XL0012-0123456789abc", "-XL\u{e9}", "-XL\n"] {

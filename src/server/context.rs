@@ -11,11 +11,14 @@ use crate::config::network_list::NetworkList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::InfoHash;
+use crate::rate_limit::RateLimiter;
 use crate::stats::{Counters, KernelReadings};
 use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
 
 /// The failure reason a client in `access.blocked_clients` is given.
 pub const CLIENT_BLOCKED: &str = "This client software is not allowed on this tracker.";
+/// The failure reason an HTTP client over `access.rate_limit` is given.
+pub const RATE_LIMITED: &str = "Too many requests from your network; try again later.";
 /// The failure reason an HTTP client in `access.blocked_networks` is given.
 pub const NETWORK_BLOCKED: &str = "Your network is not allowed on this tracker.";
 
@@ -117,6 +120,17 @@ impl RequestLog {
 /// Everything a request handler may touch. Each serving thread has its own;
 /// the tracker and the keys behind connection ids and hashed log labels are
 /// shared, so any thread can answer any client.
+/// What the contexts of all serving threads share.
+struct Shared {
+    tracker: Arc<ShardedTracker>,
+    worker_counters: Arc<Mutex<Counters>>,
+    connection_ids: ConnectionIdKey,
+    request_log: Option<RequestLog>,
+    blocked_networks: Arc<BlockedNetworks>,
+    rate_limiter: Option<Arc<RateLimiter>>,
+    started: Instant,
+}
+
 pub struct Context {
     pub tracker: Arc<ShardedTracker>,
     pub counters: Counters,
@@ -126,6 +140,8 @@ pub struct Context {
     pub connection_ids: ConnectionIdKey,
     pub request_log: Option<RequestLog>,
     pub blocked_networks: Arc<BlockedNetworks>,
+    /// `access.rate_limit`, shared by every thread.
+    rate_limiter: Option<Arc<RateLimiter>>,
     /// This thread's copy of the blocked networks, and its version.
     blocked: (u64, Arc<NetworkList>),
     rng: fastrand::Rng,
@@ -152,26 +168,34 @@ impl Context {
             mode: config.log.client_ip,
             key: Default::default(),
         });
+        let rate_limiter = config
+            .access
+            .rate()
+            .map(|rate| Arc::new(RateLimiter::new(rate, fastrand::u64(..))));
         Self::with_shared(
-            tracker,
-            Arc::default(),
             Settings::from_config(config),
-            ConnectionIdKey::random(),
-            request_log,
-            Arc::default(),
-            Instant::now(),
+            Shared {
+                tracker,
+                worker_counters: Arc::default(),
+                connection_ids: ConnectionIdKey::random(),
+                request_log,
+                blocked_networks: Arc::default(),
+                rate_limiter,
+                started: Instant::now(),
+            },
         )
     }
 
-    fn with_shared(
-        tracker: Arc<ShardedTracker>,
-        worker_counters: Arc<Mutex<Counters>>,
-        settings: Settings,
-        connection_ids: ConnectionIdKey,
-        request_log: Option<RequestLog>,
-        blocked_networks: Arc<BlockedNetworks>,
-        started: Instant,
-    ) -> Self {
+    fn with_shared(settings: Settings, shared: Shared) -> Self {
+        let Shared {
+            tracker,
+            worker_counters,
+            connection_ids,
+            request_log,
+            blocked_networks,
+            rate_limiter,
+            started,
+        } = shared;
         let now = settings.clock_start;
         Context {
             tracker,
@@ -182,6 +206,7 @@ impl Context {
             request_log,
             blocked: blocked_networks.current(),
             blocked_networks,
+            rate_limiter,
             rng: fastrand::Rng::new(),
             started,
             instant: started,
@@ -196,18 +221,21 @@ impl Context {
         }
     }
 
-    /// A context for another serving thread: the same tracker, keys and
-    /// clock origin; its own counters (see [`Context::publish_counters`])
+    /// A context for another serving thread: the same tracker, keys, limits
+    /// and clock origin; its own counters (see [`Context::publish_counters`])
     /// and buffers.
     pub fn for_worker(&self) -> Context {
         let mut ctx = Self::with_shared(
-            Arc::clone(&self.tracker),
-            Arc::clone(&self.worker_counters),
             self.settings.clone(),
-            self.connection_ids.clone(),
-            self.request_log.clone(),
-            Arc::clone(&self.blocked_networks),
-            self.started,
+            Shared {
+                tracker: Arc::clone(&self.tracker),
+                worker_counters: Arc::clone(&self.worker_counters),
+                connection_ids: self.connection_ids.clone(),
+                request_log: self.request_log.clone(),
+                blocked_networks: Arc::clone(&self.blocked_networks),
+                rate_limiter: self.rate_limiter.clone(),
+                started: self.started,
+            },
         );
         ctx.tick();
         ctx
@@ -233,6 +261,21 @@ impl Context {
                 .unwrap_or_else(PoisonError::into_inner),
         );
         all
+    }
+
+    /// Whether `ip`'s network has used up its `access.rate_limit`; if not,
+    /// the request is counted against it.
+    pub fn over_rate(&mut self, ip: IpAddr) -> bool {
+        let Some(limiter) = &self.rate_limiter else {
+            return false;
+        };
+        let now_ns = self.instant.duration_since(self.started).as_nanos() as u64;
+        if limiter.allow(ip, now_ns) {
+            return false;
+        }
+        self.counters.rate_limited += 1;
+        self.counters.rate_limited_network = Some(limiter.network(ip));
+        true
     }
 
     /// Whether any network is blocked (`access.blocked_networks`).

@@ -20,6 +20,7 @@ mod udp;
 mod udp_workers;
 
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,6 +121,7 @@ struct Marks {
     conntrack_dropped: u64,
     /// Connection tracking was seen on, and said so.
     conntrack_seen: bool,
+    rate_limited: u64,
 }
 
 /// The event loop and what it owns.
@@ -221,7 +223,8 @@ impl Server {
     /// appended (and logged as a warning).
     fn report_status(&mut self) {
         let every = STATUS_EVERY.as_secs();
-        let answered = self.ctx.all_counters().answered();
+        let counters = self.ctx.all_counters();
+        let answered = counters.answered();
         let rate = (answered - self.marks.answered) / every;
         self.marks.answered = answered;
         let mut status = self.status_line(rate);
@@ -248,6 +251,20 @@ impl Server {
                 t.max_peers,
                 t.max_torrents
             );
+            status = format!("{status}; {what}");
+        }
+        let limited = counters.rate_limited - self.marks.rate_limited;
+        self.marks.rate_limited = counters.rate_limited;
+        if let (1.., Some(network)) = (limited, counters.rate_limited_network) {
+            let a = &self.config.access;
+            let prefix = match network {
+                IpAddr::V4(_) => a.rate_limit_ipv4_prefix,
+                IpAddr::V6(_) => a.rate_limit_ipv6_prefix,
+            };
+            let what = format!(
+                "{limited} requests over access.rate_limit in {every} s, one from {network}/{prefix}"
+            );
+            log::warn!("{what}");
             status = format!("{status}; {what}");
         }
         if let Some(what) = self.check_conntrack() {

@@ -76,6 +76,12 @@ pub fn respond(
             bencode::failure(&mut ctx.body, super::context::NETWORK_BLOCKED);
             (Answer::Body, "blocked network")
         }
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape
+            if ctx.over_rate(peer_ip(ctx, &request, client)) =>
+        {
+            bencode::failure(&mut ctx.body, super::context::RATE_LIMITED);
+            (Answer::Body, "rate limited")
+        }
         Route::Announce(query) => (announce(ctx, query, &request, client), "announce"),
         Route::Scrape(query) => (scrape(ctx, query), "scrape"),
         Route::FullScrape if ctx.settings.full_scrape => {

@@ -39,6 +39,11 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
         ctx.counters.blocked_networks += 1;
         return;
     }
+    // Nor is a network over its rate answered: an answer costs what the
+    // limit is there to save, and would go to an unverified source.
+    if ctx.over_rate(ip) {
+        return;
+    }
     let Some(request) = udp::parse(packet) else {
         return;
     };

@@ -1,0 +1,204 @@
+//! Requests per network (`access.rate_limit`): each IPv4 /24 or IPv6 /48
+//! (by default) may send so many requests per second, with a burst on top,
+//! so one network flooding the tracker cannot take the time everyone else's
+//! answers need.
+//!
+//! Each network falls in one of a fixed number of slots, picked by a keyed
+//! hash so that nobody can aim at another network's slot; networks sharing
+//! a slot share its allowance. A slot is one atomic word holding the
+//! generic cell rate algorithm's "theoretical arrival time": a request is
+//! allowed when that time is at most the burst's worth ahead of now, and
+//! moves it one interval on. The event loop and every UDP worker share the
+//! table, so a network's rate is the same however its requests are spread.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Slots in the table: 512 KiB, so that collisions stay rare among the
+/// networks active at once.
+pub const SLOTS: usize = 1 << 16;
+
+/// How requests are limited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per second a network may send, sustained.
+    pub per_second: u32,
+    /// Requests it may send at once after a quiet spell.
+    pub burst: u32,
+    /// Prefix lengths that make a network: IPv4 and IPv6.
+    pub prefixes: (u8, u8),
+}
+
+pub struct RateLimiter {
+    /// Per slot, nanoseconds (on the caller's clock) before which its
+    /// allowance is used up, plus the burst's worth.
+    slots: Box<[AtomicU64]>,
+    /// Odd multiplier of the multiply-shift hash; secret.
+    key: u64,
+    interval_ns: u64,
+    tolerance_ns: u64,
+    masks: (u32, u128),
+}
+
+impl RateLimiter {
+    /// `seed` keys the slot hash; draw it at random.
+    pub fn new(rate: Rate, seed: u64) -> Self {
+        let interval_ns = 1_000_000_000 / u64::from(rate.per_second.max(1));
+        let mask4 = u32::MAX
+            .checked_shl(32 - u32::from(rate.prefixes.0))
+            .unwrap_or(0);
+        let mask6 = u128::MAX
+            .checked_shl(128 - u32::from(rate.prefixes.1))
+            .unwrap_or(0);
+        RateLimiter {
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            key: seed | 1,
+            interval_ns,
+            tolerance_ns: interval_ns * u64::from(rate.burst.max(1) - 1),
+            masks: (mask4, mask6),
+        }
+    }
+
+    /// The network `ip` counts in, as an address with the host bits zeroed.
+    pub fn network(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Ipv4Addr::from(u32::from(v4) & self.masks.0).into(),
+            IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6) & self.masks.1).into(),
+        }
+    }
+
+    fn slot(&self, network: IpAddr) -> &AtomicU64 {
+        let bits = match network {
+            IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                // Apart from 0, so that no IPv6 network folds onto IPv4's.
+                ((bits >> 64) as u64 ^ (bits as u64).rotate_left(29)) | 1 << 63
+            }
+        };
+        let hash = bits.wrapping_mul(self.key) >> (64 - SLOTS.trailing_zeros());
+        &self.slots[hash as usize]
+    }
+
+    /// Whether a request from `ip` at `now_ns` (a monotonic clock shared by
+    /// every caller) is within its network's rate; if so it is counted.
+    pub fn allow(&self, ip: IpAddr, now_ns: u64) -> bool {
+        let slot = self.slot(self.network(ip));
+        let mut due = slot.load(Ordering::Relaxed);
+        loop {
+            let start = due.max(now_ns);
+            if start - now_ns > self.tolerance_ns {
+                return false;
+            }
+            let next = start + self.interval_ns;
+            match slot.compare_exchange_weak(due, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(current) => due = current,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn limiter(per_second: u32, burst: u32) -> RateLimiter {
+        let rate = Rate {
+            per_second,
+            burst,
+            prefixes: (24, 48),
+        };
+        RateLimiter::new(rate, 0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// How many of `n` requests at the same instant get through.
+    fn allowed(limiter: &RateLimiter, from: &str, n: usize, now: u64) -> usize {
+        (0..n).filter(|_| limiter.allow(ip(from), now)).count()
+    }
+
+    #[test]
+    fn a_burst_then_the_sustained_rate() {
+        let l = limiter(10, 5);
+        let start = 100 * SECOND;
+        assert_eq!(allowed(&l, "10.0.0.1", 20, start), 5);
+        // One interval (100 ms) later, one more.
+        assert_eq!(allowed(&l, "10.0.0.1", 20, start + SECOND / 10), 1);
+        // A second later, ten more intervals have passed; the burst caps it.
+        assert_eq!(allowed(&l, "10.0.0.1", 20, start + 2 * SECOND), 5);
+        // Sustained at the rate, every request passes.
+        let later = start + 10 * SECOND;
+        for i in 0..100 {
+            assert!(l.allow(ip("10.0.0.1"), later + i * SECOND / 10), "{i}");
+        }
+    }
+
+    #[test]
+    fn a_network_shares_one_allowance_and_others_keep_theirs() {
+        let l = limiter(1, 4);
+        let now = 5 * SECOND;
+        assert_eq!(allowed(&l, "192.0.2.1", 2, now), 2);
+        assert_eq!(allowed(&l, "192.0.2.200", 5, now), 2);
+        assert_eq!(allowed(&l, "::ffff:192.0.2.7", 1, now), 0, "mapped is IPv4");
+        assert_eq!(allowed(&l, "192.0.3.1", 5, now), 4);
+        assert_eq!(allowed(&l, "2001:db8:1:ffff::1", 2, now), 2);
+        assert_eq!(allowed(&l, "2001:db8:1:1::9", 5, now), 2);
+        assert_eq!(allowed(&l, "2001:db8:2::1", 5, now), 4);
+    }
+
+    #[test]
+    fn networks_are_cut_at_the_configured_prefixes() {
+        let l = limiter(1, 1);
+        assert_eq!(l.network(ip("198.51.100.77")), ip("198.51.100.0"));
+        assert_eq!(l.network(ip("2001:db8:aa:bb::1")), ip("2001:db8:aa::"));
+        let whole = RateLimiter::new(
+            Rate {
+                per_second: 1,
+                burst: 1,
+                prefixes: (32, 128),
+            },
+            3,
+        );
+        assert_eq!(whole.network(ip("198.51.100.77")), ip("198.51.100.77"));
+        let all = RateLimiter::new(
+            Rate {
+                per_second: 1,
+                burst: 1,
+                prefixes: (0, 0),
+            },
+            3,
+        );
+        assert_eq!(all.network(ip("198.51.100.77")), ip("0.0.0.0"));
+    }
+
+    #[test]
+    fn threads_share_the_allowance() {
+        let l = limiter(1, 1000);
+        let now = SECOND;
+        let passed: usize = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| allowed(&l, "203.0.113.9", 500, now)))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert_eq!(passed, 1000);
+    }
+
+    #[test]
+    fn slots_spread_networks() {
+        let l = limiter(1, 1);
+        let mut used = std::collections::HashSet::new();
+        for n in 0..4096u32 {
+            let v4 = IpAddr::from(Ipv4Addr::from(n << 8));
+            used.insert(l.slot(l.network(v4)) as *const AtomicU64);
+        }
+        // Random slots for 4096 networks in 65536: about 3970 distinct.
+        assert!(used.len() > 3800, "{}", used.len());
+    }
+}
