@@ -41,6 +41,13 @@ fn reload(tracker: &mut Tracker) {
     );
 }
 
+/// Asserts that the log names the bad line of a reload and the list kept.
+fn assert_reload_kept_the_old_list(tracker: &Tracker, error: &str, kept: &str) {
+    let log = tracker.stderr();
+    assert!(log.contains(error), "{log}");
+    assert!(log.contains(kept), "{log}");
+}
+
 #[test]
 fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
     let dir = TestDir::new();
@@ -81,17 +88,13 @@ fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
     reload(&mut tracker);
     assert!(http_allowed(&tracker, 2));
     assert!(!http_allowed(&tracker, 3));
-    let log = tracker.stderr();
-    assert!(
-        log.contains(&format!(
+    assert_reload_kept_the_old_list(
+        &tracker,
+        &format!(
             "access list {}: line 2: expected 40 or 64 hex digits",
             list.display()
-        )),
-        "{log}"
-    );
-    assert!(
-        log.contains("keeping the previous list of 2 hashes"),
-        "{log}"
+        ),
+        "keeping the previous list of 2 hashes",
     );
 
     // An unreadable (here: missing) file: same.
@@ -156,8 +159,9 @@ fn bad_list_at_start_is_fatal() {
 }
 
 /// What an HTTP announce for torrent 9 from `address` (forwarded by the
-/// trusted proxy the test tracker has) gets: true when served.
-fn network_allowed(tracker: &Tracker, address: &str) -> bool {
+/// trusted proxy the test tracker has) gets: true when served, false when
+/// refused with the failure reason `refusal`.
+fn forwarded_announce_served(tracker: &Tracker, address: &str, refusal: &str) -> bool {
     let request = format!(
         "GET {} HTTP/1.0\r\nX-Forwarded-For: {address}\r\n\r\n",
         announce_path(&hash(9), 6881, "")
@@ -166,7 +170,7 @@ fn network_allowed(tracker: &Tracker, address: &str) -> bool {
     if text.contains("failure reason") {
         assert_eq!(
             text,
-            "d14:failure reason44:Your network is not allowed on this tracker.e"
+            format!("d14:failure reason{}:{refusal}e", refusal.len())
         );
         false
     } else {
@@ -174,16 +178,16 @@ fn network_allowed(tracker: &Tracker, address: &str) -> bool {
     }
 }
 
+const NETWORK_BLOCKED: &str = "Your network is not allowed on this tracker.";
+const RATE_LIMITED: &str = "Too many requests from your network; try again later.";
+
+fn network_allowed(tracker: &Tracker, address: &str) -> bool {
+    forwarded_announce_served(tracker, address, NETWORK_BLOCKED)
+}
+
 /// Whether a UDP connect sent from `local` (a loopback address) is answered.
 fn udp_answered_from(tracker: &Tracker, local: &str) -> bool {
-    let socket = std::net::UdpSocket::bind((local, 0)).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
-    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
-    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
-    socket.send_to(&connect, tracker.v4()).unwrap();
-    socket.recv(&mut [0u8; 64]).is_ok()
+    udp_answers_from(tracker, local, 1) == 1
 }
 
 #[test]
@@ -241,17 +245,13 @@ fn blocked_networks_are_refused_and_reload_on_sighup() {
     // A malformed file: error naming file and line, old list kept.
     std::fs::write(&list, "10.3.0.0/16\n10.4.0.0/33\n").unwrap();
     reload(&mut tracker);
-    let log = tracker.stderr();
-    assert!(
-        log.contains(&format!(
+    assert_reload_kept_the_old_list(
+        &tracker,
+        &format!(
             "blocked networks {}: line 2: expected an address or a network",
             list.display()
-        )),
-        "{log}"
-    );
-    assert!(
-        log.contains("keeping the previous 1 blocked networks"),
-        "{log}"
+        ),
+        "keeping the previous 1 blocked networks",
     );
     assert!(!network_allowed(&tracker, "10.2.0.1"));
     assert!(network_allowed(&tracker, "10.3.0.1"));
@@ -316,27 +316,6 @@ fn udp_answers_from(tracker: &Tracker, local: &str, n: usize) -> usize {
         .count()
 }
 
-const RATE_LIMITED: &str = "Too many requests from your network; try again later.";
-
-/// What an HTTP announce forwarded for `address` gets: true when served,
-/// false when refused for the rate limit.
-fn served_within_rate(tracker: &Tracker, address: &str) -> bool {
-    let request = format!(
-        "GET {} HTTP/1.0\r\nX-Forwarded-For: {address}\r\n\r\n",
-        announce_path(&hash(9), 6881, "")
-    );
-    let text = http(tracker.v4(), &request).text();
-    if text.contains("failure reason") {
-        assert_eq!(
-            text,
-            format!("d14:failure reason{}:{RATE_LIMITED}e", RATE_LIMITED.len())
-        );
-        false
-    } else {
-        true
-    }
-}
-
 #[test]
 fn a_network_over_the_rate_limit_is_refused_and_others_are_not() {
     let mut tracker =
@@ -349,11 +328,15 @@ fn a_network_over_the_rate_limit_is_refused_and_others_are_not() {
     assert_eq!(udp_answers_from(&tracker, "127.0.6.1", 3), 3);
     // Behind the trusted proxy, the forwarded address is the one counted.
     let served: Vec<bool> = (0..5)
-        .map(|_| served_within_rate(&tracker, "10.9.9.1"))
+        .map(|_| forwarded_announce_served(&tracker, "10.9.9.1", RATE_LIMITED))
         .collect();
     assert_eq!(served[..3], [true, true, true], "{served:?}");
     assert!(served.contains(&false), "{served:?}");
-    assert!(served_within_rate(&tracker, "10.9.8.1"));
+    assert!(forwarded_announce_served(
+        &tracker,
+        "10.9.8.1",
+        RATE_LIMITED
+    ));
     let metrics = tracker.get("/metrics").text();
     let refused: u64 = metrics
         .lines()

@@ -545,7 +545,7 @@ fn blocked_clients_are_refused_by_peer_id_over_http_and_udp() {
     assert_eq!(tracker.get(&anonymous).bencode().int("incomplete"), 2);
 
     let udp = Udp::new(tracker.v4());
-    let mut packet = Udp::announce_packet(udp.connect(), &hash(1), 4, 100, 0, 50);
+    let mut packet = Udp::announce_packet(udp.connect(), (&hash(1), 4, 100, 0, 50));
     packet[36..56].copy_from_slice(b"-SD0100-abcdefghijkl");
     let reply = udp.exchange(&packet).expect("error reply");
     assert_eq!(be32(&reply, 0), 3, "an error reply");

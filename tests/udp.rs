@@ -69,7 +69,7 @@ fn completed_stopped_and_numwant() {
 fn wrong_connection_id_never_amplifies() {
     let mut tracker = Tracker::start("");
     let udp = Udp::new(tracker.v4());
-    let announce = Udp::announce_packet(0xdead_beef, &hash(5), 1, 0, 0, 50);
+    let announce = Udp::announce_packet(0xdead_beef, (&hash(5), 1, 0, 0, 50));
     let error = udp
         .exchange(&announce)
         .expect("error reply to a full-size announce");
@@ -84,7 +84,7 @@ fn wrong_connection_id_never_amplifies() {
     let other = Udp::new(tracker.v6());
     let foreign_id = other.connect();
     assert_eq!(
-        udp.exchange(&Udp::announce_packet(foreign_id, &hash(5), 1, 0, 0, 50))
+        udp.exchange(&Udp::announce_packet(foreign_id, (&hash(5), 1, 0, 0, 50)))
             .map(|r| r.len()),
         Some(33)
     );
@@ -100,7 +100,7 @@ fn junk_is_dropped_silently_and_server_survives() {
     bad_magic.extend_from_slice(&[0; 8]);
     let mut unknown_action = id.to_be_bytes().to_vec();
     unknown_action.extend_from_slice(&[0, 0, 0, 5, 0, 0, 0, 1]);
-    let short_announce = Udp::announce_packet(id, &hash(6), 1, 0, 0, 50)[..97].to_vec();
+    let short_announce = Udp::announce_packet(id, (&hash(6), 1, 0, 0, 50))[..97].to_vec();
     for junk in [
         vec![],
         vec![0u8; 15],
@@ -266,7 +266,7 @@ fn worker_threads_serve_udp_and_share_the_swarm_with_http() {
     // A connection id is good whichever thread answers the announce.
     let id = udp.connect();
     for _ in 0..20 {
-        let packet = Udp::announce_packet(id, &hashes[0], 1000, 0, 0, 50);
+        let packet = Udp::announce_packet(id, (&hashes[0], 1000, 0, 0, 50));
         let reply = udp.exchange(&packet).expect("announce reply");
         assert_eq!(be32(&reply, 0), 1, "an announce reply, not an error");
     }
@@ -295,7 +295,7 @@ fn worker_threads_lose_no_announce_from_clients_sending_at_once() {
                 for n in 0..100u16 {
                     let info_hash = [(n * 2 + 1) as u8; 20];
                     let port = client * 1000 + n + 1;
-                    let packet = Udp::announce_packet(id, &info_hash, port, 0, 0, 0);
+                    let packet = Udp::announce_packet(id, (&info_hash, port, 0, 0, 0));
                     let reply = udp.exchange(&packet).expect("announce reply");
                     assert_eq!(be32(&reply, 0), 1, "an announce reply");
                 }
@@ -351,7 +351,7 @@ fn a_wildcard_socket_answers_from_the_address_each_request_was_sent_to() {
             let (reply, from) = client.exchange_from(&connect).expect("connect reply");
             assert_eq!(from, to, "connect reply on {wildcard} (workers {workers})");
             let id = u64::from_be_bytes(reply[8..16].try_into().unwrap());
-            let announce = Udp::announce_packet(id, &hash(9), 6881, 0, 2, 50);
+            let announce = Udp::announce_packet(id, (&hash(9), 6881, 0, 2, 50));
             let (reply, from) = client.exchange_from(&announce).expect("announce reply");
             assert_eq!(from, to, "announce reply on {wildcard} (workers {workers})");
             assert_eq!(be32(&reply, 0), 1, "an announce reply");

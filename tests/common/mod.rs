@@ -451,6 +451,9 @@ pub fn announce_path(info_hash: &[u8; 20], port: u16, extra: &str) -> String {
     )
 }
 
+/// What a test announce says: info hash, port, left, event, numwant.
+pub type AnnounceFields<'a> = (&'a [u8; 20], u16, u64, u32, i32);
+
 /// A BEP 15 client bound to a loopback address of the tracker's family.
 pub struct Udp {
     pub socket: UdpSocket,
@@ -500,11 +503,7 @@ impl Udp {
 
     pub fn announce_packet(
         connection_id: u64,
-        info_hash: &[u8; 20],
-        port: u16,
-        left: u64,
-        event: u32,
-        numwant: i32,
+        (info_hash, port, left, event, numwant): AnnounceFields,
     ) -> Vec<u8> {
         let mut p = Vec::with_capacity(98);
         p.extend_from_slice(&connection_id.to_be_bytes());
@@ -533,7 +532,8 @@ impl Udp {
     ) -> Vec<u8> {
         let id = self.connect();
         self.exchange(&Self::announce_packet(
-            id, info_hash, port, left, event, numwant,
+            id,
+            (info_hash, port, left, event, numwant),
         ))
         .expect("announce reply")
     }
