@@ -153,12 +153,16 @@ fn run(config: Config) -> Result<(), String> {
         ),
         None => String::new(),
     };
+    let balancers = match config.access.proxy_protocol.len() {
+        0 => String::new(),
+        n => format!("; PROXY protocol from {n} balancer networks"),
+    };
     let udp_threads = match config.listen.udp_workers {
         0 => String::new(),
         n => format!("; UDP by {n} threads per socket"),
     };
     log::info!(
-        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}{rate_limit}",
+        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}{rate_limit}{balancers}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );

@@ -54,6 +54,9 @@ pub struct Counters {
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; 9],
+    /// Connections and datagrams from a PROXY protocol balancer without a
+    /// valid header.
+    pub proxy_header_errors: u64,
     /// Requests refused for `access.rate_limit`, and the network of one.
     pub rate_limited: u64,
     pub rate_limited_network: Option<std::net::IpAddr>,
@@ -83,6 +86,7 @@ impl Counters {
         self.blocked_networks += other.blocked_networks;
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
+        self.proxy_header_errors += other.proxy_header_errors;
         self.rate_limited += other.rate_limited;
         self.rate_limited_network = other.rate_limited_network.or(self.rate_limited_network);
         self.state_saves += other.state_saves;
@@ -446,6 +450,11 @@ pub fn prometheus(
             "blocked_network_requests_total",
             "Announces, scrapes and UDP datagrams refused for a client in access.blocked_networks.",
             c.blocked_networks,
+        ),
+        (
+            "proxy_protocol_errors_total",
+            "Connections and datagrams from access.proxy_protocol balancers without a valid PROXY header.",
+            c.proxy_header_errors,
         ),
         (
             "rate_limited_requests_total",

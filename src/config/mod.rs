@@ -109,6 +109,9 @@ pub struct Access {
     pub stats: Vec<Network>,
     pub stats_path: String,
     pub proxy: Vec<Network>,
+    /// Load balancers whose connections and datagrams start with a PROXY
+    /// protocol header naming the client.
+    pub proxy_protocol: Vec<Network>,
     /// Prefixes of the peer_id of clients whose announces are refused.
     pub blocked_clients: Vec<String>,
     /// A file of addresses and networks whose requests are refused.
@@ -145,6 +148,7 @@ impl Default for Access {
             stats: Vec::new(),
             stats_path: "stats".into(),
             proxy: Vec::new(),
+            proxy_protocol: Vec::new(),
             blocked_clients: Vec::new(),
             blocked_networks: None,
             rate_limit: 0,

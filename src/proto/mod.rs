@@ -8,6 +8,7 @@ pub mod bencode;
 pub mod connection_id;
 pub mod http;
 pub mod params;
+pub mod proxy_protocol;
 pub mod query;
 pub mod response;
 pub mod udp;

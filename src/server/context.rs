@@ -54,6 +54,7 @@ pub struct Settings {
     pub stats_path: String,
     pub stats_allowed: Vec<Network>,
     pub proxy: Vec<Network>,
+    pub proxy_protocol: Vec<Network>,
     pub blocked_clients: Vec<Vec<u8>>,
     pub redirect_url: Option<String>,
     pub keep_alive: bool,
@@ -77,6 +78,7 @@ impl Settings {
             stats_path: config.access.stats_path.clone(),
             stats_allowed: config.access.stats.clone(),
             proxy: config.access.proxy.clone(),
+            proxy_protocol: config.access.proxy_protocol.clone(),
             blocked_clients: (config.access.blocked_clients.iter())
                 .map(|prefix| prefix.as_bytes().to_vec())
                 .collect(),
@@ -276,6 +278,13 @@ impl Context {
         self.counters.rate_limited += 1;
         self.counters.rate_limited_network = Some(limiter.network(ip));
         true
+    }
+
+    /// Whether what `ip` sends starts with a PROXY protocol header
+    /// (`access.proxy_protocol`).
+    pub fn expects_proxy_header(&self, ip: IpAddr) -> bool {
+        let balancers = &self.settings.proxy_protocol;
+        !balancers.is_empty() && balancers.iter().any(|net| net.contains(ip))
     }
 
     /// Whether any network is blocked (`access.blocked_networks`).

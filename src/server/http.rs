@@ -16,6 +16,7 @@ use super::full_scrape::StreamedBody;
 use super::respond::respond;
 use super::Context;
 use crate::proto::http::{head_len, MAX_HEAD};
+use crate::proto::proxy_protocol;
 use crate::proto::response::{self, HttpError};
 use crate::stats::HttpErrorKind;
 
@@ -46,6 +47,9 @@ pub struct Connection {
     /// further read would only say EAGAIN, so it is skipped.
     drained: bool,
     eof: bool,
+    /// The connection comes from an `access.proxy_protocol` balancer and
+    /// its PROXY header has not been read yet.
+    awaits_proxy_header: bool,
 }
 
 /// How long a lingering close waits for the client to hang up.
@@ -67,7 +71,14 @@ pub enum Next {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, peer: SocketAddr, deadline: Instant) -> Self {
+    /// `awaits_proxy_header`: the first bytes are a PROXY protocol header
+    /// naming the client to serve in `peer`'s place.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        deadline: Instant,
+        awaits_proxy_header: bool,
+    ) -> Self {
         Connection {
             stream,
             peer,
@@ -82,6 +93,7 @@ impl Connection {
             linger_on_close: false,
             drained: false,
             eof: false,
+            awaits_proxy_header,
         }
     }
 
@@ -167,6 +179,28 @@ impl Connection {
         }
         self.output.clear();
         self.written = 0;
+        if self.awaits_proxy_header {
+            match proxy_protocol::parse(&self.input) {
+                Ok(header) => {
+                    self.input.drain(..header.len);
+                    self.peer = header.source.unwrap_or(self.peer);
+                    self.awaits_proxy_header = false;
+                }
+                Err(proxy_protocol::Error::Incomplete)
+                    if !self.eof && self.input.len() <= MAX_HEAD =>
+                {
+                    return false
+                }
+                Err(_) => {
+                    ctx.counters.proxy_header_errors += 1;
+                    ctx.counters.http_error(HttpErrorKind::ParseError);
+                    response::error(&mut self.output, HttpError::BadRequest);
+                    self.closing = true;
+                    self.linger_on_close = true;
+                    return true;
+                }
+            }
+        }
         let Some(len) = head_len(&self.input) else {
             if self.input.len() > MAX_HEAD {
                 ctx.counters.http_error(HttpErrorKind::Internal);

@@ -551,7 +551,8 @@ impl Server {
                     }
                     let deadline = self.ctx.instant
                         + Duration::from_secs(self.ctx.settings.request_timeout.into());
-                    let mut connection = http::Connection::new(stream, peer, deadline);
+                    let balancer = self.ctx.expects_proxy_header(peer.ip().to_canonical());
+                    let mut connection = http::Connection::new(stream, peer, deadline, balancer);
                     // Most requests are already here: answer before paying
                     // for an epoll registration the connection may not need.
                     if connection.drive(&mut self.ctx) == http::Next::Close {

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::context::CLIENT_BLOCKED;
 use super::Context;
-use crate::proto::{udp, InfoHash};
+use crate::proto::{proxy_protocol, udp, InfoHash};
 use crate::sys::datagrams::Datagrams;
 use crate::tracker::{Announce, Announced, Families};
 
@@ -30,9 +30,22 @@ pub fn answer_batch(ctx: &mut Context, batch: &mut Datagrams, reply: &mut Vec<u8
 }
 
 /// Handles one datagram from `source`, writing the reply (if any) to `out`.
+/// The reply goes back to `source`, which may be a balancer relaying the
+/// client its PROXY header names.
 pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Vec<u8>) {
     out.clear();
     ctx.counters.udp_packets += 1;
+    let (packet, source) = if ctx.expects_proxy_header(source.ip().to_canonical()) {
+        match proxy_protocol::parse_datagram(packet) {
+            Ok(header) => (&packet[header.len..], header.source.unwrap_or(source)),
+            Err(_) => {
+                ctx.counters.proxy_header_errors += 1;
+                return;
+            }
+        }
+    } else {
+        (packet, source)
+    };
     let ip = source.ip().to_canonical();
     // Silence is the cheapest answer to a network an operator has shut out.
     if ctx.blocks_network(ip) {
