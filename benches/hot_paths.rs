@@ -208,7 +208,7 @@ fn bencode_reply(c: &mut Criterion) {
     c.bench_function("bencode: announce reply with 50 peers", |b| {
         b.iter(|| {
             out.clear();
-            bencode::announce(&mut out, black_box(counts), 1800, &peers4, &[]);
+            bencode::announce(&mut out, black_box(counts), 1800, (&peers4, &[]), None);
             black_box(out.len())
         })
     });

@@ -326,9 +326,14 @@ tree_snapshot() {
 
 # ct_announce HOST [announce.py options]: from the container's network.
 # ct_stats MODE: the container's tracker's /stats?mode=MODE.
-ct_stats() {
+# ct_get PATH: GET http://127.0.0.1:6969/PATH inside the container.
+ct_get() {
 	nsenter -t "$CT_LEADER" -n python3 -c 'import sys, urllib.request
-print(urllib.request.urlopen("http://127.0.0.1:6969/stats?mode=" + sys.argv[1], timeout=5).read().decode())' "$1"
+print(urllib.request.urlopen("http://127.0.0.1:6969/" + sys.argv[1], timeout=5).read().decode())' "$1"
+}
+
+ct_stats() {
+	ct_get "stats?mode=$1"
 }
 
 ct_announce() {
@@ -396,6 +401,10 @@ cmd_nspawn() {
 	check "still active after reload, same PID $pid" \
 		sh -c "[ \"\$(nsenter -t $CT_LEADER -a systemctl show -P MainPID opentracker.service)\" = '$pid' ]"
 	check "journal shows the reload" sh -c "nsenter -t $CT_LEADER -a journalctl -u opentracker.service --no-pager | grep -q Reload"
+	# The sandbox leaves the tracker its own /proc entries.
+	out=$(ct_get metrics | grep -E '^process_(resident_memory_bytes|open_fds) ' | paste -sd' ')
+	check "under the sandbox /metrics has the process readings (${out:-none})" \
+		sh -c "printf '%s\n' '$out' | grep -q 'process_resident_memory_bytes [1-9].*process_open_fds [1-9]'"
 	# Reload does its job under the sandbox: a whitelist (a drop-in adds -w)
 	# refuses a torrent until it is added and the service reloaded.
 	local hash=0123456789abcdef0123456789abcdef01234567

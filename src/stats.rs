@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use crate::proto::params::{StatsMode, TpbsFormat};
 use crate::proto::{InfoHash, SwarmCounts};
 use crate::sys::conntrack::Conntrack;
+use crate::sys::process::Usage;
 use crate::tracker::{ShardedTracker, Totals};
 
 /// Upstream's HTTP error counter names, in its order.
@@ -350,6 +351,53 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
+/// The standard `process_*` families; readings the system lacks are left
+/// out.
+fn process_metrics(out: &mut String, usage: &Usage, started_unix: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP process_cpu_seconds_total User and system CPU time spent in seconds.\n\
+         # TYPE process_cpu_seconds_total counter\n\
+         process_cpu_seconds_total {:.3}",
+        usage.cpu_seconds
+    );
+    let gauges = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            usage.resident_bytes,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            usage.virtual_bytes,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            usage.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            usage.max_fds,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Some(started_unix),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+    }
+}
+
 /// What the kernel reported since the tracker started, as last read (every
 /// 10 s).
 #[derive(Clone, Copy, Debug, Default)]
@@ -362,13 +410,16 @@ pub struct KernelReadings {
 }
 
 /// The counters and totals for Prometheus (`GET /metrics`), so no exporter
-/// has to scrape and parse `/stats`.
+/// has to scrape and parse `/stats`; with the process's own readings under
+/// the names Prometheus client libraries give them.
 pub fn prometheus(
     out: &mut String,
     c: &Counters,
     tracker: &ShardedTracker,
     uptime: u64,
     kernel: &KernelReadings,
+    process: &Usage,
+    started_unix: u64,
 ) {
     let totals = tracker.totals();
     let one = |value: u64| [(String::new(), value)];
@@ -510,6 +561,7 @@ pub fn prometheus(
             family(out, name, kind, help, &one(value));
         }
     }
+    process_metrics(out, process, started_unix);
     let errors: Vec<(String, u64)> = HTTP_ERROR_NAMES
         .iter()
         .zip(c.http_errors)
@@ -588,8 +640,20 @@ mod tests {
             udp_dropped: 3,
             conntrack: None,
         };
-        prometheus(&mut out, &counters, &tracker, 42, &kernel);
+        let process = Usage {
+            cpu_seconds: 1.25,
+            resident_bytes: Some(4096),
+            ..Usage::default()
+        };
+        prometheus(&mut out, &counters, &tracker, 42, &kernel, &process, 1000);
         assert!(!out.contains("conntrack"), "absent where not tracked");
+        assert!(out.contains("\nprocess_cpu_seconds_total 1.250\n"), "{out}");
+        assert!(
+            out.contains("\nprocess_resident_memory_bytes 4096\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nprocess_start_time_seconds 1000\n"), "{out}");
+        assert!(!out.contains("process_open_fds"), "absent when unknown");
         let kernel = KernelReadings {
             udp_dropped: 3,
             conntrack: Some(Conntrack {
@@ -599,7 +663,7 @@ mod tests {
             }),
         };
         out.clear();
-        prometheus(&mut out, &counters, &tracker, 42, &kernel);
+        prometheus(&mut out, &counters, &tracker, 42, &kernel, &process, 1000);
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines.contains(&"opentracker_conntrack_entries 5"));
         assert!(lines.contains(&"opentracker_conntrack_limit 100"));

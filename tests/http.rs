@@ -346,6 +346,24 @@ fn metrics_for_prometheus_count_both_protocols_and_obey_the_stats_networks() {
             "{line} missing from:\n{text}"
         );
     }
+    // The process's own readings, as Prometheus client libraries name them.
+    let value = |name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        let line = line.unwrap_or_else(|| panic!("{name} missing from:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let resident = value("process_resident_memory_bytes");
+    assert!((1e5..1e9).contains(&resident), "{resident}");
+    assert!(value("process_virtual_memory_bytes") >= resident);
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    // Listeners, epoll, the connection asking, and more.
+    assert!(value("process_open_fds") >= 5.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - value("process_start_time_seconds")).abs() < 60.0);
     let guarded = Tracker::start("[access]\nstats = [\"10.0.0.0/8\"]\n");
     assert_eq!(guarded.get("/metrics").status, 403);
 }
@@ -633,4 +651,25 @@ fn a_state_dump_loads_back_with_downloads_and_last_announce_minutes() {
         log.contains("state:2: expected HASH:MINUTE:DOWNLOADED; nothing loaded"),
         "{log}"
     );
+}
+
+#[test]
+fn external_ip_tells_each_client_its_address_when_asked() {
+    let path = announce_path(&hash(1), 1000, "");
+    let plain = Tracker::start("");
+    assert!(plain.get(&path).bencode().get("external ip").is_none());
+    let tracker =
+        Tracker::start("[tracker]\nexternal_ip = true\n[access]\nproxy = [\"127.0.0.1\"]\n");
+    let v4 = tracker.get(&path).bencode();
+    assert_eq!(v4.bytes("external ip"), [127, 0, 0, 1]);
+    let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+    let v6 = http(tracker.v6(), &request).bencode();
+    assert_eq!(
+        v6.bytes("external ip"),
+        std::net::Ipv6Addr::LOCALHOST.octets()
+    );
+    // Behind the trusted proxy, the client's address.
+    let forwarded = format!("GET {path} HTTP/1.0\r\nX-Forwarded-For: 203.0.113.5\r\n\r\n");
+    let reply = http(tracker.v4(), &forwarded).bencode();
+    assert_eq!(reply.bytes("external ip"), [203, 0, 113, 5]);
 }

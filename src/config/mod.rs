@@ -182,6 +182,8 @@ pub struct TrackerSection {
     pub numwant: u32,
     pub numwant_max: u32,
     pub full_scrape: bool,
+    /// Add "external ip" to HTTP announce replies (BEP 24).
+    pub external_ip: bool,
     /// The most peers and torrents stored; 0 for no limit.
     pub max_peers: u64,
     pub max_torrents: u64,
@@ -213,6 +215,7 @@ impl Default for TrackerSection {
             numwant: 50,
             numwant_max: 200,
             full_scrape: true,
+            external_ip: false,
             max_peers: 0,
             max_torrents: 0,
         }

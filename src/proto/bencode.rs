@@ -2,6 +2,8 @@
 //! failure replies, and the pieces of a full scrape. Compact form only
 //! (BEP 23 `peers`, BEP 7 `peers6`), in upstream's key order.
 
+use std::net::IpAddr;
+
 use super::{InfoHash, SwarmCounts};
 
 /// Appends the decimal form of `value`.
@@ -36,16 +38,22 @@ fn push_bytes(out: &mut Vec<u8>, key: &[u8], bytes: &[u8]) {
 
 /// A successful announce. `peers4`/`peers6` hold 6- and 18-byte compact
 /// entries; each key is present only when it has peers, as upstream does.
+/// `external_ip` is the requester's address as the tracker sees it (BEP 24).
 pub fn announce(
     out: &mut Vec<u8>,
     counts: SwarmCounts,
     interval: u32,
-    peers4: &[u8],
-    peers6: &[u8],
+    (peers4, peers6): (&[u8], &[u8]),
+    external_ip: Option<IpAddr>,
 ) {
     out.push(b'd');
     push_int(out, b"8:complete", counts.seeders.into());
     push_int(out, b"10:downloaded", counts.completed.into());
+    match external_ip {
+        Some(IpAddr::V4(ip)) => push_bytes(out, b"11:external ip", &ip.octets()),
+        Some(IpAddr::V6(ip)) => push_bytes(out, b"11:external ip", &ip.octets()),
+        None => {}
+    }
     push_int(out, b"10:incomplete", counts.leechers.into());
     push_int(out, b"8:interval", interval.into());
     push_int(out, b"12:min interval", (interval / 2).into());
@@ -105,14 +113,32 @@ mod tests {
             leechers: 2,
             completed: 3,
         };
-        announce(&mut out, counts, 1800, &[1, 2, 3, 4, 0, 80], &[]);
+        announce(&mut out, counts, 1800, (&[1, 2, 3, 4, 0, 80], &[]), None);
         assert_eq!(
             out,
             b"d8:completei1e10:downloadedi3e10:incompletei2e8:intervali1800e12:min intervali900e5:peers6:\x01\x02\x03\x04\x00\x50e"
         );
         out.clear();
-        announce(&mut out, counts, 1801, &[], &[]);
+        announce(&mut out, counts, 1801, (&[], &[]), None);
         assert!(out.ends_with(b"12:min intervali900ee"));
+        // BEP 24, between "downloaded" and "incomplete" in key order.
+        out.clear();
+        announce(
+            &mut out,
+            counts,
+            1800,
+            (&[], &[]),
+            Some([192, 0, 2, 1].into()),
+        );
+        assert!(out.starts_with(
+            b"d8:completei1e10:downloadedi3e11:external ip4:\xc0\x00\x02\x0110:incomplete"
+        ));
+        out.clear();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        announce(&mut out, counts, 1800, (&[], &[]), Some(v6));
+        let mut expected = b"11:external ip16:".to_vec();
+        expected.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert!(out.windows(expected.len()).any(|w| w == expected));
     }
 
     #[test]

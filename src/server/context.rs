@@ -51,6 +51,8 @@ pub struct Settings {
     pub numwant: u32,
     pub numwant_max: u32,
     pub full_scrape: bool,
+    /// Tell HTTP clients their address (BEP 24).
+    pub external_ip: bool,
     pub stats_path: String,
     pub stats_allowed: Vec<Network>,
     pub proxy: Vec<Network>,
@@ -75,6 +77,7 @@ impl Settings {
             numwant: config.tracker.numwant,
             numwant_max: config.tracker.numwant_max,
             full_scrape: config.tracker.full_scrape,
+            external_ip: config.tracker.external_ip,
             stats_path: config.access.stats_path.clone(),
             stats_allowed: config.access.stats.clone(),
             proxy: config.access.proxy.clone(),

@@ -11,6 +11,7 @@ use crate::proto::params::{self, ParamError, StatsMode};
 use crate::proto::response::{self, Connection, HttpError};
 use crate::proto::{bencode, InfoHash};
 use crate::stats::{self, HttpErrorKind};
+use crate::sys;
 use crate::tracker::{Announce, Announced, Families};
 
 const NOT_AUTHORIZED: &str = "Requested download is not authorized for use with this tracker.";
@@ -210,7 +211,9 @@ fn announce(
     match outcome {
         Announced::Ok { counts, completed } => {
             ctx.counters.tcp_announces += 1;
-            bencode::announce(&mut ctx.body, counts, interval, &ctx.peers4, &ctx.peers6);
+            let external_ip = ctx.settings.external_ip.then_some(ip);
+            let peers = (&ctx.peers4[..], &ctx.peers6[..]);
+            bencode::announce(&mut ctx.body, counts, interval, peers, external_ip);
             if completed {
                 super::udp::log_completed(&announce.info_hash, ip);
             }
@@ -258,12 +261,15 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
     }
     let mut text = String::new();
     let (uptime, kernel) = (ctx.uptime_secs(), ctx.kernel);
+    let started_unix = ctx.clock().1.saturating_sub(uptime);
     stats::prometheus(
         &mut text,
         &ctx.all_counters(),
         &ctx.tracker,
         uptime,
         &kernel,
+        &sys::process::usage(),
+        started_unix,
     );
     ctx.body.extend_from_slice(text.as_bytes());
     Answer::Body

@@ -34,6 +34,12 @@ fn set(limit: libc::rlimit) -> io::Result<()> {
     }
 }
 
+/// The soft limit on open files, or `None` when there is none.
+pub fn open_files_soft_limit() -> Option<u64> {
+    let soft = get().ok()?.rlim_cur;
+    (soft != libc::RLIM_INFINITY).then_some(soft as u64)
+}
+
 /// Raises the soft limit on open files to `wanted`, or as near as the hard
 /// limit allows. A limit already above `wanted` is left alone.
 pub fn raise_open_files(wanted: u64) -> io::Result<OpenFiles> {

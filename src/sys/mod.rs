@@ -12,6 +12,7 @@
 //! - [`heap`]: transparent huge pages for glibc's heap (one re-exec at start).
 //! - [`limits`]: the open-files limit raised to what the server may hold.
 //! - [`conntrack`]: how full the kernel's connection-tracking table is.
+//! - [`process`]: this process's CPU time, memory and descriptors.
 //!
 //! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
 //! same functions exist and do the portable part (or nothing).
@@ -24,4 +25,5 @@ pub mod limits;
 pub mod log;
 pub mod notify;
 pub mod privileges;
+pub mod process;
 pub mod signals;
