@@ -370,3 +370,63 @@ fn udp_worker_threads_share_one_rate_limit() {
     let answered = udp_answers_from(&tracker, "127.0.7.1", 12);
     assert!((3..=4).contains(&answered), "{answered} answered");
 }
+
+/// Waits (bounded) for the tracker to report a reload it did by itself.
+fn wait_for_own_reload(tracker: &mut Tracker) {
+    tracker.clear_messages();
+    assert!(
+        tracker.wait_for_message("RELOADING=1", Duration::from_secs(15)),
+        "no reload after the file changed: {}",
+        tracker.stderr()
+    );
+    assert!(
+        tracker.wait_for_message("READY=1", Duration::from_secs(10)),
+        "no READY=1 after reload"
+    );
+}
+
+#[test]
+fn lists_reload_by_themselves_when_their_files_change() {
+    let dir = TestDir::new();
+    // Torrent 9 is the one network_allowed announces.
+    let list = dir.write("whitelist.txt", &format!("{}\n", hex(&hash(9))));
+    let blocked = dir.write("blocked", "10.1.0.0/16\n");
+    let toml = format!(
+        "[access]\nwhitelist = \"{}\"\nblocked_networks = \"{}\"\nreload_on_change = true\n\
+         proxy = [\"127.0.0.1\"]\n",
+        list.display(),
+        blocked.display()
+    );
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    assert!(!http_allowed(&tracker, 2));
+    // Replaced by a rename, as deploy tools and ConfigMaps do.
+    let next = list.with_extension("new");
+    std::fs::write(&next, format!("{}\n{}\n", hex(&hash(9)), hex(&hash(2)))).unwrap();
+    std::fs::rename(&next, &list).unwrap();
+    wait_for_own_reload(&mut tracker);
+    assert!(http_allowed(&tracker, 2));
+    assert!(tracker.stderr().contains("a list file changed; reloading"));
+    // Rewritten in place.
+    assert!(!network_allowed(&tracker, "10.1.0.1"));
+    std::fs::write(&blocked, "10.2.0.0/16\n").unwrap();
+    wait_for_own_reload(&mut tracker);
+    assert!(network_allowed(&tracker, "10.1.0.1"));
+    assert!(!network_allowed(&tracker, "10.2.0.1"));
+    // A bad version keeps the old list, as with SIGHUP.
+    std::fs::write(&list, "not a hash\n").unwrap();
+    wait_for_own_reload(&mut tracker);
+    assert!(http_allowed(&tracker, 2));
+    assert!(
+        tracker
+            .stderr()
+            .contains("keeping the previous list of 2 hashes"),
+        "{}",
+        tracker.stderr()
+    );
+}

@@ -117,6 +117,8 @@ pub struct Access {
     /// A file of addresses and networks whose requests are refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_networks: Option<PathBuf>,
+    /// Reload the lists when their files change, as SIGHUP does.
+    pub reload_on_change: bool,
     /// Requests per second one network may send; 0 for no limit.
     pub rate_limit: u32,
     /// Requests a network may send at once; 0 for ten seconds' worth.
@@ -127,6 +129,14 @@ pub struct Access {
 }
 
 impl Access {
+    /// The list files the tracker reads: the access list and the blocked
+    /// networks.
+    pub fn list_files(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.whitelist, &self.blacklist, &self.blocked_networks]
+            .into_iter()
+            .flatten()
+    }
+
     /// The rate limit, when one is set.
     pub fn rate(&self) -> Option<Rate> {
         (self.rate_limit > 0).then(|| Rate {
@@ -151,6 +161,7 @@ impl Default for Access {
             proxy_protocol: Vec::new(),
             blocked_clients: Vec::new(),
             blocked_networks: None,
+            reload_on_change: false,
             rate_limit: 0,
             rate_limit_burst: 0,
             rate_limit_ipv4_prefix: 24,

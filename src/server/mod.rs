@@ -35,6 +35,7 @@ use crate::sys::conntrack::Conntrack;
 use crate::sys::datagrams::{self, Datagrams};
 use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
+use crate::sys::watch::Watch;
 use crate::tracker::access_list::{self, AccessList, Mode};
 use crate::tracker::{ShardedTracker, Timeouts};
 use context::Context;
@@ -49,6 +50,8 @@ const FIRST_CONNECTION: usize = 1 << 17;
 const BURST: usize = 256;
 /// Torrents swept per loop turn.
 const SWEEP_SLICE: usize = 8192;
+/// How often list files are looked at with `access.reload_on_change`.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// How often STATUS= is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How long a stop waits for responses still being written.
@@ -147,6 +150,8 @@ pub struct Server {
     marks: Marks,
     /// Saves the state now and then (`tracker.save_interval`).
     saver: Option<state::Saver>,
+    /// The list files, with `access.reload_on_change`.
+    watch: Option<Watch>,
 }
 
 impl Server {
@@ -188,6 +193,8 @@ impl Server {
         ctx.tick();
         state::load(&config, &ctx);
         let saver = state::Saver::start(&config, &ctx)?;
+        let watch = (config.access.reload_on_change)
+            .then(|| Watch::new(config.access.list_files().cloned()));
         for (i, socket) in listeners.udp.iter().enumerate() {
             udp_workers::spawn(socket, i, workers, &ctx)?;
         }
@@ -207,6 +214,7 @@ impl Server {
             accept_stalled: false,
             marks: Marks::default(),
             saver,
+            watch,
         })
     }
 
@@ -333,6 +341,7 @@ impl Server {
         self.check_conntrack();
         let mut next_watchdog = watchdog_every.map(|every| self.ctx.instant + every);
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
+        let mut next_watch = self.ctx.instant + WATCH_EVERY;
         let mut stop_by: Option<Instant> = None;
         self.notifier.ready(&self.status_line(0));
         loop {
@@ -403,6 +412,13 @@ impl Server {
                 self.close_expired();
                 next_deadline_check = now + Duration::from_secs(1);
             }
+            if now >= next_watch {
+                if self.watch.as_mut().is_some_and(Watch::changed) {
+                    log::info!("a list file changed; reloading");
+                    self.reload();
+                }
+                next_watch = now + WATCH_EVERY;
+            }
             if now >= next_status {
                 self.report_status();
                 next_status = now + STATUS_EVERY;
@@ -421,15 +437,20 @@ impl Server {
         let mut stop = false;
         for signal in self.signals.pending() {
             match signal {
-                Signal::Reload => self.reload(),
+                Signal::Reload => {
+                    self.reload();
+                    if let Some(watch) = &mut self.watch {
+                        watch.mark_loaded();
+                    }
+                }
                 Signal::Stop => stop = true,
             }
         }
         stop
     }
 
-    /// SIGHUP: re-read the access list and the blocked networks; a bad file
-    /// keeps its old list.
+    /// SIGHUP, or a list file changed: re-read the access list and the
+    /// blocked networks; a bad file keeps its old list.
     fn reload(&mut self) {
         self.notifier.reloading();
         match load_blocked_networks(&self.config) {

@@ -13,6 +13,7 @@
 //! - [`limits`]: the open-files limit raised to what the server may hold.
 //! - [`conntrack`]: how full the kernel's connection-tracking table is.
 //! - [`process`]: this process's CPU time, memory and descriptors.
+//! - [`watch`]: files looked at now and then for changes.
 //!
 //! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
 //! same functions exist and do the portable part (or nothing).
@@ -27,3 +28,4 @@ pub mod notify;
 pub mod privileges;
 pub mod process;
 pub mod signals;
+pub mod watch;
