@@ -50,6 +50,8 @@ pub struct Counters {
     pub udp_announces: u64,
     pub udp_scrapes: u64,
     pub udp_mismatches: u64,
+    /// UDP replies the socket refused to send.
+    pub udp_unsent: u64,
     pub blocked_clients: u64,
     pub blocked_networks: u64,
     pub full_scrapes: u64,
@@ -83,6 +85,7 @@ impl Counters {
         self.udp_announces += other.udp_announces;
         self.udp_scrapes += other.udp_scrapes;
         self.udp_mismatches += other.udp_mismatches;
+        self.udp_unsent += other.udp_unsent;
         self.blocked_clients += other.blocked_clients;
         self.blocked_networks += other.blocked_networks;
         self.full_scrapes += other.full_scrapes;
@@ -491,6 +494,11 @@ pub fn prometheus(
             "udp_datagrams_dropped_total",
             "UDP datagrams the kernel dropped for a full receive queue (read every 10 s).",
             kernel.udp_dropped,
+        ),
+        (
+            "udp_replies_unsent_total",
+            "UDP replies the socket refused to send (a full send buffer, a firewall rule).",
+            c.udp_unsent,
         ),
         (
             "blocked_client_announces_total",

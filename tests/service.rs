@@ -493,19 +493,14 @@ fn running_out_of_descriptors_is_reported_and_survived() {
     Udp::new(tracker.v4()).connect();
 }
 
-#[test]
-fn connection_tracking_is_reported_and_exported() {
-    if !is_root() {
-        skip(
-            "connection_tracking_is_reported_and_exported",
-            "needs root: it tracks connections in a network namespace of its own",
-        );
-        return;
-    }
+/// Runs `test` on a thread in a network namespace of its own, with
+/// loopback up and the nftables `ruleset` loaded; the trackers it starts
+/// live there too. Needs root.
+fn in_own_network_namespace(ruleset: &'static str, test: impl FnOnce() + Send + 'static) {
     // A network namespace belongs to the thread that made it: this one, and
-    // the tracker it starts, get a new one; the test's other threads keep
+    // the processes it starts, get a new one; the test's other threads keep
     // theirs.
-    std::thread::spawn(|| {
+    std::thread::spawn(move || {
         // SAFETY: unshare changes only this thread's namespace.
         let unshared = unsafe { libc::unshare(libc::CLONE_NEWNET) };
         assert_eq!(unshared, 0, "unshare: {}", std::io::Error::last_os_error());
@@ -514,7 +509,6 @@ fn connection_tracking_is_reported_and_exported() {
             .status()
             .expect("run ip");
         assert!(status.success(), "ip link set lo up");
-        // A firewall rule that needs connection state turns tracking on.
         let mut nft = Command::new("nft")
             .args(["-f", "-"])
             .stdin(Stdio::piped())
@@ -524,23 +518,45 @@ fn connection_tracking_is_reported_and_exported() {
         nft.stdin
             .take()
             .unwrap()
-            .write_all(
-                b"table inet ot_test {\n chain input {\n  type filter hook input priority 0;\n  \
-                  ct state established,related accept\n }\n}\n",
-            )
+            .write_all(ruleset.as_bytes())
             .unwrap();
         assert!(nft.wait().unwrap().success(), "nft ruleset");
+        test();
+    })
+    .join()
+    .unwrap();
+}
 
+fn metric(tracker: &Tracker, name: &str) -> u64 {
+    let metrics = tracker.get("/metrics").text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn connection_tracking_is_reported_and_exported() {
+    if !is_root() {
+        skip(
+            "connection_tracking_is_reported_and_exported",
+            "needs root: it tracks connections in a network namespace of its own",
+        );
+        return;
+    }
+    // A firewall rule that needs connection state turns tracking on.
+    let ruleset = "table inet ot_test {\n chain input {\n  type filter hook input priority 0;\n  \
+                   ct state established,related accept\n }\n}\n";
+    in_own_network_namespace(ruleset, || {
         let mut tracker = Tracker::start("");
         let metrics = tracker.get("/metrics").text();
         assert!(
             metrics.contains("\nopentracker_conntrack_limit "),
             "{metrics}"
         );
-        assert!(
-            metrics.contains("\nopentracker_conntrack_dropped_total 0\n"),
-            "{metrics}"
-        );
+        assert_eq!(metric(&tracker, "opentracker_conntrack_dropped_total"), 0);
         // Every client address and port is a tracked flow.
         for _ in 0..3 {
             Udp::new(tracker.v4()).connect();
@@ -550,14 +566,8 @@ fn connection_tracking_is_reported_and_exported() {
             tracker.wait_for_message("STATUS=", Duration::from_secs(15)),
             "no status line"
         );
-        let metrics = tracker.get("/metrics").text();
-        let entries: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("opentracker_conntrack_entries "))
-            .expect("conntrack entries exported")
-            .parse()
-            .unwrap();
-        assert!(entries >= 3, "{metrics}");
+        let entries = metric(&tracker, "opentracker_conntrack_entries");
+        assert!(entries >= 3, "{entries}");
         let log = tracker.stderr();
         assert!(
             log.contains("connections are tracked in this network namespace ("),
@@ -567,7 +577,49 @@ fn connection_tracking_is_reported_and_exported() {
             log.contains("exempt the tracker's ports (notrack)"),
             "{log}"
         );
-    })
-    .join()
-    .unwrap();
+    });
+}
+
+#[test]
+fn replies_the_system_refuses_to_send_are_counted_and_reported() {
+    if !is_root() {
+        skip(
+            "replies_the_system_refuses_to_send_are_counted_and_reported",
+            "needs root: a firewall rule in a network namespace of its own refuses the replies",
+        );
+        return;
+    }
+    // Replies to 127.0.0.9 are dropped on their way out: sendmmsg fails.
+    let ruleset =
+        "table inet ot_test {\n chain output {\n  type filter hook output priority 0;\n  \
+                   ip daddr 127.0.0.9 meta l4proto udp drop\n }\n}\n";
+    in_own_network_namespace(ruleset, || {
+        let mut tracker = Tracker::start("");
+        let client = UdpSocket::bind("127.0.0.9:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+        connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+        for _ in 0..3 {
+            client.send_to(&connect, tracker.v4()).unwrap();
+        }
+        assert!(
+            client.recv(&mut [0u8; 64]).is_err(),
+            "the rule drops replies"
+        );
+        assert_eq!(metric(&tracker, "opentracker_udp_replies_unsent_total"), 3);
+        // Others are answered.
+        Udp::new(tracker.v4()).connect();
+        assert!(
+            tracker.wait_for_message("UDP replies could not be sent", Duration::from_secs(15)),
+            "no status line about it: {:?}",
+            tracker.messages
+        );
+        let log = tracker.stderr();
+        assert!(
+            log.contains("3 UDP replies could not be sent in 10 s: the socket refused them"),
+            "{log}"
+        );
+    });
 }

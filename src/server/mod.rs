@@ -125,6 +125,7 @@ struct Marks {
     /// Connection tracking was seen on, and said so.
     conntrack_seen: bool,
     rate_limited: u64,
+    udp_unsent: u64,
 }
 
 /// The event loop and what it owns.
@@ -258,6 +259,16 @@ impl Server {
                 "{what}: the tracker is full (tracker.max_peers = {}, tracker.max_torrents = {})",
                 t.max_peers,
                 t.max_torrents
+            );
+            status = format!("{status}; {what}");
+        }
+        let unsent = counters.udp_unsent - self.marks.udp_unsent;
+        self.marks.udp_unsent = counters.udp_unsent;
+        if unsent > 0 {
+            let what = format!("{unsent} UDP replies could not be sent in {every} s");
+            log::warn!(
+                "{what}: the socket refused them (a full send buffer, net.core.wmem_max, \
+                 or a firewall rule; the log at level debug names the error)"
             );
             status = format!("{status}; {what}");
         }
@@ -542,7 +553,7 @@ impl Server {
             match batch.receive(socket) {
                 Ok(_) => {
                     udp::answer_batch(&mut self.ctx, batch, &mut reply);
-                    batch.send_queued(socket);
+                    self.ctx.counters.udp_unsent += batch.send_queued(socket);
                     if batch.len() < datagrams::BATCH {
                         return true;
                     }

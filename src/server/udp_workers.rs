@@ -55,7 +55,8 @@ fn serve(socket: &UdpSocket, mut ctx: Context) {
                 // Before the replies go: a client that reads /stats after
                 // its answer finds itself counted.
                 ctx.publish_counters();
-                batch.send_queued(socket);
+                // Counted with the next batch's.
+                ctx.counters.udp_unsent += batch.send_queued(socket);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {

@@ -202,9 +202,10 @@ impl Datagrams {
     }
 
     /// Sends every queued datagram. One that the socket refuses (a full
-    /// buffer, an unreachable address) is dropped: UDP clients retry.
+    /// buffer, an unreachable address, a firewall rule) is dropped, as UDP
+    /// clients retry; returns how many were.
     #[cfg(target_os = "linux")]
-    pub fn send_queued(&mut self, socket: &UdpSocket) {
+    pub fn send_queued(&mut self, socket: &UdpSocket) -> u64 {
         use std::os::fd::AsRawFd;
 
         let count = self.queued.len();
@@ -237,6 +238,7 @@ impl Datagrams {
             }
         }
         let mut sent = 0;
+        let mut unsent = 0;
         while sent < headers.len() {
             let remaining = &mut headers[sent..];
             // SAFETY: `remaining` holds valid headers as built above.
@@ -258,26 +260,31 @@ impl Datagrams {
                 }
                 // Skip the datagram that failed and go on with the rest.
                 sent += 1;
+                unsent += 1;
                 continue;
             }
             sent += n as usize;
         }
         self.outgoing.clear();
         self.queued.clear();
+        unsent
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn send_queued(&mut self, socket: &UdpSocket) {
+    pub fn send_queued(&mut self, socket: &UdpSocket) -> u64 {
         let mut start = 0;
+        let mut unsent = 0;
         for queued in &self.queued {
             let data = &self.outgoing[start..queued.end];
             if let Err(e) = socket.send_to(data, queued.to) {
                 log::debug!("udp send to {}: {e}", queued.to);
+                unsent += 1;
             }
             start = queued.end;
         }
         self.outgoing.clear();
         self.queued.clear();
+        unsent
     }
 }
 
