@@ -9,8 +9,13 @@ let
   inherit (lib) mkOption mkEnableOption mkIf types;
   cfg = config.services.opentracker;
   settingsFormat = pkgs.formats.toml { };
+  # keepSwarms: the state file in the directory the state drop-in gives.
+  stateSettings = lib.optionalAttrs cfg.keepSwarms {
+    tracker = { state_file = "/var/lib/opentracker/state"; save_state = true; };
+  };
   # TOML has no null: unset optional keys are left out.
-  configFile = settingsFormat.generate "opentracker.toml" (lib.filterAttrsRecursive (_: v: v != null) cfg.settings);
+  configFile = settingsFormat.generate "opentracker.toml"
+    (lib.filterAttrsRecursive (_: v: v != null) (lib.recursiveUpdate cfg.settings stateSettings));
 
   # "[Section]" and "Key=Value" lines of a unit file -> { Key = value; },
   # a list when a key repeats (NixOS writes lists as repeated lines).
@@ -32,7 +37,8 @@ let
     builtins.mapAttrs (_: values: if builtins.length values == 1 then builtins.head values else values) parsed.keys;
 
   # Paths and listeners come from this module, not from the unit files.
-  serviceDefaults = removeAttrs (unitSection ../systemd/opentracker.service "Service") [ "ExecStart" "ExecReload" ];
+  serviceDefaults = removeAttrs (unitSection ../systemd/opentracker.service "Service") [ "ExecStart" "ExecReload" ]
+    // lib.optionalAttrs cfg.keepSwarms (unitSection ../systemd/opentracker-state.conf "Service");
   socketDefaults = removeAttrs (unitSection ../systemd/opentracker.socket "Socket") [ "ListenStream" "ListenDatagram" ];
 
   listen = cfg.settings.listen;
@@ -103,6 +109,19 @@ in
           description = "Announce interval in seconds.";
         };
       };
+    };
+
+    keepSwarms = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Keep the swarms across restarts and crashes: the tracker saves them
+        to /var/lib/opentracker/state when it stops and every
+        tracker.save_interval seconds (600), and loads them when it starts
+        (tracker.save_state). The unit gets the state directory and stop
+        timeout of systemd/opentracker-state.conf, the drop-in the Debian
+        package ships for the same purpose.
+      '';
     };
 
     openFirewall = mkOption {

@@ -28,7 +28,7 @@ def main():
         if got != want:
             errors.append("%s: got %r, want %r" % (what, got, want))
 
-    expect("options", sorted(data["options"]), ["enable", "openFirewall", "package", "settings"])
+    expect("options", sorted(data["options"]), ["enable", "keepSwarms", "openFirewall", "package", "settings"])
     expect("typed settings", sorted(data["settingsOptions"]), ["access", "listen", "tracker"])
     expect("mkIf on enable", data["condition"], True)
     svc = data["config"]["systemd"]["services"]["opentracker"]
@@ -58,11 +58,22 @@ def main():
     expect("openFirewall UDP", fw["allowedUDPPorts"], [6969, 6881])
     dsock = data["defaultsConfig"]["systemd"]["sockets"]["opentracker"]
     expect("default listeners", (dsock["listenStreams"], dsock["listenDatagrams"]), (["[::]:6969"], ["[::]:6969"]))
+    kept = data["keptConfig"]["systemd"]["services"]["opentracker"]["serviceConfig"]
+    state = section(os.path.join(os.path.dirname(unit), "opentracker-state.conf"), "Service")
+    expect("keepSwarms adds systemd/opentracker-state.conf",
+           {k: kept.get(k) for k in state}, state)
+    expect("without keepSwarms, no state directory", "StateDirectory" in sc, False)
+    kept_toml = json.loads(kept["ExecStart"].split(" -f ", 1)[1].split(":", 1)[1])
+    expect("keepSwarms sets the state file, keeping the other tracker keys", kept_toml["tracker"], {
+        "interval": 1800, "save_interval": 60, "save_state": True,
+        "state_file": "/var/lib/opentracker/state"})
     for e in errors:
         print("mismatch: " + e)
     if errors:
         return 1
-    print("options: enable, package, settings (typed listen/access/tracker, freeform rest), openFirewall")
+    print("options: enable, package, settings (typed listen/access/tracker, freeform rest), keepSwarms, openFirewall")
+    print("keepSwarms: %s from systemd/opentracker-state.conf, tracker.state_file and save_state set"
+          % ", ".join("%s=%s" % kv for kv in sorted(state.items())))
     print("service: %d settings identical to systemd/opentracker.service, ExecStart %s -f <generated toml>"
           % (len(want), toml_arg[0]))
     print("socket: ListenStream %s, ListenDatagram %s; firewall tcp %s udp %s"

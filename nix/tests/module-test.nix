@@ -8,21 +8,23 @@ let
     callPackage = _: _: { outPath = "/stub/opentracker-default"; meta.mainProgram = "opentracker"; };
   };
   module = import ../module.nix;
-  evaluate = settings: module {
+  evaluateWith = keepSwarms: settings: module {
     inherit lib pkgs;
     config.services.opentracker = {
       enable = true;
       package = { outPath = "/stub/opentracker"; meta.mainProgram = "opentracker"; };
-      inherit settings;
+      inherit settings keepSwarms;
       openFirewall = true;
     };
   };
+  evaluate = evaluateWith false;
   custom = (evaluate {
     listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ "127.0.0.1:8080" ]; udp = [ "0.0.0.0:6881" ]; udp_workers = 2; };
     access.whitelist = null;
     tracker = { interval = 900; user = "nobody"; };
   });
   defaults = evaluate { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker.interval = 1800; };
+  kept = evaluateWith true { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker = { interval = 1800; save_interval = 60; }; };
   opts = custom.options.services.opentracker;
 in
 {
@@ -32,4 +34,5 @@ in
   condition = custom.config.condition;
   config = custom.config.content;
   defaultsConfig = defaults.config.content;
+  keptConfig = kept.config.content;
 }

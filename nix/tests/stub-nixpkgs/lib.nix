@@ -8,6 +8,13 @@ rec {
   mkEnableOption = name: { _isOption = true; type = types.bool; default = false; description = "Whether to enable ${name}."; };
   mkIf = condition: content: { _type = "if"; inherit condition content; };
   mkDefault = value: value;
+  optionalAttrs = condition: set: if condition then set else { };
+  recursiveUpdate = left: right:
+    left // builtins.mapAttrs
+      (name: value:
+        if builtins.isAttrs value && builtins.isAttrs (left.${name} or null)
+        then recursiveUpdate left.${name} value else value)
+      right;
   literalExpression = text: { _type = "literalExpression"; inherit text; };
   getExe = pkg: "${pkg}/bin/${pkg.meta.mainProgram}";
   toInt = builtins.fromJSON;
