@@ -417,7 +417,21 @@ cmd_nspawn() {
 	ct sh -c "echo $hash >>/etc/opentracker/whitelist.txt && systemctl reload opentracker.service"
 	sleep 1
 	check "after adding it and systemctl reload, it is accepted" ct_announce 127.0.0.1 --info-hash "$hash"
-	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/whitelist.txt &&
+	# Upstream's dynamic access lists under the sandbox: a FIFO in the
+	# unit's runtime directory (the drop-in adds RuntimeDirectory=).
+	ct sh -c 'printf "[access]\nwhitelist = \"/etc/opentracker/whitelist.txt\"\nfifo_delete = \"/run/opentracker/delete\"\n" \
+			>/etc/opentracker/fifo.toml &&
+		printf "[Service]\nRuntimeDirectory=opentracker\nExecStart=\nExecStart=/usr/bin/opentracker -f /etc/opentracker/fifo.toml\n" \
+			>/run/systemd/system/opentracker.service.d/whitelist.conf &&
+		systemctl daemon-reload && systemctl restart opentracker.service'
+	check "with access.fifo_delete in the runtime directory, the listed torrent is accepted" \
+		ct_announce 127.0.0.1 --info-hash "$hash"
+	ct sh -c "echo $hash >/run/opentracker/delete"
+	sleep 1
+	check "after echo HASH >/run/opentracker/delete it is refused, with no reload" \
+		ct_announce 127.0.0.1 --info-hash "$hash" --expect-refused
+	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/whitelist.txt \
+			/etc/opentracker/fifo.toml &&
 		systemctl daemon-reload && systemctl restart opentracker.service'
 	# UDP worker threads under the unit's sandbox (system call filter, TasksMax).
 	ct sh -c 'printf "[listen]\nudp_workers = 4\n" >/etc/opentracker/workers.toml &&

@@ -124,8 +124,7 @@ fn run(config: Config) -> Result<(), String> {
     // After bind, before serving: the point where privileges go.
     let outcome =
         sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
-    let access = server::load_access_list(&config)?;
-    let blocked_networks = server::load_blocked_networks(&config)?;
+    let lists = server::load_lists(&config)?;
     server::check_state_file(&config)?;
 
     let identity = match &outcome {
@@ -137,13 +136,13 @@ fn run(config: Config) -> Result<(), String> {
         .rootdir
         .as_ref()
         .map_or("/".into(), |dir| dir.display().to_string());
-    let mode = match (access.mode(), access.len()) {
+    let mode = match (lists.access.mode(), lists.access.len()) {
         (opentracker::tracker::access_list::Mode::Open, _) => "open".to_string(),
         (opentracker::tracker::access_list::Mode::Whitelist, n) => format!("whitelist of {n}"),
         (opentracker::tracker::access_list::Mode::Blacklist, n) => format!("blacklist of {n}"),
     };
     let blocked = match config.access.blocked_networks {
-        Some(_) => format!("; {} blocked networks", blocked_networks.len()),
+        Some(_) => format!("; {} blocked networks", lists.blocked_networks.len()),
         None => String::new(),
     };
     let rate_limit = match config.access.rate() {
@@ -166,14 +165,7 @@ fn run(config: Config) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );
-    Server::new(
-        config,
-        listeners,
-        access,
-        blocked_networks,
-        signals,
-        notifier,
-    )
-    .and_then(Server::run)
-    .map_err(|e| format!("event loop: {e}"))
+    Server::new(config, listeners, lists, signals, notifier)
+        .and_then(Server::run)
+        .map_err(|e| format!("event loop: {e}"))
 }

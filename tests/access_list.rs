@@ -430,3 +430,99 @@ fn lists_reload_by_themselves_when_their_files_change() {
         tracker.stderr()
     );
 }
+
+/// Writes `text` into the FIFO at `path`, as `echo … > path` would.
+fn write_fifo(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut fifo = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    fifo.write_all(text.as_bytes()).unwrap();
+}
+
+/// Waits (bounded) until the log has `needle`.
+fn wait_for_log(tracker: &Tracker, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !tracker.stderr().contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in:\n{}",
+            tracker.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fifo_changesets_add_and_delete_until_the_next_reload() {
+    let dir = TestDir::new();
+    dir.writable_by_tracker();
+    let list = dir.write("whitelist.txt", &format!("{}\n", hex(&hash(1))));
+    let (add, delete) = (dir.path("add"), dir.path("delete"));
+    let toml = format!(
+        "[access]\nwhitelist = \"{}\"\nfifo_add = \"{}\"\nfifo_delete = \"{}\"\n",
+        list.display(),
+        add.display(),
+        delete.display()
+    );
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&add).unwrap().file_type().is_fifo(),
+        "made at start"
+    );
+    assert!(!http_allowed(&tracker, 2));
+    // Two writers, one line split between writes, and a bad line.
+    write_fifo(
+        &add,
+        &format!("{}\nnot a hash\n{}", hex(&hash(2)), &hex(&hash(3))[..10]),
+    );
+    write_fifo(&add, &format!("{}\n", &hex(&hash(3))[10..]));
+    // Read in one go or two, depending on timing.
+    wait_for_log(&tracker, "(0 already so); 3 listed until the next reload");
+    assert!(http_allowed(&tracker, 2));
+    assert!(udp_allowed(&tracker, 3));
+    assert!(tracker
+        .stderr()
+        .contains("access.fifo_add: \"not a hash\" is not an info hash; ignored"));
+    write_fifo(&delete, &format!("{}\n", hex(&hash(1))));
+    wait_for_log(
+        &tracker,
+        "access.fifo_delete: 1 hashes deleted (0 already so); 2 listed",
+    );
+    assert!(!http_allowed(&tracker, 1));
+    // A reload goes back to the file.
+    reload(&mut tracker);
+    assert!(http_allowed(&tracker, 1));
+    assert!(!http_allowed(&tracker, 4));
+    assert!(!http_allowed(&tracker, 2), "the changes are gone");
+}
+
+#[test]
+fn a_changeset_path_that_is_no_fifo_is_fatal() {
+    let dir = TestDir::new();
+    let list = dir.write("whitelist.txt", "");
+    let add = dir.write("add", "a regular file\n");
+    let config = dir.write(
+        "opentracker.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\nwhitelist = \"{}\"\nfifo_add = \"{}\"\n",
+            free_port(),
+            list.display(),
+            add.display()
+        ),
+    );
+    let (status, _, stderr) = run_binary(&["-f", config.to_str().unwrap(), "--log", "stderr"]);
+    assert_eq!(status.code(), Some(111), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "access.fifo_add {}: exists and is not a FIFO",
+            add.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -74,13 +74,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 path.display(),
                 index + 1
             )),
-            "access.fifo_add" | "access.fifo_delete" => {
-                return Err(error(format!(
-                    "{key}: FIFO-fed access lists are not supported; edit the list file and send SIGHUP"
-                )))
-            }
+            "access.fifo_add" => config.access.fifo_add = Some(value.into()),
+            "access.fifo_delete" => config.access.fifo_delete = Some(value.into()),
             _ if key.starts_with("livesync.") => {
-                return Err(error(format!("{key}: live sync clustering is not supported")))
+                return Err(error(format!(
+                    "{key}: live sync clustering is not supported"
+                )))
             }
             _ => return Err(error(format!("unknown key {key:?}"))),
         }
@@ -100,6 +99,8 @@ mod tests {
         access.stats 127.0.0.0/8\n\
         access.stats_path stats\n\
         access.proxy 10.0.0.1\n\
+        access.fifo_add ./var/run/opentracker/adder.fifo\n\
+        access.fifo_delete ./var/run/opentracker/deleter.fifo\n\
         tracker.rootdir /var/lib/opentracker\n\
         tracker.user _opentracker\n\
         tracker.redirect_url https://example.org/\n";
@@ -116,6 +117,10 @@ mod tests {
         assert_eq!(c.tracker.user, "_opentracker");
         assert_eq!(c.access.stats.len(), 1);
         assert!(c.access.whitelist.is_some());
+        let fifo = c.access.fifo_add.as_deref();
+        assert_eq!(fifo, Some(Path::new("./var/run/opentracker/adder.fifo")));
+        assert!(c.access.fifo_delete.is_some());
+        assert!(c.validate().is_ok());
     }
 
     #[test]

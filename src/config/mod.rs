@@ -119,6 +119,12 @@ pub struct Access {
     pub blocked_networks: Option<PathBuf>,
     /// Reload the lists when their files change, as SIGHUP does.
     pub reload_on_change: bool,
+    /// FIFOs whose lines add hashes to the access list and delete them from
+    /// it, until the next reload (upstream's dynamic access lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fifo_add: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fifo_delete: Option<PathBuf>,
     /// Requests per second one network may send; 0 for no limit.
     pub rate_limit: u32,
     /// Requests a network may send at once; 0 for ten seconds' worth.
@@ -162,6 +168,8 @@ impl Default for Access {
             blocked_clients: Vec::new(),
             blocked_networks: None,
             reload_on_change: false,
+            fifo_add: None,
+            fifo_delete: None,
             rate_limit: 0,
             rate_limit_burst: 0,
             rate_limit_ipv4_prefix: 24,
@@ -401,6 +409,16 @@ impl Config {
             ));
         }
         let a = &self.access;
+        if (a.fifo_add.is_some() || a.fifo_delete.is_some())
+            && a.whitelist.is_none()
+            && a.blacklist.is_none()
+        {
+            return Err(
+                "access.fifo_add and access.fifo_delete change an access list: set \
+                 access.whitelist or access.blacklist"
+                    .into(),
+            );
+        }
         if !(1..=32).contains(&a.rate_limit_ipv4_prefix)
             || !(1..=128).contains(&a.rate_limit_ipv6_prefix)
         {
@@ -529,6 +547,13 @@ mod tests {
         c.access.rate_limit_ipv6_prefix = 0;
         assert!(c.validate().is_err());
         c.access.rate_limit_ipv6_prefix = 128;
+        assert!(c.validate().is_ok());
+        c.access.fifo_add = Some("add".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("set access.whitelist or"));
+        c.access.blacklist = Some("blacklist".into());
         assert!(c.validate().is_ok());
         let mut c = Config::default();
         for refused in ["", "-XL0012-0123456789abc", "-XL\u{e9}", "-XL\n"] {

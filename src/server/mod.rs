@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::sys;
 use crate::sys::conntrack::Conntrack;
 use crate::sys::datagrams::{self, Datagrams};
+use crate::sys::fifo::Fifo;
 use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::watch::Watch;
@@ -42,6 +43,8 @@ use context::Context;
 pub use listeners::Listeners;
 
 const SIGNALS: Token = Token(0);
+/// The two changeset FIFOs, below the TCP listeners' tokens.
+const FIRST_CHANGESET: usize = FIRST_TCP - 2;
 const FIRST_UDP: usize = 1;
 const FIRST_TCP: usize = 1 << 16;
 const FIRST_CONNECTION: usize = 1 << 17;
@@ -56,6 +59,44 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 /// How long a stop waits for responses still being written.
 const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
+
+/// The lists read at start, after the privilege drop.
+pub struct Lists {
+    pub access: AccessList,
+    pub blocked_networks: NetworkList,
+    /// `access.fifo_add` and `access.fifo_delete`, opened.
+    pub changesets: Vec<Changeset>,
+}
+
+/// A FIFO whose lines put hashes on the access list (`adds`) or take them
+/// off, until the next reload (upstream's dynamic access lists).
+pub struct Changeset {
+    fifo: Fifo,
+    adds: bool,
+    name: &'static str,
+}
+
+/// Reads the access list and the blocked networks, and opens the changeset
+/// FIFOs, as configured. Errors name the file.
+pub fn load_lists(config: &Config) -> Result<Lists, String> {
+    let a = &config.access;
+    let fifos = [
+        ("access.fifo_add", &a.fifo_add, true),
+        ("access.fifo_delete", &a.fifo_delete, false),
+    ];
+    let mut changesets = Vec::new();
+    for (name, path, adds) in fifos {
+        if let Some(path) = path {
+            let fifo = Fifo::open(path).map_err(|e| format!("{name} {}: {e}", path.display()))?;
+            changesets.push(Changeset { fifo, adds, name });
+        }
+    }
+    Ok(Lists {
+        access: load_access_list(config)?,
+        blocked_networks: load_blocked_networks(config)?,
+        changesets,
+    })
+}
 
 /// Reads the configured access list, if any. Relative paths, and all paths
 /// after a chroot, resolve against the current (root) directory.
@@ -153,14 +194,14 @@ pub struct Server {
     saver: Option<state::Saver>,
     /// The list files, with `access.reload_on_change`.
     watch: Option<Watch>,
+    changesets: Vec<Changeset>,
 }
 
 impl Server {
     pub fn new(
         config: Config,
         mut listeners: Listeners,
-        access: AccessList,
-        blocked_networks: NetworkList,
+        lists: Lists,
         mut signals: Signals,
         notifier: Notifier,
     ) -> io::Result<Server> {
@@ -187,6 +228,18 @@ impl Server {
         // each keep two from wanting the same lock most of the time.
         let shards = if threads == 0 { 1 } else { 4 * threads };
         let tracker = ShardedTracker::new(timeouts, shards, fastrand::u64(..));
+        let Lists {
+            access,
+            blocked_networks,
+            mut changesets,
+        } = lists;
+        for (i, changeset) in changesets.iter_mut().enumerate() {
+            poll.registry().register(
+                &mut changeset.fifo,
+                Token(FIRST_CHANGESET + i),
+                Interest::READABLE,
+            )?;
+        }
         tracker.set_access_list(access);
         tracker.set_limits(config.tracker.limits());
         let mut ctx = Context::new(&config, Arc::new(tracker));
@@ -216,6 +269,7 @@ impl Server {
             marks: Marks::default(),
             saver,
             watch,
+            changesets,
         })
     }
 
@@ -397,6 +451,7 @@ impl Server {
                         self.drive_connection(n - FIRST_CONNECTION, readable)
                     }
                     n if n >= FIRST_TCP => self.accept(n - FIRST_TCP),
+                    n if n >= FIRST_CHANGESET => self.read_changeset(n - FIRST_CHANGESET),
                     n if readable || writable => self.serve_udp(n - FIRST_UDP),
                     _ => {}
                 }
@@ -491,6 +546,44 @@ impl Server {
             ),
         }
         self.notifier.ready(&self.status_line(0));
+    }
+
+    /// Applies the lines written to a changeset FIFO: each hash goes on the
+    /// access list or off it until the next reload.
+    fn read_changeset(&mut self, index: usize) {
+        let Some(changeset) = self.changesets.get_mut(index) else {
+            return;
+        };
+        let (adds, name) = (changeset.adds, changeset.name);
+        let tracker = &self.ctx.tracker;
+        let (mut changed, mut unchanged) = (0, 0);
+        let read = changeset
+            .fifo
+            .read_lines(|line| match access_list::parse(line) {
+                Ok(hashes) => {
+                    for hash in hashes {
+                        if tracker.set_listed(hash, adds) {
+                            changed += 1;
+                        } else {
+                            unchanged += 1;
+                        }
+                    }
+                }
+                Err(_) => log::warn!("{name}: {line:?} is not an info hash; ignored"),
+            });
+        if let Err(e) = read {
+            log::error!("{name}: {e}");
+        }
+        if changed + unchanged > 0 {
+            let (verb, listed) = (
+                if adds { "added" } else { "deleted" },
+                tracker.access_list().1,
+            );
+            log::info!(
+                "{name}: {changed} hashes {verb} ({unchanged} already so); {listed} listed until \
+                 the next reload"
+            );
+        }
     }
 
     /// Stops accepting and reading; responses being written get a moment.

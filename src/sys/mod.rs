@@ -14,6 +14,7 @@
 //! - [`conntrack`]: how full the kernel's connection-tracking table is.
 //! - [`process`]: this process's CPU time, memory and descriptors.
 //! - [`watch`]: files looked at now and then for changes.
+//! - [`fifo`]: named pipes read line by line from the event loop.
 //!
 //! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
 //! same functions exist and do the portable part (or nothing).
@@ -21,6 +22,7 @@
 pub mod activation;
 pub mod conntrack;
 pub mod datagrams;
+pub mod fifo;
 pub mod heap;
 pub mod limits;
 pub mod log;

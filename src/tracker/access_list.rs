@@ -67,6 +67,16 @@ impl AccessList {
         self.hashes.into_iter()
     }
 
+    /// Puts `hash` on the list (`listed`) or takes it off; true when that
+    /// changed anything.
+    pub fn set_listed(&mut self, hash: InfoHash, listed: bool) -> bool {
+        if listed {
+            self.hashes.insert(hash)
+        } else {
+            self.hashes.remove(&hash)
+        }
+    }
+
     /// Whether announces for `hash` are accepted.
     pub fn allows(&self, hash: &InfoHash) -> bool {
         match self.mode {

@@ -228,6 +228,11 @@ impl Tracker {
         self.access = access;
     }
 
+    /// See [`AccessList::set_listed`].
+    pub fn set_listed(&mut self, hash: InfoHash, listed: bool) -> bool {
+        self.access.set_listed(hash, listed)
+    }
+
     pub fn access_list(&self) -> &AccessList {
         &self.access
     }

@@ -94,6 +94,17 @@ impl ShardedTracker {
         *self.access.lock().unwrap_or_else(PoisonError::into_inner) = (mode, total);
     }
 
+    /// Puts `hash` on the access list or takes it off (a changeset line);
+    /// true when that changed anything.
+    pub fn set_listed(&self, hash: InfoHash, listed: bool) -> bool {
+        let changed = self.shard(&hash).set_listed(hash, listed);
+        if changed {
+            let mut access = self.access.lock().unwrap_or_else(PoisonError::into_inner);
+            access.1 = if listed { access.1 + 1 } else { access.1 - 1 };
+        }
+        changed
+    }
+
     /// The access list's mode and number of hashes.
     pub fn access_list(&self) -> (Mode, usize) {
         *self.access.lock().unwrap_or_else(PoisonError::into_inner)
