@@ -118,6 +118,7 @@ fn run(config: Config) -> Result<(), String> {
         }
         listeners::adopt(passed)?
     };
+    let cluster = server::cluster::bind(&config)?;
     let signals = Signals::install().map_err(|e| format!("signal handlers: {e}"))?;
     raise_open_files_limit(&config, &listeners);
 
@@ -156,16 +157,19 @@ fn run(config: Config) -> Result<(), String> {
         0 => String::new(),
         n => format!("; PROXY protocol from {n} balancer networks"),
     };
+    let cluster_line = cluster
+        .as_ref()
+        .map_or(String::new(), |c| format!("; {}", c.describe()));
     let udp_threads = match config.listen.udp_workers {
         0 => String::new(),
         n => format!("; UDP by {n} threads per socket"),
     };
     log::info!(
-        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}{rate_limit}{balancers}",
+        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}{rate_limit}{balancers}{cluster_line}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );
-    Server::new(config, listeners, lists, signals, notifier)
+    Server::new(config, listeners, lists, cluster, signals, notifier)
         .and_then(Server::run)
         .map_err(|e| format!("event loop: {e}"))
 }

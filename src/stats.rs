@@ -60,6 +60,12 @@ pub struct Counters {
     /// Connections and datagrams from a PROXY protocol balancer without a
     /// valid header.
     pub proxy_header_errors: u64,
+    /// Cluster sync: datagrams sent and failed, entries applied, datagrams
+    /// refused (a bad tag, too old, damaged).
+    pub cluster_sent: u64,
+    pub cluster_unsent: u64,
+    pub cluster_received: u64,
+    pub cluster_refused: u64,
     /// Requests refused for `access.rate_limit`, and the network of one.
     pub rate_limited: u64,
     pub rate_limited_network: Option<std::net::IpAddr>,
@@ -91,6 +97,10 @@ impl Counters {
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
         self.proxy_header_errors += other.proxy_header_errors;
+        self.cluster_sent += other.cluster_sent;
+        self.cluster_unsent += other.cluster_unsent;
+        self.cluster_received += other.cluster_received;
+        self.cluster_refused += other.cluster_refused;
         self.rate_limited += other.rate_limited;
         self.rate_limited_network = other.rate_limited_network.or(self.rate_limited_network);
         self.state_saves += other.state_saves;
@@ -514,6 +524,26 @@ pub fn prometheus(
             "proxy_protocol_errors_total",
             "Connections and datagrams from access.proxy_protocol balancers without a valid PROXY header.",
             c.proxy_header_errors,
+        ),
+        (
+            "cluster_datagrams_sent_total",
+            "Cluster sync datagrams sent to other trackers.",
+            c.cluster_sent,
+        ),
+        (
+            "cluster_datagrams_unsent_total",
+            "Cluster sync datagrams the socket refused to send.",
+            c.cluster_unsent,
+        ),
+        (
+            "cluster_announces_received_total",
+            "Announces other trackers of the cluster passed on, applied here.",
+            c.cluster_received,
+        ),
+        (
+            "cluster_datagrams_refused_total",
+            "Cluster sync datagrams dropped: a tag that does not verify, too old, or damaged.",
+            c.cluster_refused,
         ),
         (
             "rate_limited_requests_total",

@@ -78,7 +78,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             "access.fifo_delete" => config.access.fifo_delete = Some(value.into()),
             _ if key.starts_with("livesync.") => {
                 return Err(error(format!(
-                    "{key}: live sync clustering is not supported"
+                    "{key}: upstream's multicast live sync is not supported; the [cluster] \
+                     section of a TOML configuration passes announces between trackers instead"
                 )))
             }
             _ => return Err(error(format!("unknown key {key:?}"))),

@@ -30,6 +30,7 @@ pub struct Config {
     pub tracker: TrackerSection,
     pub http: Http,
     pub log: Log,
+    pub cluster: Cluster,
     /// Things worth a warning found while reading the file (logged at start).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -263,6 +264,21 @@ impl Default for Http {
     }
 }
 
+/// Trackers that pass each other their announces (see
+/// [`crate::proto::cluster`]). Off unless `listen` is set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cluster {
+    /// The UDP address other trackers send to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// The other trackers' `listen` addresses.
+    pub peers: Vec<SocketAddr>,
+    /// A file holding the key shared by the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
@@ -427,6 +443,15 @@ impl Config {
                  access.rate_limit_ipv6_prefix ({}) 1 to 128",
                 a.rate_limit_ipv4_prefix, a.rate_limit_ipv6_prefix
             ));
+        }
+        let c = &self.cluster;
+        match (c.listen, c.peers.is_empty(), &c.key_file) {
+            (None, true, None) | (Some(_), false, Some(_)) => {}
+            _ => {
+                return Err(
+                    "cluster needs all of listen, peers and key_file (or none of them)".into(),
+                )
+            }
         }
         if t.save_state && t.state_file.is_none() {
             return Err("tracker.save_state needs tracker.state_file: where to save".into());

@@ -5,6 +5,7 @@
 //! ready for fuzzing.
 
 pub mod bencode;
+pub mod cluster;
 pub mod connection_id;
 pub mod http;
 pub mod params;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::config::network_list::NetworkList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
-use crate::proto::InfoHash;
+use crate::proto::{cluster, InfoHash};
 use crate::rate_limit::RateLimiter;
 use crate::stats::{Counters, KernelReadings};
 use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
@@ -125,8 +125,43 @@ impl RequestLog {
 /// Everything a request handler may touch. Each serving thread has its own;
 /// the tracker and the keys behind connection ids and hashed log labels are
 /// shared, so any thread can answer any client.
+/// This tracker's announces, encoded for the cluster until the event loop
+/// sends them (every second).
+#[derive(Default)]
+pub struct Outbox {
+    entries: Mutex<Vec<u8>>,
+    /// Entries dropped because the outbox was full.
+    pub overflowed: AtomicU64,
+}
+
+impl Outbox {
+    /// At most this much waits: about 100,000 announces.
+    const LIMIT: usize = 4 << 20;
+
+    fn push(&self, request: &Announce) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() + cluster::MAX_ENTRY > Self::LIMIT {
+            self.overflowed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let entry = cluster::Entry {
+            info_hash: request.info_hash,
+            peer: request.peer,
+            seeding: request.seeding,
+            event: request.event,
+        };
+        cluster::push_entry(&mut entries, &entry);
+    }
+
+    /// Takes what is waiting.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.entries.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// What the contexts of all serving threads share.
 struct Shared {
+    cluster_outbox: Option<Arc<Outbox>>,
     tracker: Arc<ShardedTracker>,
     worker_counters: Arc<Mutex<Counters>>,
     connection_ids: ConnectionIdKey,
@@ -147,6 +182,8 @@ pub struct Context {
     pub blocked_networks: Arc<BlockedNetworks>,
     /// `access.rate_limit`, shared by every thread.
     rate_limiter: Option<Arc<RateLimiter>>,
+    /// This tracker's announces waiting for the cluster, with `[cluster]`.
+    pub cluster_outbox: Option<Arc<Outbox>>,
     /// This thread's copy of the blocked networks, and its version.
     blocked: (u64, Arc<NetworkList>),
     rng: fastrand::Rng,
@@ -177,9 +214,11 @@ impl Context {
             .access
             .rate()
             .map(|rate| Arc::new(RateLimiter::new(rate, fastrand::u64(..))));
+        let cluster_outbox = config.cluster.listen.map(|_| Arc::default());
         Self::with_shared(
             Settings::from_config(config),
             Shared {
+                cluster_outbox,
                 tracker,
                 worker_counters: Arc::default(),
                 connection_ids: ConnectionIdKey::random(),
@@ -193,6 +232,7 @@ impl Context {
 
     fn with_shared(settings: Settings, shared: Shared) -> Self {
         let Shared {
+            cluster_outbox,
             tracker,
             worker_counters,
             connection_ids,
@@ -212,6 +252,7 @@ impl Context {
             blocked: blocked_networks.current(),
             blocked_networks,
             rate_limiter,
+            cluster_outbox,
             rng: fastrand::Rng::new(),
             started,
             instant: started,
@@ -233,6 +274,7 @@ impl Context {
         let mut ctx = Self::with_shared(
             self.settings.clone(),
             Shared {
+                cluster_outbox: self.cluster_outbox.clone(),
                 tracker: Arc::clone(&self.tracker),
                 worker_counters: Arc::clone(&self.worker_counters),
                 connection_ids: self.connection_ids.clone(),
@@ -309,6 +351,17 @@ impl Context {
 
     /// Announces, leaving the sampled peers in `peers4` and `peers6`.
     pub fn announce(&mut self, request: &Announce, families: Families) -> Announced {
+        let announced = self.apply_announce(request, families);
+        if let (Some(outbox), false) = (&self.cluster_outbox, announced == Announced::NotAuthorized)
+        {
+            outbox.push(request);
+        }
+        announced
+    }
+
+    /// Announces without passing it on to the cluster: for announces the
+    /// other trackers pass on.
+    pub fn apply_announce(&mut self, request: &Announce, families: Families) -> Announced {
         self.peers4.clear();
         self.peers6.clear();
         let mut shard = self.tracker.shard(&request.info_hash);

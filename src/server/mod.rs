@@ -9,6 +9,7 @@
 //! the loop itself, a wedged loop gets the service restarted; so does a UDP
 //! worker wedged while holding a shard's lock, as the next sweep waits on it.
 
+pub mod cluster;
 mod context;
 mod full_scrape;
 pub mod healthcheck;
@@ -39,12 +40,15 @@ use crate::sys::signals::{Signal, Signals};
 use crate::sys::watch::Watch;
 use crate::tracker::access_list::{self, AccessList, Mode};
 use crate::tracker::{ShardedTracker, Timeouts};
+use cluster::Cluster;
 use context::Context;
 pub use listeners::Listeners;
 
 const SIGNALS: Token = Token(0);
-/// The two changeset FIFOs, below the TCP listeners' tokens.
+/// The two changeset FIFOs and the cluster socket, below the TCP
+/// listeners' tokens.
 const FIRST_CHANGESET: usize = FIRST_TCP - 2;
+const CLUSTER: usize = FIRST_CHANGESET - 1;
 const FIRST_UDP: usize = 1;
 const FIRST_TCP: usize = 1 << 16;
 const FIRST_CONNECTION: usize = 1 << 17;
@@ -195,6 +199,8 @@ pub struct Server {
     /// The list files, with `access.reload_on_change`.
     watch: Option<Watch>,
     changesets: Vec<Changeset>,
+    /// `[cluster]`: the other trackers, and this one's announces for them.
+    cluster: Option<Cluster>,
 }
 
 impl Server {
@@ -202,6 +208,7 @@ impl Server {
         config: Config,
         mut listeners: Listeners,
         lists: Lists,
+        mut cluster: Option<Cluster>,
         mut signals: Signals,
         notifier: Notifier,
     ) -> io::Result<Server> {
@@ -240,6 +247,9 @@ impl Server {
                 Interest::READABLE,
             )?;
         }
+        if let Some(cluster) = &mut cluster {
+            cluster.register(poll.registry(), Token(CLUSTER))?;
+        }
         tracker.set_access_list(access);
         tracker.set_limits(config.tracker.limits());
         let mut ctx = Context::new(&config, Arc::new(tracker));
@@ -270,6 +280,7 @@ impl Server {
             saver,
             watch,
             changesets,
+            cluster,
         })
     }
 
@@ -452,6 +463,11 @@ impl Server {
                     }
                     n if n >= FIRST_TCP => self.accept(n - FIRST_TCP),
                     n if n >= FIRST_CHANGESET => self.read_changeset(n - FIRST_CHANGESET),
+                    CLUSTER => {
+                        if let Some(cluster) = &mut self.cluster {
+                            cluster.receive(&mut self.ctx);
+                        }
+                    }
                     n if readable || writable => self.serve_udp(n - FIRST_UDP),
                     _ => {}
                 }
@@ -475,6 +491,9 @@ impl Server {
                 sweeping = !self.ctx.tracker.sweep(self.ctx.now, SWEEP_SLICE);
             }
             if now >= next_deadline_check {
+                if let Some(cluster) = &self.cluster {
+                    cluster.send(&mut self.ctx);
+                }
                 self.close_expired();
                 next_deadline_check = now + Duration::from_secs(1);
             }

@@ -1,0 +1,152 @@
+//! Cluster sync: two trackers pass each other their announces, so either
+//! hands out the peers of both; datagrams without the cluster's key are
+//! refused, and a weak key does not start.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A free UDP port on 127.0.0.1 for a cluster socket.
+fn cluster_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_member(dir: &TestDir, own: u16, other: u16) -> Tracker {
+    let key = dir.write("cluster.key", "a secret that the two trackers share\n");
+    Tracker::start(&format!(
+        "[cluster]\nlisten = \"127.0.0.1:{own}\"\npeers = [\"127.0.0.1:{other}\"]\nkey_file = \"{}\"\n",
+        key.display()
+    ))
+}
+
+/// Waits (bounded) until `tracker`'s scrape of torrent `n` is `counts`.
+fn wait_for_counts(tracker: &Tracker, n: u8, counts: Option<(i64, i64, i64)>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scrape_counts(tracker, n) != counts {
+        assert!(
+            Instant::now() < deadline,
+            "counts {:?}, not {counts:?}",
+            scrape_counts(tracker, n)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn metric(tracker: &Tracker, name: &str) -> u64 {
+    let metrics = tracker.get("/metrics").text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn two_trackers_hand_out_each_others_peers() {
+    let dir = TestDir::new();
+    let (port_a, port_b) = (cluster_port(), cluster_port());
+    let a = start_member(&dir, port_a, port_b);
+    let b = start_member(&dir, port_b, port_a);
+    assert!(a.stderr().contains(&format!(
+        "cluster sync on 127.0.0.1:{port_a} with 1 trackers"
+    )));
+    // A seeder that completed at A, over HTTP, and a leecher at B over UDP.
+    a.get(&announce_path(&hash(1), 6881, "&left=0&event=completed"));
+    wait_for_counts(&b, 1, Some((1, 0, 1)));
+    let reply = Udp::new(b.v4()).announce(&hash(1), 6882, 5, 0, 50);
+    let mut ports: Vec<u16> = reply[20..]
+        .chunks(6)
+        .map(|p| u16::from_be_bytes([p[4], p[5]]))
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [6881, 6882], "B hands out A's peer");
+    wait_for_counts(&a, 1, Some((1, 1, 1)));
+    // A stop at A takes the peer off B too.
+    a.get(&announce_path(&hash(1), 6881, "&left=0&event=stopped"));
+    wait_for_counts(&b, 1, Some((0, 1, 1)));
+    assert!(metric(&a, "opentracker_cluster_datagrams_sent_total") >= 2);
+    assert_eq!(
+        metric(&b, "opentracker_cluster_announces_received_total"),
+        2
+    );
+    assert_eq!(metric(&b, "opentracker_cluster_datagrams_refused_total"), 0);
+    // Announces from the cluster are not passed on again: A received only
+    // B's own one.
+    assert_eq!(
+        metric(&a, "opentracker_cluster_announces_received_total"),
+        1
+    );
+}
+
+#[test]
+fn datagrams_without_the_key_are_refused() {
+    let dir = TestDir::new();
+    let (port_a, port_b) = (cluster_port(), cluster_port());
+    let b = start_member(&dir, port_b, port_a);
+    // A look-alike datagram with a made-up tag, claiming a peer for torrent 3.
+    let mut forged = b"OTC1".to_vec();
+    forged.extend_from_slice(&7u64.to_be_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    forged.extend_from_slice(&now.to_be_bytes());
+    forged.push(0);
+    forged.extend_from_slice(&hash(3));
+    forged.extend_from_slice(&[10, 0, 0, 1, 0x1a, 0xe1]);
+    forged.extend_from_slice(&[0u8; 16]);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(&forged, ("127.0.0.1", port_b)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&b, "opentracker_cluster_datagrams_refused_total") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the forged datagram was not refused"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(scrape_counts(&b, 3), None);
+}
+
+#[test]
+fn a_short_key_or_a_partial_section_does_not_start() {
+    let dir = TestDir::new();
+    let key = dir.write("cluster.key", "short\n");
+    let port = cluster_port();
+    let config = dir.write(
+        "opentracker.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[cluster]\nlisten = \"127.0.0.1:{port}\"\n\
+             peers = [\"127.0.0.1:1\"]\nkey_file = \"{}\"\n",
+            free_port(),
+            key.display()
+        ),
+    );
+    let (status, _, stderr) = run_binary(&["-f", config.to_str().unwrap(), "--log", "stderr"]);
+    assert_eq!(status.code(), Some(111), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cluster.key_file {}: the key has 5 bytes; it needs at least 16",
+            key.display()
+        )),
+        "{stderr}"
+    );
+    let partial = dir.write(
+        "partial.toml",
+        &format!("[cluster]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let (status, _, stderr) = run_binary(&["-f", partial.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cluster needs all of listen, peers and key_file"),
+        "{stderr}"
+    );
+}
