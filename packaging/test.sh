@@ -336,6 +336,20 @@ ct_stats() {
 	ct_get "stats?mode=$1"
 }
 
+# ct_with_example_drop_in NAME TOML: the .deb's example drop-in
+# opentracker-NAME.conf, and TOML as /etc/opentracker/NAME.toml for the
+# service's configuration; then a restart.
+ct_with_example_drop_in() {
+	local name=$1
+	printf '%s' "$2" | ct sh -c "cat >/etc/opentracker/$name.toml"
+	ct sh -c "mkdir -p /run/systemd/system/opentracker.service.d &&
+		cp /usr/share/doc/opentracker/examples/opentracker-$name.conf \
+			/run/systemd/system/opentracker.service.d/$name.conf &&
+		printf '[Service]\nExecStart=\nExecStart=/usr/bin/opentracker -f /etc/opentracker/$name.toml\n' \
+			>/run/systemd/system/opentracker.service.d/config.conf &&
+		systemctl daemon-reload && systemctl restart opentracker.service"
+}
+
 ct_announce() {
 	local host=$1
 	shift
@@ -445,15 +459,36 @@ cmd_nspawn() {
 		ct sh -c "grep -l worker /proc/$pid/task/*/comm | wc -l | grep -qx 4"
 	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/workers.toml &&
 		systemctl daemon-reload && systemctl restart opentracker.service'
-	# Warm restart: the shipped state drop-in plus save_state keep the swarm.
-	ct sh -c 'printf "[tracker]\nstate_file = \"/var/lib/opentracker/state\"\nsave_state = true\nsave_interval = 1\n" \
-			>/etc/opentracker/state.toml &&
-		mkdir -p /run/systemd/system/opentracker.service.d &&
-		cp /usr/share/doc/opentracker/examples/opentracker-state.conf \
-			/run/systemd/system/opentracker.service.d/state.conf &&
-		printf "[Service]\nExecStart=\nExecStart=/usr/bin/opentracker -f /etc/opentracker/state.toml\n" \
-			>/run/systemd/system/opentracker.service.d/config.conf &&
+	# Cluster sync under the shipped cluster drop-in: the key arrives as a
+	# credential and announces go out to the other trackers.
+	ct sh -c '(umask 077 && head -c 32 /dev/urandom | base64 >/etc/opentracker/cluster.key)'
+	ct_with_example_drop_in cluster '[cluster]
+listen = "127.0.0.1:6970"
+peers = ["127.0.0.1:6971"]
+key_file = "/run/credentials/opentracker.service/cluster.key"
+'
+	nsenter -t "$CT_LEADER" -n python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 6971))
+s.settimeout(10)
+print(s.recv(2048)[:4].decode())' >"$WORK/cluster.out" 2>&1 &
+	local listener=$!
+	sleep 0.5
+	ct_announce 127.0.0.1 >/dev/null 2>&1 || true
+	wait "$listener" || true
+	out=$(head -c 40 "$WORK/cluster.out")
+	check "with the cluster drop-in, announces go out to the other trackers (a datagram starting ${out:-nothing})" \
+		test "$out" = OTC1
+	[ "$out" = OTC1 ] || ct journalctl -u opentracker.service -n 12 --no-pager | indent
+	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/cluster.toml \
+			/etc/opentracker/cluster.key &&
 		systemctl daemon-reload && systemctl restart opentracker.service'
+	# Warm restart: the shipped state drop-in plus save_state keep the swarm.
+	ct_with_example_drop_in state '[tracker]
+state_file = "/var/lib/opentracker/state"
+save_state = true
+save_interval = 1
+'
 	check "with the state drop-in: announce over HTTP and UDP" ct_announce 127.0.0.1
 	ct systemctl restart opentracker.service
 	out=$(ct_stats peer | head -n 1)

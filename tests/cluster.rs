@@ -39,16 +39,6 @@ fn wait_for_counts(tracker: &Tracker, n: u8, counts: Option<(i64, i64, i64)>) {
     }
 }
 
-fn metric(tracker: &Tracker, name: &str) -> u64 {
-    let metrics = tracker.get("/metrics").text();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn two_trackers_hand_out_each_others_peers() {
     let dir = TestDir::new();
@@ -72,18 +62,12 @@ fn two_trackers_hand_out_each_others_peers() {
     // A stop at A takes the peer off B too.
     a.get(&announce_path(&hash(1), 6881, "&left=0&event=stopped"));
     wait_for_counts(&b, 1, Some((0, 1, 1)));
-    assert!(metric(&a, "opentracker_cluster_datagrams_sent_total") >= 2);
-    assert_eq!(
-        metric(&b, "opentracker_cluster_announces_received_total"),
-        2
-    );
-    assert_eq!(metric(&b, "opentracker_cluster_datagrams_refused_total"), 0);
+    assert!(a.metric("opentracker_cluster_datagrams_sent_total") >= 2);
+    assert_eq!(b.metric("opentracker_cluster_announces_received_total"), 2);
+    assert_eq!(b.metric("opentracker_cluster_datagrams_refused_total"), 0);
     // Announces from the cluster are not passed on again: A received only
     // B's own one.
-    assert_eq!(
-        metric(&a, "opentracker_cluster_announces_received_total"),
-        1
-    );
+    assert_eq!(a.metric("opentracker_cluster_announces_received_total"), 1);
 }
 
 #[test]
@@ -106,7 +90,7 @@ fn datagrams_without_the_key_are_refused() {
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     sender.send_to(&forged, ("127.0.0.1", port_b)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(&b, "opentracker_cluster_datagrams_refused_total") == 0 {
+    while b.metric("opentracker_cluster_datagrams_refused_total") == 0 {
         assert!(
             Instant::now() < deadline,
             "the forged datagram was not refused"

@@ -527,16 +527,6 @@ fn in_own_network_namespace(ruleset: &'static str, test: impl FnOnce() + Send + 
     .unwrap();
 }
 
-fn metric(tracker: &Tracker, name: &str) -> u64 {
-    let metrics = tracker.get("/metrics").text();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn connection_tracking_is_reported_and_exported() {
     if !is_root() {
@@ -556,7 +546,7 @@ fn connection_tracking_is_reported_and_exported() {
             metrics.contains("\nopentracker_conntrack_limit "),
             "{metrics}"
         );
-        assert_eq!(metric(&tracker, "opentracker_conntrack_dropped_total"), 0);
+        assert_eq!(tracker.metric("opentracker_conntrack_dropped_total"), 0);
         // Every client address and port is a tracked flow.
         for _ in 0..3 {
             Udp::new(tracker.v4()).connect();
@@ -566,7 +556,7 @@ fn connection_tracking_is_reported_and_exported() {
             tracker.wait_for_message("STATUS=", Duration::from_secs(15)),
             "no status line"
         );
-        let entries = metric(&tracker, "opentracker_conntrack_entries");
+        let entries = tracker.metric("opentracker_conntrack_entries");
         assert!(entries >= 3, "{entries}");
         let log = tracker.stderr();
         assert!(
@@ -608,7 +598,7 @@ fn replies_the_system_refuses_to_send_are_counted_and_reported() {
             client.recv(&mut [0u8; 64]).is_err(),
             "the rule drops replies"
         );
-        assert_eq!(metric(&tracker, "opentracker_udp_replies_unsent_total"), 3);
+        assert_eq!(tracker.metric("opentracker_udp_replies_unsent_total"), 3);
         // Others are answered.
         Udp::new(tracker.v4()).connect();
         assert!(

@@ -278,6 +278,17 @@ impl Tracker {
         http(self.v4(), &format!("GET {target} HTTP/1.0\r\n\r\n"))
     }
 
+    /// The value of a `/metrics` sample without labels.
+    pub fn metric(&self, name: &str) -> u64 {
+        let metrics = self.get("/metrics").text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .parse()
+            .unwrap()
+    }
+
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
