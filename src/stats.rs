@@ -66,6 +66,8 @@ pub struct Counters {
     pub cluster_unsent: u64,
     pub cluster_received: u64,
     pub cluster_refused: u64,
+    /// This tracker's announces not passed on: the outbox was full.
+    pub cluster_overflowed: u64,
     /// Requests refused for `access.rate_limit`, and the network of one.
     pub rate_limited: u64,
     pub rate_limited_network: Option<std::net::IpAddr>,
@@ -101,6 +103,7 @@ impl Counters {
         self.cluster_unsent += other.cluster_unsent;
         self.cluster_received += other.cluster_received;
         self.cluster_refused += other.cluster_refused;
+        self.cluster_overflowed += other.cluster_overflowed;
         self.rate_limited += other.rate_limited;
         self.rate_limited_network = other.rate_limited_network.or(self.rate_limited_network);
         self.state_saves += other.state_saves;
@@ -534,6 +537,11 @@ pub fn prometheus(
             "cluster_datagrams_unsent_total",
             "Cluster sync datagrams the socket refused to send.",
             c.cluster_unsent,
+        ),
+        (
+            "cluster_announces_dropped_total",
+            "Announces not passed on to the cluster: its outbox (about 100,000 announces) was full.",
+            c.cluster_overflowed,
         ),
         (
             "cluster_announces_received_total",

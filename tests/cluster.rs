@@ -65,6 +65,7 @@ fn two_trackers_hand_out_each_others_peers() {
     assert!(a.metric("opentracker_cluster_datagrams_sent_total") >= 2);
     assert_eq!(b.metric("opentracker_cluster_announces_received_total"), 2);
     assert_eq!(b.metric("opentracker_cluster_datagrams_refused_total"), 0);
+    assert_eq!(a.metric("opentracker_cluster_announces_dropped_total"), 0);
     // Announces from the cluster are not passed on again: A received only
     // B's own one.
     assert_eq!(a.metric("opentracker_cluster_announces_received_total"), 1);

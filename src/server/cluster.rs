@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
@@ -78,6 +79,7 @@ impl Cluster {
             return;
         };
         let entries = outbox.take();
+        ctx.counters.cluster_overflowed += outbox.overflowed.swap(0, Ordering::Relaxed);
         if entries.is_empty() {
             return;
         }

@@ -130,7 +130,7 @@ impl RequestLog {
 #[derive(Default)]
 pub struct Outbox {
     entries: Mutex<Vec<u8>>,
-    /// Entries dropped because the outbox was full.
+    /// Entries dropped because the outbox was full, since the last send.
     pub overflowed: AtomicU64,
 }
 
