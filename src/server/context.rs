@@ -352,9 +352,10 @@ impl Context {
     /// Announces, leaving the sampled peers in `peers4` and `peers6`.
     pub fn announce(&mut self, request: &Announce, families: Families) -> Announced {
         let announced = self.apply_announce(request, families);
-        if let (Some(outbox), false) = (&self.cluster_outbox, announced == Announced::NotAuthorized)
-        {
-            outbox.push(request);
+        if let Some(outbox) = &self.cluster_outbox {
+            if announced != Announced::NotAuthorized {
+                outbox.push(request);
+            }
         }
         announced
     }
