@@ -453,6 +453,14 @@ impl Config {
                 )
             }
         }
+        if let Some(listen) = c.listen {
+            if let Some(peer) = c.peers.iter().find(|p| p.is_ipv4() != listen.is_ipv4()) {
+                return Err(format!(
+                    "cluster.peers entry {peer} is not of the family of cluster.listen \
+                     ({listen}); write IPv4 peers of an IPv6 socket as [::ffff:a.b.c.d]:port"
+                ));
+            }
+        }
         if t.save_state && t.state_file.is_none() {
             return Err("tracker.save_state needs tracker.state_file: where to save".into());
         }
@@ -573,6 +581,15 @@ mod tests {
         assert!(c.validate().is_err());
         c.access.rate_limit_ipv6_prefix = 128;
         assert!(c.validate().is_ok());
+        c.cluster.listen = Some("[::]:6970".parse().unwrap());
+        c.cluster.peers = vec!["10.0.0.2:6970".parse().unwrap()];
+        c.cluster.key_file = Some("key".into());
+        assert!(c.validate().unwrap_err().contains("not of the family"));
+        c.cluster.peers = vec!["[::ffff:10.0.0.2]:6970".parse().unwrap()];
+        assert!(c.validate().is_ok());
+        c.cluster.key_file = None;
+        assert!(c.validate().unwrap_err().contains("needs all of"));
+        c.cluster = Cluster::default();
         c.access.fifo_add = Some("add".into());
         assert!(c
             .validate()
