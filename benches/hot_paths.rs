@@ -11,6 +11,7 @@ use opentracker::tracker::{Announce, Families, Timeouts, Tracker};
 
 const TIMEOUTS: Timeouts = Timeouts {
     peer: 2700,
+    peer_longest: 2700,
     torrent: 86400,
 };
 

@@ -12,6 +12,7 @@ use crate::proto::params::{StatsMode, TpbsFormat};
 use crate::proto::{InfoHash, SwarmCounts};
 use crate::sys::conntrack::Conntrack;
 use crate::sys::process::Usage;
+use crate::tracker::pace::Pace;
 use crate::tracker::{ShardedTracker, Totals};
 
 /// Upstream's HTTP error counter names, in its order.
@@ -425,6 +426,13 @@ pub struct KernelReadings {
     pub conntrack: Option<Conntrack>,
 }
 
+/// How long the tracker has run, and since when.
+#[derive(Clone, Copy, Debug)]
+pub struct Uptime {
+    pub seconds: u64,
+    pub started_unix: u64,
+}
+
 /// The counters and totals for Prometheus (`GET /metrics`), so no exporter
 /// has to scrape and parse `/stats`; with the process's own readings under
 /// the names Prometheus client libraries give them.
@@ -432,10 +440,10 @@ pub fn prometheus(
     out: &mut String,
     c: &Counters,
     tracker: &ShardedTracker,
-    uptime: u64,
+    pace: Pace,
+    uptime: Uptime,
     kernel: &KernelReadings,
     process: &Usage,
-    started_unix: u64,
 ) {
     let totals = tracker.totals();
     let one = |value: u64| [(String::new(), value)];
@@ -450,7 +458,17 @@ pub fn prometheus(
         (
             "uptime_seconds",
             "Seconds since the tracker started.",
-            uptime,
+            uptime.seconds,
+        ),
+        (
+            "announce_interval_seconds",
+            "The interval handed out before jitter (grows with tracker.max_announce_rate).",
+            pace.interval.into(),
+        ),
+        (
+            "peer_timeout_seconds",
+            "How long a peer is kept without announcing.",
+            pace.peer_timeout.into(),
         ),
         (
             "state_last_save_timestamp_seconds",
@@ -607,7 +625,7 @@ pub fn prometheus(
             family(out, name, kind, help, &one(value));
         }
     }
-    process_metrics(out, process, started_unix);
+    process_metrics(out, process, uptime.started_unix);
     let errors: Vec<(String, u64)> = HTTP_ERROR_NAMES
         .iter()
         .zip(c.http_errors)
@@ -627,10 +645,20 @@ mod tests {
     use super::*;
     use crate::tracker::Timeouts;
 
+    const PACE: Pace = Pace {
+        interval: 2400,
+        peer_timeout: 3600,
+    };
+    const UPTIME: Uptime = Uptime {
+        seconds: 42,
+        started_unix: 1000,
+    };
+
     #[test]
     fn mrtg_blocks() {
         let timeouts = Timeouts {
             peer: 10,
+            peer_longest: 10,
             torrent: 10,
         };
         let tracker = ShardedTracker::new(timeouts, 1, 1);
@@ -671,6 +699,7 @@ mod tests {
         let tracker = ShardedTracker::new(
             Timeouts {
                 peer: 10,
+                peer_longest: 10,
                 torrent: 10,
             },
             1,
@@ -691,7 +720,9 @@ mod tests {
             resident_bytes: Some(4096),
             ..Usage::default()
         };
-        prometheus(&mut out, &counters, &tracker, 42, &kernel, &process, 1000);
+        prometheus(
+            &mut out, &counters, &tracker, PACE, UPTIME, &kernel, &process,
+        );
         assert!(!out.contains("conntrack"), "absent where not tracked");
         assert!(out.contains("\nprocess_cpu_seconds_total 1.250\n"), "{out}");
         assert!(
@@ -709,12 +740,16 @@ mod tests {
             }),
         };
         out.clear();
-        prometheus(&mut out, &counters, &tracker, 42, &kernel, &process, 1000);
+        prometheus(
+            &mut out, &counters, &tracker, PACE, UPTIME, &kernel, &process,
+        );
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines.contains(&"opentracker_conntrack_entries 5"));
         assert!(lines.contains(&"opentracker_conntrack_limit 100"));
         assert!(lines.contains(&"opentracker_conntrack_dropped_total 2"));
         assert!(lines.contains(&"opentracker_uptime_seconds 42"));
+        assert!(lines.contains(&"opentracker_announce_interval_seconds 2400"));
+        assert!(lines.contains(&"opentracker_peer_timeout_seconds 3600"));
         assert!(
             lines.contains(&"opentracker_requests_total{protocol=\"udp\",request=\"announce\"} 7")
         );

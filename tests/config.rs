@@ -113,6 +113,11 @@ fn bad_files_name_file_and_line() {
             "[listen]\nudp_workers = 300\n",
             "listen.udp_workers (300) must be at most 256",
         ),
+        (
+            "pace.toml",
+            "[tracker]\nmax_announce_rate = 1000\nmax_interval = 900\n",
+            "tracker.max_interval (900) is below tracker.interval (1800)",
+        ),
     ];
     for (name, text, expected) in cases {
         let path = dir.write(name, text);

@@ -32,6 +32,68 @@ fn peers_expire_and_empty_torrents_go() {
     );
 }
 
+/// The interval handed out and the peer timeout, from `/metrics`.
+fn pace(tracker: &Tracker) -> (u64, u64) {
+    (
+        tracker.metric("opentracker_announce_interval_seconds"),
+        tracker.metric("opentracker_peer_timeout_seconds"),
+    )
+}
+
+/// Polls until the pace is `expected` (the pacer runs at each sweep).
+fn wait_for_pace(tracker: &Tracker, expected: (u64, u64)) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pace(tracker) != expected {
+        assert!(Instant::now() < deadline, "pace stayed {:?}", pace(tracker));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_paced_interval_grows_with_the_peers_and_keeps_them_as_long() {
+    // Ten peers at one announce a second need a 10 s interval; the longest
+    // allowed is 8 s, and the timeout follows in the configured ratio.
+    let mut tracker = Tracker::start(
+        "[tracker]\ninterval = 2\npeer_timeout = 3\nsweep_interval = 1\n\
+         max_announce_rate = 1\nmax_interval = 8\n",
+    );
+    assert_eq!(pace(&tracker), (2, 3));
+    for port in 1..=10 {
+        tracker.get(&announce_path(&hash(1), port, ""));
+    }
+    wait_for_pace(&tracker, (8, 12));
+    let reply = tracker.get(&announce_path(&hash(1), 1, "")).bencode();
+    assert_eq!((reply.int("interval"), reply.int("min interval")), (8, 4));
+    let reply = Udp::new(tracker.v4()).announce(&hash(1), 11, 1, 0, 50);
+    assert_eq!(be32(&reply, 8), 8);
+    let log = tracker.stderr();
+    assert!(
+        log.contains("announce interval now 8 s, peers kept 12 s without announcing: ")
+            && log.contains(" peers at tracker.max_announce_rate 1 announces/s\n"),
+        "{log}"
+    );
+    // Past the configured peer timeout, the peers told 8 s are still there.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(scrape_counts(&tracker, 1), Some((0, 11, 0)));
+    assert!(
+        tracker.wait_for_message("requests/s, interval 8 s", Duration::from_secs(15)),
+        "no interval in the status line: {:?}",
+        tracker.messages
+    );
+    // Once they leave, the interval shortens at once, and the longer
+    // timeout stays for as long as itself for peers told the longer one.
+    for port in 1..=11 {
+        tracker.get(&announce_path(&hash(1), port, "&event=stopped"));
+    }
+    wait_for_pace(&tracker, (2, 12));
+    assert!(tracker
+        .stderr()
+        .contains("(a longer timeout, kept for the peers told a longer interval)"));
+    let reply = tracker.get(&announce_path(&hash(2), 1, "")).bencode();
+    assert_eq!(reply.int("interval"), 2);
+    wait_for_pace(&tracker, (2, 3));
+}
+
 #[test]
 fn a_full_tracker_answers_newcomers_from_its_swarms_without_storing_them() {
     let mut tracker = Tracker::start("[tracker]\nmax_peers = 2\nmax_torrents = 1\n");
@@ -197,6 +259,41 @@ fn saved_peers_keep_their_age_across_the_downtime() {
     assert!(std::fs::read_to_string(&state)
         .unwrap()
         .contains("10.0.0.1 1 l"));
+}
+
+#[test]
+fn a_paced_restart_keeps_the_saved_peers_told_a_longer_interval() {
+    let keep = TestDir::new();
+    let now = unix_now();
+    let hex: String = hash(7).iter().map(|b| format!("{b:02X}")).collect();
+    // Ten peers last seen 12 s ago: past the configured 3 s timeout, within
+    // the 15 s that ten peers at one announce a second are paced to.
+    let peers: String = (1..=10)
+        .map(|i| format!("\t10.0.0.{i} {i} l {}\n", now - 12))
+        .collect();
+    let state = keep.write(
+        "state",
+        &format!("# opentracker state 1\n{hex}:{}:0\n{peers}", now / 60),
+    );
+    let tracker = Tracker::start(&format!(
+        "[tracker]\ninterval = 2\npeer_timeout = 3\nsweep_interval = 1\n\
+         max_announce_rate = 1\nmax_interval = 40\nstate_file = \"{}\"\n",
+        state.display()
+    ));
+    let log = tracker.stderr();
+    assert!(log.contains(": 1 torrents loaded, 10 peers, in "), "{log}");
+    assert_eq!(pace(&tracker), (10, 15));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(scrape_counts(&tracker, 7), Some((0, 10, 0)), "swept");
+    // And they go once the paced timeout is up.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while scrape_counts(&tracker, 7).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the restored peers never expired"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::rate_limit::Rate;
+use crate::tracker::pace::PaceSettings;
 use crate::tracker::Limits;
 
 pub use types::{ClientIp, ListenAddr, LogLevel, LogTarget, Network};
@@ -196,6 +197,11 @@ pub struct TrackerSection {
     /// stop), so a crash loses at most this much.
     pub save_interval: u32,
     pub interval: u32,
+    /// Announces a second the tracker should get at most: the interval
+    /// handed out grows with the peers to keep under it (0: fixed interval).
+    pub max_announce_rate: u32,
+    /// The longest interval pacing hands out.
+    pub max_interval: u32,
     pub peer_timeout: u32,
     pub torrent_timeout: u32,
     pub sweep_interval: u32,
@@ -210,6 +216,15 @@ pub struct TrackerSection {
 }
 
 impl TrackerSection {
+    pub fn pace(&self) -> PaceSettings {
+        PaceSettings {
+            interval: self.interval,
+            longest_interval: self.max_interval,
+            peer_timeout: self.peer_timeout,
+            max_announce_rate: self.max_announce_rate,
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         let or_none = |limit: u64, none| if limit == 0 { none } else { limit };
         Limits {
@@ -229,6 +244,8 @@ impl Default for TrackerSection {
             save_state: false,
             save_interval: 600,
             interval: 1800,
+            max_announce_rate: 0,
+            max_interval: 3 * 3600,
             peer_timeout: 45 * 60,
             torrent_timeout: 24 * 3600,
             sweep_interval: 60,
@@ -416,6 +433,13 @@ impl Config {
             return Err(format!(
                 "tracker.sweep_interval ({}) must be under 7 times tracker.peer_timeout ({})",
                 t.sweep_interval, t.peer_timeout
+            ));
+        }
+        if t.max_announce_rate > 0 && t.max_interval < t.interval {
+            return Err(format!(
+                "tracker.max_interval ({}) is below tracker.interval ({}); with \
+                 tracker.max_announce_rate the interval only grows from there",
+                t.max_interval, t.interval
             ));
         }
         if t.numwant > t.numwant_max {

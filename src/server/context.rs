@@ -3,7 +3,7 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::{cluster, InfoHash};
 use crate::rate_limit::RateLimiter;
 use crate::stats::{Counters, KernelReadings};
+use crate::tracker::pace::Pace;
 use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
 
 /// The failure reason a client in `access.blocked_clients` is given.
@@ -47,7 +48,6 @@ impl BlockedNetworks {
 /// What the request handlers need from the configuration.
 #[derive(Clone)]
 pub struct Settings {
-    pub interval: u32,
     pub numwant: u32,
     pub numwant_max: u32,
     pub full_scrape: bool,
@@ -73,7 +73,6 @@ pub struct Settings {
 impl Settings {
     pub fn from_config(config: &Config) -> Self {
         Settings {
-            interval: config.tracker.interval,
             numwant: config.tracker.numwant,
             numwant_max: config.tracker.numwant_max,
             full_scrape: config.tracker.full_scrape,
@@ -159,6 +158,12 @@ impl Outbox {
     }
 }
 
+/// The pace in force: set by the event loop, read by every thread.
+struct SharedPace {
+    interval: AtomicU32,
+    peer_timeout: AtomicU32,
+}
+
 /// What the contexts of all serving threads share.
 struct Shared {
     cluster_outbox: Option<Arc<Outbox>>,
@@ -168,6 +173,7 @@ struct Shared {
     request_log: Option<RequestLog>,
     blocked_networks: Arc<BlockedNetworks>,
     rate_limiter: Option<Arc<RateLimiter>>,
+    pace: Arc<SharedPace>,
     started: Instant,
 }
 
@@ -184,6 +190,7 @@ pub struct Context {
     rate_limiter: Option<Arc<RateLimiter>>,
     /// This tracker's announces waiting for the cluster, with `[cluster]`.
     pub cluster_outbox: Option<Arc<Outbox>>,
+    pace: Arc<SharedPace>,
     /// This thread's copy of the blocked networks, and its version.
     blocked: (u64, Arc<NetworkList>),
     rng: fastrand::Rng,
@@ -225,6 +232,10 @@ impl Context {
                 request_log,
                 blocked_networks: Arc::default(),
                 rate_limiter,
+                pace: Arc::new(SharedPace {
+                    interval: AtomicU32::new(config.tracker.interval),
+                    peer_timeout: AtomicU32::new(config.tracker.peer_timeout),
+                }),
                 started: Instant::now(),
             },
         )
@@ -239,6 +250,7 @@ impl Context {
             request_log,
             blocked_networks,
             rate_limiter,
+            pace,
             started,
         } = shared;
         let now = settings.clock_start;
@@ -253,6 +265,7 @@ impl Context {
             blocked_networks,
             rate_limiter,
             cluster_outbox,
+            pace,
             rng: fastrand::Rng::new(),
             started,
             instant: started,
@@ -281,6 +294,7 @@ impl Context {
                 request_log: self.request_log.clone(),
                 blocked_networks: Arc::clone(&self.blocked_networks),
                 rate_limiter: self.rate_limiter.clone(),
+                pace: Arc::clone(&self.pace),
                 started: self.started,
             },
         );
@@ -375,9 +389,28 @@ impl Context {
         )
     }
 
-    /// The interval to tell a client, jittered around the configured one.
+    /// The interval to tell a client, jittered around the one in force.
     pub fn interval(&mut self) -> u32 {
-        tracker::jittered_interval(&mut self.rng, self.settings.interval)
+        let interval = self.pace.interval.load(Ordering::Relaxed);
+        tracker::jittered_interval(&mut self.rng, interval)
+    }
+
+    pub fn pace(&self) -> Pace {
+        Pace {
+            interval: self.pace.interval.load(Ordering::Relaxed),
+            peer_timeout: self.pace.peer_timeout.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Puts `pace` in force: the peer timeout first, so that no peer is
+    /// told a longer interval than it is kept for.
+    pub fn set_pace(&self, pace: Pace) {
+        self.tracker.set_peer_timeout(pace.peer_timeout);
+        let shared = &self.pace;
+        shared
+            .peer_timeout
+            .store(pace.peer_timeout, Ordering::Relaxed);
+        shared.interval.store(pace.interval, Ordering::Release);
     }
 
     /// The tracker second and the Unix time, for state dumps.

@@ -116,6 +116,7 @@ mod tests {
     fn tracker_with(n: u16, shards: usize) -> ShardedTracker {
         let timeouts = Timeouts {
             peer: 100,
+            peer_longest: 100,
             torrent: 100,
         };
         let t = ShardedTracker::new(timeouts, shards, 1);

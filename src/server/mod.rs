@@ -39,6 +39,7 @@ use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::watch::Watch;
 use crate::tracker::access_list::{self, AccessList, Mode};
+use crate::tracker::pace::Pacer;
 use crate::tracker::{ShardedTracker, Timeouts};
 use cluster::Cluster;
 use context::Context;
@@ -201,6 +202,7 @@ pub struct Server {
     changesets: Vec<Changeset>,
     /// `[cluster]`: the other trackers, and this one's announces for them.
     cluster: Option<Cluster>,
+    pacer: Pacer,
 }
 
 impl Server {
@@ -226,8 +228,10 @@ impl Server {
             poll.registry()
                 .register(listener, Token(FIRST_TCP + i), Interest::READABLE)?;
         }
+        let pacer = Pacer::new(config.tracker.pace());
         let timeouts = Timeouts {
             peer: config.tracker.peer_timeout,
+            peer_longest: config.tracker.pace().longest_peer_timeout(),
             torrent: config.tracker.torrent_timeout,
         };
         let threads = workers * udp_count;
@@ -256,13 +260,7 @@ impl Server {
         ctx.blocked_networks.replace(blocked_networks);
         ctx.tick();
         state::load(&config, &ctx);
-        let saver = state::Saver::start(&config, &ctx)?;
-        let watch = (config.access.reload_on_change)
-            .then(|| Watch::new(config.access.list_files().cloned()));
-        for (i, socket) in listeners.udp.iter().enumerate() {
-            udp_workers::spawn(socket, i, workers, &ctx)?;
-        }
-        Ok(Server {
+        let mut server = Server {
             poll,
             listeners,
             connections: Slab::new(),
@@ -277,18 +275,58 @@ impl Server {
             accept_error: None,
             accept_stalled: false,
             marks: Marks::default(),
-            saver,
-            watch,
+            saver: None,
+            watch: None,
             changesets,
             cluster,
-        })
+            pacer,
+        };
+        // Peers loaded from a state file may have been told a longer
+        // interval than the configured one.
+        server.repace();
+        let (config, ctx) = (&server.config, &server.ctx);
+        server.saver = state::Saver::start(config, ctx)?;
+        server.watch = (config.access.reload_on_change)
+            .then(|| Watch::new(config.access.list_files().cloned()));
+        for (i, socket) in server.listeners.udp.iter().enumerate() {
+            udp_workers::spawn(socket, i, workers, &server.ctx)?;
+        }
+        Ok(server)
+    }
+
+    /// Paces announces to the peer count (`tracker.max_announce_rate`).
+    fn repace(&mut self) {
+        let peers = self.ctx.tracker.totals().peers;
+        let Some(pace) = self.pacer.update(peers, self.ctx.now) else {
+            return;
+        };
+        self.ctx.set_pace(pace);
+        let t = &self.config.tracker;
+        log::info!(
+            "announce interval now {} s, peers kept {} s without announcing: {peers} peers \
+             at tracker.max_announce_rate {} announces/s{}",
+            pace.interval,
+            pace.peer_timeout,
+            t.max_announce_rate,
+            if self.pacer.holding() {
+                " (a longer timeout, kept for the peers told a longer interval)"
+            } else {
+                ""
+            }
+        );
     }
 
     /// A one-line summary for STATUS= and the logs.
     pub fn status_line(&self, requests_per_sec: u64) -> String {
         let totals = self.ctx.tracker.totals();
+        let interval = self.ctx.pace().interval;
+        let paced = if interval == self.config.tracker.interval {
+            String::new()
+        } else {
+            format!(", interval {interval} s")
+        };
         format!(
-            "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s",
+            "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s{paced}",
             totals.torrents, totals.peers, totals.seeders
         )
     }
@@ -484,6 +522,7 @@ impl Server {
                 continue;
             }
             if now >= next_sweep && !sweeping {
+                self.repace();
                 sweeping = true;
                 next_sweep = now + sweep_every;
             }

@@ -260,16 +260,20 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
         return STATS_DENIED;
     }
     let mut text = String::new();
-    let (uptime, kernel) = (ctx.uptime_secs(), ctx.kernel);
-    let started_unix = ctx.clock().1.saturating_sub(uptime);
+    let seconds = ctx.uptime_secs();
+    let uptime = stats::Uptime {
+        seconds,
+        started_unix: ctx.clock().1.saturating_sub(seconds),
+    };
+    let kernel = ctx.kernel;
     stats::prometheus(
         &mut text,
         &ctx.all_counters(),
         &ctx.tracker,
+        ctx.pace(),
         uptime,
         &kernel,
         &sys::process::usage(),
-        started_unix,
     );
     ctx.body.extend_from_slice(text.as_bytes());
     Answer::Body

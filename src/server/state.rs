@@ -64,7 +64,10 @@ impl Loaded {
         (now, unix_now): (u32, u64),
     ) {
         let total = peers.len() as u64;
-        peers.retain(|p| p.age <= config.tracker.peer_timeout);
+        // Paced, a peer may have been told a longer interval; the pace set
+        // once all are loaded decides which of those are kept.
+        let timeout = config.tracker.pace().longest_peer_timeout();
+        peers.retain(|p| p.age <= timeout);
         self.timed_out += total - peers.len() as u64;
         let idle = unix_now.saturating_sub(minute * 60);
         // The minute rounds down: the last announce was at least as recent

@@ -14,6 +14,7 @@ use super::*;
 
 const TIMEOUTS: Timeouts = Timeouts {
     peer: 100,
+    peer_longest: 100,
     torrent: 1000,
 };
 

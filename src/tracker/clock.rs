@@ -9,7 +9,9 @@
 //! drops a peer long before its stamp could wrap and look fresh again. With
 //! the default 45-minute timeout the unit is 2 s and the wrap is 9 hours.
 //! In general the wrap is 8 to 16 timeouts, so a sweep interval under 7
-//! peer timeouts is safe.
+//! peer timeouts is safe. When announce pacing may lengthen the timeout
+//! later, the unit is sized for the longest it may become, and the shorter
+//! timeouts in between are only coarser.
 
 const STAMP_BITS: u32 = 14;
 const STAMP_MASK: u16 = (1 << STAMP_BITS) - 1;
@@ -27,14 +29,36 @@ pub struct PeerClock {
 
 impl PeerClock {
     pub fn new(peer_timeout: u32) -> Self {
+        PeerClock::up_to(peer_timeout, peer_timeout)
+    }
+
+    /// A clock for `peer_timeout` that [`PeerClock::with_timeout`] can later
+    /// set to anything up to `longest`.
+    pub fn up_to(peer_timeout: u32, longest: u32) -> Self {
         let mut shift = 0;
-        while peer_timeout >> shift >= TIMEOUT_UNITS_MAX {
+        while longest.max(peer_timeout) >> shift >= TIMEOUT_UNITS_MAX {
             shift += 1;
         }
         PeerClock {
             shift,
-            timeout_units: (peer_timeout >> shift) as u16,
+            timeout_units: 0,
         }
+        .with_timeout(peer_timeout)
+    }
+
+    /// The same stamps with another timeout, capped at the longest this
+    /// clock's unit allows.
+    pub fn with_timeout(self, peer_timeout: u32) -> Self {
+        let units = (peer_timeout >> self.shift).min(TIMEOUT_UNITS_MAX - 1);
+        PeerClock {
+            timeout_units: units as u16,
+            ..self
+        }
+    }
+
+    /// The timeout, to the unit.
+    pub fn timeout(self) -> u32 {
+        u32::from(self.timeout_units) << self.shift
     }
 
     /// The stamp of second `now`.
@@ -133,8 +157,26 @@ mod tests {
         let day = PeerClock::new(86_400);
         assert!(day.timeout_units < TIMEOUT_UNITS_MAX as u16);
         let forever = PeerClock::new(u32::MAX);
+        assert!(forever.timeout() >= u32::MAX / 2);
         let mark = Mark::new(forever.stamp(0), false, false);
         assert!(!forever.expired(mark, u32::MAX - 1));
         assert!(forever.age(mark, u32::MAX) > 1 << 31);
+    }
+
+    #[test]
+    fn a_clock_sized_for_longer_timeouts_keeps_its_stamps_when_the_timeout_changes() {
+        let clock = PeerClock::up_to(2700, 8100);
+        assert_eq!(clock.shift, 2);
+        assert_eq!(clock.timeout(), 2700);
+        let mark = Mark::new(clock.stamp(1_000_000), true, false);
+        assert!(clock.expired(mark, 1_000_000 + 2704));
+        let longer = clock.with_timeout(8100);
+        assert_eq!(longer.timeout(), 8100);
+        assert!(!longer.expired(mark, 1_000_000 + 8100));
+        assert!(longer.expired(mark, 1_000_000 + 8104));
+        assert_eq!(longer.age(mark, 1_000_000 + 4000), 4000);
+        // Past what the unit allows, the timeout stops at the cap.
+        let capped = clock.with_timeout(u32::MAX);
+        assert_eq!(capped.timeout(), (TIMEOUT_UNITS_MAX - 1) << 2);
     }
 }

@@ -22,6 +22,7 @@ mod crowd;
 mod index;
 mod leaf;
 mod networks;
+pub mod pace;
 pub mod peer;
 mod peer_set;
 mod search;
@@ -51,6 +52,9 @@ use torrent::Torrent;
 pub struct Timeouts {
     /// A peer is forgotten this long after its last announce.
     pub peer: u32,
+    /// The longest [`Tracker::set_peer_timeout`] may make `peer` (announce
+    /// pacing); it sizes the unit of peer time stamps.
+    pub peer_longest: u32,
     /// A peerless torrent with completed downloads is kept this long.
     pub torrent: u32,
 }
@@ -203,7 +207,7 @@ impl Tracker {
             index: Index::for_share(share, shares),
             access: AccessList::open(),
             timeouts,
-            clock: PeerClock::new(timeouts.peer),
+            clock: PeerClock::up_to(timeouts.peer, timeouts.peer_longest),
             rng,
             bucket_key,
             peers: 0,
@@ -220,6 +224,12 @@ impl Tracker {
     /// past a lowered limit stay until they expire.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Changes how long a peer is kept without announcing, up to
+    /// [`Timeouts::peer_longest`]; stored peers keep their stamps.
+    pub fn set_peer_timeout(&mut self, seconds: u32) {
+        self.clock = self.clock.with_timeout(seconds);
     }
 
     /// Replaces the access list. Torrents already tracked stay until they

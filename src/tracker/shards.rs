@@ -79,6 +79,13 @@ impl ShardedTracker {
         }
     }
 
+    /// See [`Tracker::set_peer_timeout`].
+    pub fn set_peer_timeout(&self, seconds: u32) {
+        for shard in self.shards.iter() {
+            lock(shard).set_peer_timeout(seconds);
+        }
+    }
+
     /// Replaces the access list, each shard getting the hashes in its range.
     pub fn set_access_list(&self, list: AccessList) {
         let mode = list.mode();
@@ -246,6 +253,7 @@ mod tests {
 
     const TIMEOUTS: Timeouts = Timeouts {
         peer: 100,
+        peer_longest: 100,
         torrent: 1000,
     };
 

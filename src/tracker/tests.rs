@@ -6,6 +6,7 @@ use super::*;
 
 const TIMEOUTS: Timeouts = Timeouts {
     peer: 100,
+    peer_longest: 100,
     torrent: 1000,
 };
 
@@ -123,6 +124,23 @@ fn completed_counted_once_and_stop_removes() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_longer_peer_timeout_keeps_stored_peers_longer_and_a_shorter_one_expires_them() {
+    let paced = Timeouts {
+        peer_longest: 400,
+        ..TIMEOUTS
+    };
+    let mut t = Tracker::new(paced, 1);
+    announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
+    announce(&mut t, "10.0.0.2:1", false, Event::None, 200);
+    t.set_peer_timeout(400);
+    assert!(t.sweep(350, 100));
+    assert_eq!(t.totals().peers, 2, "the configured 100 s are long past");
+    t.set_peer_timeout(100);
+    assert!(t.sweep(350, 100));
+    assert_eq!(t.totals().peers, 0);
 }
 
 #[test]
