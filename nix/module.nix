@@ -115,7 +115,8 @@ in
       type = types.bool;
       default = false;
       description = ''
-        Keep the swarms across restarts and crashes: the tracker saves them
+        Keep the swarms across stops, reboots and crashes (a restart keeps
+        them anyway, in systemd's descriptor store): the tracker saves them
         to /var/lib/opentracker/state when it stops and every
         tracker.save_interval seconds (600), and loads them when it starts
         (tracker.save_state). The unit gets the state directory and stop

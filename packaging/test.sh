@@ -415,6 +415,16 @@ cmd_nspawn() {
 	check "still active after reload, same PID $pid" \
 		sh -c "[ \"\$(nsenter -t $CT_LEADER -a systemctl show -P MainPID opentracker.service)\" = '$pid' ]"
 	check "journal shows the reload" sh -c "nsenter -t $CT_LEADER -a journalctl -u opentracker.service --no-pager | grep -q Reload"
+	# Restarts keep the swarms in systemd's descriptor store, with no state
+	# file: the shipped unit as it is.
+	local peers_before peers_after
+	peers_before=$(ct_stats peer | head -n 1)
+	ct systemctl restart opentracker.service
+	peers_after=$(ct_stats peer | head -n 1)
+	check "systemctl restart keeps the swarm in systemd's descriptor store (peers: ${peers_before:-none} before, ${peers_after:-none} after)" \
+		test "${peers_after:-0}" -ge 1 -a "${peers_after:-0}" = "${peers_before:-x}"
+	check "the journal says the swarm came back from the service manager" \
+		sh -c "nsenter -t $CT_LEADER -a journalctl -u opentracker.service --no-pager | grep -q 'state kept by the service manager: '"
 	# The sandbox leaves the tracker its own /proc entries.
 	out=$(ct_get metrics | grep -E '^process_(resident_memory_bytes|open_fds) ' | paste -sd' ')
 	check "under the sandbox /metrics has the process readings (${out:-none})" \
@@ -572,11 +582,15 @@ save_interval = 1
 
 	local before after
 	before=$(ct systemctl show -P MainPID opentracker.service)
+	peers_before=$(ct_stats peer | head -n 1)
 	check "upgrade: apt install ./upgrade.deb (same package, higher version)" \
 		ct sh -c "cd /var/tmp/debs && apt-get install -y ./upgrade.deb"
 	check "after upgrade the service is active" ct systemctl is-active opentracker.service
 	after=$(ct systemctl show -P MainPID opentracker.service)
 	check "the upgrade restarted the service (PID $before -> $after)" test "$before" != "$after"
+	peers_after=$(ct_stats peer | head -n 1)
+	check "the upgrade kept the swarm (peers: ${peers_before:-none} before, ${peers_after:-none} after)" \
+		test "${peers_after:-0}" -ge 1 -a "${peers_after:-0}" = "${peers_before:-x}"
 	check "after upgrade: announce over HTTP and UDP" ct_announce 127.0.0.1
 
 	check "apt remove opentracker" ct apt-get remove -y opentracker

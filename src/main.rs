@@ -109,7 +109,13 @@ fn run(config: Config) -> Result<(), String> {
     }
     let notifier = Notifier::from_env().map_err(|e| format!("sd_notify: {e}"))?;
 
-    let passed = sys::activation::take()?;
+    let mut passed = sys::activation::take()?;
+    let stored_state = passed.take_stored(server::STORED_STATE);
+    for (name, _) in passed.stored.drain(..) {
+        log::warn!(
+            "closed a descriptor the service manager stored as {name:?}: not this tracker's"
+        );
+    }
     let listeners = if passed.is_empty() {
         listeners::bind(&config.listen.effective())?
     } else {
@@ -169,7 +175,15 @@ fn run(config: Config) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );
-    Server::new(config, listeners, lists, cluster, signals, notifier)
-        .and_then(Server::run)
-        .map_err(|e| format!("event loop: {e}"))
+    Server::new(
+        config,
+        listeners,
+        lists,
+        cluster,
+        signals,
+        notifier,
+        stored_state,
+    )
+    .and_then(Server::run)
+    .map_err(|e| format!("event loop: {e}"))
 }

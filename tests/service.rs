@@ -5,7 +5,7 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -145,6 +145,115 @@ fn socket_activation_and_notify_sequence() {
         log.contains(&format!("http {tcp_addr}")) && log.contains(&format!("udp {udp_addr}")),
         "{log}"
     );
+}
+
+/// Receives one notify message and the descriptor attached to it, if any,
+/// or None once nothing more comes.
+fn recv_with_fd(socket: &UnixDatagram) -> Option<(String, Option<OwnedFd>)> {
+    let mut buf = [0u8; 4096];
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; the buffers outlive the call, and the
+    // one descriptor read out of an SCM_RIGHTS header is ours to own.
+    unsafe {
+        let mut header: libc::msghdr = std::mem::zeroed();
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return None;
+        }
+        let message = String::from_utf8_lossy(&buf[..n as usize]).to_string();
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        let fd = (!cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS).then(|| {
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+            OwnedFd::from_raw_fd(fd)
+        });
+        Some((message, fd))
+    }
+}
+
+/// Stops `tracker` and returns the state it handed to the service manager.
+fn stop_and_take_stored_state(tracker: &mut Tracker) -> Option<OwnedFd> {
+    tracker.signal("TERM");
+    wait_exit(&mut tracker.child, Duration::from_secs(10)).expect("exit after SIGTERM");
+    let mut stored = None;
+    while let Some((message, fd)) = recv_with_fd(&tracker.notify) {
+        if message.contains("FDSTORE=1\n") {
+            assert!(message.contains("FDNAME=state\n"), "{message:?}");
+            stored = Some(fd.expect("FDSTORE=1 without a descriptor"));
+        }
+    }
+    stored
+}
+
+#[test]
+fn the_swarms_survive_a_restart_in_the_service_managers_descriptor_store() {
+    let mut first = Tracker::launch(Launch {
+        env: vec![("FDSTORE".into(), "1".into())],
+        ..Launch::default()
+    });
+    first.get(&announce_path(&hash(3), 1, "&left=0&event=completed"));
+    first.get(&announce_path(&hash(3), 2, ""));
+    let stored = stop_and_take_stored_state(&mut first).expect("no FDSTORE=1 at stop");
+    let log = first.stderr();
+    assert!(
+        log.contains("1 torrents and 2 peers handed to the service manager for the next start"),
+        "{log}"
+    );
+
+    // The next start gets it back as systemd passes stored descriptors.
+    let mut second = Tracker::launch(Launch {
+        stored: Some((stored.as_raw_fd(), "state".into())),
+        ..Launch::default()
+    });
+    drop(stored);
+    let log = second.stderr();
+    assert!(
+        log.contains("state kept by the service manager: 1 torrents loaded, 2 peers"),
+        "{log}"
+    );
+    assert_eq!(scrape_counts(&second, 3), Some((1, 1, 1)));
+    // Loaded, it is dropped from the store, so a crash does not bring back
+    // that moment; and without FDSTORE nothing is handed over at stop.
+    assert!(
+        second
+            .messages
+            .iter()
+            .any(|m| m.contains("FDSTOREREMOVE=1\nFDNAME=state\n")),
+        "{:?}",
+        second.messages
+    );
+    assert!(stop_and_take_stored_state(&mut second).is_none());
+}
+
+#[test]
+fn a_bad_or_unknown_stored_descriptor_is_logged_and_the_tracker_starts() {
+    let dir = TestDir::new();
+    let path = dir.write("bad", "# opentracker state 1\nnot a line\n");
+    let bad = std::fs::File::open(path).unwrap();
+    let tracker = Tracker::launch(Launch {
+        stored: Some((bad.as_raw_fd(), "state".into())),
+        ..Launch::default()
+    });
+    let log = tracker.stderr();
+    assert!(
+        log.contains("state kept by the service manager:2: ") && log.contains("nothing loaded"),
+        "{log}"
+    );
+    assert_eq!(tracker.get("/stats?mode=torr").status, 200);
+    let other = Tracker::launch(Launch {
+        stored: Some((bad.as_raw_fd(), "something-else".into())),
+        ..Launch::default()
+    });
+    assert!(other.stderr().contains(
+        "closed a descriptor the service manager stored as \"something-else\": not this tracker's"
+    ));
 }
 
 #[test]

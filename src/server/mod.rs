@@ -20,6 +20,7 @@ mod state;
 mod udp;
 mod udp_workers;
 
+use std::fs::File;
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
@@ -44,6 +45,7 @@ use crate::tracker::{ShardedTracker, Timeouts};
 use cluster::Cluster;
 use context::Context;
 pub use listeners::Listeners;
+pub use state::STORED_NAME as STORED_STATE;
 
 const SIGNALS: Token = Token(0);
 /// The two changeset FIFOs and the cluster socket, below the TCP
@@ -213,6 +215,7 @@ impl Server {
         mut cluster: Option<Cluster>,
         mut signals: Signals,
         notifier: Notifier,
+        stored_state: Option<File>,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let udp_count = listeners.udp.len();
@@ -259,7 +262,11 @@ impl Server {
         let mut ctx = Context::new(&config, Arc::new(tracker));
         ctx.blocked_networks.replace(blocked_networks);
         ctx.tick();
-        state::load(&config, &ctx);
+        state::load(&config, &ctx, stored_state.as_ref());
+        if stored_state.is_some() {
+            // Loaded: a crash from here on must not bring back that moment.
+            notifier.forget(state::STORED_NAME);
+        }
         let mut server = Server {
             poll,
             listeners,
@@ -517,6 +524,7 @@ impl Server {
                         saver.stop();
                     }
                     state::save(&self.config, &mut self.ctx);
+                    state::hand_over(&self.ctx, &self.notifier);
                     return Ok(());
                 }
                 continue;

@@ -1,10 +1,13 @@
 //! The state file (`-l`, `tracker.state_file`): loaded before the tracker
 //! is ready and, with `tracker.save_state`, written when it stops and every
 //! `tracker.save_interval` seconds, so a restart keeps the swarms and a
-//! crash loses little. The format is in [`crate::state`].
+//! crash loses little. Under a service manager with a descriptor store,
+//! the same state is also handed over in a memory file at stop and loaded
+//! from it at the next start, so a restart keeps the swarms with no state
+//! file at all. The format is in [`crate::state`].
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
@@ -15,15 +18,47 @@ use super::Context;
 use crate::config::Config;
 use crate::proto::InfoHash;
 use crate::state::{self, Line};
+use crate::sys::notify::{self, Notifier};
 use crate::tracker::SavedPeer;
 
-/// Calls `visit` with each line of the file at `path` and its number;
-/// errors name the file, and the line when there is one.
+/// The name the state is stored under in the service manager.
+pub const STORED_NAME: &str = "state";
+
+/// Where a state is loaded from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    File(&'a Path),
+    /// The memory file the service manager kept across a restart.
+    Stored(&'a File),
+}
+
+impl<'a> Source<'a> {
+    fn name(self) -> String {
+        match self {
+            Source::File(path) => format!("state file {}", path.display()),
+            Source::Stored(_) => "state kept by the service manager".into(),
+        }
+    }
+
+    fn open(self) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Source::File(path) => Box::new(File::open(path)?),
+            Source::Stored(mut file) => {
+                file.rewind()?;
+                Box::new(file)
+            }
+        })
+    }
+}
+
+/// Calls `visit` with each line of `source` and its number; errors name
+/// the source, and the line when there is one.
 fn for_each_line(
-    path: &Path,
+    source: Source,
     mut visit: impl FnMut(&str) -> Result<(), String>,
 ) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = source.name();
+    let file = source.open().map_err(|e| format!("{name}: {e}"))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut line = String::new();
     for number in 1.. {
@@ -31,8 +66,8 @@ fn for_each_line(
         match reader.read_line(&mut line) {
             Ok(0) => break,
             Ok(_) => visit(line.trim_end_matches(['\n', '\r']))
-                .map_err(|e| format!("{}:{number}: {e}", path.display()))?,
-            Err(e) => return Err(format!("{}:{number}: {e}", path.display())),
+                .map_err(|e| format!("{name}:{number}: {e}"))?,
+            Err(e) => return Err(format!("{name}:{number}: {e}")),
         }
     }
     Ok(())
@@ -94,20 +129,27 @@ impl Loaded {
     }
 }
 
-/// Loads `tracker.state_file`: a state dump (download counts and last
-/// announces) or a saved state (peers too). Torrents and peers that would
-/// have expired by now, or that the access list refuses, are skipped. A
-/// file that is unreadable or has a bad line is logged and nothing is
-/// loaded: the tracker starts empty, and the file stays as it was.
-pub fn load(config: &Config, ctx: &Context) {
-    let Some(path) = &config.tracker.state_file else {
-        return;
-    };
+/// Loads the state the service manager kept across a restart, when it
+/// passed one back, or else `tracker.state_file`: a state dump (download
+/// counts and last announces) or a saved state (peers too). Torrents and
+/// peers that would have expired by now, or that the access list refuses,
+/// are skipped. A file that is unreadable or has a bad line is logged and
+/// nothing is loaded: the tracker starts empty, and the file stays as it
+/// was.
+pub fn load(config: &Config, ctx: &Context, stored: Option<&File>) {
+    match (stored, &config.tracker.state_file) {
+        (Some(file), _) => load_from(Source::Stored(file), config, ctx),
+        (None, Some(path)) => load_from(Source::File(path), config, ctx),
+        (None, None) => {}
+    }
+}
+
+fn load_from(source: Source, config: &Config, ctx: &Context) {
     let started = Instant::now();
     let clock = ctx.clock();
     // A first pass checks every line, so that a bad file loads nothing.
     let mut seen_torrent = false;
-    let checked = for_each_line(path, |line| {
+    let checked = for_each_line(source, |line| {
         match state::parse_line(line, clock.1)? {
             Line::Torrent(..) => seen_torrent = true,
             Line::Peer(_) if !seen_torrent => {
@@ -118,18 +160,18 @@ pub fn load(config: &Config, ctx: &Context) {
         Ok(())
     });
     if let Err(e) = checked {
-        let missing = !path.exists();
-        if missing && config.tracker.save_state {
-            log::info!("state file {}: none yet; starting empty", path.display());
-        } else {
-            log::warn!("state file {e}; nothing loaded");
+        match source {
+            Source::File(path) if !path.exists() && config.tracker.save_state => {
+                log::info!("state file {}: none yet; starting empty", path.display())
+            }
+            _ => log::warn!("{e}; nothing loaded"),
         }
         return;
     }
     let mut loaded = Loaded::default();
     let mut torrent = None;
     let mut peers = Vec::new();
-    let read = for_each_line(path, |line| {
+    let read = for_each_line(source, |line| {
         match state::parse_line(line, clock.1)? {
             Line::Torrent(hash, minute, downloaded) => {
                 if let Some(previous) = torrent.replace((hash, minute, downloaded)) {
@@ -145,7 +187,7 @@ pub fn load(config: &Config, ctx: &Context) {
         loaded.add(ctx, config, last, peers, clock);
     }
     if let Err(e) = read {
-        log::warn!("state file {e}; loaded up to there");
+        log::warn!("{e}; loaded up to there");
     }
     let Loaded {
         torrents,
@@ -155,10 +197,10 @@ pub fn load(config: &Config, ctx: &Context) {
         refused,
     } = loaded;
     log::info!(
-        "state file {}: {torrents} torrents loaded, {peers} peers, in {} ms; {expired} torrents \
+        "{}: {torrents} torrents loaded, {peers} peers, in {} ms; {expired} torrents \
          expired or never downloaded, {timed_out} peers timed out, {refused} refused by the \
          access list or a limit, or repeated",
-        path.display(),
+        source.name(),
         started.elapsed().as_millis()
     );
 }
@@ -296,6 +338,46 @@ fn write(
     give_up: &dyn Fn() -> bool,
 ) -> io::Result<Option<(u64, u64)>> {
     let mut out = BufWriter::with_capacity(1 << 16, open_new(temporary)?);
+    let Some(counts) = write_lines(&mut out, ctx, give_up)? else {
+        return Ok(None);
+    };
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::rename(temporary, path)?;
+    Ok(Some(counts))
+}
+
+/// At stop, under a service manager with a descriptor store, hands it the
+/// state in a memory file, for the next start to load.
+pub fn hand_over(ctx: &Context, notifier: &Notifier) {
+    if !notifier.has_fd_store() {
+        return;
+    }
+    let started = Instant::now();
+    let handed = notify::memory_file("opentracker-state").and_then(|file| {
+        let mut out = BufWriter::with_capacity(1 << 16, &file);
+        let counts = write_lines(&mut out, ctx, &|| false)?;
+        out.flush()?;
+        drop(out);
+        notifier.store(STORED_NAME, &file)?;
+        Ok((counts.unwrap_or_default(), file.metadata()?.len()))
+    });
+    match handed {
+        Ok(((torrents, peers), bytes)) => log::info!(
+            "{torrents} torrents and {peers} peers handed to the service manager for the next \
+             start ({bytes} bytes in memory, {} ms)",
+            started.elapsed().as_millis()
+        ),
+        Err(e) => log::error!("handing the state to the service manager: {e}"),
+    }
+}
+
+/// Writes the state's lines to `out`: the counts of torrents and peers
+/// written, or `None` when `give_up` said so.
+fn write_lines(
+    out: &mut impl Write,
+    ctx: &Context,
+    give_up: &dyn Fn() -> bool,
+) -> io::Result<Option<(u64, u64)>> {
     writeln!(out, "{}", state::HEADER)?;
     let (now, unix_now) = ctx.clock();
     let (mut torrents, mut peers) = (0, 0);
@@ -326,7 +408,5 @@ fn write(
             return Ok(None);
         }
     }
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(temporary, path)?;
     Ok(Some((torrents, peers)))
 }

@@ -1,20 +1,32 @@
 //! systemd socket activation: adopt the sockets passed as fds 3, 4, … when
 //! `LISTEN_PID` is this process, tell TCP from UDP by `SO_TYPE`, log the
 //! names from `LISTEN_FDNAMES`, and unset the variables so no child
-//! inherits them. Off Linux nothing is ever passed.
+//! inherits them. Descriptors that are not sockets come back from the
+//! manager's file descriptor store ([`super::notify`]) and are kept by
+//! name. Off Linux nothing is ever passed.
 
+use std::fs::File;
 use std::net::{TcpListener, UdpSocket};
 
-/// Sockets handed over by the service manager.
+/// Sockets and stored files handed over by the service manager.
 #[derive(Debug, Default)]
 pub struct Passed {
     pub tcp: Vec<TcpListener>,
     pub udp: Vec<UdpSocket>,
+    /// Files from the descriptor store, with their names.
+    pub stored: Vec<(String, File)>,
 }
 
 impl Passed {
+    /// No sockets were passed (stored files may have been).
     pub fn is_empty(&self) -> bool {
         self.tcp.is_empty() && self.udp.is_empty()
+    }
+
+    /// Takes the stored file named `name`, if it came back.
+    pub fn take_stored(&mut self, name: &str) -> Option<File> {
+        let at = self.stored.iter().position(|(n, _)| n == name)?;
+        Some(self.stored.remove(at).1)
     }
 }
 
@@ -48,8 +60,16 @@ pub fn take() -> Result<Passed, String> {
         sd_notify::listen_fds_with_names(true).map_err(|e| format!("socket activation: {e}"))?;
     let mut passed = Passed::default();
     for (fd, name) in fds {
-        let kind =
-            socket_type(fd).map_err(|e| format!("socket activation: fd {fd} ({name}): {e}"))?;
+        let kind = match socket_type(fd) {
+            Ok(kind) => kind,
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                log::info!("fd {fd} named {name:?} came back from the descriptor store");
+                // SAFETY: systemd passed us this fd for our exclusive use.
+                passed.stored.push((name, unsafe { File::from_raw_fd(fd) }));
+                continue;
+            }
+            Err(e) => return Err(format!("socket activation: fd {fd} ({name}): {e}")),
+        };
         // SAFETY: systemd passed us this fd for our exclusive use; it is a
         // socket of the type just checked, and nothing else owns it.
         match kind {

@@ -123,6 +123,9 @@ pub struct Launch {
     pub listen: String,
     /// (soft, hard) limit on open files to start the tracker with.
     pub open_files: Option<(u64, u64)>,
+    /// A descriptor to pass as systemd passes a stored one: as fd 3, with
+    /// `LISTEN_FDS`, this name in `LISTEN_FDNAMES` and `LISTEN_PID`.
+    pub stored: Option<(std::os::fd::RawFd, String)>,
 }
 
 impl Tracker {
@@ -159,14 +162,42 @@ impl Tracker {
                 .set_read_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
             let stderr = std::fs::File::create(dir.path("stderr.log")).expect("stderr log");
-            let mut command = Command::new(BINARY);
+            let mut command = match &launch.stored {
+                // LISTEN_PID must be the tracker's own, known only in the
+                // child: a shell sets it and execs.
+                Some((fd, name)) => {
+                    let mut shell = Command::new("sh");
+                    shell
+                        .args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\"", BINARY])
+                        .env("LISTEN_FDS", "1")
+                        .env("LISTEN_FDNAMES", name);
+                    let fd = *fd;
+                    // SAFETY: only fcntl, dup2 and close, which are
+                    // async-signal-safe, run between fork and exec.
+                    unsafe {
+                        use std::os::unix::process::CommandExt;
+                        shell.pre_exec(move || {
+                            let high = libc::fcntl(fd, libc::F_DUPFD, 10);
+                            if high < 0 || libc::dup2(high, 3) < 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
+                            libc::close(high);
+                            Ok(())
+                        });
+                    }
+                    shell
+                }
+                None => {
+                    let mut direct = Command::new(BINARY);
+                    direct.env_remove("LISTEN_FDS").env_remove("LISTEN_PID");
+                    direct
+                }
+            };
             command
                 .arg("-f")
                 .arg(&config_path)
                 .args(&launch.args)
                 .env("NOTIFY_SOCKET", &notify_path)
-                .env_remove("LISTEN_FDS")
-                .env_remove("LISTEN_PID")
                 .env_remove("GLIBC_TUNABLES")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
