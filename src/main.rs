@@ -22,7 +22,17 @@ fn main() -> ExitCode {
                 eprintln!("opentracker: warning: {warning}");
             }
             print!("{}", config.to_toml());
-            return ExitCode::SUCCESS;
+            // The lists too: a reload with a bad one keeps the old one.
+            return match server::check_lists(&config) {
+                Ok(lists) => {
+                    eprintln!("opentracker: lists read: {lists}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("opentracker: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Ok(Command::Healthcheck(addr)) => {
             return match server::healthcheck::probe(addr) {
@@ -143,11 +153,7 @@ fn run(config: Config) -> Result<(), String> {
         .rootdir
         .as_ref()
         .map_or("/".into(), |dir| dir.display().to_string());
-    let mode = match (lists.access.mode(), lists.access.len()) {
-        (opentracker::tracker::access_list::Mode::Open, _) => "open".to_string(),
-        (opentracker::tracker::access_list::Mode::Whitelist, n) => format!("whitelist of {n}"),
-        (opentracker::tracker::access_list::Mode::Blacklist, n) => format!("blacklist of {n}"),
-    };
+    let access = lists.access.sizes();
     let blocked = match config.access.blocked_networks {
         Some(_) => format!("; {} blocked networks", lists.blocked_networks.len()),
         None => String::new(),
@@ -171,7 +177,7 @@ fn run(config: Config) -> Result<(), String> {
         n => format!("; UDP by {n} threads per socket"),
     };
     log::info!(
-        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {mode}{blocked}{rate_limit}{balancers}{cluster_line}",
+        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {access}{blocked}{rate_limit}{balancers}{cluster_line}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );

@@ -12,6 +12,7 @@ use crate::proto::params::{StatsMode, TpbsFormat};
 use crate::proto::{InfoHash, SwarmCounts};
 use crate::sys::conntrack::Conntrack;
 use crate::sys::process::Usage;
+use crate::tracker::access_list::Sizes;
 use crate::tracker::pace::Pace;
 use crate::tracker::{ShardedTracker, Totals};
 
@@ -55,6 +56,14 @@ pub struct Counters {
     pub udp_unsent: u64,
     pub blocked_clients: u64,
     pub blocked_networks: u64,
+    /// Announces refused for a torrent the access lists do not allow.
+    pub not_authorized: u64,
+    /// Per [`ListFiles`]: re-reads that took effect, re-reads that failed
+    /// (the previous list kept), and the Unix second the list in force was
+    /// read.
+    pub list_reloads: [u64; 2],
+    pub list_reload_failures: [u64; 2],
+    pub list_loaded_at: [u64; 2],
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; 9],
@@ -79,7 +88,34 @@ pub struct Counters {
     pub state_saved_at: u64,
 }
 
+/// The list files SIGHUP re-reads, as counted in [`Counters`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFiles {
+    /// `access.whitelist` and `access.blacklist`, read together.
+    Access = 0,
+    BlockedNetworks = 1,
+}
+
+impl ListFiles {
+    const NAMES: [&'static str; 2] = ["access", "blocked_networks"];
+}
+
 impl Counters {
+    /// Notes that `lists` were read at Unix second `now` and are in force.
+    pub fn list_loaded(&mut self, lists: ListFiles, now: u64) {
+        self.list_loaded_at[lists as usize] = now;
+    }
+
+    /// Counts a re-read of `lists` at Unix second `now`, taken or failed.
+    pub fn list_reloaded(&mut self, lists: ListFiles, taken: bool, now: u64) {
+        if taken {
+            self.list_reloads[lists as usize] += 1;
+            self.list_loaded(lists, now);
+        } else {
+            self.list_reload_failures[lists as usize] += 1;
+        }
+    }
+
     pub fn http_error(&mut self, kind: HttpErrorKind) {
         self.http_errors[kind as usize] += 1;
     }
@@ -97,6 +133,12 @@ impl Counters {
         self.udp_unsent += other.udp_unsent;
         self.blocked_clients += other.blocked_clients;
         self.blocked_networks += other.blocked_networks;
+        self.not_authorized += other.not_authorized;
+        for i in 0..2 {
+            self.list_reloads[i] += other.list_reloads[i];
+            self.list_reload_failures[i] += other.list_reload_failures[i];
+            self.list_loaded_at[i] = self.list_loaded_at[i].max(other.list_loaded_at[i]);
+        }
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
         self.proxy_header_errors += other.proxy_header_errors;
@@ -368,6 +410,61 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
+/// The sizes of the list files in force and how their re-reads went; none
+/// when no list is set.
+fn list_metrics(out: &mut String, c: &Counters, access: Sizes, blocked_networks: Option<usize>) {
+    let label = |list: &str| format!("{{list=\"{list}\"}}");
+    let entries: Vec<(String, u64)> = [
+        ("whitelist", access.whitelist),
+        ("blacklist", access.blacklist),
+        ("blocked_networks", blocked_networks),
+    ]
+    .into_iter()
+    .filter_map(|(list, size)| Some((label(list), size? as u64)))
+    .collect();
+    if entries.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "list_entries",
+        "gauge",
+        "Entries of each list in force: info hashes (changesets included), or networks.",
+        &entries,
+    );
+    let set = [!access.is_open(), blocked_networks.is_some()];
+    let per_file = |values: [u64; 2]| -> Vec<(String, u64)> {
+        (ListFiles::NAMES.iter().zip(values).zip(set))
+            .filter(|(_, set)| *set)
+            .map(|((list, value), _)| (label(list), value))
+            .collect()
+    };
+    let families = [
+        (
+            "list_reloads_total",
+            "counter",
+            "Re-reads of list files (SIGHUP, access.reload_on_change) that took effect; \
+             \"access\" is access.whitelist and access.blacklist together.",
+            c.list_reloads,
+        ),
+        (
+            "list_reload_failures_total",
+            "counter",
+            "Re-reads of list files that failed: the previous list stays in force.",
+            c.list_reload_failures,
+        ),
+        (
+            "list_loaded_timestamp_seconds",
+            "gauge",
+            "Unix time the list in force was read from its file.",
+            c.list_loaded_at,
+        ),
+    ];
+    for (name, kind, help, values) in families {
+        family(out, name, kind, help, &per_file(values));
+    }
+}
+
 /// The standard `process_*` families; readings the system lacks are left
 /// out.
 fn process_metrics(out: &mut String, usage: &Usage, started_unix: u64) {
@@ -433,18 +530,28 @@ pub struct Uptime {
     pub started_unix: u64,
 }
 
+/// What `/metrics` reports besides the counters and the swarms, as read
+/// for the request.
+pub struct Readings {
+    pub pace: Pace,
+    pub uptime: Uptime,
+    pub kernel: KernelReadings,
+    pub process: Usage,
+    /// Networks in `access.blocked_networks`; `None` when it is not set.
+    pub blocked_networks: Option<usize>,
+}
+
 /// The counters and totals for Prometheus (`GET /metrics`), so no exporter
 /// has to scrape and parse `/stats`; with the process's own readings under
 /// the names Prometheus client libraries give them.
-pub fn prometheus(
-    out: &mut String,
-    c: &Counters,
-    tracker: &ShardedTracker,
-    pace: Pace,
-    uptime: Uptime,
-    kernel: &KernelReadings,
-    process: &Usage,
-) {
+pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, readings: &Readings) {
+    let Readings {
+        pace,
+        uptime,
+        kernel,
+        process,
+        blocked_networks,
+    } = readings;
     let totals = tracker.totals();
     let one = |value: u64| [(String::new(), value)];
     let gauges = [
@@ -537,6 +644,11 @@ pub fn prometheus(
             c.blocked_clients,
         ),
         (
+            "announces_not_authorized_total",
+            "Announces refused: access.whitelist or access.blacklist does not allow the torrent.",
+            c.not_authorized,
+        ),
+        (
             "blocked_network_requests_total",
             "Announces, scrapes and UDP datagrams refused for a client in access.blocked_networks.",
             c.blocked_networks,
@@ -600,6 +712,7 @@ pub fn prometheus(
     for (name, help, value) in counters {
         family(out, name, "counter", help, &one(value));
     }
+    list_metrics(out, c, tracker.access_list(), *blocked_networks);
     if let Some(table) = kernel.conntrack {
         let conntrack = [
             (
@@ -643,6 +756,7 @@ pub fn prometheus(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracker::access_list::{AccessList, Kind};
     use crate::tracker::Timeouts;
 
     const PACE: Pace = Pace {
@@ -720,10 +834,16 @@ mod tests {
             resident_bytes: Some(4096),
             ..Usage::default()
         };
-        prometheus(
-            &mut out, &counters, &tracker, PACE, UPTIME, &kernel, &process,
-        );
+        let mut readings = Readings {
+            pace: PACE,
+            uptime: UPTIME,
+            kernel,
+            process,
+            blocked_networks: None,
+        };
+        prometheus(&mut out, &counters, &tracker, &readings);
         assert!(!out.contains("conntrack"), "absent where not tracked");
+        assert!(!out.contains("list_"), "absent without lists");
         assert!(out.contains("\nprocess_cpu_seconds_total 1.250\n"), "{out}");
         assert!(
             out.contains("\nprocess_resident_memory_bytes 4096\n"),
@@ -731,18 +851,17 @@ mod tests {
         );
         assert!(out.contains("\nprocess_start_time_seconds 1000\n"), "{out}");
         assert!(!out.contains("process_open_fds"), "absent when unknown");
-        let kernel = KernelReadings {
-            udp_dropped: 3,
-            conntrack: Some(Conntrack {
-                entries: 5,
-                limit: 100,
-                dropped: 2,
-            }),
-        };
+        readings.kernel.conntrack = Some(Conntrack {
+            entries: 5,
+            limit: 100,
+            dropped: 2,
+        });
+        readings.blocked_networks = Some(4);
+        tracker.set_access_list(AccessList::open().with(Kind::Whitelist, [InfoHash([1; 20])]));
+        counters.list_reloaded(ListFiles::Access, false, 0);
+        counters.list_reloaded(ListFiles::BlockedNetworks, true, 77);
         out.clear();
-        prometheus(
-            &mut out, &counters, &tracker, PACE, UPTIME, &kernel, &process,
-        );
+        prometheus(&mut out, &counters, &tracker, &readings);
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines.contains(&"opentracker_conntrack_entries 5"));
         assert!(lines.contains(&"opentracker_conntrack_limit 100"));
@@ -755,6 +874,18 @@ mod tests {
         );
         assert!(lines.contains(&"opentracker_http_errors_total{error=\"404 Not found\"} 1"));
         assert!(lines.contains(&"opentracker_udp_datagrams_dropped_total 3"));
+        for line in [
+            "opentracker_list_entries{list=\"whitelist\"} 1",
+            "opentracker_list_entries{list=\"blocked_networks\"} 4",
+            "opentracker_list_reloads_total{list=\"access\"} 0",
+            "opentracker_list_reloads_total{list=\"blocked_networks\"} 1",
+            "opentracker_list_reload_failures_total{list=\"access\"} 1",
+            "opentracker_list_loaded_timestamp_seconds{list=\"blocked_networks\"} 77",
+            "opentracker_announces_not_authorized_total 0",
+        ] {
+            assert!(lines.contains(&line), "{line} in {out}");
+        }
+        assert!(!out.contains("list=\"blacklist\""), "only the lists set");
         // Every sample follows its family's HELP and TYPE lines.
         let mut family = "";
         for line in lines {

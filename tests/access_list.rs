@@ -94,7 +94,7 @@ fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
             "access list {}: line 2: expected 40 or 64 hex digits",
             list.display()
         ),
-        "keeping the previous list of 2 hashes",
+        "keeping the previous whitelist of 2",
     );
 
     // An unreadable (here: missing) file: same.
@@ -125,6 +125,121 @@ fn blacklist_and_v2_hashes() {
     );
     assert!(http_allowed(&tracker, 6));
     assert!(!udp_allowed(&tracker, 5));
+}
+
+/// The value of the sample `name` (with its labels) in `/metrics`.
+fn metric(tracker: &Tracker, name: &str) -> Option<u64> {
+    let text = tracker.get("/metrics").text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The sample of metric family `family` labelled with `list`.
+fn list_metric(tracker: &Tracker, family: &str, list: &str) -> Option<u64> {
+    metric(tracker, &format!("opentracker_{family}{{list=\"{list}\"}}"))
+}
+
+#[test]
+fn whitelist_and_blacklist_together_with_their_metrics() {
+    let dir = TestDir::new();
+    dir.writable_by_tracker();
+    let white = dir.write(
+        "whitelist.txt",
+        &format!("{}\n{}\n{}\n", hex(&hash(1)), hex(&hash(2)), hex(&hash(3))),
+    );
+    let black = dir.write(
+        "blacklist.txt",
+        &format!("{}  # taken down\n", hex(&hash(2))),
+    );
+    let add = dir.path("add");
+    let toml = format!(
+        "[access]\nwhitelist = \"{}\"\nblacklist = \"{}\"\nfifo_add = \"{}\"\n",
+        white.display(),
+        black.display(),
+        add.display()
+    );
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    assert!(tracker
+        .stderr()
+        .contains("; whitelist of 3 and blacklist of 1"));
+    assert!(http_allowed(&tracker, 1), "listed, not taken down");
+    assert!(!http_allowed(&tracker, 2), "taken down");
+    assert!(!udp_allowed(&tracker, 2), "taken down");
+    assert!(!http_allowed(&tracker, 4), "not listed");
+    assert!(udp_allowed(&tracker, 3));
+    assert_eq!(
+        (
+            list_metric(&tracker, "list_entries", "whitelist"),
+            list_metric(&tracker, "list_entries", "blacklist")
+        ),
+        (Some(3), Some(1))
+    );
+    assert_eq!(
+        list_metric(&tracker, "list_entries", "blocked_networks"),
+        None,
+        "not set"
+    );
+    assert_eq!(
+        metric(&tracker, "opentracker_announces_not_authorized_total"),
+        Some(3)
+    );
+    let loaded = metric(
+        &tracker,
+        "opentracker_list_loaded_timestamp_seconds{list=\"access\"}",
+    );
+    assert!(loaded.unwrap() > 1_700_000_000, "{loaded:?}");
+
+    // A changeset edits the whitelist; the blacklist still wins.
+    write_fifo(&add, &format!("{}\n{}\n", hex(&hash(4)), hex(&hash(2))));
+    wait_for_log(
+        &tracker,
+        "1 hashes added (1 already so); whitelist of 4 and blacklist of 1",
+    );
+    assert!(http_allowed(&tracker, 4));
+    assert!(!http_allowed(&tracker, 2));
+
+    // Lifting the takedown: reload, and the whitelist's file is read again too.
+    std::fs::write(&black, "# nothing taken down\n").unwrap();
+    reload(&mut tracker);
+    assert!(http_allowed(&tracker, 2));
+    assert!(!http_allowed(&tracker, 4), "the changeset is gone");
+    assert_eq!(
+        (
+            list_metric(&tracker, "list_entries", "whitelist"),
+            list_metric(&tracker, "list_entries", "blacklist")
+        ),
+        (Some(3), Some(0))
+    );
+    assert_eq!(
+        (
+            list_metric(&tracker, "list_reloads_total", "access"),
+            list_metric(&tracker, "list_reload_failures_total", "access")
+        ),
+        (Some(1), Some(0))
+    );
+
+    // A bad blacklist keeps both old lists, and is counted.
+    std::fs::write(&black, format!("{}\n{}x\n", hex(&hash(1)), hex(&hash(3)))).unwrap();
+    reload(&mut tracker);
+    assert_reload_kept_the_old_list(
+        &tracker,
+        &format!("access list {}: line 2", black.display()),
+        "keeping the previous whitelist of 3 and blacklist of 0",
+    );
+    assert!(http_allowed(&tracker, 1));
+    assert_eq!(
+        (
+            list_metric(&tracker, "list_reloads_total", "access"),
+            list_metric(&tracker, "list_reload_failures_total", "access")
+        ),
+        (Some(1), Some(1))
+    );
 }
 
 #[test]
@@ -425,7 +540,7 @@ fn lists_reload_by_themselves_when_their_files_change() {
     assert!(
         tracker
             .stderr()
-            .contains("keeping the previous list of 2 hashes"),
+            .contains("keeping the previous whitelist of 2"),
         "{}",
         tracker.stderr()
     );
@@ -483,7 +598,10 @@ fn fifo_changesets_add_and_delete_until_the_next_reload() {
     );
     write_fifo(&add, &format!("{}\n", &hex(&hash(3))[10..]));
     // Read in one go or two, depending on timing.
-    wait_for_log(&tracker, "(0 already so); 3 listed until the next reload");
+    wait_for_log(
+        &tracker,
+        "(0 already so); whitelist of 3 until the next reload",
+    );
     assert!(http_allowed(&tracker, 2));
     assert!(udp_allowed(&tracker, 3));
     assert!(tracker
@@ -492,7 +610,7 @@ fn fifo_changesets_add_and_delete_until_the_next_reload() {
     write_fifo(&delete, &format!("{}\n", hex(&hash(1))));
     wait_for_log(
         &tracker,
-        "access.fifo_delete: 1 hashes deleted (0 already so); 2 listed",
+        "access.fifo_delete: 1 hashes deleted (0 already so); whitelist of 2",
     );
     assert!(!http_allowed(&tracker, 1));
     // A reload goes back to the file.

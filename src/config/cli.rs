@@ -24,7 +24,7 @@ pub enum Command {
 
 pub const USAGE: &str = "\
 Usage: opentracker [-f config] [-i ip] [-p port] [-P port] [-A ip[/bits]] [-r url]
-                   [-d dir] [-u user] [-w file | -b file] [-l file]
+                   [-d dir] [-u user] [-w file] [-b file] [-l file]
                    [--log stderr|syslog]
        opentracker --check-config [-f config] [flags]
        opentracker --healthcheck [host:port]
@@ -42,11 +42,13 @@ An opentracker-compatible BitTorrent tracker (HTTP and UDP, IPv4 and IPv6).
   -d dir    chroot into dir when started as root (chdir otherwise)
   -u user   run as this user when started as root (default nobody)
   -w file   whitelist: only these info hashes are tracked
-  -b file   blacklist: these info hashes are refused
+  -b file   blacklist: these info hashes are refused (with -w: the
+            whitelist's, less these)
   -l file   load a state dump (/stats?mode=statedump) at start
   -v        print the version
   -h        this help
-  --check-config       validate the configuration, print it, and exit
+  --check-config       validate the configuration and read the lists it
+                       names, print it, and exit
   --healthcheck [addr] exit 0 if a tracker answers UDP and HTTP at addr
                        (default 127.0.0.1:6969)
   --log stderr|syslog  where log lines go (default: syslog unless on a terminal)
@@ -151,11 +153,9 @@ fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigEr
             "-l" => config.tracker.state_file = Some(value.into()),
             "-w" => {
                 config.access.whitelist = Some(value.into());
-                config.access.blacklist = None;
             }
             "-b" => {
                 config.access.blacklist = Some(value.into());
-                config.access.whitelist = None;
             }
             "--log" => {
                 config.log.target = match value.as_str() {

@@ -403,11 +403,6 @@ impl Config {
 
     /// Checks what no single value can: combinations and ranges.
     pub fn validate(&self) -> Result<(), String> {
-        if self.access.whitelist.is_some() && self.access.blacklist.is_some() {
-            return Err(
-                "access.whitelist and access.blacklist are both set; give at most one".into(),
-            );
-        }
         let t = &self.tracker;
         for (name, value) in [
             ("tracker.interval", t.interval),
@@ -575,7 +570,7 @@ mod tests {
         let mut c = Config::default();
         c.access.whitelist = Some("a".into());
         c.access.blacklist = Some("b".into());
-        assert!(c.validate().is_err());
+        assert!(c.validate().is_ok(), "both lists may be set");
         let mut c = Config::default();
         c.tracker.numwant = 500;
         assert!(c.validate().is_err());

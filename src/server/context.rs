@@ -58,6 +58,8 @@ pub struct Settings {
     pub proxy: Vec<Network>,
     pub proxy_protocol: Vec<Network>,
     pub blocked_clients: Vec<Vec<u8>>,
+    /// `access.blocked_networks` is set (its list may be empty).
+    pub blocked_networks_file: bool,
     pub redirect_url: Option<String>,
     pub keep_alive: bool,
     pub keep_alive_timeout: u32,
@@ -84,6 +86,7 @@ impl Settings {
             blocked_clients: (config.access.blocked_clients.iter())
                 .map(|prefix| prefix.as_bytes().to_vec())
                 .collect(),
+            blocked_networks_file: config.access.blocked_networks.is_some(),
             redirect_url: config.tracker.redirect_url.clone(),
             clock_start: (config.tracker.torrent_timeout)
                 .max(config.tracker.peer_timeout)

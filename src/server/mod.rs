@@ -32,6 +32,7 @@ use slab::Slab;
 
 use crate::config::network_list::NetworkList;
 use crate::config::Config;
+use crate::stats::ListFiles;
 use crate::sys;
 use crate::sys::conntrack::Conntrack;
 use crate::sys::datagrams::{self, Datagrams};
@@ -39,7 +40,7 @@ use crate::sys::fifo::Fifo;
 use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::watch::Watch;
-use crate::tracker::access_list::{self, AccessList, Mode};
+use crate::tracker::access_list::{self, AccessList, Kind};
 use crate::tracker::pace::Pacer;
 use crate::tracker::{ShardedTracker, Timeouts};
 use cluster::Cluster;
@@ -105,20 +106,41 @@ pub fn load_lists(config: &Config) -> Result<Lists, String> {
     })
 }
 
-/// Reads the configured access list, if any. Relative paths, and all paths
-/// after a chroot, resolve against the current (root) directory.
+/// Reads the configured access lists, if any: both or neither. Relative
+/// paths, and all paths after a chroot, resolve against the current (root)
+/// directory.
 pub fn load_access_list(config: &Config) -> Result<AccessList, String> {
-    let (mode, path) = match (&config.access.whitelist, &config.access.blacklist) {
-        (Some(path), _) => (Mode::Whitelist, path),
-        (None, Some(path)) => (Mode::Blacklist, path),
-        (None, None) => return Ok(AccessList::open()),
-    };
-    read_access_list(mode, path)
+    let mut list = AccessList::open();
+    for (kind, path) in [
+        (Kind::Whitelist, &config.access.whitelist),
+        (Kind::Blacklist, &config.access.blacklist),
+    ] {
+        if let Some(path) = path {
+            list = list.with(kind, read_list("access list", path, access_list::parse)?);
+        }
+    }
+    Ok(list)
 }
 
-fn read_access_list(mode: Mode, path: &Path) -> Result<AccessList, String> {
-    let hashes = read_list("access list", path, access_list::parse)?;
-    Ok(AccessList::new(mode, hashes))
+/// Reads the list files as the tracker would at start, after the privilege
+/// drop, without starting it (`--check-config`): what they hold, or the
+/// first error, naming file and line.
+pub fn check_lists(config: &Config) -> Result<String, String> {
+    let mut seen = config.clone();
+    let rootdir = config.tracker.rootdir.as_deref();
+    let a = &mut seen.access;
+    for path in [&mut a.whitelist, &mut a.blacklist, &mut a.blocked_networks]
+        .into_iter()
+        .flatten()
+    {
+        *path = sys::privileges::path_after_drop(rootdir, path);
+    }
+    let access = load_access_list(&seen)?.sizes();
+    let blocked = load_blocked_networks(&seen)?;
+    Ok(match seen.access.blocked_networks {
+        Some(_) => format!("{access}; {} blocked networks", blocked.len()),
+        None => access.to_string(),
+    })
 }
 
 pub use state::check_writable as check_state_file;
@@ -262,6 +284,10 @@ impl Server {
         let mut ctx = Context::new(&config, Arc::new(tracker));
         ctx.blocked_networks.replace(blocked_networks);
         ctx.tick();
+        let read_at = ctx.clock().1;
+        ctx.counters.list_loaded(ListFiles::Access, read_at);
+        ctx.counters
+            .list_loaded(ListFiles::BlockedNetworks, read_at);
         state::load(&config, &ctx, stored_state.as_ref());
         if stored_state.is_some() {
             // Loaded: a crash from here on must not bring back that moment.
@@ -585,31 +611,50 @@ impl Server {
     /// blocked networks; a bad file keeps its old list.
     fn reload(&mut self) {
         self.notifier.reloading();
-        match load_blocked_networks(&self.config) {
+        let now = self.ctx.clock().1;
+        let access = &self.config.access;
+        let blocked_taken = match load_blocked_networks(&self.config) {
             Ok(list) => {
-                if self.config.access.blocked_networks.is_some() {
+                if access.blocked_networks.is_some() {
                     log::info!("blocked networks reloaded: {} entries", list.len());
                 }
                 self.ctx.blocked_networks.replace(list);
                 // Served from the next request on, not the next loop turn.
                 self.ctx.tick();
+                true
             }
-            Err(e) => log::error!(
-                "{e}; keeping the previous {} blocked networks",
-                self.ctx.blocked_networks.current().1.len()
-            ),
+            Err(e) => {
+                log::error!(
+                    "{e}; keeping the previous {} blocked networks",
+                    self.ctx.blocked_networks.current().1.len()
+                );
+                false
+            }
+        };
+        if access.blocked_networks.is_some() {
+            let counters = &mut self.ctx.counters;
+            counters.list_reloaded(ListFiles::BlockedNetworks, blocked_taken, now);
         }
-        match load_access_list(&self.config) {
+        let access_taken = match load_access_list(&self.config) {
             Ok(list) => {
-                if list.mode() != Mode::Open {
-                    log::info!("access list reloaded: {} hashes", list.len());
+                let sizes = list.sizes();
+                if !sizes.is_open() {
+                    log::info!("access list reloaded: {sizes}");
                 }
                 self.ctx.tracker.set_access_list(list);
+                true
             }
-            Err(e) => log::error!(
-                "{e}; keeping the previous list of {} hashes",
-                self.ctx.tracker.access_list().1
-            ),
+            Err(e) => {
+                log::error!(
+                    "{e}; keeping the previous {}",
+                    self.ctx.tracker.access_list()
+                );
+                false
+            }
+        };
+        if access.whitelist.is_some() || access.blacklist.is_some() {
+            let counters = &mut self.ctx.counters;
+            counters.list_reloaded(ListFiles::Access, access_taken, now);
         }
         self.notifier.ready(&self.status_line(0));
     }
@@ -641,13 +686,11 @@ impl Server {
             log::error!("{name}: {e}");
         }
         if changed + unchanged > 0 {
-            let (verb, listed) = (
-                if adds { "added" } else { "deleted" },
-                tracker.access_list().1,
-            );
+            let verb = if adds { "added" } else { "deleted" };
             log::info!(
-                "{name}: {changed} hashes {verb} ({unchanged} already so); {listed} listed until \
-                 the next reload"
+                "{name}: {changed} hashes {verb} ({unchanged} already so); {} until the next \
+                 reload",
+                tracker.access_list()
             );
         }
     }

@@ -222,7 +222,10 @@ fn announce(
             ctx.counters.tcp_announces += 1;
             bencode::stopped(&mut ctx.body, counts, interval, ip.is_ipv6());
         }
-        Announced::NotAuthorized => bencode::failure(&mut ctx.body, NOT_AUTHORIZED),
+        Announced::NotAuthorized => {
+            ctx.counters.not_authorized += 1;
+            bencode::failure(&mut ctx.body, NOT_AUTHORIZED);
+        }
     }
     Answer::Body
 }
@@ -265,16 +268,15 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
         seconds,
         started_unix: ctx.clock().1.saturating_sub(seconds),
     };
-    let kernel = ctx.kernel;
-    stats::prometheus(
-        &mut text,
-        &ctx.all_counters(),
-        &ctx.tracker,
-        ctx.pace(),
+    let readings = stats::Readings {
+        pace: ctx.pace(),
         uptime,
-        &kernel,
-        &sys::process::usage(),
-    );
+        kernel: ctx.kernel,
+        process: sys::process::usage(),
+        blocked_networks: (ctx.settings.blocked_networks_file)
+            .then(|| ctx.blocked_networks.current().1.len()),
+    };
+    stats::prometheus(&mut text, &ctx.all_counters(), &ctx.tracker, &readings);
     ctx.body.extend_from_slice(text.as_bytes());
     Answer::Body
 }

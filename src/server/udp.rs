@@ -111,7 +111,10 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
                 Announced::Stopped { counts } => {
                     udp::announce_reply_head(out, transaction_id, interval, counts)
                 }
-                Announced::NotAuthorized => udp::not_authorized_reply(out, transaction_id),
+                Announced::NotAuthorized => {
+                    ctx.counters.not_authorized += 1;
+                    udp::not_authorized_reply(out, transaction_id);
+                }
             }
         }
         udp::Request::Scrape {

@@ -43,6 +43,22 @@ fn chdir(path: &Path, step: &str) -> Result<(), String> {
     check(unsafe { libc::chdir(c_path.as_ptr()) }, step)
 }
 
+/// Where `path` leads once [`drop_privileges`] has run with `rootdir`, seen
+/// from here: under root the process is chrooted there, otherwise it only
+/// changes into it, so relative paths resolve against it either way.
+pub fn path_after_drop(rootdir: Option<&Path>, path: &Path) -> std::path::PathBuf {
+    let Some(root) = rootdir else {
+        return path.to_path_buf();
+    };
+    // SAFETY: geteuid has no preconditions.
+    let chrooted = unsafe { libc::geteuid() } == 0;
+    match path.strip_prefix("/") {
+        Ok(inside) if chrooted => root.join(inside),
+        Ok(_) => path.to_path_buf(),
+        Err(_) => root.join(path),
+    }
+}
+
 /// Drops to `user`, inside `rootdir` when given.
 pub fn drop_privileges(user: &str, rootdir: Option<&Path>) -> Result<Outcome, String> {
     // SAFETY: geteuid has no preconditions.

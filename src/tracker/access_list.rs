@@ -11,79 +11,121 @@ use std::fmt;
 
 use crate::proto::InfoHash;
 
-/// What the list means.
+type Hashes = HashSet<InfoHash, foldhash::fast::RandomState>;
+
+/// Which list a file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// No list: every torrent is tracked.
-    Open,
-    /// Only listed torrents.
+pub enum Kind {
+    /// Only listed torrents are tracked.
     Whitelist,
-    /// Every torrent but the listed ones.
+    /// Listed torrents never are.
     Blacklist,
 }
 
-/// The access list in force.
-#[derive(Clone, Debug)]
+/// The access lists in force: none (every torrent is tracked), a
+/// whitelist, a blacklist, or both, when a torrent must be on the first
+/// and not on the second (an index's torrents less the ones taken down).
+#[derive(Clone, Debug, Default)]
 pub struct AccessList {
-    mode: Mode,
-    hashes: HashSet<InfoHash, foldhash::fast::RandomState>,
+    whitelist: Option<Hashes>,
+    blacklist: Option<Hashes>,
 }
 
-impl Default for AccessList {
-    fn default() -> Self {
-        AccessList::open()
+/// How many hashes each list in force holds; `None` for a list not set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sizes {
+    pub whitelist: Option<usize>,
+    pub blacklist: Option<usize>,
+}
+
+impl Sizes {
+    /// No list is set: every torrent is tracked.
+    pub fn is_open(&self) -> bool {
+        self.whitelist.is_none() && self.blacklist.is_none()
+    }
+
+    /// The size of the list changesets edit (see [`AccessList::set_listed`]).
+    pub fn edited_mut(&mut self) -> Option<&mut usize> {
+        self.whitelist.as_mut().or(self.blacklist.as_mut())
+    }
+}
+
+/// "whitelist of 3", "whitelist of 3 and blacklist of 1", "no access list".
+impl fmt::Display for Sizes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.whitelist, self.blacklist) {
+            (None, None) => f.write_str("no access list"),
+            (Some(white), None) => write!(f, "whitelist of {white}"),
+            (None, Some(black)) => write!(f, "blacklist of {black}"),
+            (Some(white), Some(black)) => {
+                write!(f, "whitelist of {white} and blacklist of {black}")
+            }
+        }
     }
 }
 
 impl AccessList {
+    /// No list: every torrent is tracked.
     pub fn open() -> Self {
-        AccessList {
-            mode: Mode::Open,
-            hashes: HashSet::default(),
+        AccessList::default()
+    }
+
+    /// These lists with `kind` set to `hashes`.
+    pub fn with(mut self, kind: Kind, hashes: impl IntoIterator<Item = InfoHash>) -> Self {
+        let hashes = Some(hashes.into_iter().collect());
+        match kind {
+            Kind::Whitelist => self.whitelist = hashes,
+            Kind::Blacklist => self.blacklist = hashes,
+        }
+        self
+    }
+
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            whitelist: self.whitelist.as_ref().map(HashSet::len),
+            blacklist: self.blacklist.as_ref().map(HashSet::len),
         }
     }
 
-    pub fn new(mode: Mode, hashes: impl IntoIterator<Item = InfoHash>) -> Self {
-        AccessList {
-            mode,
-            hashes: hashes.into_iter().collect(),
+    /// Splits the lists into `parts` with the same lists set, each hash
+    /// going to part `part_of(hash)`.
+    pub fn split(self, parts: usize, part_of: impl Fn(&InfoHash) -> usize) -> Vec<AccessList> {
+        let mut split = vec![AccessList::default(); parts];
+        for (kind, hashes) in [
+            (Kind::Whitelist, self.whitelist),
+            (Kind::Blacklist, self.blacklist),
+        ] {
+            let Some(hashes) = hashes else { continue };
+            let mut shares: Vec<Vec<InfoHash>> = vec![Vec::new(); parts];
+            for hash in hashes {
+                shares[part_of(&hash)].push(hash);
+            }
+            for (list, share) in split.iter_mut().zip(shares) {
+                *list = std::mem::take(list).with(kind, share);
+            }
         }
+        split
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    pub fn len(&self) -> usize {
-        self.hashes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
-    }
-
-    /// The listed hashes, in no particular order.
-    pub fn into_hashes(self) -> impl Iterator<Item = InfoHash> {
-        self.hashes.into_iter()
-    }
-
-    /// Puts `hash` on the list (`listed`) or takes it off; true when that
-    /// changed anything.
+    /// Puts `hash` on the list changesets edit (`listed`) or takes it off;
+    /// true when that changed anything. Changesets edit the whitelist
+    /// when there is one, where new torrents arrive often, and otherwise
+    /// the blacklist, as upstream's edit its one list.
     pub fn set_listed(&mut self, hash: InfoHash, listed: bool) -> bool {
+        let Some(hashes) = self.whitelist.as_mut().or(self.blacklist.as_mut()) else {
+            return false;
+        };
         if listed {
-            self.hashes.insert(hash)
+            hashes.insert(hash)
         } else {
-            self.hashes.remove(&hash)
+            hashes.remove(&hash)
         }
     }
 
     /// Whether announces for `hash` are accepted.
     pub fn allows(&self, hash: &InfoHash) -> bool {
-        match self.mode {
-            Mode::Open => true,
-            Mode::Whitelist => self.hashes.contains(hash),
-            Mode::Blacklist => !self.hashes.contains(hash),
-        }
+        self.whitelist.as_ref().map_or(true, |w| w.contains(hash))
+            && self.blacklist.as_ref().map_or(true, |b| !b.contains(hash))
     }
 }
 
@@ -164,13 +206,59 @@ mod tests {
     }
 
     #[test]
-    fn modes() {
-        let hash = InfoHash::from_hex(V1.as_bytes()).unwrap();
-        let other = InfoHash([9; 20]);
-        let white = AccessList::new(Mode::Whitelist, [hash]);
-        assert!(white.allows(&hash) && !white.allows(&other));
-        let black = AccessList::new(Mode::Blacklist, [hash]);
-        assert!(!black.allows(&hash) && black.allows(&other));
-        assert!(AccessList::open().allows(&other));
+    fn white_black_both_and_none() {
+        let [a, b, c] = [1, 2, 3].map(|n| InfoHash([n; 20]));
+        let white = AccessList::open().with(Kind::Whitelist, [a, b]);
+        assert!(white.allows(&a) && white.allows(&b) && !white.allows(&c));
+        let black = AccessList::open().with(Kind::Blacklist, [b]);
+        assert!(black.allows(&a) && !black.allows(&b) && black.allows(&c));
+        let both = white.with(Kind::Blacklist, [b]);
+        assert!(both.allows(&a), "listed, not taken down");
+        assert!(!both.allows(&b), "the blacklist wins");
+        assert!(!both.allows(&c), "not listed");
+        assert!(AccessList::open().allows(&c));
+        assert_eq!(
+            both.sizes().to_string(),
+            "whitelist of 2 and blacklist of 1"
+        );
+        assert_eq!(AccessList::open().sizes().to_string(), "no access list");
+        assert!(AccessList::open().sizes().is_open());
+        let empty = AccessList::open().with(Kind::Blacklist, []);
+        assert_eq!(empty.sizes().blacklist, Some(0), "set, though empty");
+    }
+
+    #[test]
+    fn changesets_edit_the_whitelist_when_there_is_one() {
+        let [a, b] = [1, 2].map(|n| InfoHash([n; 20]));
+        let mut both = AccessList::open()
+            .with(Kind::Whitelist, [])
+            .with(Kind::Blacklist, [b]);
+        assert!(both.set_listed(a, true));
+        assert!(!both.set_listed(a, true), "already listed");
+        assert!(both.allows(&a));
+        assert!(both.set_listed(b, true));
+        assert!(!both.allows(&b), "still blacklisted");
+        let mut black = AccessList::open().with(Kind::Blacklist, []);
+        assert!(black.set_listed(a, true));
+        assert!(!black.allows(&a));
+        assert!(!AccessList::open().set_listed(a, true), "no list to edit");
+    }
+
+    #[test]
+    fn split_keeps_every_list_set() {
+        let hashes: Vec<InfoHash> = (0..10).map(|n| InfoHash([n; 20])).collect();
+        let both = AccessList::open()
+            .with(Kind::Whitelist, hashes.clone())
+            .with(Kind::Blacklist, []);
+        let parts = both.split(3, |hash| usize::from(hash.0[0]) % 3);
+        assert_eq!(parts.len(), 3);
+        for (i, part) in parts.iter().enumerate() {
+            assert_eq!(part.sizes().blacklist, Some(0));
+            for hash in &hashes {
+                assert_eq!(part.allows(hash), usize::from(hash.0[0]) % 3 == i);
+            }
+        }
+        let open = AccessList::open().split(2, |_| 0);
+        assert!(open.iter().all(|part| part.sizes().is_open()));
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::access_list::{AccessList, Mode};
+use super::access_list::{AccessList, Sizes};
 use super::networks::{Busiest, Networks};
 use super::torrent::Torrent;
 use super::{Limits, Listed, Saved, SavedPeer, Timeouts, Totals, Tracker, RENEW_BUCKETS};
@@ -23,7 +23,7 @@ pub struct ShardedTracker {
     shards: Box<[Mutex<Tracker>]>,
     /// The shard the sweep is in; only the sweeping thread moves it.
     sweep_shard: AtomicUsize,
-    access: Mutex<(Mode, usize)>,
+    access: Mutex<Sizes>,
 }
 
 fn lock(shard: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
@@ -42,7 +42,7 @@ impl ShardedTracker {
                 .map(|share| Mutex::new(Tracker::for_share(timeouts, seeds.u64(..), share, count)))
                 .collect(),
             sweep_shard: AtomicUsize::new(0),
-            access: Mutex::new((Mode::Open, 0)),
+            access: Mutex::new(Sizes::default()),
         }
     }
 
@@ -86,34 +86,31 @@ impl ShardedTracker {
         }
     }
 
-    /// Replaces the access list, each shard getting the hashes in its range.
+    /// Replaces the access lists, each shard getting the hashes in its range.
     pub fn set_access_list(&self, list: AccessList) {
-        let mode = list.mode();
-        let mut parts: Vec<Vec<InfoHash>> = vec![Vec::new(); self.shards.len()];
-        let mut total = 0;
-        for hash in list.into_hashes() {
-            parts[self.shard_index(&hash)].push(hash);
-            total += 1;
+        let sizes = list.sizes();
+        let parts = list.split(self.shards.len(), |hash| self.shard_index(hash));
+        for (shard, part) in self.shards.iter().zip(parts) {
+            lock(shard).set_access_list(part);
         }
-        for (shard, hashes) in self.shards.iter().zip(parts) {
-            lock(shard).set_access_list(AccessList::new(mode, hashes));
-        }
-        *self.access.lock().unwrap_or_else(PoisonError::into_inner) = (mode, total);
+        *self.access.lock().unwrap_or_else(PoisonError::into_inner) = sizes;
     }
 
-    /// Puts `hash` on the access list or takes it off (a changeset line);
-    /// true when that changed anything.
+    /// Puts `hash` on the list changesets edit or takes it off (a changeset
+    /// line); true when that changed anything.
     pub fn set_listed(&self, hash: InfoHash, listed: bool) -> bool {
         let changed = self.shard(&hash).set_listed(hash, listed);
         if changed {
             let mut access = self.access.lock().unwrap_or_else(PoisonError::into_inner);
-            access.1 = if listed { access.1 + 1 } else { access.1 - 1 };
+            if let Some(size) = access.edited_mut() {
+                *size = if listed { *size + 1 } else { *size - 1 };
+            }
         }
         changed
     }
 
-    /// The access list's mode and number of hashes.
-    pub fn access_list(&self) -> (Mode, usize) {
+    /// How many hashes each access list in force holds.
+    pub fn access_list(&self) -> Sizes {
         *self.access.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -249,6 +246,7 @@ mod tests {
 
     use super::*;
     use crate::proto::Event;
+    use crate::tracker::access_list::Kind;
     use crate::tracker::{Announce, Announced, Families};
 
     const TIMEOUTS: Timeouts = Timeouts {
@@ -427,8 +425,22 @@ mod tests {
     fn access_list_is_split_by_shard_and_counted_whole() {
         let t = ShardedTracker::new(TIMEOUTS, 4, 1);
         let listed = [hash(0, 1), hash(0xff, 1)];
-        t.set_access_list(AccessList::new(Mode::Whitelist, listed));
-        assert_eq!(t.access_list(), (Mode::Whitelist, 2));
+        let taken_down = hash(0x40, 1);
+        let whitelist =
+            AccessList::open().with(Kind::Whitelist, listed.into_iter().chain([taken_down]));
+        t.set_access_list(whitelist.with(Kind::Blacklist, [taken_down]));
+        let sizes = t.access_list();
+        assert_eq!((sizes.whitelist, sizes.blacklist), (Some(3), Some(1)));
+        assert_eq!(
+            announce(&t, taken_down, "10.0.0.1:1", 0),
+            Announced::NotAuthorized
+        );
+        assert!(t.set_listed(hash(0x80, 2), true));
+        assert_eq!(
+            t.access_list().whitelist,
+            Some(4),
+            "changesets edit the whitelist"
+        );
         for allowed in listed {
             assert!(matches!(
                 announce(&t, allowed, "10.0.0.1:1", 0),

@@ -1,7 +1,7 @@
 //! The tracker's behaviour through its public API, and the index's shape
 //! under load: kinds, splits, walk order.
 
-use super::access_list::Mode;
+use super::access_list::Kind;
 use super::*;
 
 const TIMEOUTS: Timeouts = Timeouts {
@@ -190,7 +190,7 @@ fn sweep_and_walk_resume() {
 #[test]
 fn access_list_refuses_announce_but_not_stop() {
     let mut t = Tracker::new(TIMEOUTS, 1);
-    t.set_access_list(AccessList::new(Mode::Whitelist, []));
+    t.set_access_list(AccessList::open().with(Kind::Whitelist, []));
     let (r, ..) = announce(&mut t, "10.0.0.1:1", false, Event::None, 0);
     assert_eq!(r, Announced::NotAuthorized);
     let (r, ..) = announce(&mut t, "10.0.0.1:1", false, Event::Stopped, 0);
@@ -525,7 +525,7 @@ fn restored_torrents_keep_their_downloads_and_expire_on_time() {
     assert!(t.sweep(now + 901, 100));
     assert_eq!(t.totals().torrents, 0);
     // A whitelist refuses what it does not list.
-    t.set_access_list(AccessList::new(Mode::Whitelist, [few]));
+    t.set_access_list(AccessList::open().with(Kind::Whitelist, [few]));
     assert!(!t.restore(&many, 1, 0, now));
     assert!(t.restore(&few, 1, 0, now));
 }
@@ -607,7 +607,7 @@ fn saved_peers_come_back_with_their_flags_and_ages() {
 fn restoring_peers_respects_the_access_list_and_the_limits() {
     let mut t = Tracker::new(TIMEOUTS, 1);
     let (allowed, other) = (InfoHash([1; 20]), InfoHash([2; 20]));
-    t.set_access_list(AccessList::new(Mode::Whitelist, [allowed]));
+    t.set_access_list(AccessList::open().with(Kind::Whitelist, [allowed]));
     t.set_limits(Limits {
         peers: 1,
         torrents: 1,
