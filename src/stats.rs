@@ -58,12 +58,14 @@ pub struct Counters {
     pub blocked_networks: u64,
     /// Announces refused for a torrent the access lists do not allow.
     pub not_authorized: u64,
+    /// Announces and scrapes refused for a missing or unknown passkey.
+    pub passkey_refusals: u64,
     /// Per [`ListFiles`]: re-reads that took effect, re-reads that failed
     /// (the previous list kept), and the Unix second the list in force was
     /// read.
-    pub list_reloads: [u64; 2],
-    pub list_reload_failures: [u64; 2],
-    pub list_loaded_at: [u64; 2],
+    pub list_reloads: [u64; LIST_FILES],
+    pub list_reload_failures: [u64; LIST_FILES],
+    pub list_loaded_at: [u64; LIST_FILES],
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; 9],
@@ -94,10 +96,13 @@ pub enum ListFiles {
     /// `access.whitelist` and `access.blacklist`, read together.
     Access = 0,
     BlockedNetworks = 1,
+    Passkeys = 2,
 }
 
+const LIST_FILES: usize = 3;
+
 impl ListFiles {
-    const NAMES: [&'static str; 2] = ["access", "blocked_networks"];
+    const NAMES: [&'static str; LIST_FILES] = ["access", "blocked_networks", "passkeys"];
 }
 
 impl Counters {
@@ -134,7 +139,8 @@ impl Counters {
         self.blocked_clients += other.blocked_clients;
         self.blocked_networks += other.blocked_networks;
         self.not_authorized += other.not_authorized;
-        for i in 0..2 {
+        self.passkey_refusals += other.passkey_refusals;
+        for i in 0..LIST_FILES {
             self.list_reloads[i] += other.list_reloads[i];
             self.list_reload_failures[i] += other.list_reload_failures[i];
             self.list_loaded_at[i] = self.list_loaded_at[i].max(other.list_loaded_at[i]);
@@ -412,12 +418,18 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
 
 /// The sizes of the list files in force and how their re-reads went; none
 /// when no list is set.
-fn list_metrics(out: &mut String, c: &Counters, access: Sizes, blocked_networks: Option<usize>) {
+fn list_metrics(out: &mut String, c: &Counters, access: Sizes, readings: &Readings) {
+    let Readings {
+        blocked_networks,
+        passkeys,
+        ..
+    } = *readings;
     let label = |list: &str| format!("{{list=\"{list}\"}}");
     let entries: Vec<(String, u64)> = [
         ("whitelist", access.whitelist),
         ("blacklist", access.blacklist),
         ("blocked_networks", blocked_networks),
+        ("passkeys", passkeys),
     ]
     .into_iter()
     .filter_map(|(list, size)| Some((label(list), size? as u64)))
@@ -432,8 +444,12 @@ fn list_metrics(out: &mut String, c: &Counters, access: Sizes, blocked_networks:
         "Entries of each list in force: info hashes (changesets included), or networks.",
         &entries,
     );
-    let set = [!access.is_open(), blocked_networks.is_some()];
-    let per_file = |values: [u64; 2]| -> Vec<(String, u64)> {
+    let set = [
+        !access.is_open(),
+        blocked_networks.is_some(),
+        passkeys.is_some(),
+    ];
+    let per_file = |values: [u64; LIST_FILES]| -> Vec<(String, u64)> {
         (ListFiles::NAMES.iter().zip(values).zip(set))
             .filter(|(_, set)| *set)
             .map(|((list, value), _)| (label(list), value))
@@ -537,8 +553,10 @@ pub struct Readings {
     pub uptime: Uptime,
     pub kernel: KernelReadings,
     pub process: Usage,
-    /// Networks in `access.blocked_networks`; `None` when it is not set.
+    /// Networks in `access.blocked_networks`, and keys in
+    /// `access.passkeys`; `None` when it is not set.
     pub blocked_networks: Option<usize>,
+    pub passkeys: Option<usize>,
 }
 
 /// The counters and totals for Prometheus (`GET /metrics`), so no exporter
@@ -550,7 +568,7 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
         uptime,
         kernel,
         process,
-        blocked_networks,
+        ..
     } = readings;
     let totals = tracker.totals();
     let one = |value: u64| [(String::new(), value)];
@@ -649,6 +667,11 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
             c.not_authorized,
         ),
         (
+            "passkey_refusals_total",
+            "Announces and scrapes refused for a missing or unknown passkey (access.passkeys).",
+            c.passkey_refusals,
+        ),
+        (
             "blocked_network_requests_total",
             "Announces, scrapes and UDP datagrams refused for a client in access.blocked_networks.",
             c.blocked_networks,
@@ -712,7 +735,7 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
     for (name, help, value) in counters {
         family(out, name, "counter", help, &one(value));
     }
-    list_metrics(out, c, tracker.access_list(), *blocked_networks);
+    list_metrics(out, c, tracker.access_list(), readings);
     if let Some(table) = kernel.conntrack {
         let conntrack = [
             (
@@ -840,6 +863,7 @@ mod tests {
             kernel,
             process,
             blocked_networks: None,
+            passkeys: None,
         };
         prometheus(&mut out, &counters, &tracker, &readings);
         assert!(!out.contains("conntrack"), "absent where not tracked");

@@ -644,3 +644,145 @@ fn a_changeset_path_that_is_no_fifo_is_fatal() {
         "{stderr}"
     );
 }
+
+const PASSKEY_MISSING: &str = "This tracker needs your passkey in its announce URL.";
+const PASSKEY_UNKNOWN: &str = "Your passkey is not valid on this tracker.";
+
+/// The failure reason of an HTTP reply, or `None` when it has none.
+fn failure(tracker: &Tracker, path: &str) -> Option<String> {
+    let text = tracker.get(path).text();
+    let start = text.find("failure reason")?;
+    let rest = &text[start + "failure reason".len()..];
+    let (len, rest) = rest.split_once(':').unwrap();
+    Some(rest[..len.parse::<usize>().unwrap()].to_string())
+}
+
+/// A UDP announce for `hash(1)` whose BEP 41 URL data says `url` (split
+/// over two options, after a NOP), and the reply's action and message.
+fn udp_announce_with_url(tracker: &Tracker, url: Option<&str>) -> (u32, String) {
+    let udp = Udp::new(tracker.v4());
+    let mut packet = Udp::announce_packet(udp.connect(), (&hash(1), 1, 0, 0, 10));
+    if let Some(url) = url {
+        let (first, second) = url.split_at(url.len() / 2);
+        packet.push(1);
+        for piece in [first, second] {
+            packet.extend_from_slice(&[2, piece.len() as u8]);
+            packet.extend_from_slice(piece.as_bytes());
+        }
+        packet.push(0);
+    }
+    let reply = udp.exchange(&packet).expect("a reply");
+    (
+        be32(&reply, 0),
+        String::from_utf8_lossy(&reply[8..]).into_owned(),
+    )
+}
+
+#[test]
+fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
+    let dir = TestDir::new();
+    let keys = dir.write(
+        "passkeys",
+        "# imported from the site's users table\n0123456789abcdef0123456789abcdef  # alice\nbob.key-2\n",
+    );
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml: format!("[access]\npasskeys = \"{}\"\n", keys.display()),
+            ..Launch::default()
+        },
+    );
+    let query = &announce_path(&hash(1), 1, "")["/announce".len()..];
+    let alice = "0123456789abcdef0123456789abcdef";
+    // Both places a key goes in the path, as the sites that hand them out do.
+    assert_eq!(
+        failure(&tracker, &format!("/{alice}/announce{query}")),
+        None
+    );
+    assert_eq!(
+        failure(&tracker, &format!("/announce/bob.key-2{query}")),
+        None
+    );
+    assert_eq!(
+        failure(&tracker, &format!("/announce{query}")).as_deref(),
+        Some(PASSKEY_MISSING)
+    );
+    assert_eq!(
+        failure(&tracker, &format!("/nobody/announce{query}")).as_deref(),
+        Some(PASSKEY_UNKNOWN)
+    );
+    let scrape = format!("?info_hash={}", urlencode(&hash(1)));
+    let counts = tracker.get(&format!("/{alice}/scrape{scrape}")).text();
+    assert!(counts.starts_with("d5:filesd20:"), "{counts}");
+    assert_eq!(
+        failure(&tracker, &format!("/scrape{scrape}")).as_deref(),
+        Some(PASSKEY_MISSING)
+    );
+
+    // UDP: the key travels in BEP 41 URL data; connects need none.
+    let (action, _) = udp_announce_with_url(&tracker, Some(&format!("/{alice}/announce")));
+    assert_eq!(action, 1, "announced");
+    let (action, _) = udp_announce_with_url(&tracker, Some("/announce/bob.key-2?x=1"));
+    assert_eq!(action, 1, "announced");
+    assert_eq!(
+        udp_announce_with_url(&tracker, None),
+        (3, PASSKEY_MISSING.to_string())
+    );
+    assert_eq!(
+        udp_announce_with_url(&tracker, Some("/announce/mallory")),
+        (3, PASSKEY_UNKNOWN.to_string())
+    );
+    let reply = Udp::new(tracker.v4()).scrape(&[hash(1)]);
+    assert_eq!(be32(&reply, 0), 3, "a UDP scrape has no room for a key");
+    let refusals = metric(&tracker, "opentracker_passkey_refusals_total");
+    assert_eq!(refusals, Some(6));
+    assert_eq!(list_metric(&tracker, "list_entries", "passkeys"), Some(2));
+
+    // Revoking bob and adding carol takes a reload; a bad line keeps the
+    // old keys.
+    std::fs::write(&keys, format!("{alice}\ncarol\n")).unwrap();
+    reload(&mut tracker);
+    assert_eq!(failure(&tracker, &format!("/carol/announce{query}")), None);
+    assert_eq!(
+        failure(&tracker, &format!("/bob.key-2/announce{query}")).as_deref(),
+        Some(PASSKEY_UNKNOWN)
+    );
+    std::fs::write(&keys, "dave\nnot a key\n").unwrap();
+    reload(&mut tracker);
+    assert_reload_kept_the_old_list(
+        &tracker,
+        &format!("passkeys {}: line 2: expected a passkey", keys.display()),
+        "keeping the previous 2 passkeys",
+    );
+    assert_eq!(failure(&tracker, &format!("/carol/announce{query}")), None);
+    assert_eq!(
+        list_metric(&tracker, "list_reload_failures_total", "passkeys"),
+        Some(1)
+    );
+    assert!(
+        !tracker.stderr().contains(alice),
+        "keys stay out of the log"
+    );
+}
+
+#[test]
+fn a_bad_passkeys_file_at_start_is_fatal() {
+    let dir = TestDir::new();
+    let keys = dir.write("passkeys", "good\nbad key\n");
+    let config = dir.write(
+        "c.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\npasskeys = \"{}\"\n",
+            free_port(),
+            keys.display()
+        ),
+    );
+    let (status, _, stderr) = run_binary(&["-f", config.to_str().unwrap(), "--log", "stderr"]);
+    assert_eq!(status.code(), Some(111), "{stderr}");
+    assert!(
+        stderr.contains(&format!("passkeys {}: line 2", keys.display())),
+        "{stderr}"
+    );
+    let (status, _, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+}

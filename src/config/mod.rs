@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod legacy;
 pub mod network_list;
+pub mod passkey_list;
 pub mod types;
 
 use std::fmt;
@@ -119,6 +120,10 @@ pub struct Access {
     /// A file of addresses and networks whose requests are refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_networks: Option<PathBuf>,
+    /// A file of passkeys: with it, announces and scrapes need one of them
+    /// in their URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passkeys: Option<PathBuf>,
     /// Reload the lists when their files change, as SIGHUP does.
     pub reload_on_change: bool,
     /// FIFOs whose lines add hashes to the access list and delete them from
@@ -137,12 +142,29 @@ pub struct Access {
 }
 
 impl Access {
-    /// The list files the tracker reads: the access list and the blocked
-    /// networks.
+    /// The list files the tracker reads: the access lists, the blocked
+    /// networks and the passkeys.
     pub fn list_files(&self) -> impl Iterator<Item = &PathBuf> {
-        [&self.whitelist, &self.blacklist, &self.blocked_networks]
-            .into_iter()
-            .flatten()
+        [
+            &self.whitelist,
+            &self.blacklist,
+            &self.blocked_networks,
+            &self.passkeys,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The list files, to be changed in place.
+    pub fn list_files_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
+        [
+            &mut self.whitelist,
+            &mut self.blacklist,
+            &mut self.blocked_networks,
+            &mut self.passkeys,
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// The rate limit, when one is set.
@@ -169,6 +191,7 @@ impl Default for Access {
             proxy_protocol: Vec::new(),
             blocked_clients: Vec::new(),
             blocked_networks: None,
+            passkeys: None,
             reload_on_change: false,
             fifo_add: None,
             fifo_delete: None,

@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use super::passkey;
+
 /// Upstream's request buffer: a head that grows past it gets a 500.
 pub const MAX_HEAD: usize = 8192;
 
@@ -58,10 +60,18 @@ pub struct Request<'a> {
     pub http11: bool,
     /// The whole head, for header look-ups.
     pub head: &'a [u8],
+    /// The passkey in the path, when routing looked for one.
+    pub passkey: Option<&'a [u8]>,
 }
 
 /// Routes a complete head. `stats_path` is written without a leading slash.
-pub fn parse<'a>(head: &'a [u8], stats_path: &[u8]) -> Result<Request<'a>, RequestError> {
+/// With `keyed`, an announce or scrape path may carry a passkey
+/// ([`passkey::split_path`]), which the request then names.
+pub fn parse<'a>(
+    head: &'a [u8],
+    stats_path: &[u8],
+    keyed: bool,
+) -> Result<Request<'a>, RequestError> {
     let rest = head.strip_prefix(b"GET /").ok_or(RequestError::Parse)?;
     let slashes = rest.iter().take_while(|&&b| b == b'/').count();
     let rest = &rest[slashes..];
@@ -78,17 +88,9 @@ pub fn parse<'a>(head: &'a [u8], stats_path: &[u8]) -> Result<Request<'a>, Reque
             route,
             http11,
             head,
+            passkey: None,
         })
     };
-
-    let mut path_buf = [0u8; 64];
-    let path = match super::query::decode_into(raw_path, &mut path_buf) {
-        Ok(len) if !raw_path.contains(&b'&') && !raw_path.contains(&b'=') => &path_buf[..len],
-        _ => return request(Route::NotFound),
-    };
-    if path.is_empty() {
-        return request(Route::Root);
-    }
     // Upstream tolerates `GET /announce ?info_hash=…` from broken clients by
     // looking for a `?` further along the request line.
     let after_path = &rest[path_len..];
@@ -104,6 +106,31 @@ pub fn parse<'a>(head: &'a [u8], stats_path: &[u8]) -> Result<Request<'a>, Reque
                 .map(|q| super::query::query_end(&line[q + 1..]))
         }
     };
+    if keyed {
+        // A key is never percent-encoded, so the raw path shows it.
+        if let (Some(key), word) = passkey::split_path(raw_path) {
+            let route = match query {
+                _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::Parse)?),
+                None if word == b"scrape" => Route::FullScrape,
+                _ => Route::Scrape(query.ok_or(RequestError::Parse)?),
+            };
+            return Ok(Request {
+                route,
+                http11,
+                head,
+                passkey: Some(key),
+            });
+        }
+    }
+
+    let mut path_buf = [0u8; 64];
+    let path = match super::query::decode_into(raw_path, &mut path_buf) {
+        Ok(len) if !raw_path.contains(&b'&') && !raw_path.contains(&b'=') => &path_buf[..len],
+        _ => return request(Route::NotFound),
+    };
+    if path.is_empty() {
+        return request(Route::Root);
+    }
     if path[0] == b'a' {
         return request(Route::Announce(query.ok_or(RequestError::Parse)?));
     }
@@ -194,7 +221,57 @@ mod tests {
     use super::*;
 
     fn route(head: &str) -> Result<Route<'_>, RequestError> {
-        parse(head.as_bytes(), b"stats").map(|r| r.route)
+        parse(head.as_bytes(), b"stats", false).map(|r| r.route)
+    }
+
+    fn keyed(head: &str) -> Result<(Route<'_>, Option<&[u8]>), RequestError> {
+        parse(head.as_bytes(), b"stats", true).map(|r| (r.route, r.passkey))
+    }
+
+    #[test]
+    fn passkeys_in_the_path_when_keyed() {
+        let key = Some(&b"k3y"[..]);
+        assert_eq!(
+            keyed("GET /k3y/announce?x=1 HTTP/1.0\r\n\r\n"),
+            Ok((Route::Announce(b"x=1"), key))
+        );
+        assert_eq!(
+            keyed("GET /announce/k3y?x=1 HTTP/1.0\r\n\r\n"),
+            Ok((Route::Announce(b"x=1"), key))
+        );
+        assert_eq!(
+            keyed("GET /k3y/scrape?info_hash=a HTTP/1.1\r\n\r\n"),
+            Ok((Route::Scrape(b"info_hash=a"), key))
+        );
+        assert_eq!(
+            keyed("GET /scrape/k3y HTTP/1.1\r\n\r\n"),
+            Ok((Route::FullScrape, key))
+        );
+        let long = "k".repeat(64);
+        let head = format!("GET /{long}/announce?x HTTP/1.0\r\n\r\n");
+        assert_eq!(
+            parse(head.as_bytes(), b"stats", true).map(|r| r.passkey),
+            Ok(Some(long.as_bytes()))
+        );
+        assert_eq!(
+            keyed("GET /k3y/announce HTTP/1.0\r\n\r\n"),
+            Err(RequestError::Parse),
+            "no query"
+        );
+        // Without a key, routing is upstream's.
+        assert_eq!(
+            keyed("GET /announce?x=1 HTTP/1.0\r\n\r\n"),
+            Ok((Route::Announce(b"x=1"), None))
+        );
+        assert_eq!(
+            keyed("GET /metrics HTTP/1.1\r\n\r\n"),
+            Ok((Route::Metrics, None))
+        );
+        // Unkeyed, a key is just part of the path.
+        assert_eq!(
+            route("GET /k3y/announce?x HTTP/1.0\r\n\r\n"),
+            Ok(Route::NotFound)
+        );
     }
 
     #[test]
@@ -258,11 +335,17 @@ mod tests {
         ));
         assert!(accepts_gzip(b"GET / HTTP/1.1\r\nX-Whatever: gzip\r\n\r\n"));
         assert!(!accepts_gzip(b"GET / HTTP/1.1\r\n\r\n"));
-        let req = parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", b"stats").unwrap();
+        let req = parse(
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"stats",
+            false,
+        )
+        .unwrap();
         assert!(!wants_keep_alive(&req));
         let req = parse(
             b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
             b"stats",
+            false,
         )
         .unwrap();
         assert!(wants_keep_alive(&req));

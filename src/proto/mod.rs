@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod connection_id;
 pub mod http;
 pub mod params;
+pub mod passkey;
 pub mod proxy_protocol;
 pub mod query;
 pub mod response;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::config::network_list::NetworkList;
+use crate::config::passkey_list::PasskeyList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::{cluster, InfoHash};
@@ -23,25 +24,47 @@ pub const RATE_LIMITED: &str = "Too many requests from your network; try again l
 /// The failure reason an HTTP client in `access.blocked_networks` is given.
 pub const NETWORK_BLOCKED: &str = "Your network is not allowed on this tracker.";
 
-/// The blocked networks, shared by the serving threads and replaced on
-/// SIGHUP. Each thread keeps its own handle on the current list and looks
-/// at the version once per loop turn or batch, not per request.
-#[derive(Default)]
-pub struct BlockedNetworks {
+/// The failure reason for an announce or scrape without a passkey, under
+/// `access.passkeys`.
+pub const PASSKEY_MISSING: &str = "This tracker needs your passkey in its announce URL.";
+/// The failure reason for a passkey not in `access.passkeys`.
+pub const PASSKEY_UNKNOWN: &str = "Your passkey is not valid on this tracker.";
+
+/// A list shared by the serving threads and replaced on SIGHUP (the
+/// blocked networks, the passkeys). Each thread keeps its own handle on the
+/// current list and looks at the version once per loop turn or batch, not
+/// per request.
+pub struct Reloadable<T> {
     version: AtomicU64,
-    list: Mutex<Arc<NetworkList>>,
+    list: Mutex<Arc<T>>,
 }
 
-impl BlockedNetworks {
-    pub fn replace(&self, list: NetworkList) {
+impl<T: Default> Default for Reloadable<T> {
+    fn default() -> Self {
+        Reloadable {
+            version: AtomicU64::new(0),
+            list: Mutex::default(),
+        }
+    }
+}
+
+impl<T> Reloadable<T> {
+    pub fn replace(&self, list: T) {
         *self.list.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(list);
         self.version.fetch_add(1, Ordering::Release);
     }
 
-    pub fn current(&self) -> (u64, Arc<NetworkList>) {
+    pub fn current(&self) -> (u64, Arc<T>) {
         let version = self.version.load(Ordering::Acquire);
         let list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         (version, Arc::clone(&list))
+    }
+
+    /// Brings a thread's `copy` up to date.
+    fn refresh(&self, copy: &mut (u64, Arc<T>)) {
+        if self.version.load(Ordering::Acquire) != copy.0 {
+            *copy = self.current();
+        }
     }
 }
 
@@ -60,6 +83,8 @@ pub struct Settings {
     pub blocked_clients: Vec<Vec<u8>>,
     /// `access.blocked_networks` is set (its list may be empty).
     pub blocked_networks_file: bool,
+    /// `access.passkeys` is set: requests need a passkey.
+    pub passkeys_file: bool,
     pub redirect_url: Option<String>,
     pub keep_alive: bool,
     pub keep_alive_timeout: u32,
@@ -87,6 +112,7 @@ impl Settings {
                 .map(|prefix| prefix.as_bytes().to_vec())
                 .collect(),
             blocked_networks_file: config.access.blocked_networks.is_some(),
+            passkeys_file: config.access.passkeys.is_some(),
             redirect_url: config.tracker.redirect_url.clone(),
             clock_start: (config.tracker.torrent_timeout)
                 .max(config.tracker.peer_timeout)
@@ -174,7 +200,8 @@ struct Shared {
     worker_counters: Arc<Mutex<Counters>>,
     connection_ids: ConnectionIdKey,
     request_log: Option<RequestLog>,
-    blocked_networks: Arc<BlockedNetworks>,
+    blocked_networks: Arc<Reloadable<NetworkList>>,
+    passkeys: Arc<Reloadable<PasskeyList>>,
     rate_limiter: Option<Arc<RateLimiter>>,
     pace: Arc<SharedPace>,
     started: Instant,
@@ -188,14 +215,17 @@ pub struct Context {
     pub settings: Settings,
     pub connection_ids: ConnectionIdKey,
     pub request_log: Option<RequestLog>,
-    pub blocked_networks: Arc<BlockedNetworks>,
+    pub blocked_networks: Arc<Reloadable<NetworkList>>,
+    pub passkeys: Arc<Reloadable<PasskeyList>>,
     /// `access.rate_limit`, shared by every thread.
     rate_limiter: Option<Arc<RateLimiter>>,
     /// This tracker's announces waiting for the cluster, with `[cluster]`.
     pub cluster_outbox: Option<Arc<Outbox>>,
     pace: Arc<SharedPace>,
-    /// This thread's copy of the blocked networks, and its version.
+    /// This thread's copies of the blocked networks and the passkeys, with
+    /// their versions.
     blocked: (u64, Arc<NetworkList>),
+    keys: (u64, Arc<PasskeyList>),
     rng: fastrand::Rng,
     started: Instant,
     /// The thread's clock, refreshed once per loop turn or batch.
@@ -234,6 +264,7 @@ impl Context {
                 connection_ids: ConnectionIdKey::random(),
                 request_log,
                 blocked_networks: Arc::default(),
+                passkeys: Arc::default(),
                 rate_limiter,
                 pace: Arc::new(SharedPace {
                     interval: AtomicU32::new(config.tracker.interval),
@@ -252,6 +283,7 @@ impl Context {
             connection_ids,
             request_log,
             blocked_networks,
+            passkeys,
             rate_limiter,
             pace,
             started,
@@ -266,6 +298,8 @@ impl Context {
             request_log,
             blocked: blocked_networks.current(),
             blocked_networks,
+            keys: passkeys.current(),
+            passkeys,
             rate_limiter,
             cluster_outbox,
             pace,
@@ -296,6 +330,7 @@ impl Context {
                 connection_ids: self.connection_ids.clone(),
                 request_log: self.request_log.clone(),
                 blocked_networks: Arc::clone(&self.blocked_networks),
+                passkeys: Arc::clone(&self.passkeys),
                 rate_limiter: self.rate_limiter.clone(),
                 pace: Arc::clone(&self.pace),
                 started: self.started,
@@ -347,6 +382,21 @@ impl Context {
     pub fn expects_proxy_header(&self, ip: IpAddr) -> bool {
         let balancers = &self.settings.proxy_protocol;
         !balancers.is_empty() && balancers.iter().any(|net| net.contains(ip))
+    }
+
+    /// Why a request carrying `key` is refused under `access.passkeys`, if
+    /// it is; counted.
+    pub fn passkey_refusal(&mut self, key: Option<&[u8]>) -> Option<&'static str> {
+        if !self.settings.passkeys_file {
+            return None;
+        }
+        let reason = match key {
+            None => PASSKEY_MISSING,
+            Some(key) if !self.keys.1.contains(key) => PASSKEY_UNKNOWN,
+            Some(_) => return None,
+        };
+        self.counters.passkey_refusals += 1;
+        Some(reason)
     }
 
     /// Whether any network is blocked (`access.blocked_networks`).
@@ -430,8 +480,7 @@ impl Context {
         self.instant = Instant::now();
         let now = self.uptime_secs() + u64::from(self.settings.clock_start);
         self.now = now.min(u64::from(u32::MAX)) as u32;
-        if self.blocked_networks.version.load(Ordering::Acquire) != self.blocked.0 {
-            self.blocked = self.blocked_networks.current();
-        }
+        self.blocked_networks.refresh(&mut self.blocked);
+        self.passkeys.refresh(&mut self.keys);
     }
 }

@@ -31,6 +31,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::config::network_list::NetworkList;
+use crate::config::passkey_list::PasskeyList;
 use crate::config::Config;
 use crate::stats::ListFiles;
 use crate::sys;
@@ -44,7 +45,7 @@ use crate::tracker::access_list::{self, AccessList, Kind};
 use crate::tracker::pace::Pacer;
 use crate::tracker::{ShardedTracker, Timeouts};
 use cluster::Cluster;
-use context::Context;
+use context::{Context, Reloadable};
 pub use listeners::Listeners;
 pub use state::STORED_NAME as STORED_STATE;
 
@@ -72,6 +73,7 @@ const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
 pub struct Lists {
     pub access: AccessList,
     pub blocked_networks: NetworkList,
+    pub passkeys: PasskeyList,
     /// `access.fifo_add` and `access.fifo_delete`, opened.
     pub changesets: Vec<Changeset>,
 }
@@ -102,6 +104,7 @@ pub fn load_lists(config: &Config) -> Result<Lists, String> {
     Ok(Lists {
         access: load_access_list(config)?,
         blocked_networks: load_blocked_networks(config)?,
+        passkeys: load_passkeys(config)?,
         changesets,
     })
 }
@@ -128,19 +131,19 @@ pub fn load_access_list(config: &Config) -> Result<AccessList, String> {
 pub fn check_lists(config: &Config) -> Result<String, String> {
     let mut seen = config.clone();
     let rootdir = config.tracker.rootdir.as_deref();
-    let a = &mut seen.access;
-    for path in [&mut a.whitelist, &mut a.blacklist, &mut a.blocked_networks]
-        .into_iter()
-        .flatten()
-    {
+    for path in seen.access.list_files_mut() {
         *path = sys::privileges::path_after_drop(rootdir, path);
     }
-    let access = load_access_list(&seen)?.sizes();
+    let mut lists = load_access_list(&seen)?.sizes().to_string();
     let blocked = load_blocked_networks(&seen)?;
-    Ok(match seen.access.blocked_networks {
-        Some(_) => format!("{access}; {} blocked networks", blocked.len()),
-        None => access.to_string(),
-    })
+    if seen.access.blocked_networks.is_some() {
+        lists += &format!("; {} blocked networks", blocked.len());
+    }
+    let passkeys = load_passkeys(&seen)?;
+    if seen.access.passkeys.is_some() {
+        lists += &format!("; {} passkeys", passkeys.len());
+    }
+    Ok(lists)
 }
 
 pub use state::check_writable as check_state_file;
@@ -150,6 +153,37 @@ pub fn load_blocked_networks(config: &Config) -> Result<NetworkList, String> {
     match &config.access.blocked_networks {
         Some(path) => read_list("blocked networks", path, NetworkList::parse),
         None => Ok(NetworkList::default()),
+    }
+}
+
+/// Puts a re-read list (blocked networks, passkeys) in force for every
+/// serving thread, or logs why it could not be read and keeps the old one;
+/// whether it was taken.
+fn replace_list<T>(
+    shared: &Reloadable<T>,
+    read: Result<T, String>,
+    what: &str,
+    len: fn(&T) -> usize,
+) -> bool {
+    match read {
+        Ok(list) => {
+            log::info!("{what} reloaded: {} entries", len(&list));
+            shared.replace(list);
+            true
+        }
+        Err(e) => {
+            let kept = len(&shared.current().1);
+            log::error!("{e}; keeping the previous {kept} {what}");
+            false
+        }
+    }
+}
+
+/// Reads `access.passkeys`, if set, as the access list is read.
+pub fn load_passkeys(config: &Config) -> Result<PasskeyList, String> {
+    match &config.access.passkeys {
+        Some(path) => read_list("passkeys", path, PasskeyList::parse),
+        None => Ok(PasskeyList::default()),
     }
 }
 
@@ -267,6 +301,7 @@ impl Server {
         let Lists {
             access,
             blocked_networks,
+            passkeys,
             mut changesets,
         } = lists;
         for (i, changeset) in changesets.iter_mut().enumerate() {
@@ -283,11 +318,16 @@ impl Server {
         tracker.set_limits(config.tracker.limits());
         let mut ctx = Context::new(&config, Arc::new(tracker));
         ctx.blocked_networks.replace(blocked_networks);
+        ctx.passkeys.replace(passkeys);
         ctx.tick();
         let read_at = ctx.clock().1;
-        ctx.counters.list_loaded(ListFiles::Access, read_at);
-        ctx.counters
-            .list_loaded(ListFiles::BlockedNetworks, read_at);
+        for lists in [
+            ListFiles::Access,
+            ListFiles::BlockedNetworks,
+            ListFiles::Passkeys,
+        ] {
+            ctx.counters.list_loaded(lists, read_at);
+        }
         state::load(&config, &ctx, stored_state.as_ref());
         if stored_state.is_some() {
             // Loaded: a crash from here on must not bring back that moment.
@@ -613,28 +653,25 @@ impl Server {
         self.notifier.reloading();
         let now = self.ctx.clock().1;
         let access = &self.config.access;
-        let blocked_taken = match load_blocked_networks(&self.config) {
-            Ok(list) => {
-                if access.blocked_networks.is_some() {
-                    log::info!("blocked networks reloaded: {} entries", list.len());
-                }
-                self.ctx.blocked_networks.replace(list);
-                // Served from the next request on, not the next loop turn.
-                self.ctx.tick();
-                true
-            }
-            Err(e) => {
-                log::error!(
-                    "{e}; keeping the previous {} blocked networks",
-                    self.ctx.blocked_networks.current().1.len()
-                );
-                false
-            }
-        };
         if access.blocked_networks.is_some() {
+            let read = load_blocked_networks(&self.config);
+            let taken = replace_list(
+                &self.ctx.blocked_networks,
+                read,
+                "blocked networks",
+                NetworkList::len,
+            );
             let counters = &mut self.ctx.counters;
-            counters.list_reloaded(ListFiles::BlockedNetworks, blocked_taken, now);
+            counters.list_reloaded(ListFiles::BlockedNetworks, taken, now);
         }
+        if access.passkeys.is_some() {
+            let read = load_passkeys(&self.config);
+            let taken = replace_list(&self.ctx.passkeys, read, "passkeys", PasskeyList::len);
+            let counters = &mut self.ctx.counters;
+            counters.list_reloaded(ListFiles::Passkeys, taken, now);
+        }
+        // Served from the next request on, not the next loop turn.
+        self.ctx.tick();
         let access_taken = match load_access_list(&self.config) {
             Ok(list) => {
                 let sizes = list.sizes();

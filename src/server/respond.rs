@@ -53,7 +53,8 @@ pub fn respond(
     may_keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> (Reply, Outcome) {
-    let request = match http::parse(head, ctx.settings.stats_path.as_bytes()) {
+    let settings = &ctx.settings;
+    let request = match http::parse(head, settings.stats_path.as_bytes(), settings.passkeys_file) {
         Ok(request) => request,
         Err(RequestError::Parse) => {
             ctx.counters.http_error(HttpErrorKind::ParseError);
@@ -82,6 +83,11 @@ pub fn respond(
         {
             bencode::failure(&mut ctx.body, super::context::RATE_LIMITED);
             (Answer::Body, "rate limited")
+        }
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape
+            if refuses_passkey(ctx, request.passkey) =>
+        {
+            (Answer::Body, "passkey refused")
         }
         Route::Announce(query) => (announce(ctx, query, &request, client), "announce"),
         Route::Scrape(query) => (scrape(ctx, query), "scrape"),
@@ -173,6 +179,18 @@ fn peer_ip(ctx: &Context, request: &http::Request<'_>, client: IpAddr) -> IpAddr
 fn refuses_network(ctx: &Context, request: &http::Request<'_>, client: IpAddr) -> bool {
     ctx.blocks_networks()
         && (ctx.blocks_network(client) || ctx.blocks_network(peer_ip(ctx, request, client)))
+}
+
+/// Under `access.passkeys`, answers a request without a known passkey with
+/// a failure reason; true when it did.
+fn refuses_passkey(ctx: &mut Context, key: Option<&[u8]>) -> bool {
+    match ctx.passkey_refusal(key) {
+        Some(reason) => {
+            bencode::failure(&mut ctx.body, reason);
+            true
+        }
+        None => false,
+    }
 }
 
 fn announce(
@@ -275,6 +293,7 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
         process: sys::process::usage(),
         blocked_networks: (ctx.settings.blocked_networks_file)
             .then(|| ctx.blocked_networks.current().1.len()),
+        passkeys: (ctx.settings.passkeys_file).then(|| ctx.passkeys.current().1.len()),
     };
     stats::prometheus(&mut text, &ctx.all_counters(), &ctx.tracker, &readings);
     ctx.body.extend_from_slice(text.as_bytes());

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::context::CLIENT_BLOCKED;
 use super::Context;
-use crate::proto::{proxy_protocol, udp, InfoHash};
+use crate::proto::{passkey, proxy_protocol, udp, InfoHash};
 use crate::sys::datagrams::Datagrams;
 use crate::tracker::{Announce, Announced, Families};
 
@@ -17,6 +17,9 @@ use crate::tracker::{Announce, Announced, Families};
 /// reply stays about 1200 bytes and is never fragmented.
 const MAX_PEERS_V4: u32 = 200;
 const MAX_PEERS_V6: u32 = 66;
+/// URL data (BEP 41) read from an announce: room for a path with the
+/// longest passkey, and a query besides.
+const URL_DATA_MAX: usize = 256;
 
 /// Answers every datagram of a received batch, queueing the replies.
 pub fn answer_batch(ctx: &mut Context, batch: &mut Datagrams, reply: &mut Vec<u8>) {
@@ -70,6 +73,10 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
             }
             return;
         }
+    }
+    if let Some(reason) = passkey_refusal(ctx, &request, packet) {
+        udp::error_reply(out, transaction_id, reason);
+        return;
     }
     match request {
         udp::Request::Connect { transaction_id } => {
@@ -134,6 +141,29 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
 }
 
 /// Upstream's syslog line for a completed download, at debug level here.
+/// Why `request` is refused under `access.passkeys`, if it is. Connects
+/// need no key. An announce carries it in its BEP 41 URL data; a scrape has
+/// no room for any (its hashes run to the end of the datagram), so UDP
+/// scrapes are refused.
+fn passkey_refusal(
+    ctx: &mut Context,
+    request: &udp::Request<'_>,
+    packet: &[u8],
+) -> Option<&'static str> {
+    if !ctx.settings.passkeys_file {
+        return None;
+    }
+    match request {
+        udp::Request::Connect { .. } => None,
+        udp::Request::Announce(_) => {
+            let mut url = [0u8; URL_DATA_MAX];
+            let url = passkey::url_data(&packet[udp::ANNOUNCE_LEN..], &mut url);
+            ctx.passkey_refusal(passkey::in_url(url))
+        }
+        udp::Request::Scrape { .. } => ctx.passkey_refusal(None),
+    }
+}
+
 pub fn log_completed(hash: &InfoHash, ip: IpAddr) {
     log::debug!("event=completed info_hash={} ip={ip}", hash.to_hex_upper());
 }

@@ -1,0 +1,67 @@
+//! A file of passkeys, one a line, for `access.passkeys`: with it, every
+//! announce and scrape must carry one of them in its URL.
+
+use std::collections::HashSet;
+
+use crate::proto::passkey;
+use crate::tracker::access_list::LineError;
+
+#[derive(Clone, Debug, Default)]
+pub struct PasskeyList {
+    keys: HashSet<Box<[u8]>, foldhash::fast::RandomState>,
+}
+
+impl PasskeyList {
+    /// Parses a file's text: one key a line, with blank lines, `#` comments
+    /// and a comment after a key (whose user, say) allowed. A key listed
+    /// twice counts once.
+    pub fn parse(text: &str) -> Result<PasskeyList, LineError> {
+        let mut keys = HashSet::default();
+        for (index, line) in text.lines().enumerate() {
+            let entry = line.split('#').next().unwrap_or("").trim();
+            if entry.is_empty() {
+                continue;
+            }
+            if !passkey::is_valid(entry.as_bytes()) {
+                return Err(LineError::new(
+                    index,
+                    line,
+                    "a passkey: 1 to 64 letters, digits, '-', '.', '_' or '~'",
+                ));
+            }
+            keys.insert(entry.as_bytes().into());
+        }
+        Ok(PasskeyList { keys })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.keys.contains(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_comments_and_errors() {
+        let text = "# site users\n\n0123456789abcdef0123456789abcdef  # alice\nbob-key\nbob-key\n";
+        let list = PasskeyList::parse(text).unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.contains(b"0123456789abcdef0123456789abcdef"));
+        assert!(list.contains(b"bob-key"));
+        assert!(!list.contains(b"bob"));
+        let error = PasskeyList::parse("good\nnot good\n").unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(PasskeyList::parse(&"k".repeat(65)).is_err());
+        assert!(PasskeyList::parse("").unwrap().is_empty());
+    }
+}

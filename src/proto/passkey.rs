@@ -1,0 +1,159 @@
+//! Passkeys in announce URLs, as private trackers put them: in the path,
+//! before the announce or scrape word (`/KEY/announce`, as Gazelle, Ocelot
+//! and XBT Tracker do) or after it (`/announce/KEY`, as UNIT3D and Torrust
+//! do). Over HTTP the path is the request's; over UDP it is the URL data of
+//! BEP 41, which clients append to an announce.
+
+/// The longest passkey accepted.
+pub const MAX_LEN: usize = 64;
+
+/// BEP 41 option types; 0 ends the options.
+const NOP: u8 = 1;
+const URL_DATA: u8 = 2;
+
+/// Whether `key` can be a passkey: 1 to [`MAX_LEN`] characters that stand
+/// in a URL path as they are (letters, digits, `-`, `.`, `_`, `~`), so the
+/// key a client sends is the key the file holds, never percent-encoded.
+pub fn is_valid(key: &[u8]) -> bool {
+    (1..=MAX_LEN).contains(&key.len())
+        && key
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// Whether a path segment names the announce or the scrape, with upstream's
+/// leniency: any word starting with `a`, or with `sc`.
+fn is_tracker_word(segment: &[u8]) -> bool {
+    segment.starts_with(b"a") || segment.starts_with(b"sc")
+}
+
+/// Splits a path (without its leading slashes and its query) into the
+/// passkey and the word that routes it: `KEY/announce` and `announce/KEY`
+/// give `(Some(KEY), announce)`; anything else is `(None, path)`.
+pub fn split_path(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    let Some(slash) = path.iter().position(|&b| b == b'/') else {
+        return (None, path);
+    };
+    let (first, second) = (&path[..slash], &path[slash + 1..]);
+    if second.contains(&b'/') {
+        return (None, path);
+    }
+    if is_valid(first) && is_tracker_word(second) {
+        (Some(first), second)
+    } else if is_tracker_word(first) && is_valid(second) {
+        (Some(second), first)
+    } else {
+        (None, path)
+    }
+}
+
+/// The passkey in a BEP 41 URL (path and query, as a client appends it to a
+/// UDP announce), if its path has one.
+pub fn in_url(url: &[u8]) -> Option<&[u8]> {
+    let path = url.split(|&b| b == b'?').next().unwrap_or(url);
+    let slashes = path.iter().take_while(|&&b| b == b'/').count();
+    split_path(&path[slashes..]).0
+}
+
+/// Joins the URL data options (BEP 41) after a UDP announce's fixed part
+/// into `out`, up to its size, and returns what was written. Options end at
+/// an end-of-options byte, at an option that does not fit the datagram, or
+/// at an unknown type (whose length cannot be known).
+pub fn url_data<'a>(options: &[u8], out: &'a mut [u8]) -> &'a [u8] {
+    let (mut at, mut written) = (0, 0);
+    while let Some(&kind) = options.get(at) {
+        match kind {
+            NOP => at += 1,
+            URL_DATA => {
+                let Some(&len) = options.get(at + 1) else {
+                    break;
+                };
+                let Some(data) = options.get(at + 2..at + 2 + usize::from(len)) else {
+                    break;
+                };
+                let room = (out.len() - written).min(data.len());
+                out[written..written + room].copy_from_slice(&data[..room]);
+                written += room;
+                at += 2 + usize::from(len);
+            }
+            // END_OF_OPTIONS, or a type whose length is unknown.
+            _ => break,
+        }
+    }
+    &out[..written]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_url_safe_and_bounded() {
+        assert!(is_valid(b"0123456789abcdef0123456789ABCDEF"));
+        assert!(is_valid(b"a-b.c_d~e"));
+        assert!(!is_valid(b""));
+        assert!(!is_valid(&[b'k'; MAX_LEN + 1]));
+        assert!(is_valid(&[b'k'; MAX_LEN]));
+        for bad in [&b"a%20b"[..], b"a b", b"a/b", b"a?b", b"\xc3\xa9"] {
+            assert!(!is_valid(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn both_places_in_the_path() {
+        assert_eq!(
+            split_path(b"s3cret/announce"),
+            (Some(&b"s3cret"[..]), &b"announce"[..])
+        );
+        assert_eq!(
+            split_path(b"announce/s3cret"),
+            (Some(&b"s3cret"[..]), &b"announce"[..])
+        );
+        assert_eq!(
+            split_path(b"s3cret/scrape"),
+            (Some(&b"s3cret"[..]), &b"scrape"[..])
+        );
+        assert_eq!(
+            split_path(b"scrape/s3cret"),
+            (Some(&b"s3cret"[..]), &b"scrape"[..])
+        );
+        // A key that looks like a word still comes first.
+        assert_eq!(
+            split_path(b"abc/announce"),
+            (Some(&b"abc"[..]), &b"announce"[..])
+        );
+        for plain in [
+            &b"announce"[..],
+            b"announce/",
+            b"a/b/announce",
+            b"x y/announce",
+            b"stats",
+        ] {
+            assert_eq!(split_path(plain), (None, plain), "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn keys_in_bep41_urls() {
+        assert_eq!(in_url(b"/k3y/announce"), Some(&b"k3y"[..]));
+        assert_eq!(in_url(b"/announce/k3y?x=1"), Some(&b"k3y"[..]));
+        assert_eq!(in_url(b"//k3y/announce?passkey=other"), Some(&b"k3y"[..]));
+        assert_eq!(in_url(b"/announce"), None);
+        assert_eq!(in_url(b""), None);
+    }
+
+    #[test]
+    fn url_data_options_are_joined() {
+        let mut out = [0u8; 64];
+        // NOP, two URL data pieces, end of options, then junk.
+        let options = b"\x01\x02\x05/k3y/\x02\x08announce\x00\x02\x03xyz";
+        assert_eq!(url_data(options, &mut out), b"/k3y/announce");
+        // Cut short: what fits is kept.
+        assert_eq!(url_data(b"\x02\x05/k3y/\x02\x20announ", &mut out), b"/k3y/");
+        assert_eq!(url_data(b"\x02", &mut out), b"");
+        assert_eq!(url_data(b"\x07\x02\x01x", &mut out), b"", "unknown type");
+        let mut small = [0u8; 4];
+        assert_eq!(url_data(b"\x02\x05/k3y/", &mut small), b"/k3y");
+        assert_eq!(url_data(b"", &mut out), b"");
+    }
+}
