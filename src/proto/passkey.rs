@@ -21,15 +21,19 @@ pub fn is_valid(key: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-/// Whether a path segment names the announce or the scrape, with upstream's
-/// leniency: any word starting with `a`, or with `sc`.
+/// Whether a path segment names the announce or the scrape (`announce`,
+/// `announce.php`, `scrape`…). Stricter than upstream's routing, which
+/// takes any word starting with `a`: beside a key, that would make a key
+/// starting with `a` look like the word.
 fn is_tracker_word(segment: &[u8]) -> bool {
-    segment.starts_with(b"a") || segment.starts_with(b"sc")
+    segment.starts_with(b"announce") || segment.starts_with(b"scrape")
 }
 
 /// Splits a path (without its leading slashes and its query) into the
 /// passkey and the word that routes it: `KEY/announce` and `announce/KEY`
-/// give `(Some(KEY), announce)`; anything else is `(None, path)`.
+/// give `(Some(KEY), announce)`; anything else is `(None, path)`. Should
+/// both segments look like words (a key `announce1`), the one that is
+/// exactly a word is the word.
 pub fn split_path(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
     let Some(slash) = path.iter().position(|&b| b == b'/') else {
         return (None, path);
@@ -38,10 +42,19 @@ pub fn split_path(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
     if second.contains(&b'/') {
         return (None, path);
     }
-    if is_valid(first) && is_tracker_word(second) {
-        (Some(first), second)
-    } else if is_tracker_word(first) && is_valid(second) {
-        (Some(second), first)
+    let key_first = match (is_tracker_word(first), is_tracker_word(second)) {
+        (false, true) => true,
+        (true, false) => false,
+        (true, true) => matches!(second, b"announce" | b"scrape"),
+        (false, false) => return (None, path),
+    };
+    let (key, word) = if key_first {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    if is_valid(key) {
+        (Some(key), word)
     } else {
         (None, path)
     }
@@ -117,11 +130,18 @@ mod tests {
             split_path(b"scrape/s3cret"),
             (Some(&b"s3cret"[..]), &b"scrape"[..])
         );
-        // A key that looks like a word still comes first.
-        assert_eq!(
-            split_path(b"abc/announce"),
-            (Some(&b"abc"[..]), &b"announce"[..])
-        );
+        // Keys that start like words are still keys.
+        for (path, key, word) in [
+            (&b"abc/announce"[..], &b"abc"[..], &b"announce"[..]),
+            (b"announce/abc", b"abc", b"announce"),
+            (b"announce/sc0ff", b"sc0ff", b"announce"),
+            (b"announce.php/a1", b"a1", b"announce.php"),
+            (b"announce1/announce", b"announce1", b"announce"),
+            (b"announce/announce1", b"announce1", b"announce"),
+            (b"scrape/scrape2", b"scrape2", b"scrape"),
+        ] {
+            assert_eq!(split_path(path), (Some(key), word), "{path:?}");
+        }
         for plain in [
             &b"announce"[..],
             b"announce/",
