@@ -6,6 +6,7 @@
 //! Two upstream bugs are fixed: `fscr` counts full scrapes (upstream always
 //! shows 0) and `herr` prints the counters its labels name.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::proto::params::{StatsMode, TpbsFormat};
@@ -189,7 +190,8 @@ fn per_second(events: u64, seconds: u64) -> u64 {
 }
 
 /// Renders an immediate (non-streamed) stats mode into `out`. Returns false
-/// for modes that are streamed ([`StatsMode::Tpbs`]) or not implemented.
+/// for modes that are streamed ([`StatsMode::Tpbs`]), answered as JSON
+/// ([`json`]) or not implemented.
 pub fn render(
     mode: StatsMode,
     counters: &Counters,
@@ -295,7 +297,9 @@ pub fn render(
         StatsMode::Top100 => top(out, tracker, 100),
         StatsMode::BusyNetworks => busy_networks(out, tracker),
         StatsMode::Everything => everything(out, c, tracker, &totals, uptime),
-        StatsMode::Busy | StatsMode::Tpbs(_) | StatsMode::StateDump => return false,
+        StatsMode::Busy | StatsMode::Json | StatsMode::Tpbs(_) | StatsMode::StateDump => {
+            return false
+        }
     }
     true
 }
@@ -414,6 +418,66 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     for (labels, value) in samples {
         let _ = writeln!(out, "opentracker_{name}{labels} {value}");
     }
+}
+
+/// `/stats?mode=json`: the totals and counters `/metrics` has, as one JSON
+/// object, for status pages and scripts that want no Prometheus. Lists not
+/// set are left out; a reading the system lacks is null.
+pub fn json(c: &Counters, tracker: &ShardedTracker, readings: &Readings) -> String {
+    let totals = tracker.totals();
+    let access = tracker.access_list();
+    let lists: BTreeMap<&str, usize> = [
+        ("whitelist", access.whitelist),
+        ("blacklist", access.blacklist),
+        ("blocked_networks", readings.blocked_networks),
+        ("passkeys", readings.passkeys),
+    ]
+    .into_iter()
+    .filter_map(|(list, size)| Some((list, size?)))
+    .collect();
+    let http_errors: BTreeMap<&str, u64> = HTTP_ERROR_NAMES
+        .iter()
+        .copied()
+        .zip(c.http_errors)
+        .collect();
+    let value = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": readings.uptime.seconds,
+        "started_unix": readings.uptime.started_unix,
+        "torrents": totals.torrents,
+        "peers": totals.peers,
+        "seeders": totals.seeders,
+        "leechers": totals.peers.saturating_sub(totals.seeders),
+        "completed": totals.completed,
+        "announce_interval_seconds": readings.pace.interval,
+        "peer_timeout_seconds": readings.pace.peer_timeout,
+        "requests": {
+            "udp": {
+                "connect": c.udp_connects,
+                "announce": c.udp_announces,
+                "scrape": c.udp_scrapes,
+            },
+            "http": {
+                "announce": c.tcp_announces,
+                "scrape": c.tcp_scrapes,
+                "full_scrape": c.full_scrapes,
+            },
+        },
+        "refused": {
+            "not_authorized": c.not_authorized,
+            "passkey": c.passkey_refusals,
+            "blocked_client": c.blocked_clients,
+            "blocked_network": c.blocked_networks,
+            "rate_limited": c.rate_limited,
+            "unstored": totals.unstored,
+        },
+        "lists": lists,
+        "http_errors": http_errors,
+        "resident_memory_bytes": readings.process.resident_bytes,
+    });
+    let mut text = value.to_string();
+    text.push('\n');
+    text
 }
 
 /// The sizes of the list files in force and how their re-reads went; none
@@ -924,6 +988,47 @@ mod tests {
                 assert_eq!(name, family, "{line}");
             }
         }
+    }
+
+    #[test]
+    fn json_has_the_totals_and_counters() {
+        let tracker = ShardedTracker::new(
+            Timeouts {
+                peer: 10,
+                peer_longest: 10,
+                torrent: 10,
+            },
+            1,
+            1,
+        );
+        tracker.set_access_list(AccessList::open().with(Kind::Blacklist, [InfoHash([1; 20])]));
+        let mut counters = Counters {
+            udp_announces: 7,
+            passkey_refusals: 2,
+            ..Counters::default()
+        };
+        counters.http_error(HttpErrorKind::NotFound);
+        let readings = Readings {
+            pace: PACE,
+            uptime: UPTIME,
+            kernel: KernelReadings::default(),
+            process: Usage::default(),
+            blocked_networks: None,
+            passkeys: Some(3),
+        };
+        let text = json(&counters, &tracker, &readings);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["requests"]["udp"]["announce"], 7);
+        assert_eq!(value["refused"]["passkey"], 2);
+        assert_eq!(value["uptime_seconds"], 42);
+        assert_eq!(value["announce_interval_seconds"], 2400);
+        assert_eq!(value["torrents"], 0);
+        assert_eq!(value["http_errors"]["404 Not found"], 1);
+        assert_eq!(
+            value["lists"],
+            serde_json::json!({"blacklist": 1, "passkeys": 3})
+        );
+        assert!(value["resident_memory_bytes"].is_null(), "unknown here");
     }
 
     #[test]

@@ -369,6 +369,35 @@ fn metrics_for_prometheus_count_both_protocols_and_obey_the_stats_networks() {
 }
 
 #[test]
+fn stats_as_json_for_status_pages() {
+    let tracker = Tracker::start("");
+    announce(&tracker, &hash(1), 1000, "&left=0");
+    Udp::new(tracker.v4()).announce(&hash(2), 2000, 5, 0, 10);
+    let response = tracker.get("/stats?mode=json");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("Content-Type"), Some("application/json"));
+    let stats: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(
+        (
+            &stats["torrents"],
+            &stats["peers"],
+            &stats["seeders"],
+            &stats["leechers"]
+        ),
+        (&2.into(), &2.into(), &1.into(), &1.into())
+    );
+    assert_eq!(stats["requests"]["http"]["announce"], 1);
+    assert_eq!(stats["requests"]["udp"]["connect"], 1);
+    assert_eq!(stats["requests"]["udp"]["announce"], 1);
+    assert_eq!(stats["announce_interval_seconds"], 1800);
+    assert_eq!(stats["lists"], serde_json::json!({}), "no list set");
+    assert!(stats["resident_memory_bytes"].as_u64().unwrap() > 100_000);
+    assert_eq!(stats["version"], env!("CARGO_PKG_VERSION"));
+    let guarded = Tracker::start("[access]\nstats = [\"10.0.0.0/8\"]\n");
+    assert_eq!(guarded.get("/stats?mode=json").status, 403);
+}
+
+#[test]
 fn root_redirects_when_configured() {
     let tracker = Tracker::start("[tracker]\nredirect_url = \"https://example.org/tracker\"\n");
     let response = tracker.get("/");

@@ -137,6 +137,8 @@ pub enum StatsMode {
     /// The networks holding the most peers (upstream's "slash 24s").
     BusyNetworks,
     Everything,
+    /// The counters and totals as one JSON object (not upstream's).
+    Json,
     /// Every torrent as `hash:seeders:leechers`, in the given format.
     Tpbs(TpbsFormat),
     /// Every torrent as `HASH:base minute:downloaded`, the lines `-l`
@@ -195,6 +197,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
         b"version" => StatsMode::Version,
         b"busy" => StatsMode::Busy,
         b"top10" => StatsMode::Top10,
+        b"json" => StatsMode::Json,
         b"top100" => StatsMode::Top100,
         b"s24s" => StatsMode::BusyNetworks,
         b"everything" => StatsMode::Everything,

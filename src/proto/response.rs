@@ -43,7 +43,19 @@ fn push_connection(out: &mut Vec<u8>, connection: Connection) {
 
 /// `200 OK` with a `text/plain` body of `body_len` bytes to follow.
 pub fn ok_head(out: &mut Vec<u8>, body_len: usize, connection: Connection) {
-    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ");
+    ok_head_of_type(out, b"text/plain", body_len, connection);
+}
+
+/// `200 OK` with a body of `content_type` and `body_len` bytes to follow.
+pub fn ok_head_of_type(
+    out: &mut Vec<u8>,
+    content_type: &[u8],
+    body_len: usize,
+    connection: Connection,
+) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: ");
+    out.extend_from_slice(content_type);
+    out.extend_from_slice(b"\r\nContent-Length: ");
     push_decimal(out, body_len as u64);
     out.extend_from_slice(b"\r\n");
     push_connection(out, connection);

@@ -33,6 +33,8 @@ pub type Outcome = &'static str;
 enum Answer {
     /// A `text/plain` body, in `ctx.body`.
     Body,
+    /// An `application/json` body, in `ctx.body`.
+    Json,
     Error(HttpError, HttpErrorKind),
     Redirect,
     Stream(BodyKind),
@@ -106,16 +108,20 @@ pub fn respond(
     let outcome = match &answer {
         Answer::Error(error, _) => error.status_line(),
         Answer::Redirect => "302 Found",
-        Answer::Body | Answer::Stream(_) => outcome,
+        Answer::Body | Answer::Json | Answer::Stream(_) => outcome,
     };
     let reply = match answer {
-        Answer::Body => {
+        Answer::Body | Answer::Json => {
             let connection = match (keep_alive, request.http11) {
                 (false, _) => Connection::Close,
                 (true, true) => Connection::Implicit,
                 (true, false) => Connection::KeepAlive,
             };
-            response::ok_head(out, ctx.body.len(), connection);
+            let content_type: &[u8] = match answer {
+                Answer::Json => b"application/json",
+                _ => b"text/plain",
+            };
+            response::ok_head_of_type(out, content_type, ctx.body.len(), connection);
             out.extend_from_slice(&ctx.body);
             Reply {
                 close: !keep_alive,
@@ -281,23 +287,26 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
         return STATS_DENIED;
     }
     let mut text = String::new();
+    stats::prometheus(&mut text, &ctx.all_counters(), &ctx.tracker, &readings(ctx));
+    ctx.body.extend_from_slice(text.as_bytes());
+    Answer::Body
+}
+
+/// What `/metrics` and `mode=json` report besides counters and swarms.
+fn readings(ctx: &Context) -> stats::Readings {
     let seconds = ctx.uptime_secs();
-    let uptime = stats::Uptime {
-        seconds,
-        started_unix: ctx.clock().1.saturating_sub(seconds),
-    };
-    let readings = stats::Readings {
+    stats::Readings {
         pace: ctx.pace(),
-        uptime,
+        uptime: stats::Uptime {
+            seconds,
+            started_unix: ctx.clock().1.saturating_sub(seconds),
+        },
         kernel: ctx.kernel,
         process: sys::process::usage(),
         blocked_networks: (ctx.settings.blocked_networks_file)
             .then(|| ctx.blocked_networks.current().1.len()),
         passkeys: (ctx.settings.passkeys_file).then(|| ctx.passkeys.current().1.len()),
-    };
-    stats::prometheus(&mut text, &ctx.all_counters(), &ctx.tracker, &readings);
-    ctx.body.extend_from_slice(text.as_bytes());
-    Answer::Body
+    }
 }
 
 fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
@@ -311,6 +320,11 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
     match mode {
         StatsMode::Tpbs(format) => return Answer::Stream(BodyKind::Tpbs(format)),
         StatsMode::StateDump => return Answer::Stream(BodyKind::StateDump),
+        StatsMode::Json => {
+            let json = stats::json(&ctx.all_counters(), &ctx.tracker, &readings(ctx));
+            ctx.body.extend_from_slice(json.as_bytes());
+            return Answer::Json;
+        }
         _ => {}
     }
     let mut text = String::new();
