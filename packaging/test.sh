@@ -233,9 +233,16 @@ cmd_deb() {
 		lib/systemd/system/opentracker.socket usr/share/man/man1/opentracker.1.gz \
 		usr/share/man/man5/opentracker.toml.5.gz usr/share/doc/opentracker/README.Debian \
 		usr/share/doc/opentracker/examples/opentracker-cluster.conf \
-		usr/share/doc/opentracker/examples/opentracker-state.conf usr/share/doc/opentracker/copyright; do
+		usr/share/doc/opentracker/examples/opentracker-state.conf usr/share/doc/opentracker/copyright \
+		usr/share/doc/opentracker/examples/grafana-dashboard.json \
+		usr/share/doc/opentracker/examples/opentracker-alerts.yml; do
 		if [ -e "$root/$f" ]; then pass "package contains /$f"; else fail "package lacks /$f"; fi
 	done
+	check "the shipped Prometheus rules are well-formed: each has alert, expr and a summary" \
+		python3 -c 'import sys, yaml
+rules = yaml.safe_load(open(sys.argv[1]))["groups"][0]["rules"]
+assert rules and all(r["alert"] and r["expr"] and r["annotations"]["summary"] for r in rules)' \
+		"$root/usr/share/doc/opentracker/examples/opentracker-alerts.yml"
 	check "/etc/opentracker/opentracker.toml is a conffile" \
 		sh -c "dpkg-deb --ctrl-tarfile '$DEB' | tar -xOf - ./conffiles | grep -qx /etc/opentracker/opentracker.toml"
 	check "no maintainer script creates a user (DynamicUser=yes)" \

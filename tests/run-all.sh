@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then
     missing=""
     /usr/bin/python3 -c 'import libtorrent' 2>/dev/null || missing="$missing python3-libtorrent"
+    /usr/bin/python3 -c 'import yaml' 2>/dev/null || missing="$missing python3-yaml"
     command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
     command -v nft >/dev/null 2>&1 || missing="$missing nftables"
     command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
