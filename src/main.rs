@@ -25,7 +25,8 @@ fn main() -> ExitCode {
             // The lists too: a reload with a bad one keeps the old one.
             return match server::check_lists(&config) {
                 Ok(lists) => {
-                    eprintln!("opentracker: lists read: {lists}");
+                    // A comment, so the output stays a configuration file.
+                    println!("# lists read: {lists}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -101,11 +101,11 @@ fn check_config_reads_the_lists_as_the_tracker_would() {
             dir.path("").display()
         ),
     );
-    let (status, _, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
+    let (status, stdout, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
     assert!(status.success(), "{stderr}");
     assert!(
-        stderr.contains("lists read: whitelist of 2 and blacklist of 1; 1 blocked networks"),
-        "{stderr}"
+        stdout.ends_with("\n# lists read: whitelist of 2 and blacklist of 1; 1 blocked networks\n"),
+        "{stdout}"
     );
     // A bad line: the file and line are named, and the check fails.
     std::fs::write(&white, "ab\n").unwrap();
@@ -123,9 +123,12 @@ fn check_config_reads_the_lists_as_the_tracker_would() {
     let (status, _, stderr) = run_binary(&["--check-config", "-w", "/nonexistent/list"]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("/nonexistent/list"), "{stderr}");
-    let (status, _, stderr) = run_binary(&["--check-config"]);
+    let (status, stdout, _) = run_binary(&["--check-config"]);
     assert!(status.success());
-    assert!(stderr.contains("lists read: no access list"), "{stderr}");
+    assert!(
+        stdout.contains("\n# lists read: no access list\n"),
+        "{stdout}"
+    );
 }
 
 #[test]
