@@ -229,6 +229,41 @@ mod tests {
     }
 
     #[test]
+    fn random_request_lines_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let pieces: [&[u8]; 12] = [
+            b"/",
+            b"announce",
+            b"scrape",
+            b"k3y",
+            b"?",
+            b"&",
+            b"=",
+            b"%",
+            b"%4",
+            b" ",
+            b"\r\n",
+            b"stats",
+        ];
+        for _ in 0..50_000 {
+            let mut head = b"GET /".to_vec();
+            for _ in 0..rng.usize(..12) {
+                match rng.u8(..5) {
+                    0 => head.push(rng.u8(..)),
+                    _ => head.extend_from_slice(pieces[rng.usize(..pieces.len())]),
+                }
+            }
+            head.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+            for keyed in [false, true] {
+                if let Ok(request) = parse(&head, b"stats", keyed) {
+                    assert!(keyed || request.passkey.is_none());
+                    assert!(request.passkey.map_or(true, passkey::is_valid));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn passkeys_in_the_path_when_keyed() {
         let key = Some(&b"k3y"[..]);
         assert_eq!(

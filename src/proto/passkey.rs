@@ -163,6 +163,31 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic_and_stay_in_bounds() {
+        let mut rng = fastrand::Rng::with_seed(41);
+        let alphabet = b"\x00\x01\x02\x03/announce?k3y-_.~%a";
+        for _ in 0..100_000 {
+            let len = rng.usize(..64);
+            let options: Vec<u8> = (0..len)
+                .map(|_| match rng.u8(..4) {
+                    0 => rng.u8(..),
+                    _ => alphabet[rng.usize(..alphabet.len())],
+                })
+                .collect();
+            let mut out = vec![0u8; rng.usize(..300)];
+            let room = out.len();
+            let url = url_data(&options, &mut out);
+            assert!(url.len() <= room.min(options.len()));
+            if let Some(key) = in_url(url) {
+                assert!(is_valid(key));
+            }
+            let (key, word) = split_path(&options);
+            assert!(key.map_or(true, is_valid));
+            assert!(word.len() <= options.len());
+        }
+    }
+
+    #[test]
     fn url_data_options_are_joined() {
         let mut out = [0u8; 64];
         // NOP, two URL data pieces, end of options, then junk.
