@@ -148,6 +148,8 @@ mod tests {
             b"a/b/announce",
             b"x y/announce",
             b"stats",
+            b"k3y/a",
+            b"k3y/metrics",
         ] {
             assert_eq!(split_path(plain), (None, plain), "{plain:?}");
         }
