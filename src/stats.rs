@@ -395,6 +395,16 @@ pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts
                 .as_bytes(),
             );
         }
+        TpbsFormat::Jsonl => out.extend_from_slice(
+            format!(
+                "{{\"info_hash\":\"{}\",\"complete\":{},\"incomplete\":{},\"downloaded\":{}}}\n",
+                hash.to_hex_upper(),
+                counts.seeders,
+                counts.leechers,
+                counts.completed
+            )
+            .as_bytes(),
+        ),
         TpbsFormat::Txtp => out.extend_from_slice(
             format!(
                 "{}:{}:{}:{}\n",
@@ -1061,5 +1071,14 @@ mod tests {
         out.clear();
         tpbs_entry(&mut out, TpbsFormat::Bin, &InfoHash([0; 20]), counts);
         assert_eq!(out.len(), 28);
+        out.clear();
+        tpbs_entry(&mut out, TpbsFormat::Jsonl, &InfoHash([0xab; 20]), counts);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["info_hash"], "AB".repeat(20));
+        assert_eq!(
+            (&line["complete"], &line["incomplete"], &line["downloaded"]),
+            (&1.into(), &2.into(), &3.into())
+        );
+        assert!(out.ends_with(b"}\n"));
     }
 }

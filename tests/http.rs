@@ -296,6 +296,13 @@ fn stats_modes() {
         text("tpbs&format=txt"),
         format!("{}:1:1\n", hex_upper(&hash(40)))
     );
+    assert_eq!(
+        text("tpbs&format=jsonl"),
+        format!(
+            "{{\"info_hash\":\"{}\",\"complete\":1,\"incomplete\":1,\"downloaded\":0}}\n",
+            hex_upper(&hash(40))
+        )
+    );
     assert!(text("herr").contains("404 INV 0\n"));
     assert_eq!(tracker.get("/stats?mode=nonsense").status, 400);
     assert_eq!(

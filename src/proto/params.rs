@@ -154,6 +154,8 @@ pub enum TpbsFormat {
     Url,
     Txt,
     Txtp,
+    /// JSON Lines: one object per torrent (not upstream's).
+    Jsonl,
 }
 
 /// Parses a stats query. Any `info_hash` is refused (clients that mistake
@@ -176,6 +178,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
                     b"url" => TpbsFormat::Url,
                     b"txt" => TpbsFormat::Txt,
                     b"txtp" => TpbsFormat::Txtp,
+                    b"jsonl" => TpbsFormat::Jsonl,
                     _ => return Err(ParamError::Invalid),
                 });
             }
