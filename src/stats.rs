@@ -373,7 +373,7 @@ pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts
             out.extend_from_slice(&counts.seeders.to_be_bytes());
             out.extend_from_slice(&counts.leechers.to_be_bytes());
         }
-        TpbsFormat::Ben => crate::proto::bencode::scrape_entry(out, hash, counts),
+        TpbsFormat::Ben => crate::proto::bencode::scrape_entry(out, &hash.0, counts),
         TpbsFormat::Url => {
             for byte in hash.0 {
                 if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {

@@ -194,6 +194,43 @@ fn scrape_known_hashes_in_request_order() {
     assert_eq!(tracker.get("/scrape?info_hash=short").status, 400);
 }
 
+#[test]
+fn whole_v2_info_hashes_stand_for_their_truncation() {
+    // A BitTorrent v2 hash: the swarm is its first 20 bytes (BEP 52).
+    let mut v2 = [0u8; 32];
+    v2[..20].copy_from_slice(&hash(5));
+    v2[20..].copy_from_slice(b"v2 tail byte");
+    let tracker = Tracker::start("");
+    announce(&tracker, &hash(5), 1, "&left=0");
+    let whole = tracker.get(&format!(
+        "/announce?info_hash={}&port=2&left=9",
+        urlencode(&v2)
+    ));
+    assert_eq!(whole.status, 200, "{whole:?}");
+    let reply = whole.bencode();
+    assert_eq!((reply.int("complete"), reply.int("incomplete")), (1, 1));
+    // A scrape names each hash as it was sent, where the client looks.
+    let scraped = tracker.get(&format!(
+        "/scrape?info_hash={}&info_hash={}",
+        urlencode(&v2),
+        urlencode(&hash(5))
+    ));
+    let mut expected = b"d5:filesd32:".to_vec();
+    expected.extend_from_slice(&v2);
+    expected.extend_from_slice(b"d8:completei1e10:downloadedi0e10:incompletei1ee20:");
+    expected.extend_from_slice(&hash(5));
+    expected.extend_from_slice(b"d8:completei1e10:downloadedi0e10:incompletei1eeee");
+    assert_eq!(scraped.body, expected, "{}", scraped.text());
+    // Other lengths stay refused.
+    let odd = tracker.get(&format!(
+        "/announce?info_hash={}&port=2",
+        urlencode(&v2[..31])
+    ));
+    assert_eq!(odd.status, 400);
+    let odd = tracker.get(&format!("/scrape?info_hash={}", urlencode(&[7u8; 33])));
+    assert_eq!(odd.status, 400);
+}
+
 fn full_scrape(tracker: &Tracker, accept: &str) -> common::Response {
     http(
         tracker.v4(),

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::{InfoHash, SwarmCounts};
+use super::SwarmCounts;
 
 /// Appends the decimal form of `value`.
 pub fn push_decimal(out: &mut Vec<u8>, value: u64) {
@@ -91,9 +91,15 @@ pub const FILES_OPEN: &[u8] = b"d5:filesd";
 pub const FILES_CLOSE: &[u8] = b"ee";
 
 /// One torrent's entry in a scrape's `files` dictionary.
-pub fn scrape_entry(out: &mut Vec<u8>, hash: &InfoHash, counts: SwarmCounts) {
-    out.extend_from_slice(b"20:");
-    out.extend_from_slice(&hash.0);
+pub fn scrape_entry(out: &mut Vec<u8>, hash: &[u8], counts: SwarmCounts) {
+    // Whole v2 hashes (32 bytes) are rare; v1 ones fill full scrapes.
+    if hash.len() == 20 {
+        out.extend_from_slice(b"20:");
+    } else {
+        out.extend_from_slice(hash.len().to_string().as_bytes());
+        out.push(b':');
+    }
+    out.extend_from_slice(hash);
     out.push(b'd');
     push_int(out, b"8:complete", counts.seeders.into());
     push_int(out, b"10:downloaded", counts.completed.into());

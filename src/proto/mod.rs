@@ -49,6 +49,46 @@ impl InfoHash {
     }
 }
 
+/// An info hash as an HTTP client sent it: 20 bytes, or a whole 32-byte
+/// BitTorrent v2 hash. BEP 52 has clients announce a v2 hash truncated to
+/// 20 bytes; one sent whole stands for that truncation, so both reach the
+/// same swarm, but a scrape reply names it as it was sent, where the client
+/// will look it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SentHash {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl SentHash {
+    /// Lengths a sent hash may have: v1 (or v2 truncated), and v2 whole.
+    pub const LENGTHS: [usize; 2] = [20, 32];
+
+    /// The hash in `bytes`, if their length is one of [`SentHash::LENGTHS`].
+    pub fn new(bytes: &[u8]) -> Option<SentHash> {
+        if !Self::LENGTHS.contains(&bytes.len()) {
+            return None;
+        }
+        let mut sent = SentHash {
+            bytes: [0; 32],
+            len: bytes.len(),
+        };
+        sent.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(sent)
+    }
+
+    /// The swarm's hash: the first 20 bytes.
+    pub fn info_hash(&self) -> InfoHash {
+        let mut hash = [0u8; 20];
+        hash.copy_from_slice(&self.bytes[..20]);
+        InfoHash(hash)
+    }
+
+    pub fn as_sent(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 impl fmt::Debug for InfoHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex_upper())

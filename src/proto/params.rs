@@ -2,7 +2,7 @@
 //! upstream opentracker's rules (see the compatibility table in README.md).
 
 use super::query::{self, QueryError};
-use super::{Event, InfoHash};
+use super::{Event, InfoHash, SentHash};
 
 /// Why a query was refused. Each maps to one of upstream's answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
                 if info_hash.is_some() {
                     return Err(ParamError::Invalid);
                 }
-                info_hash = Some(InfoHash(query::decode_20(value_of()?)?));
+                info_hash = Some(query::decode_info_hash(value_of()?)?.info_hash());
             }
             b"peer_id" => peer_id = Some(query::decode_20(value_of()?)?),
             b"port" => {
@@ -99,12 +99,12 @@ pub const MAX_SCRAPE_HASHES: usize = 64;
 
 /// Parses a multi-hash scrape query into `hashes` (request order, duplicates
 /// kept, more than [`MAX_SCRAPE_HASHES`] dropped). At least one is required.
-pub fn scrape(query_bytes: &[u8], hashes: &mut Vec<InfoHash>) -> Result<(), ParamError> {
+pub fn scrape(query_bytes: &[u8], hashes: &mut Vec<SentHash>) -> Result<(), ParamError> {
     hashes.clear();
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
         if query::Name::decode(name).as_bytes() == b"info_hash" {
-            let hash = InfoHash(query::decode_20(value.unwrap_or(b""))?);
+            let hash = query::decode_info_hash(value.unwrap_or(b""))?;
             if hashes.len() < MAX_SCRAPE_HASHES {
                 hashes.push(hash);
             }

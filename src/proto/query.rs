@@ -5,6 +5,8 @@
 //! control bytes and bytes >= 0x80 make the whole query invalid (upstream
 //! answers 400). A query ends at a space, CR, LF or NUL.
 
+use super::SentHash;
+
 /// Why a query could not be used; the server answers 400 to either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueryError {
@@ -138,6 +140,16 @@ pub fn decode_20(raw: &[u8]) -> Result<[u8; 20], QueryError> {
     }
 }
 
+/// Decodes an `info_hash` value: 20 bytes, or a whole 32-byte v2 hash.
+pub fn decode_info_hash(raw: &[u8]) -> Result<SentHash, QueryError> {
+    let mut out = [0u8; 32];
+    match decode_into(raw, &mut out) {
+        Ok(len) => SentHash::new(&out[..len]).ok_or(QueryError::BadValue),
+        Err(QueryError::Malformed) => Err(QueryError::Malformed),
+        Err(_) => Err(QueryError::BadValue),
+    }
+}
+
 /// A parameter name with its escapes decoded, kept on the stack. Names
 /// longer than any keyword, or with broken escapes, decode to nothing and
 /// match no keyword (such parameters are skipped, as unknown ones are).
@@ -215,6 +227,20 @@ mod tests {
         assert!(pairs(b"a=\"x").any(|p| p.is_err()));
         assert!(pairs(b"a={").any(|p| p.is_err()));
         assert!(pairs(b"a=b&c=@?").all(|p| p.is_ok()));
+    }
+
+    #[test]
+    fn info_hashes_of_twenty_or_thirty_two_bytes() {
+        let v1 = decode_info_hash(b"aaaaaaaaaaaaaaaaaaaa").unwrap();
+        assert_eq!(v1.as_sent(), b"aaaaaaaaaaaaaaaaaaaa");
+        let whole = "%AB".repeat(32);
+        let v2 = decode_info_hash(whole.as_bytes()).unwrap();
+        assert_eq!(v2.as_sent(), [0xab; 32]);
+        assert_eq!(v2.info_hash().0, [0xab; 20]);
+        for bad in [&b"short"[..], &[b'a'; 21], &[b'a'; 31], &[b'a'; 33], b""] {
+            assert_eq!(decode_info_hash(bad), Err(QueryError::BadValue), "{bad:?}");
+        }
+        assert_eq!(decode_info_hash(b"%zz"), Err(QueryError::Malformed));
     }
 
     #[test]

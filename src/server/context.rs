@@ -11,7 +11,7 @@ use crate::config::network_list::NetworkList;
 use crate::config::passkey_list::PasskeyList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
-use crate::proto::{cluster, InfoHash};
+use crate::proto::{cluster, SentHash};
 use crate::rate_limit::RateLimiter;
 use crate::stats::{Counters, KernelReadings};
 use crate::tracker::pace::Pace;
@@ -239,7 +239,7 @@ pub struct Context {
     pub peers4: Vec<u8>,
     pub peers6: Vec<u8>,
     pub body: Vec<u8>,
-    pub scrape_hashes: Vec<InfoHash>,
+    pub scrape_hashes: Vec<SentHash>,
     /// Where connections read into: allocated and zeroed once, not per read.
     pub read_buffer: Box<[u8]>,
 }

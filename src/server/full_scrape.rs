@@ -74,7 +74,7 @@ impl StreamedBody {
             TORRENTS_PER_SLICE,
             now,
             |hash, listed| match kind {
-                BodyKind::FullScrape => bencode::scrape_entry(plain, hash, listed.counts),
+                BodyKind::FullScrape => bencode::scrape_entry(plain, &hash.0, listed.counts),
                 BodyKind::Tpbs(format) => tpbs_entry(plain, format, hash, listed.counts),
                 BodyKind::StateDump => {
                     let minute = unix_now.saturating_sub(listed.idle.into()) / 60;

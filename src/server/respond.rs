@@ -9,7 +9,7 @@ use super::Context;
 use crate::proto::http::{self, RequestError, Route};
 use crate::proto::params::{self, ParamError, StatsMode};
 use crate::proto::response::{self, Connection, HttpError};
-use crate::proto::{bencode, InfoHash};
+use crate::proto::{bencode, SentHash};
 use crate::stats::{self, HttpErrorKind};
 use crate::sys;
 use crate::tracker::{Announce, Announced, Families};
@@ -255,14 +255,14 @@ fn announce(
 }
 
 fn scrape(ctx: &mut Context, query: &[u8]) -> Answer {
-    let mut hashes: Vec<InfoHash> = std::mem::take(&mut ctx.scrape_hashes);
+    let mut hashes: Vec<SentHash> = std::mem::take(&mut ctx.scrape_hashes);
     let answer = match params::scrape(query, &mut hashes) {
         Ok(()) => {
             ctx.counters.tcp_scrapes += 1;
             ctx.body.extend_from_slice(bencode::FILES_OPEN);
-            for hash in &hashes {
-                if let Some(counts) = ctx.tracker.scrape(hash) {
-                    bencode::scrape_entry(&mut ctx.body, hash, counts);
+            for sent in &hashes {
+                if let Some(counts) = ctx.tracker.scrape(&sent.info_hash()) {
+                    bencode::scrape_entry(&mut ctx.body, sent.as_sent(), counts);
                 }
             }
             ctx.body.extend_from_slice(bencode::FILES_CLOSE);
