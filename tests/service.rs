@@ -66,6 +66,10 @@ fn socket_activation_and_notify_sequence() {
             BINARY,
             "--log",
             "stderr",
+            "-f",
+            dir.write("workers.toml", "[listen]\nudp_workers = 2\n")
+                .to_str()
+                .unwrap(),
         ])
         .env("LISTEN_FDS", "2")
         .env("LISTEN_FDNAMES", "http:udp")
@@ -117,6 +121,13 @@ fn socket_activation_and_notify_sequence() {
         Udp::new(udp_addr).announce(&hash(1), 2, 0, 0, 10).len(),
         20 + 12
     );
+    // The workers that answered are idle again: the pings go on.
+    seen.clear();
+    assert!(
+        wait_notify(&notify, &mut seen, "WATCHDOG=1"),
+        "no WATCHDOG=1 after UDP workers answered: {seen:?}\n{}",
+        log()
+    );
 
     seen.clear();
     assert!(Command::new("kill")
@@ -137,6 +148,7 @@ fn socket_activation_and_notify_sequence() {
     let status = wait_exit(&mut child.0, Duration::from_secs(10)).expect("exit after SIGTERM");
     assert_eq!(status.code(), Some(0));
     let log = std::fs::read_to_string(dir.path("stderr.log")).unwrap();
+    assert!(log.contains("UDP by 2 threads per socket"), "{log}");
     assert!(
         log.contains("named \"http\"") && log.contains("named \"udp\""),
         "{log}"

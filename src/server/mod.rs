@@ -7,7 +7,7 @@
 //! million torrents never stall the loop), connection deadlines, and the
 //! STATUS and WATCHDOG messages to systemd. Because the watchdog is sent from
 //! the loop itself, a wedged loop gets the service restarted; so does a UDP
-//! worker wedged while holding a shard's lock, as the next sweep waits on it.
+//! worker stuck in one batch, as the loop checks their beats before each ping.
 
 pub mod cluster;
 mod context;
@@ -261,6 +261,8 @@ pub struct Server {
     /// `[cluster]`: the other trackers, and this one's announces for them.
     cluster: Option<Cluster>,
     pacer: Pacer,
+    /// One per UDP worker thread (`listen.udp.workers`).
+    worker_beats: Vec<Arc<udp_workers::Beat>>,
 }
 
 impl Server {
@@ -353,6 +355,7 @@ impl Server {
             changesets,
             cluster,
             pacer,
+            worker_beats: Vec::new(),
         };
         // Peers loaded from a state file may have been told a longer
         // interval than the configured one.
@@ -362,7 +365,7 @@ impl Server {
         server.watch = (config.access.reload_on_change)
             .then(|| Watch::new(config.access.list_files().cloned()));
         for (i, socket) in server.listeners.udp.iter().enumerate() {
-            udp_workers::spawn(socket, i, workers, &server.ctx)?;
+            udp_workers::spawn(socket, i, workers, &server.ctx, &mut server.worker_beats)?;
         }
         Ok(server)
     }
@@ -463,6 +466,12 @@ impl Server {
             status = format!("{status}; {what}");
         }
         if let Some(what) = self.check_conntrack() {
+            status = format!("{status}; {what}");
+        }
+        let now = self.ctx.instant;
+        if let Some((worker, busy)) = udp_workers::stuck(&self.worker_beats, now, STATUS_EVERY) {
+            let what = format!("UDP {worker} stuck in one batch for {} s", busy.as_secs());
+            log::error!("{what}; the socket's other workers, if any, serve it meanwhile");
             status = format!("{status}; {what}");
         }
         if let Some(error) = self.accept_error.take() {
@@ -623,7 +632,15 @@ impl Server {
             }
             if let (Some(at), Some(every)) = (next_watchdog, watchdog_every) {
                 if now >= at {
-                    self.notifier.watchdog();
+                    match udp_workers::stuck(&self.worker_beats, now, every) {
+                        // No ping: the manager restarts the service.
+                        Some((worker, busy)) => log::error!(
+                            "UDP {worker} has been answering one batch for {} s: \
+                             holding back the watchdog ping",
+                            busy.as_secs()
+                        ),
+                        None => self.notifier.watchdog(),
+                    }
                     next_watchdog = Some(now + every);
                 }
             }
