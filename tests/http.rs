@@ -340,6 +340,18 @@ fn stats_modes() {
             hex_upper(&hash(40))
         )
     );
+    let content_type = |mode: &str| {
+        let response = tracker.get(&format!("/stats?mode={mode}"));
+        response.header("content-type").map(str::to_owned)
+    };
+    assert_eq!(
+        content_type("tpbs&format=jsonl").as_deref(),
+        Some("application/x-ndjson")
+    );
+    assert_eq!(
+        content_type("tpbs&format=txt").as_deref(),
+        Some("application/octet-stream")
+    );
     assert!(text("herr").contains("404 INV 0\n"));
     assert_eq!(tracker.get("/stats?mode=nonsense").status, 400);
     assert_eq!(

@@ -82,9 +82,11 @@ pub fn redirect(out: &mut Vec<u8>, url: &str) {
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
 }
 
-/// The head of a chunked `application/octet-stream` body.
-pub fn chunked_head(out: &mut Vec<u8>, gzip: bool) {
-    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n");
+/// The head of a chunked body of `content_type`.
+pub fn chunked_head(out: &mut Vec<u8>, content_type: &[u8], gzip: bool) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: ");
+    out.extend_from_slice(content_type);
+    out.extend_from_slice(b"\r\n");
     if gzip {
         out.extend_from_slice(b"Content-Encoding: gzip\r\n");
     }

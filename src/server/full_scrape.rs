@@ -28,6 +28,17 @@ pub enum BodyKind {
     StateDump,
 }
 
+impl BodyKind {
+    /// JSON Lines say so; the other formats, upstream's, are served as
+    /// opaque bytes, as upstream serves them.
+    pub fn content_type(self) -> &'static [u8] {
+        match self {
+            BodyKind::Tpbs(TpbsFormat::Jsonl) => b"application/x-ndjson",
+            _ => b"application/octet-stream",
+        }
+    }
+}
+
 pub struct StreamedBody {
     kind: BodyKind,
     cursor: Option<InfoHash>,

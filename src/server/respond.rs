@@ -156,7 +156,7 @@ pub fn respond(
                     if gzip { " (gzip)" } else { "" }
                 );
             }
-            response::chunked_head(out, gzip);
+            response::chunked_head(out, kind.content_type(), gzip);
             Reply {
                 close: true,
                 error: false,
