@@ -28,7 +28,7 @@ usage: bench/run.sh [--quick] [--tracker NAME=PATH]... [--upstream PATH] [--aqua
                        aquatic_udp_load_test, an independent load generator
                        (default: the one next to --aquatic's binary, where
                        bench/aquatic.sh puts it)
-  --no-cross-check     skip that cross-check
+  --no-cross-check     skip that cross-check, and the HTTP one under wrk
   --skip-ours          do not build or measure this repository's tracker
   --skip-debian        do not measure Debian's opentracker package
   --skip-floor         do not measure the floor: `loadgen floor`, a stateless
@@ -133,6 +133,7 @@ if ((INSTALL)); then
     missing=()
     command -v taskset >/dev/null || missing+=(util-linux)
     command -v ss >/dev/null || missing+=(iproute2)
+    ((!CROSS_CHECK)) || command -v wrk >/dev/null || missing+=(wrk)
     ((SKIP_DEBIAN)) || [[ -x /usr/sbin/opentracker || -x /usr/bin/opentracker ]] || missing+=(opentracker)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
@@ -244,6 +245,29 @@ if [[ -n $AQUATIC ]]; then
         COMMANDS+=("# bench/aquatic.sh (${AQUATIC_INFO%/BUILD-INFO}):" "${lines[@]}")
     fi
 fi
+# The HTTP cross-check's load generator, wrk, replays a pool of announces of
+# the swarm's torrents, picked uniformly (where loadgen's are Zipf-skewed),
+# from 127.0.0.1 with random ports, 75 % seeders.
+WRK=
+WRK_REQUESTS=100000
+if ((CROSS_CHECK)) && command -v wrk >/dev/null; then
+    WRK=$(command -v wrk)
+    mkdir -p "$WORK/wrk"
+    "$LOADGEN" hashes "${SWARM[@]}" | awk -v n="$WRK_REQUESTS" '
+        BEGIN { srand(1) }
+        { hex[NR] = $1 }
+        END {
+            for (k = 0; k < n; k++) {
+                h = hex[int(rand() * NR) + 1]
+                encoded = ""
+                for (j = 1; j <= 40; j += 2) encoded = encoded "%" substr(h, j, 2)
+                printf "/announce?info_hash=%s&peer_id=-WK0001-%012d&port=%d&left=%d&numwant=30&compact=1\n",
+                    encoded, k, 1024 + int(rand() * 64000), (rand() < 0.75 ? 0 : 1000)
+            }
+        }' >"$WORK/wrk/paths.txt"
+    COMMANDS+=("loadgen hashes ${SWARM[*]} | awk … > $WORK/wrk/paths.txt  # $WRK_REQUESTS announce paths of random torrents (bench/run.sh)")
+fi
+
 # The cross-check's load generator: given, or the one bench/aquatic.sh built
 # next to aquatic_udp.
 if ((CROSS_CHECK)) && [[ -z $AQUATIC_LOAD && -n $AQUATIC ]] &&
@@ -399,12 +423,21 @@ stop_server() {
 # why the tracker skips STEP, or fails if it does not: udp-only trackers skip
 # the TCP steps (their figures, memory included, come from the UDP step), and
 # stateless ones have no torrents to scrape.
-STEPS=(udp http http-keepalive fullscrape-gzip fullscrape)
+STEPS=(udp http http-keepalive wrk wrk-keepalive fullscrape-gzip fullscrape)
 skipped() {
     local tracker=$1 step=$2
     case $step in
     http | http-keepalive)
         has "$tracker" udp-only && printf 'UDP only'
+        ;;
+    wrk | wrk-keepalive)
+        if has "$tracker" udp-only; then
+            printf 'UDP only'
+        elif [[ -z $WRK ]]; then
+            printf 'no wrk'
+        else
+            return 1
+        fi
         ;;
     fullscrape | fullscrape-gzip)
         if has "$tracker" udp-only; then
@@ -485,6 +518,10 @@ measure() {
             load "$tracker" http --keep-alive --target "$target" "${SWARM[@]}" \
                 --duration "$DURATION" --server-pid "$SERVER_PID" || true
             ;;
+        wrk | wrk-keepalive)
+            log "$tracker: HTTP under wrk, $([[ $step == wrk ]] && echo 'Connection: close' || echo 'keep-alive')"
+            wrk_load "$tracker" "$step" "$target"
+            ;;
         fullscrape-gzip)
             log "$tracker: full scrape, gzip"
             load "$tracker" fullscrape --gzip --target "$target" --server-pid "$SERVER_PID" || true
@@ -515,6 +552,52 @@ measure() {
         fi
     done
     stop_server
+}
+
+# Runs wrk against the server on TARGET for the phase's duration and files
+# its figures under R[tracker.SCENARIO.*]: wrk for one request per
+# connection (each request says Connection: close), wrk-keepalive for
+# connections kept open where the server allows. Server CPU is read from
+# /proc across the run and divided by wrk's count of responses.
+wrk_load() {
+    local tracker=$1 scenario=$2 target=$3 output ticks0 ticks1 t0 t1 figures pair
+    local -a command=("$WRK" -t1 -c"$CLIENTS" -d"${DURATION}s" --timeout 5s --latency
+        -s "$ROOT/bench/wrk-announce.lua")
+    [[ $scenario == wrk ]] && command+=(-H 'Connection: close')
+    command+=("http://$target/" -- "$WORK/wrk/paths.txt")
+    COMMANDS+=("$(quoted taskset -c "$LOAD_CORE" wrk "${command[@]:1}")")
+    ticks0=$(cpu_ticks "$SERVER_PID") t0=${EPOCHREALTIME/,/.}
+    if ! output=$("${IN_NET[@]}" taskset -c "$LOAD_CORE" "${command[@]}" 2>&1); then
+        LOAD_ERROR="wrk failed: ${output//$'\n'/ }"
+        return
+    fi
+    ticks1=$(cpu_ticks "$SERVER_PID") t1=${EPOCHREALTIME/,/.}
+    printf '%s\n' "$output" | sed "s/^/  [$tracker] /" >&2
+    # Latencies come as 1.23us, 4.56ms or 1.20s. Errors are non-2xx answers
+    # and failed connects, writes and timeouts. wrk counts a read that finds
+    # the connection closed as an error too, after counting the answer
+    # before it: that is a tracker closing without saying so, as upstream
+    # does after each answer, filed apart as closes.
+    figures=$(awk -v ticks="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v t0="$t0" -v t1="$t1" '
+        function us(text) {
+            if (text ~ /us$/) return text + 0
+            if (text ~ /ms$/) return 1000 * text
+            return 1e6 * text
+        }
+        / requests in / { responses = $1; seconds = $4 + 0 }
+        $1 == "50%" { p50 = us($2) }
+        $1 == "99%" { p99 = us($2) }
+        /Non-2xx or 3xx responses:/ { errors += $NF }
+        /Socket errors:/ { gsub(",", ""); errors += $4 + $8 + $10; closes = $6 }
+        END {
+            wall = t1 - t0; cpu = ticks / hz
+            if (!responses || !seconds) exit 1
+            printf "rps=%.0f cpu_us_per_response=%.2f server_busy_pct=%.0f p50_us=%.1f p99_us=%.1f errors=%d closes=%d",
+                responses / seconds, 1e6 * cpu / responses, 100 * cpu / wall, p50, p99, errors, closes
+        }' <<<"$output") || { LOAD_ERROR="no figures in wrk's output"; return; }
+    for pair in $figures; do
+        R[$tracker.$scenario.${pair%%=*}]=${pair#*=}
+    done
 }
 
 # aquatic_udp_load_test's configuration against 127.0.0.1:PORT: its defaults
@@ -780,27 +863,35 @@ udp_target_rows() {
         "a / b" "ours.$scenario.cpu_us_per_response" "floor.$scenario.cpu_us_per_response" le
 }
 
+# The HTTP targets' rows, from the figures of the scenarios CLOSE (one
+# request per connection) and KEEP (keep-alive): loadgen's or wrk's.
+http_target_rows() {
+    local close=$1 keep=$2 u=$UPSTREAM_PER_DEBIAN
+    if [[ -n ${KIND[upstream]:-} ]]; then
+        target_row "HTTP µs/response, one request per connection, ours / upstream (measured)" 0.7 \
+            "a / b" "ours.$close.cpu_us_per_response" "upstream.$close.cpu_us_per_response" le
+        target_row "HTTP responses per core-second, ours with keep-alive / upstream (measured, one per connection)" 3 \
+            "b / a" "ours.$keep.cpu_us_per_response" "upstream.$close.cpu_us_per_response" ge
+    fi
+    target_row "HTTP µs/response, one request per connection, ours / upstream, upstream = debian / $u" 0.7 \
+        "a / (b / $u)" "ours.$close.cpu_us_per_response" "debian.$close.cpu_us_per_response" le
+    target_row "HTTP responses per core-second, ours with keep-alive / upstream (one per connection), upstream = debian / $u" 3 \
+        "(b / $u) / a" "ours.$keep.cpu_us_per_response" "debian.$close.cpu_us_per_response" ge
+}
+
 target_rows() {
     if [[ -z ${KIND[ours]:-} ]]; then
         echo "Ours was not measured: no targets to read."
         return
     fi
-    local u=$UPSTREAM_PER_DEBIAN
     echo "| target | bound | this sitting | met |"
     echo "|---|---:|---:|---|"
     udp_target_rows udp
+    http_target_rows http http-keepalive
     if [[ -n ${KIND[upstream]:-} ]]; then
-        target_row "HTTP µs/response, one request per connection, ours / upstream (measured)" 0.7 \
-            "a / b" ours.http.cpu_us_per_response upstream.http.cpu_us_per_response le
-        target_row "HTTP responses per core-second, ours with keep-alive / upstream (measured, one per connection)" 3 \
-            "b / a" ours.http-keepalive.cpu_us_per_response upstream.http.cpu_us_per_response ge
         target_row "peak RSS after $TORRENTS torrents / $PEERS peers, ours / upstream (measured)" 0.6 \
             "a / b" ours.full.hwm_kb upstream.full.hwm_kb le
     fi
-    target_row "HTTP µs/response, one request per connection, ours / upstream, upstream = debian / $u" 0.7 \
-        "a / (b / $u)" ours.http.cpu_us_per_response debian.http.cpu_us_per_response le
-    target_row "HTTP responses per core-second, ours with keep-alive / upstream (one per connection), upstream = debian / $u" 3 \
-        "(b / $u) / a" ours.http-keepalive.cpu_us_per_response debian.http.cpu_us_per_response ge
     target_row "peak RSS after $TORRENTS torrents / $PEERS peers, MB (0.6 × upstream's $UPSTREAM_PEAK_RSS_MB MB at 1000000 / 2000000)" \
         "$(awk -v r="$UPSTREAM_PEAK_RSS_MB" 'BEGIN { printf "%.1f", 0.6 * r }')" \
         "a / 1024" ours.full.hwm_kb "" le
@@ -854,6 +945,47 @@ cross_check_rows() {
         echo "| target | bound | cross-check | met |"
         echo "|---|---:|---:|---|"
         udp_target_rows xudp
+    fi
+}
+
+# The HTTP cross-check's tables: each tracker under wrk, one request per
+# connection and keep-alive; the ratios; the HTTP targets read from them.
+wrk_rows() {
+    local scenario t a b reason
+    for scenario in wrk wrk-keepalive; do
+        if [[ $scenario == wrk ]]; then
+            echo "One request per connection (\`Connection: close\`):"
+        else
+            echo "Keep-alive, where the tracker keeps connections open:"
+        fi
+        echo
+        echo "| tracker | responses/s | server CPU µs/response | server busy % | p50 µs | p99 µs | errors | unannounced closes |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for t in "${NAMES[@]}"; do
+            if reason=$(skipped "$t" "$scenario"); then
+                echo "| $t | $(skipped_cells "$reason" 6)"
+            elif [[ -n ${R[$t.$scenario.failed]:-} ]]; then
+                echo "| $t | failed: ${R[$t.$scenario.failed]} | | | | | | |"
+            else
+                echo "| $t | $(v "$t.$scenario.rps") | $(v "$t.$scenario.cpu_us_per_response") |" \
+                    "$(v "$t.$scenario.server_busy_pct") | $(v "$t.$scenario.p50_us") |" \
+                    "$(v "$t.$scenario.p99_us") | $(v "$t.$scenario.errors") | $(v "$t.$scenario.closes") |"
+            fi
+        done
+        echo
+    done
+    echo "| A / B | HTTP µs/resp | keep-alive µs/resp | HTTP resp/s | keep-alive resp/s |"
+    echo "|---|---:|---:|---:|---:|"
+    while read -r a b; do
+        echo "| $a / $b | $(ratio_cell "$a" "$b" wrk cpu_us_per_response) |" \
+            "$(ratio_cell "$a" "$b" wrk-keepalive cpu_us_per_response) |" \
+            "$(ratio_cell "$a" "$b" wrk rps) | $(ratio_cell "$a" "$b" wrk-keepalive rps) |"
+    done < <(ratio_pairs)
+    if [[ -n ${KIND[ours]:-} ]]; then
+        echo
+        echo "| target | bound | cross-check | met |"
+        echo "|---|---:|---:|---|"
+        http_target_rows wrk wrk-keepalive
     fi
 }
 
@@ -1039,6 +1171,25 @@ mkdir -p "$(dirname "$OUTPUT")"
         echo "warm-up. Debian's tracker gets a whitelist of that load's hashes (\`loadgen aquatic-hashes\`)."
         echo
         cross_check_rows
+        echo
+    fi
+    if [[ -n $WRK ]]; then
+        echo "## Cross-check: HTTP under wrk"
+        echo
+        echo "The HTTP phases again, under an independent load generator: \`$WRK\`"
+        echo "($("$WRK" --version 2>&1 | head -n 1 | awk '{ print $1, $2 }')), one thread on core $LOAD_CORE with $CLIENTS connections, for"
+        echo "$DURATION s each, on the same server after its loadgen phases. Each request is the next of"
+        echo "$WRK_REQUESTS announces (\`bench/wrk-announce.lua\`) of torrents of the swarm picked uniformly"
+        echo "(loadgen's are Zipf-skewed), from 127.0.0.1 with random ports, 75 % seeders, numwant 30."
+        echo "For one request per connection each request says \`Connection: close\`; wrk"
+        echo "reconnects whenever a tracker closes, so a tracker without keep-alive answers"
+        echo "one request per connection in both tables. Server CPU is read from /proc across"
+        echo "each run and divided by wrk's count of responses. *Errors* are non-2xx answers and"
+        echo "failed connects, writes and timeouts; *unannounced closes* are answers after which"
+        echo "the tracker closed the connection without a \`Connection: close\` header (wrk calls"
+        echo "them read errors, after counting the answer), as upstream's HTTP/1.1 replies do."
+        echo
+        wrk_rows
         echo
     fi
     echo "## UDP announce (BEP 15), after the prefill"
