@@ -929,22 +929,32 @@ target_rows() {
         "a / 1024" ours.fullscrape.extra_rss_kb "" le
 }
 
+# A table of ratios over ratio_pairs, one column per TITLE=STEP:KEY.
+ratio_table() {
+    local a b column spec titles='| A / B |' rule='|---|' row
+    for column in "$@"; do
+        titles+=" ${column%%=*} |" rule+='---:|'
+    done
+    echo "$titles"
+    echo "$rule"
+    while read -r a b; do
+        row="| $a / $b |"
+        for column in "$@"; do
+            spec=${column#*=}
+            row+=" $(ratio_cell "$a" "$b" "${spec%%:*}" "${spec#*:}") |"
+        done
+        echo "$row"
+    done < <(ratio_pairs)
+}
+
 ratio_rows() {
-    local a b
     if [[ -z $(ratio_pairs) ]]; then
         echo "One tracker only: nothing to compare."
         return
     fi
-    echo "| A / B | UDP µs/resp | HTTP µs/resp | keep-alive µs/resp | UDP resp/s | peak RSS | idle RSS | full scrape gzip time |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-    while read -r a b; do
-        echo "| $a / $b | $(ratio_cell "$a" "$b" udp cpu_us_per_response) |" \
-            "$(ratio_cell "$a" "$b" http cpu_us_per_response) |" \
-            "$(ratio_cell "$a" "$b" http-keepalive cpu_us_per_response) |" \
-            "$(ratio_cell "$a" "$b" udp rps) | $(ratio_cell "$a" "$b" full hwm_kb) |" \
-            "$(ratio_cell "$a" "$b" idle rss_kb) |" \
-            "$(ratio_cell "$a" "$b" fullscrape-gzip ttlb_ms) |"
-    done < <(ratio_pairs)
+    ratio_table "UDP µs/resp=udp:cpu_us_per_response" "HTTP µs/resp=http:cpu_us_per_response" \
+        "keep-alive µs/resp=http-keepalive:cpu_us_per_response" "UDP resp/s=udp:rps" \
+        "peak RSS=full:hwm_kb" "idle RSS=idle:rss_kb" "full scrape gzip time=fullscrape-gzip:ttlb_ms"
 }
 
 cross_check_rows() {
@@ -960,12 +970,7 @@ cross_check_rows() {
             "$(v "$t.xudp.server_busy_pct") | $(v "$t.xudp.answered_pct") | $(v "$t.xudp.errors_per_s") |"
     done
     echo
-    echo "| A / B | UDP µs/resp | UDP resp/s |"
-    echo "|---|---:|---:|"
-    while read -r a b; do
-        echo "| $a / $b | $(ratio "$a.xudp.cpu_us_per_response" "$b.xudp.cpu_us_per_response") |" \
-            "$(ratio "$a.xudp.rps" "$b.xudp.rps") |"
-    done < <(ratio_pairs)
+    ratio_table "UDP µs/resp=xudp:cpu_us_per_response" "UDP resp/s=xudp:rps"
     if [[ -n ${KIND[ours]:-} ]]; then
         echo
         echo "| target | bound | cross-check | met |"
@@ -1000,13 +1005,9 @@ wrk_rows() {
         done
         echo
     done
-    echo "| A / B | HTTP µs/resp | keep-alive µs/resp | HTTP resp/s | keep-alive resp/s |"
-    echo "|---|---:|---:|---:|---:|"
-    while read -r a b; do
-        echo "| $a / $b | $(ratio_cell "$a" "$b" wrk cpu_us_per_response) |" \
-            "$(ratio_cell "$a" "$b" wrk-keepalive cpu_us_per_response) |" \
-            "$(ratio_cell "$a" "$b" wrk rps) | $(ratio_cell "$a" "$b" wrk-keepalive rps) |"
-    done < <(ratio_pairs)
+    ratio_table "HTTP µs/resp=wrk:cpu_us_per_response" \
+        "keep-alive µs/resp=wrk-keepalive:cpu_us_per_response" \
+        "HTTP resp/s=wrk:rps" "keep-alive resp/s=wrk-keepalive:rps"
     if [[ -n ${KIND[ours]:-} ]]; then
         echo
         echo "| target | bound | cross-check | met |"
@@ -1128,6 +1129,30 @@ machine_rows() {
     echo "- other processes used $BACKGROUND % of the CPUs in the two seconds before the run"
 }
 
+# The sections every report opens with.
+machine_and_trackers() {
+    echo "## Machine"
+    echo
+    machine_rows
+    echo
+    echo "## Trackers"
+    echo
+    tracker_rows
+    echo
+}
+
+# The section every report ends with: the commands, to repeat the sitting.
+commands_section() {
+    echo "## Commands"
+    echo
+    echo "The load generator is \`${LOADGEN#"$ROOT"/}\`; \`$WORK\` was a temporary"
+    echo "directory."
+    echo
+    echo '```'
+    printf '%s\n' "${COMMANDS[@]}"
+    echo '```'
+}
+
 # The report of a --scale run: what memory the prefill's swarms take.
 scale_report() {
     local t a b
@@ -1137,14 +1162,7 @@ scale_report() {
     echo "\`docs/benchmarks.md\`, measures speed and memory at 1000000 torrents / 2000000 peers;"
     echo "this one measures memory alone, at a size a big public tracker reaches."
     echo
-    echo "## Machine"
-    echo
-    machine_rows
-    echo
-    echo "## Trackers"
-    echo
-    tracker_rows
-    echo
+    machine_and_trackers
     echo "## Workload"
     echo
     echo "$TORRENTS torrents with Zipf-like popularity (exponent 1; every torrent has at"
@@ -1164,23 +1182,13 @@ scale_report() {
     done
     echo
     if [[ -n $(ratio_pairs) ]]; then
-        echo "| A / B | peak RSS | state per peer |"
-        echo "|---|---:|---:|"
-        while read -r a b; do
-            R[$a.state.kb]=$(calc '"%.0f", a - b' "$a.full.hwm_kb" "$a.idle.rss_kb")
-            R[$b.state.kb]=$(calc '"%.0f", a - b' "$b.full.hwm_kb" "$b.idle.rss_kb")
-            echo "| $a / $b | $(ratio "$a.full.hwm_kb" "$b.full.hwm_kb") | $(ratio "$a.state.kb" "$b.state.kb") |"
-        done < <(ratio_pairs)
+        for t in "${NAMES[@]}"; do
+            R[$t.full.state_kb]=$(calc '"%.0f", a - b' "$t.full.hwm_kb" "$t.idle.rss_kb")
+        done
+        ratio_table "peak RSS=full:hwm_kb" "state per peer=full:state_kb"
         echo
     fi
-    echo "## Commands"
-    echo
-    echo "The load generator is \`${LOADGEN#"$ROOT"/}\`; \`$WORK\` was a temporary"
-    echo "directory."
-    echo
-    echo '```'
-    printf '%s\n' "${COMMANDS[@]}"
-    echo '```'
+    commands_section
 }
 
 mkdir -p "$(dirname "$OUTPUT")"
@@ -1196,14 +1204,7 @@ fi
     echo "Figures swing ±25–30 % between sittings on shared machines: compare only"
     echo "the ratios within one report."
     echo
-    echo "## Machine"
-    echo
-    machine_rows
-    echo
-    echo "## Trackers"
-    echo
-    tracker_rows
-    echo
+    machine_and_trackers
     echo "## Workload"
     echo
     echo "$TORRENTS torrents with Zipf-like popularity (exponent 1; every torrent has at"
@@ -1322,13 +1323,6 @@ fi
         echo "  the server busy % are alike."
     fi
     echo
-    echo "## Commands"
-    echo
-    echo "The load generator is \`${LOADGEN#"$ROOT"/}\`; \`$WORK\` was a temporary"
-    echo "directory."
-    echo
-    echo '```'
-    printf '%s\n' "${COMMANDS[@]}"
-    echo '```'
+    commands_section
 } >"$OUTPUT"
 log "wrote $OUTPUT"
