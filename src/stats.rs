@@ -707,7 +707,7 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
         ),
         (
             "announces_unstored_total",
-            "Announces answered but not stored: the tracker held tracker.max_peers or tracker.max_torrents.",
+            "Announces answered but not stored: the tracker held tracker.max_peers or tracker.max_torrents, or the network tracker.max_peers_per_network in the torrent.",
             totals.unstored,
         ),
         (

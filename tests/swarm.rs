@@ -135,6 +135,36 @@ fn a_full_tracker_answers_newcomers_from_its_swarms_without_storing_them() {
     );
 }
 
+#[test]
+fn one_address_keeps_at_most_its_share_of_a_torrent() {
+    let tracker = Tracker::start("[tracker]\nmax_peers_per_network = 2\n");
+    for port in [1, 2] {
+        tracker.get(&announce_path(&hash(1), port, ""));
+    }
+    // A third port of the same address is answered, with the swarm, but
+    // not kept; over UDP as over HTTP.
+    let reply = tracker.get(&announce_path(&hash(1), 3, "")).bencode();
+    assert_eq!(
+        (reply.int("incomplete"), reply.bytes("peers").len()),
+        (2, 12)
+    );
+    let reply = Udp::new(tracker.v4()).announce(&hash(1), 4, 1, 0, 50);
+    assert_eq!((be32(&reply, 12), reply.len()), (2, 20 + 12));
+    // The two stored go on re-announcing, and the address may join
+    // another torrent.
+    tracker.get(&announce_path(&hash(1), 2, "&left=0"));
+    assert_eq!(scrape_counts(&tracker, 1), Some((1, 1, 0)));
+    tracker.get(&announce_path(&hash(2), 3, ""));
+    assert_eq!(scrape_counts(&tracker, 2), Some((0, 1, 0)));
+    assert_eq!(tracker.metric("opentracker_announces_unstored_total"), 2);
+    let config = tracker.dir.path("opentracker.toml");
+    let (status, out, _) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
+    assert!(
+        status.success() && out.contains("max_peers_per_network = 2"),
+        "{out}"
+    );
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

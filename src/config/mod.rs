@@ -236,6 +236,9 @@ pub struct TrackerSection {
     /// The most peers and torrents stored; 0 for no limit.
     pub max_peers: u64,
     pub max_torrents: u64,
+    /// The most peers one IPv4 address or IPv6 /64 has in one torrent; 0
+    /// for no limit.
+    pub max_peers_per_network: u32,
 }
 
 impl TrackerSection {
@@ -253,6 +256,10 @@ impl TrackerSection {
         Limits {
             peers: or_none(self.max_peers, Limits::NONE.peers),
             torrents: usize::try_from(or_none(self.max_torrents, u64::MAX)).unwrap_or(usize::MAX),
+            peers_per_network: match self.max_peers_per_network {
+                0 => Limits::NONE.peers_per_network,
+                limit => limit as usize,
+            },
         }
     }
 }
@@ -278,6 +285,7 @@ impl Default for TrackerSection {
             external_ip: false,
             max_peers: 0,
             max_torrents: 0,
+            max_peers_per_network: 0,
         }
     }
 }

@@ -435,9 +435,11 @@ impl Server {
             let t = &self.config.tracker;
             let what = format!("{unstored} announces answered but not stored in {every} s");
             log::warn!(
-                "{what}: the tracker is full (tracker.max_peers = {}, tracker.max_torrents = {})",
+                "{what}: the tracker is full (tracker.max_peers = {}, tracker.max_torrents = {}) \
+                 or a network reached tracker.max_peers_per_network = {} in a torrent",
                 t.max_peers,
-                t.max_torrents
+                t.max_torrents,
+                t.max_peers_per_network
             );
             status = format!("{status}; {what}");
         }

@@ -127,6 +127,12 @@ impl<const N: usize> Buckets<N> {
         self.buckets.iter().flat_map(PeerList::peers)
     }
 
+    /// See [`PeerList::count_prefix`]: a network's peers are spread over
+    /// every bucket, as the hash covers the whole address.
+    pub fn count_prefix(&self, prefix: &[u8]) -> usize {
+        self.buckets.iter().map(|b| b.count_prefix(prefix)).sum()
+    }
+
     /// The bucket `addr` belongs in: the low bits of its keyed hash.
     fn bucket_of(&self, addr: &[u8; N]) -> usize {
         self.key.hash(addr) as usize & (self.buckets.len() - 1)

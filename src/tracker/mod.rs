@@ -106,7 +106,7 @@ pub struct Totals {
     pub unstored: u64,
 }
 
-/// The most a tracker stores. At either limit an announce that would add
+/// The most a tracker stores. At any limit an announce that would add
 /// a peer or a torrent is answered from what is stored but not stored
 /// itself, so memory stays bounded under a flood of made-up peers or info
 /// hashes while every stored swarm goes on being served.
@@ -114,12 +114,17 @@ pub struct Totals {
 pub struct Limits {
     pub peers: u64,
     pub torrents: usize,
+    /// Peers one network may have in one torrent: an IPv4 address, or an
+    /// IPv6 /64. One host can announce as many peers as it has ports, and
+    /// one IPv6 subscriber as many as it has addresses.
+    pub peers_per_network: usize,
 }
 
 impl Limits {
     pub const NONE: Limits = Limits {
         peers: u64::MAX,
         torrents: usize::MAX,
+        peers_per_network: usize::MAX,
     };
 
     /// Each of `shares` equal parts of these limits, rounded up.
@@ -127,6 +132,8 @@ impl Limits {
         Limits {
             peers: self.peers.div_ceil(shares as u64),
             torrents: self.torrents.div_ceil(shares),
+            // A torrent lives in one shard: its limit is not split.
+            peers_per_network: self.peers_per_network,
         }
     }
 }
@@ -285,12 +292,25 @@ impl Tracker {
                 (Families::Own, IpAddr::V6(_)) => (0, request.numwant),
             }
         };
-        if self.peers >= self.limits.peers || self.index.len() >= self.limits.torrents {
+        let limits = self.limits;
+        if self.peers >= limits.peers
+            || self.index.len() >= limits.torrents
+            || limits.peers_per_network != Limits::NONE.peers_per_network
+        {
             let leaf = self.index.leaf(hash);
             let found = leaf.find(hash).map(|slot| leaf.get(slot));
             // Refreshing a stored peer adds nothing; anything else would.
             let stored = found.is_some_and(|t| t.contains(&addr));
-            if !stored && (found.is_none() || self.peers >= self.limits.peers) {
+            // Counting the network's peers takes a search per bucket: only
+            // for a newcomer.
+            let full = || match found {
+                None => self.index.len() >= limits.torrents || self.peers >= limits.peers,
+                Some(torrent) => {
+                    self.peers >= limits.peers
+                        || torrent.peers_in_network(&addr) >= limits.peers_per_network
+                }
+            };
+            if !stored && full() {
                 self.unstored += 1;
                 let Some(torrent) = found else {
                     return Announced::Ok {
@@ -367,7 +387,7 @@ impl Tracker {
     /// Adds a peer from a state file to a torrent [`Tracker::restore`]d
     /// first, as last seen `peer.age` seconds before `now`: it expires when
     /// it would have, had the tracker kept running. No download is counted.
-    /// Returns false when the torrent is refused or not there, the peer
+    /// Returns false when the torrent is refused or not there, a peer
     /// limit is reached, or the peer was there already.
     pub fn restore_peer(&mut self, hash: &InfoHash, peer: &SavedPeer, now: u32) -> bool {
         let addr = Addr::new(peer.addr.ip().to_canonical(), peer.addr.port());
@@ -375,7 +395,11 @@ impl Tracker {
         let Some(slot) = leaf.find(&hash.0) else {
             return false;
         };
-        if self.peers >= self.limits.peers || leaf.get(slot).contains(&addr) {
+        let torrent = leaf.get(slot);
+        if self.peers >= self.limits.peers
+            || torrent.contains(&addr)
+            || torrent.peers_in_network(&addr) >= self.limits.peers_per_network
+        {
             return false;
         }
         let visit = Visit {

@@ -126,6 +126,15 @@ impl<const N: usize> PeerList<N> {
         self.locate(addr).is_ok()
     }
 
+    /// How many peers' addresses start with `prefix`: sorted by address,
+    /// they sit side by side, found by two binary searches.
+    pub fn count_prefix(&self, prefix: &[u8]) -> usize {
+        let k = prefix.len().min(N);
+        let first = self.peers.partition_point(|p| p.addr[..k] < prefix[..k]);
+        let rest = &self.peers[first..];
+        rest.partition_point(|p| p.addr[..k] == prefix[..k])
+    }
+
     /// Where the peer at `addr` is, or where it would go: as
     /// `binary_search`, but without branches, and each step starts loading
     /// both entries the next step may probe. A big swarm's list spans

@@ -67,6 +67,14 @@ impl<const N: usize> PeerSet<N> {
         }
     }
 
+    /// How many peers' addresses start with `prefix`.
+    pub fn count_prefix(&self, prefix: &[u8]) -> usize {
+        match self {
+            PeerSet::Flat(list) => list.count_prefix(prefix),
+            PeerSet::Bucketed(buckets) => buckets.count_prefix(prefix),
+        }
+    }
+
     /// Inserts or refreshes the peer at `addr`, spreading a flat list that
     /// outgrew [`super::bucket::GROW_ABOVE`] over buckets.
     pub fn update(&mut self, addr: [u8; N], visit: &Visit) -> Updated {

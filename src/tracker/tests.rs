@@ -414,6 +414,7 @@ fn at_the_peer_limit_new_peers_are_answered_but_not_stored() {
     t.set_limits(Limits {
         peers: 2,
         torrents: 10,
+        ..Limits::NONE
     });
     announce_seeing(&mut t, 1, "10.0.0.1:1", false);
     announce_seeing(&mut t, 1, "10.0.0.2:1", false);
@@ -448,6 +449,7 @@ fn the_peer_limit_holds_for_every_kind_of_torrent() {
         t.set_limits(Limits {
             peers: u64::from(held),
             torrents: 1,
+            ..Limits::NONE
         });
         let peer = |n: u32| format!("10.{}.{}.{}:1", n >> 16, n >> 8 & 255, n & 255);
         for n in 0..held {
@@ -471,8 +473,8 @@ fn the_peer_limit_holds_for_every_kind_of_torrent() {
 fn at_the_torrent_limit_new_torrents_are_answered_empty_and_old_ones_grow() {
     let mut t = Tracker::new(TIMEOUTS, 1);
     t.set_limits(Limits {
-        peers: u64::MAX,
         torrents: 1,
+        ..Limits::NONE
     });
     announce_seeing(&mut t, 1, "10.0.0.1:1", false);
     let (answer, peers) = announce_seeing(&mut t, 2, "10.0.0.1:1", false);
@@ -485,16 +487,79 @@ fn at_the_torrent_limit_new_torrents_are_answered_empty_and_old_ones_grow() {
 }
 
 #[test]
+fn one_network_holds_at_most_its_share_of_a_torrent() {
+    // Flat lists, inline torrents and buckets (past GROW_ABOVE, 4096).
+    for others in [0u32, 1, 5000] {
+        let mut t = Tracker::new(TIMEOUTS, 1);
+        t.set_limits(Limits {
+            peers_per_network: 3,
+            ..Limits::NONE
+        });
+        let other = |n: u32| format!("10.{}.{}.{}:1", n >> 16, n >> 8 & 255, n & 255);
+        for n in 0..others {
+            announce_seeing(&mut t, 1, &other(n), false);
+        }
+        // One address, many ports: three are stored, the fourth is
+        // answered from the swarm but not kept.
+        for port in 1..=3 {
+            announce_seeing(&mut t, 1, &format!("192.0.2.7:{port}"), false);
+        }
+        let (answer, peers) = announce_seeing(&mut t, 1, "192.0.2.7:4", false);
+        let held = others + 3;
+        assert_eq!(answer, leechers(held, 0), "{others} others");
+        if held <= 50 {
+            assert_eq!(peers.len(), 6 * held as usize, "the whole swarm");
+        }
+        // The stored three re-announce; a neighbour address is another
+        // network; the same address may join another torrent.
+        let (answer, _) = announce_seeing(&mut t, 1, "192.0.2.7:2", true);
+        assert_eq!(answer, leechers(held - 1, 1), "{others} others");
+        announce_seeing(&mut t, 1, "192.0.2.8:1", false);
+        announce_seeing(&mut t, 2, "192.0.2.7:4", false);
+        let totals = t.totals();
+        assert_eq!(
+            (totals.peers, totals.torrents, totals.unstored),
+            (u64::from(held) + 2, 2, 1),
+            "{others} others"
+        );
+        // One leaving makes room.
+        announce_to(&mut t, [1; 20], "192.0.2.7:1", Event::Stopped, 0);
+        announce_seeing(&mut t, 1, "192.0.2.7:4", false);
+        assert_eq!(t.totals().unstored, 1, "{others} others");
+    }
+}
+
+#[test]
+fn an_ipv6_network_is_its_slash_64() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    t.set_limits(Limits {
+        peers_per_network: 2,
+        ..Limits::NONE
+    });
+    for peer in ["[2001:db8:0:1::1]:1", "[2001:db8:0:1:ffff::2]:1"] {
+        announce_seeing(&mut t, 1, peer, false);
+    }
+    let (answer, _) = announce_seeing(&mut t, 1, "[2001:db8:0:1::3]:1", false);
+    assert_eq!(answer, leechers(2, 0));
+    let (answer, _) = announce_seeing(&mut t, 1, "[2001:db8:0:2::3]:1", false);
+    assert_eq!(answer, leechers(3, 0));
+    assert_eq!(t.totals().unstored, 1);
+}
+
+#[test]
 fn limits_are_shared_out_rounding_up() {
     let limits = Limits {
         peers: 10,
         torrents: 3,
+        peers_per_network: 5,
     };
     assert_eq!(
         limits.share(4),
         Limits {
             peers: 3,
-            torrents: 1
+            torrents: 1,
+            // One torrent's peers are all in one shard.
+            peers_per_network: 5,
         }
     );
     assert_eq!(Limits::NONE.share(256).peers, u64::MAX / 256 + 1);
@@ -611,6 +676,7 @@ fn restoring_peers_respects_the_access_list_and_the_limits() {
     t.set_limits(Limits {
         peers: 1,
         torrents: 1,
+        ..Limits::NONE
     });
     assert!(!t.restore(&other, 1, 0, 100), "not on the whitelist");
     assert!(!t.restore_peer(&other, &saved("10.0.0.1:1", true, false, 0), 100));

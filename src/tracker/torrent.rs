@@ -46,6 +46,23 @@ impl Torrent<'_> {
         }
     }
 
+    /// How many of its peers are in the network of `addr`: the same IPv4
+    /// address, or the same IPv6 /64 (what one subscriber is given).
+    pub fn peers_in_network(&self, addr: &Addr) -> usize {
+        let same_ip = |peers: &[super::peer::Peer4], ip: &[u8]| {
+            peers.iter().filter(|p| p.addr[..4] == *ip).count()
+        };
+        match (self, addr) {
+            (Torrent::One(t), Addr::V4(a)) => same_ip(t.peers(), &a[..4]),
+            (Torrent::Two(t), Addr::V4(a)) => same_ip(t.peers(), &a[..4]),
+            (Torrent::Crowd(t), Addr::V4(a)) => t.v4.count_prefix(&a[..4]),
+            (Torrent::Crowd(t), Addr::V6(a)) => {
+                t.v6.as_ref().map_or(0, |v6| v6.count_prefix(&a[..8]))
+            }
+            (Torrent::One(_) | Torrent::Two(_), Addr::V6(_)) => 0,
+        }
+    }
+
     /// Calls `visit` with every peer's compact address and mark.
     pub fn visit_peers(&self, visit: &mut impl FnMut(Addr, Mark)) {
         match self {
