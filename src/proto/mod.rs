@@ -15,6 +15,9 @@ pub mod query;
 pub mod response;
 pub mod udp;
 
+#[cfg(test)]
+mod mutation_tests;
+
 use std::fmt;
 
 /// A torrent's 20-byte info hash (BitTorrent v1, or a v2 hash truncated to
