@@ -38,6 +38,7 @@ commands:
   wait        wait until a running tracker answers
   floor       serve BEP 15 statelessly (fixed replies, no state) until
               killed: the cheapest possible server, to read trackers against
+              (--batched: the same, moving datagrams in batches)
 
 swarm (hashes, udp, http):
   --torrents N      torrents (1000000)       --peers N      peers (2000000)
@@ -57,7 +58,8 @@ load (udp, http):
   --server-pid PID  report the server's CPU time per response and memory
 fullscrape: --target ADDR [--gzip] [--server-pid PID] [--timeout SECS]
 startup:    --udp ADDR --tcp ADDR [--repeat N] [--timeout SECS] -- COMMAND...
-floor:      --listen ADDR (a UDP address)
+floor:      --listen ADDR (a UDP address) [--batched: UDP in batches of 32,
+            recvmmsg/sendmmsg; IPv4]
 wait:       --udp ADDR --tcp ADDR [--timeout SECS] [--announce [swarm options]]
             (--announce: until the swarm's first peer is accepted, for
             trackers that load a whitelist in the background)
