@@ -123,12 +123,14 @@ if ((QUICK && SCALE)); then
     exit 2
 elif ((QUICK)); then
     TORRENTS=100000 PEERS=200000 DURATION=3 STARTUP_RUNS=3 CROSS_WARM=5 CROSS_SPAN=5
+    UDP_PAIRS=2
 elif ((SCALE)); then
     # The prefill is what is measured; the phase after it is a formality.
     TORRENTS=$((SCALE / 2 > 0 ? SCALE / 2 : 1)) PEERS=$SCALE DURATION=1 STARTUP_RUNS=0
-    CROSS_CHECK=0 SKIP_FLOOR=1
+    CROSS_CHECK=0 SKIP_FLOOR=1 UDP_PAIRS=1
 else
     TORRENTS=1000000 PEERS=2000000 DURATION=15 STARTUP_RUNS=5 CROSS_WARM=30 CROSS_SPAN=30
+    UDP_PAIRS=3
 fi
 # loadgen gives each client address at most 64000 peers (ports).
 CLIENTS=$(((PEERS + 63999) / 64000 > 64 ? (PEERS + 63999) / 64000 : 64))
@@ -440,6 +442,26 @@ probes() {
     has "$tracker" udp-only || printf '%s\0' --tcp "$address"
 }
 
+# Starts TRACKER on 127.0.0.1:PORT, pinned to the server core, its output
+# in LOG_FILE; SERVER_PID is then its PID. Fails, with nothing left running,
+# when it does not answer within a minute.
+start_server() {
+    local tracker=$1 port=$2 log_file=$3
+    local -a command=() probe=()
+    prepare_server "$tracker" "$port"
+    mapfile -d '' -t command < <(server_command "$tracker" "$port")
+    mapfile -d '' -t probe < <(probes "$tracker" "127.0.0.1:$port")
+    # ip netns exec and taskset exec, so $! is the server's own PID.
+    "${IN_NET[@]}" taskset -c "$SERVER_CORE" "${command[@]}" >"$log_file" 2>&1 &
+    SERVER_PID=$!
+    # --announce: Debian's tracker refuses every torrent until its whitelist,
+    # read in the background, is loaded.
+    if ! load "$tracker" wait "${probe[@]}" --timeout 60 --announce "${SWARM[@]}"; then
+        stop_server
+        return 1
+    fi
+}
+
 stop_server() {
     local waited=0
     [[ -n $SERVER_PID ]] || return 0
@@ -511,20 +533,13 @@ measure() {
 
     prepare_server "$tracker" "$port"
     mapfile -d '' -t command < <(server_command "$tracker" "$port")
-    mapfile -d '' -t probe < <(probes "$tracker" "$target")
     log "$tracker: $(quoted "${command[@]}")"
     local -a shown=("${command[@]}")
     [[ ${shown[0]} != "$LOADGEN" ]] || shown[0]=loadgen
     COMMANDS+=("$(quoted taskset -c "$SERVER_CORE" "${shown[@]}")")
-    # ip netns exec and taskset exec, so $! is the server's own PID.
-    "${IN_NET[@]}" taskset -c "$SERVER_CORE" "${command[@]}" >"$WORK/$tracker.log" 2>&1 &
-    SERVER_PID=$!
-    # --announce: Debian's tracker refuses every torrent until its whitelist,
-    # read in the background, is loaded.
-    if ! load "$tracker" wait "${probe[@]}" --timeout 60 --announce "${SWARM[@]}"; then
+    if ! start_server "$tracker" "$port" "$WORK/$tracker.log"; then
         log "$tracker: did not come up; its output:"
         sed 's/^/    /' "$WORK/$tracker.log" >&2
-        stop_server
         return
     fi
     sleep 1
@@ -676,22 +691,14 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # appears and when the last one of the window does, and divided by the
 # responses of the reports between.
 cross_check() {
-    local tracker=$1 index=$2 port target config output load_pid reports=0
+    local tracker=$1 index=$2 port config output load_pid reports=0
     local ticks0='' ticks1='' t0='' t1='' deadline
     local first=$((CROSS_WARM / 5)) last=$(((CROSS_WARM + CROSS_SPAN) / 5))
-    local -a command=() probe=()
     port=$((BASE_PORT + 2 * index))
     port_free "$port" || die "port $port is in use"
-    target=127.0.0.1:$port
-    prepare_server "$tracker" "$port"
-    mapfile -d '' -t command < <(server_command "$tracker" "$port")
-    mapfile -d '' -t probe < <(probes "$tracker" "$target")
     log "$tracker: cross-check under aquatic_udp_load_test, ${CROSS_WARM}s warm-up, ${CROSS_SPAN}s measured"
-    "${IN_NET[@]}" taskset -c "$SERVER_CORE" "${command[@]}" >"$WORK/$tracker.cross-check.log" 2>&1 &
-    SERVER_PID=$!
-    if ! load "$tracker" wait "${probe[@]}" --timeout 60 --announce "${SWARM[@]}"; then
+    if ! start_server "$tracker" "$port" "$WORK/$tracker.cross-check.log"; then
         R[$tracker.xudp.failed]="did not come up"
-        stop_server
         return
     fi
     config=$WORK/aquatic-load.$port.toml
@@ -746,6 +753,37 @@ cross_check() {
     stop_server
 }
 
+# The UDP phase again for ours and upstream, alternately, each restarted
+# and prefilled every time: pairs 2 to UDP_PAIRS, filed under
+# R[ours@N.udp.*] and R[upstream@N.udp.*] (pair 1 is the main phase). The
+# machine drifts over minutes, and so does a ratio of two runs minutes
+# apart; the pairs show how far within one sitting, and their median is
+# steadier than any one of them.
+udp_pairs() {
+    local pair tracker index port
+    for ((pair = 2; pair <= UDP_PAIRS; pair++)); do
+        for tracker in ours upstream; do
+            index=$(index_of "$tracker")
+            port=$((BASE_PORT + 2 * index))
+            port_free "$port" || die "port $port is in use"
+            log "$tracker: UDP phase again, pair $pair of $UDP_PAIRS"
+            start_server "$tracker" "$port" "$WORK/$tracker.pair$pair.log" || continue
+            load "$tracker@$pair" udp --target "127.0.0.1:$port" "${SWARM[@]}" --prefill \
+                --in-flight "$UDP_IN_FLIGHT" --duration "$DURATION" \
+                --server-pid "$SERVER_PID" || true
+            stop_server
+        done
+    done
+}
+
+# NAMES' index of TRACKER.
+index_of() {
+    local i
+    for i in "${!NAMES[@]}"; do
+        [[ ${NAMES[$i]} != "$1" ]] || echo "$i"
+    done
+}
+
 # Share of both cores that other processes used over two seconds: the report
 # says how quiet the machine was.
 background_load() {
@@ -774,6 +812,9 @@ log "other processes used $BACKGROUND % of the CPUs just before the run"
 for i in "${!NAMES[@]}"; do
     measure "${NAMES[$i]}" "$i"
 done
+if [[ -n ${KIND[ours]:-} && -n ${KIND[upstream]:-} ]]; then
+    udp_pairs
+fi
 if [[ -n $AQUATIC_LOAD ]]; then
     # Debian's tracker allows the cross-check's torrents instead.
     [[ -z ${KIND[debian]:-} ]] || FLAGS[debian]="-f $WORK/debian/cross-check.conf"
@@ -940,6 +981,42 @@ udp_bound_reach() {
     fi
 }
 
+# Pair N's R key prefix for TRACKER: the main phase is pair 1.
+pair_key() { [[ $2 == 1 ]] && echo "$1" || echo "$1@$2"; }
+
+# Files the median of the alternating pairs' ratios, ours / upstream UDP
+# µs per response, under R[udp.pairs.median] (and how many pairs had both
+# figures under R[udp.pairs.count]).
+udp_pairs_median() {
+    local pair figure
+    local -a ratios=()
+    for ((pair = 1; pair <= UDP_PAIRS; pair++)); do
+        figure=$(calc '"%.4f", a / b' "$(pair_key ours "$pair").udp.cpu_us_per_response" \
+            "$(pair_key upstream "$pair").udp.cpu_us_per_response")
+        [[ $figure == n/a ]] || ratios+=("$figure")
+    done
+    ((${#ratios[@]} > 1)) || return 0
+    R[udp.pairs.count]=${#ratios[@]}
+    R[udp.pairs.median]=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '
+        { v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+}
+
+# The alternating pairs' table: each pair's µs per response and ratio.
+udp_pair_rows() {
+    local pair ours upstream
+    echo "| pair | ours µs/response | upstream µs/response | ours / upstream |"
+    echo "|---|---:|---:|---:|"
+    for ((pair = 1; pair <= UDP_PAIRS; pair++)); do
+        ours=$(pair_key ours "$pair").udp.cpu_us_per_response
+        upstream=$(pair_key upstream "$pair").udp.cpu_us_per_response
+        echo "| $pair$([[ $pair == 1 ]] && echo ' (the UDP phase above)') | $(v "$ours") | $(v "$upstream") | $(ratio "$ours" "$upstream") |"
+    done
+    if [[ -n ${R[udp.pairs.median]:-} ]]; then
+        echo
+        echo "Median of the ${R[udp.pairs.count]} ratios: $(calc '"%.2f", a' udp.pairs.median)."
+    fi
+}
+
 target_rows() {
     if [[ -z ${KIND[ours]:-} ]]; then
         echo "Ours was not measured: no targets to read."
@@ -948,6 +1025,10 @@ target_rows() {
     echo "| target | bound | this sitting | met |"
     echo "|---|---:|---:|---|"
     udp_target_rows udp
+    if [[ -n ${R[udp.pairs.median]:-} ]]; then
+        target_row "UDP µs/response, ours / upstream (measured, median of ${R[udp.pairs.count]} alternating pairs)" 0.65 \
+            "a" udp.pairs.median "" le
+    fi
     http_target_rows http http-keepalive
     if [[ -n ${KIND[upstream]:-} ]]; then
         target_row "peak RSS after $TORRENTS torrents / $PEERS peers, ours / upstream (measured)" 0.6 \
@@ -1230,6 +1311,7 @@ scale_report() {
 }
 
 mkdir -p "$(dirname "$OUTPUT")"
+udp_pairs_median
 if ((SCALE)); then
     scale_report >"$OUTPUT"
     log "wrote $OUTPUT"
@@ -1287,6 +1369,17 @@ fi
     echo
     target_rows
     echo
+    if ((UDP_PAIRS > 1)) && [[ -n ${KIND[ours]:-} && -n ${KIND[upstream]:-} ]]; then
+        echo "## UDP: ours and upstream in alternating pairs"
+        echo
+        echo "The UDP phase of ours and of upstream again, alternately, each tracker"
+        echo "restarted and prefilled every time, $UDP_PAIRS pairs in all (the first is the"
+        echo "phase measured with the others). Machines drift over minutes, and a ratio of"
+        echo "two runs minutes apart with them; the pairs show how far within one sitting."
+        echo
+        udp_pair_rows
+        echo
+    fi
     if [[ -n $AQUATIC_LOAD ]]; then
         echo "## Cross-check: UDP under aquatic_udp_load_test"
         echo
