@@ -10,7 +10,7 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: bench/run.sh [--quick | --scale PEERS] [--tracker NAME=PATH]... [--upstream PATH] [--aquatic PATH]
-                    [--aquatic-load PATH] [--no-cross-check]
+                    [--aquatic-load PATH] [--no-cross-check] [--udp-pairs N]
                     [--skip-ours] [--skip-debian] [--skip-floor]
                     [--no-install] [--wait-quiet SECS] [--output FILE]
                     [--host-network]
@@ -33,6 +33,10 @@ usage: bench/run.sh [--quick | --scale PEERS] [--tracker NAME=PATH]... [--upstre
                        (default: the one next to --aquatic's binary, where
                        bench/aquatic.sh puts it)
   --no-cross-check     skip that cross-check, and the HTTP one under wrk
+  --udp-pairs N        with --upstream: measure ours' and upstream's UDP phase
+                       in N alternating pairs, each tracker restarted and
+                       prefilled every time (3; --quick 2; 1: the main phase
+                       only), and report their ratios' median
   --skip-ours          do not build or measure this repository's tracker
   --skip-debian        do not measure Debian's opentracker package
   --skip-floor         do not measure the floors: `loadgen floor`, a stateless
@@ -62,6 +66,7 @@ CROSS_CHECK=1
 INSTALL=1
 HOST_NETWORK=0
 WAIT_QUIET=0
+PAIRS_ASKED=
 OUTPUT=
 EXTRA=()
 while (($#)); do
@@ -98,6 +103,11 @@ while (($#)); do
         shift
         ;;
     --no-cross-check) CROSS_CHECK=0 ;;
+    --udp-pairs)
+        [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }
+        PAIRS_ASKED=$2
+        shift
+        ;;
     --wait-quiet)
         [[ ${2:-} =~ ^[0-9]+$ ]] || { usage >&2; exit 2; }
         WAIT_QUIET=$2
@@ -132,6 +142,7 @@ else
     TORRENTS=1000000 PEERS=2000000 DURATION=15 STARTUP_RUNS=5 CROSS_WARM=30 CROSS_SPAN=30
     UDP_PAIRS=3
 fi
+((SCALE)) || UDP_PAIRS=${PAIRS_ASKED:-$UDP_PAIRS}
 # loadgen gives each client address at most 64000 peers (ports).
 CLIENTS=$(((PEERS + 63999) / 64000 > 64 ? (PEERS + 63999) / 64000 : 64))
 if ((SCALE)); then
