@@ -7,7 +7,7 @@
 //!   connection ids). No sockets, clocks or randomness.
 //! - [`tracker`]: swarm state, pure; time comes in as an argument and peers
 //!   go out in compact form into caller buffers.
-//! - [`stats`]: counters and upstream's `/stats` formats.
+//! - [`stats`]: counters, upstream's `/stats` formats, announces by client.
 //! - [`state`]: the state file's lines, for warm restarts.
 //! - [`rate_limit`]: requests per network and second, shared by threads.
 //! - [`config`]: defaults, TOML, upstream's `opentracker.conf`, the CLI.

@@ -758,3 +758,71 @@ fn external_ip_tells_each_client_its_address_when_asked() {
     let reply = http(tracker.v4(), &forwarded).bencode();
     assert_eq!(reply.bytes("external ip"), [203, 0, 113, 5]);
 }
+
+/// An HTTP announce of torrent 1 from `peer_id` (none when empty).
+fn announce_as(tracker: &Tracker, peer_id: &[u8], port: u16) {
+    let mut path = format!(
+        "/announce?info_hash={}&port={port}&left=0",
+        urlencode(&hash(1))
+    );
+    if !peer_id.is_empty() {
+        path += &format!("&peer_id={}", urlencode(peer_id));
+    }
+    assert_eq!(tracker.get(&path).status, 200, "{path}");
+}
+
+/// A UDP announce of torrent 2 from `peer_id`.
+fn udp_announce_as(tracker: &Tracker, peer_id: &[u8; 20]) {
+    let udp = Udp::new(tracker.v4());
+    let mut packet = Udp::announce_packet(udp.connect(), (&hash(2), 2000, 5, 0, 10));
+    packet[36..56].copy_from_slice(peer_id);
+    assert!(udp.exchange(&packet).is_some_and(|reply| reply.len() >= 20));
+}
+
+#[test]
+fn announces_are_counted_by_client_software() {
+    let tracker = Tracker::start("");
+    announce_as(&tracker, b"-TR4050-abcdefghijkl", 1000);
+    announce_as(&tracker, b"-TR4050-mnopqrstuvwx", 1001);
+    announce_as(&tracker, b"", 1002);
+    udp_announce_as(
+        &tracker,
+        b"-qB4630-\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c",
+    );
+    let response = tracker.get("/stats?mode=clients");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.text(),
+        "2\tTransmission\t4050\n1\tqBittorrent\t4630\n1\tunknown\t\n"
+    );
+    let metrics = tracker.get("/metrics").text();
+    for line in [
+        "# TYPE opentracker_announces_by_client_total counter",
+        "opentracker_announces_by_client_total{client=\"Transmission\",version=\"4050\"} 2",
+        "opentracker_announces_by_client_total{client=\"qBittorrent\",version=\"4630\"} 1",
+        "opentracker_announces_by_client_total{client=\"unknown\",version=\"\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} missing");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&tracker.get("/stats?mode=json").body).unwrap();
+    assert_eq!(
+        json["announces_by_client"][0],
+        serde_json::json!({"client": "Transmission", "version": "4050", "announces": 2})
+    );
+    // Announces answered by UDP worker threads are counted alike.
+    let workers = Tracker::launch(Launch {
+        listen: "udp_workers = 2".into(),
+        ..Launch::default()
+    });
+    for _ in 0..3 {
+        udp_announce_as(
+            &workers,
+            b"M7-4-3--\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c",
+        );
+    }
+    assert_eq!(
+        workers.get("/stats?mode=clients").text(),
+        "3\tMainline\t7.4.3\n"
+    );
+}

@@ -77,7 +77,7 @@ fn dashboards_and_alerts_use_exported_metrics() {
         assert!(names.len() > 5, "{file}: {names:?}");
         for name in names {
             // Present only where the network namespace tracks connections;
-            // the unit tests in src/stats.rs show them.
+            // the unit tests in src/stats/mod.rs show them.
             if name.starts_with("opentracker_conntrack_") {
                 continue;
             }

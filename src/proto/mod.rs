@@ -10,6 +10,7 @@ pub mod connection_id;
 pub mod http;
 pub mod params;
 pub mod passkey;
+pub mod peer_id;
 pub mod proxy_protocol;
 pub mod query;
 pub mod response;

@@ -136,6 +136,8 @@ pub enum StatsMode {
     Top100,
     /// The networks holding the most peers (upstream's "slash 24s").
     BusyNetworks,
+    /// Announces by client software (not upstream's).
+    Clients,
     Everything,
     /// The counters and totals as one JSON object (not upstream's).
     Json,
@@ -203,6 +205,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
         b"json" => StatsMode::Json,
         b"top100" => StatsMode::Top100,
         b"s24s" => StatsMode::BusyNetworks,
+        b"clients" => StatsMode::Clients,
         b"everything" => StatsMode::Everything,
         // Upstream never answers tpbs without a format; text is the evident intent.
         b"tpbs" => StatsMode::Tpbs(format.unwrap_or(TpbsFormat::Txt)),
@@ -292,6 +295,7 @@ mod tests {
         assert_eq!(stats(b""), Ok(StatsMode::Peer));
         assert_eq!(stats(b"mode=top10"), Ok(StatsMode::Top10));
         assert_eq!(stats(b"mode=s24s"), Ok(StatsMode::BusyNetworks));
+        assert_eq!(stats(b"mode=clients"), Ok(StatsMode::Clients));
         assert_eq!(
             stats(b"mode=tpbs&format=bin"),
             Ok(StatsMode::Tpbs(TpbsFormat::Bin))

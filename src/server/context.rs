@@ -347,7 +347,13 @@ impl Context {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         published.absorb(&self.counters);
-        self.counters = Counters::default();
+        // The client table keeps its allocation: this runs for every batch.
+        let mut clients = std::mem::take(&mut self.counters.clients);
+        clients.clear();
+        self.counters = Counters {
+            clients,
+            ..Counters::default()
+        };
     }
 
     /// This thread's counts plus every worker's published ones.

@@ -8,6 +8,7 @@ use super::full_scrape::{BodyKind, StreamedBody};
 use super::Context;
 use crate::proto::http::{self, RequestError, Route};
 use crate::proto::params::{self, ParamError, StatsMode};
+use crate::proto::peer_id::ClientTag;
 use crate::proto::response::{self, Connection, HttpError};
 use crate::proto::{bencode, SentHash};
 use crate::stats::{self, HttpErrorKind};
@@ -232,9 +233,15 @@ fn announce(
     };
     let outcome = ctx.announce(&announce, Families::Both);
     let interval = ctx.interval();
+    if outcome != Announced::NotAuthorized {
+        ctx.counters.tcp_announces += 1;
+        let client = params
+            .peer_id
+            .map_or_else(ClientTag::default, |id| ClientTag::of(&id));
+        ctx.counters.clients.count(client);
+    }
     match outcome {
         Announced::Ok { counts, completed } => {
-            ctx.counters.tcp_announces += 1;
             let external_ip = ctx.settings.external_ip.then_some(ip);
             let peers = (&ctx.peers4[..], &ctx.peers6[..]);
             bencode::announce(&mut ctx.body, counts, interval, peers, external_ip);
@@ -243,7 +250,6 @@ fn announce(
             }
         }
         Announced::Stopped { counts } => {
-            ctx.counters.tcp_announces += 1;
             bencode::stopped(&mut ctx.body, counts, interval, ip.is_ipv6());
         }
         Announced::NotAuthorized => {

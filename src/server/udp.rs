@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::context::CLIENT_BLOCKED;
 use super::Context;
+use crate::proto::peer_id::ClientTag;
 use crate::proto::{passkey, proxy_protocol, udp, InfoHash};
 use crate::sys::datagrams::Datagrams;
 use crate::tracker::{Announce, Announced, Families};
@@ -89,6 +90,7 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
         }
         udp::Request::Announce(announce) => {
             ctx.counters.udp_announces += 1;
+            (ctx.counters.clients).count(ClientTag::of(&announce.peer_id));
             let cap = if ip.is_ipv4() {
                 MAX_PEERS_V4
             } else {

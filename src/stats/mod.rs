@@ -6,6 +6,8 @@
 //! Two upstream bugs are fixed: `fscr` counts full scrapes (upstream always
 //! shows 0) and `herr` prints the counters its labels name.
 
+pub mod clients;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -16,6 +18,7 @@ use crate::sys::process::Usage;
 use crate::tracker::access_list::Sizes;
 use crate::tracker::pace::Pace;
 use crate::tracker::{ShardedTracker, Totals};
+use clients::ClientCounts;
 
 /// Upstream's HTTP error counter names, in its order.
 pub const HTTP_ERROR_NAMES: [&str; 9] = [
@@ -89,6 +92,9 @@ pub struct Counters {
     pub state_save_failures: u64,
     /// Unix second of the last completed save; 0 before the first.
     pub state_saved_at: u64,
+    /// Announces by client software, counted where `tcp_announces` and
+    /// `udp_announces` are.
+    pub clients: ClientCounts,
 }
 
 /// The list files SIGHUP re-reads, as counted in [`Counters`].
@@ -162,6 +168,7 @@ impl Counters {
         for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
             *total += count;
         }
+        self.clients.absorb(&other.clients);
     }
 
     /// Requests answered, for the STATUS line's requests/s.
@@ -296,6 +303,7 @@ pub fn render(
         StatsMode::Top10 => top(out, tracker, 10),
         StatsMode::Top100 => top(out, tracker, 100),
         StatsMode::BusyNetworks => busy_networks(out, tracker),
+        StatsMode::Clients => clients::render(out, &c.clients),
         StatsMode::Everything => everything(out, c, tracker, &totals, uptime),
         StatsMode::Busy | StatsMode::Json | StatsMode::Tpbs(_) | StatsMode::StateDump => {
             return false
@@ -450,6 +458,15 @@ pub fn json(c: &Counters, tracker: &ShardedTracker, readings: &Readings) -> Stri
         .copied()
         .zip(c.http_errors)
         .collect();
+    let clients: Vec<serde_json::Value> = (c.clients.rows().into_iter())
+        .map(|row| {
+            serde_json::json!({
+                "client": row.client,
+                "version": row.version,
+                "announces": row.announces,
+            })
+        })
+        .collect();
     let value = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": readings.uptime.seconds,
@@ -483,6 +500,7 @@ pub fn json(c: &Counters, tracker: &ShardedTracker, readings: &Readings) -> Stri
         },
         "lists": lists,
         "http_errors": http_errors,
+        "announces_by_client": clients,
         "resident_memory_bytes": readings.process.resident_bytes,
     });
     let mut text = value.to_string();
@@ -847,6 +865,20 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
         "counter",
         "HTTP error answers.",
         &errors,
+    );
+    // Client names and versions are printable as they are (see ClientTag).
+    let clients: Vec<(String, u64)> = (c.clients.rows().into_iter())
+        .map(|row| {
+            let labels = format!("{{client=\"{}\",version=\"{}\"}}", row.client, row.version);
+            (labels, row.announces)
+        })
+        .collect();
+    family(
+        out,
+        "announces_by_client_total",
+        "counter",
+        "Announces answered, by the client software the peer id names (the first 512 distinct client tags; any further as client=\"other\").",
+        &clients,
     );
 }
 
