@@ -10,8 +10,16 @@ use std::borrow::Cow;
 
 /// The client part of a peer id: its first eight bytes when they are a tag
 /// of a known style, zeros when not. Comparing and hashing it is one word.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClientTag([u8; 8]);
+
+impl std::hash::Hash for ClientTag {
+    // One word, where the derived hash would write a length and a slice:
+    // this runs for every announce.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from_ne_bytes(self.0));
+    }
+}
 
 /// Characters a client code or version may have. Anything else is junk or
 /// another style, and the tag is counted as unknown; it also keeps every tag
