@@ -826,3 +826,39 @@ fn announces_are_counted_by_client_software() {
         "3\tMainline\t7.4.3\n"
     );
 }
+
+/// The ports of compact IPv4 peers, sorted.
+fn ports_of(peers: &[u8]) -> Vec<u16> {
+    let mut ports: Vec<u16> = (peers.chunks(6))
+        .map(|p| u16::from_be_bytes([p[4], p[5]]))
+        .collect();
+    ports.sort_unstable();
+    ports
+}
+
+#[test]
+fn seeders_can_be_answered_with_leechers_only() {
+    let tracker = Tracker::start("[tracker]\nleechers_only_for_seeders = true\n");
+    for port in 1..=3 {
+        announce(&tracker, &hash(1), port, "");
+    }
+    for port in 11..=13 {
+        announce(&tracker, &hash(1), port, "&left=0");
+    }
+    let seeder = announce(&tracker, &hash(1), 20, "&left=0");
+    assert_eq!(ports_of(seeder.bytes("peers")), [1, 2, 3]);
+    assert_eq!((seeder.int("complete"), seeder.int("incomplete")), (4, 3));
+    let leecher = announce(&tracker, &hash(1), 21, "");
+    assert_eq!(
+        ports_of(leecher.bytes("peers")),
+        [1, 2, 3, 11, 12, 13, 20, 21]
+    );
+    let reply = Udp::new(tracker.v4()).announce(&hash(1), 30, 0, 0, 50);
+    assert_eq!(ports_of(&reply[20..]), [1, 2, 3, 21]);
+    // As upstream by default: seeders too.
+    let tracker = Tracker::start("");
+    announce(&tracker, &hash(1), 1, "");
+    announce(&tracker, &hash(1), 11, "&left=0");
+    let seeder = announce(&tracker, &hash(1), 20, "&left=0");
+    assert_eq!(ports_of(seeder.bytes("peers")), [1, 11, 20]);
+}

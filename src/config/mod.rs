@@ -233,6 +233,8 @@ pub struct TrackerSection {
     pub full_scrape: bool,
     /// Add "external ip" to HTTP announce replies (BEP 24).
     pub external_ip: bool,
+    /// Answer seeders with leechers only.
+    pub leechers_only_for_seeders: bool,
     /// The most peers and torrents stored; 0 for no limit.
     pub max_peers: u64,
     pub max_torrents: u64,
@@ -283,6 +285,7 @@ impl Default for TrackerSection {
             numwant_max: 200,
             full_scrape: true,
             external_ip: false,
+            leechers_only_for_seeders: false,
             max_peers: 0,
             max_torrents: 0,
             max_peers_per_network: 0,

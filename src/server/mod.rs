@@ -318,6 +318,7 @@ impl Server {
         }
         tracker.set_access_list(access);
         tracker.set_limits(config.tracker.limits());
+        tracker.set_leechers_only_for_seeders(config.tracker.leechers_only_for_seeders);
         let mut ctx = Context::new(&config, Arc::new(tracker));
         ctx.blocked_networks.replace(blocked_networks);
         ctx.passkeys.replace(passkeys);

@@ -254,7 +254,7 @@ impl<const N: usize> Buckets<N> {
     /// so an index's bucket is first guessed in proportion and then
     /// corrected by a step or two: cheaper than a binary search of the
     /// starts, and with branches that rarely mispredict.
-    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
+    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) -> usize {
         let last = self.buckets.len() - 1;
         // Buckets per peer in 32-bit fixed point.
         let scale = ((self.buckets.len() as u64) << 32) / self.len.max(1) as u64;
@@ -267,6 +267,6 @@ impl<const N: usize> Buckets<N> {
                 bucket += 1;
             }
             &self.buckets[bucket].peers()[index - self.starts[bucket] as usize]
-        });
+        })
     }
 }

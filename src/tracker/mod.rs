@@ -187,6 +187,8 @@ pub struct Tracker {
     completed: u64,
     renew: [u64; RENEW_BUCKETS],
     limits: Limits,
+    /// Seeders are sent leechers only (`tracker.leechers_only_for_seeders`).
+    leechers_only_for_seeders: bool,
     unstored: u64,
     /// Where the sweep resumes: a hash in the last leaf it swept.
     sweep_cursor: Option<[u8; 20]>,
@@ -222,6 +224,7 @@ impl Tracker {
             completed: 0,
             renew: [0; RENEW_BUCKETS],
             limits: Limits::NONE,
+            leechers_only_for_seeders: false,
             unstored: 0,
             sweep_cursor: None,
         }
@@ -231,6 +234,12 @@ impl Tracker {
     /// past a lowered limit stay until they expire.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Whether a seeder's announce is answered with leechers only: another
+    /// seeder has nothing for it. Upstream sends seeders too (last).
+    pub fn set_leechers_only_for_seeders(&mut self, leechers_only: bool) {
+        self.leechers_only_for_seeders = leechers_only;
     }
 
     /// Changes how long a peer is kept without announcing, up to
@@ -292,6 +301,7 @@ impl Tracker {
                 (Families::Own, IpAddr::V6(_)) => (0, request.numwant),
             }
         };
+        let leechers_only = request.seeding && self.leechers_only_for_seeders;
         let limits = self.limits;
         if self.peers >= limits.peers
             || self.index.len() >= limits.torrents
@@ -318,7 +328,13 @@ impl Tracker {
                         completed: false,
                     };
                 };
-                torrent.sample_into(quotas(&torrent), &mut self.rng, peers4, peers6);
+                torrent.sample_into(
+                    quotas(&torrent),
+                    leechers_only,
+                    &mut self.rng,
+                    peers4,
+                    peers6,
+                );
                 return Announced::Ok {
                     counts: torrent.counts(),
                     completed: false,
@@ -329,7 +345,13 @@ impl Tracker {
         let (updated, slot, new_torrent) = leaf.announce(hash, addr, &visit);
         let torrent = leaf.get(slot);
         let counts = torrent.counts();
-        torrent.sample_into(quotas(&torrent), &mut self.rng, peers4, peers6);
+        torrent.sample_into(
+            quotas(&torrent),
+            leechers_only,
+            &mut self.rng,
+            peers4,
+            peers6,
+        );
         if new_torrent {
             self.index.added();
         }

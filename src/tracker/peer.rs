@@ -216,11 +216,11 @@ impl<const N: usize> PeerList<N> {
     }
 
     /// Appends up to `quota` distinct peers to `out`, leechers first, then
-    /// seeders (see [`sample_indexed`]).
-    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
+    /// seeders (see [`sample_indexed`]); returns how many leechers it wrote.
+    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) -> usize {
         sample_indexed(self.peers.len(), quota, rng, out, |index| {
             &self.peers[index]
-        });
+        })
     }
 }
 
@@ -228,7 +228,8 @@ impl<const N: usize> PeerList<N> {
 const SAMPLE_RUN: usize = 4;
 
 /// Appends up to `quota` distinct peers of the `count` that `peer_at` finds
-/// by index to `out`, leechers first, then seeders. With more than `quota`
+/// by index to `out`, leechers first, then seeders, and returns how many
+/// leechers it wrote. With more than `quota`
 /// the sample is stratified: the peers, rotated by a random offset, are cut
 /// into equal slices, and each slice gives one random peer, or, with at
 /// least twice as many peers as wanted, a run of up to [`SAMPLE_RUN`]
@@ -240,13 +241,12 @@ pub fn sample_indexed<'a, const N: usize>(
     rng: &mut fastrand::Rng,
     out: &mut Vec<u8>,
     peer_at: impl Fn(usize) -> &'a Peer<N>,
-) {
+) -> usize {
     if quota == 0 || count == 0 {
-        return;
+        return 0;
     }
     if quota >= count {
-        write_leechers_first(0..count, peer_at, out);
-        return;
+        return write_leechers_first(0..count, peer_at, out);
     }
     let offset = rng.usize(..count);
     // A sparse sample is taken in runs of neighbours, each run from a slice
@@ -287,10 +287,11 @@ pub fn sample_indexed<'a, const N: usize>(
         chosen_vec.extend(picks.map(&peer_at));
         &chosen_vec
     };
-    write_leechers_first(0..quota, |at| picked[at], out);
+    write_leechers_first(0..quota, |at| picked[at], out)
 }
 
-/// Writes the peers at `indices` to `out`, leechers first. Each address
+/// Writes the peers at `indices` to `out`, leechers first, and returns how
+/// many leechers there were. Each address
 /// goes to the front (a leecher) or the back (a seeder) of the space made
 /// for them, picked without a branch: to the branch predictor the seeding
 /// flags of a random sample are coin tosses, and a mispredicted branch
@@ -299,7 +300,7 @@ fn write_leechers_first<'a, const N: usize>(
     indices: impl ExactSizeIterator<Item = usize>,
     peer_at: impl Fn(usize) -> &'a Peer<N>,
     out: &mut Vec<u8>,
-) {
+) -> usize {
     let start = out.len();
     let (mut front, mut back) = (0, indices.len());
     out.resize(start + back * N, 0);
@@ -312,15 +313,18 @@ fn write_leechers_first<'a, const N: usize>(
         front += usize::from(!seeding);
         area[slot * N..slot * N + N].copy_from_slice(&peer.addr);
     }
+    front
 }
 
-/// Writes every peer of `peers`, leechers first.
-pub fn write_all<const N: usize>(peers: &[Peer<N>], out: &mut Vec<u8>) {
+/// Writes every peer of `peers`, leechers first; returns how many leechers
+/// there were.
+pub fn write_all<const N: usize>(peers: &[Peer<N>], out: &mut Vec<u8>) -> usize {
     for seeding in [false, true] {
         for peer in peers.iter().filter(|p| p.mark.seeding() == seeding) {
             out.extend_from_slice(&peer.addr);
         }
     }
+    peers.iter().filter(|p| !p.mark.seeding()).count()
 }
 
 /// Peers dropped by an expiry or removal.

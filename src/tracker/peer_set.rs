@@ -133,8 +133,9 @@ impl<const N: usize> PeerSet<N> {
     }
 
     /// Appends up to `quota` distinct peers to `out`, leechers first; a
-    /// fair random sample when there are more.
-    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
+    /// fair random sample when there are more. Returns how many leechers
+    /// it wrote.
+    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) -> usize {
         match self {
             PeerSet::Flat(list) => list.sample_into(quota, rng, out),
             PeerSet::Bucketed(buckets) => buckets.sample_into(quota, rng, out),

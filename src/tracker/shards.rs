@@ -79,6 +79,13 @@ impl ShardedTracker {
         }
     }
 
+    /// See [`Tracker::set_leechers_only_for_seeders`].
+    pub fn set_leechers_only_for_seeders(&self, leechers_only: bool) {
+        for shard in self.shards.iter() {
+            lock(shard).set_leechers_only_for_seeders(leechers_only);
+        }
+    }
+
     /// See [`Tracker::set_peer_timeout`].
     pub fn set_peer_timeout(&self, seconds: u32) {
         for shard in self.shards.iter() {

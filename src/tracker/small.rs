@@ -159,12 +159,12 @@ impl<const N: usize> Small<N> {
     }
 
     /// Appends up to `quota` of the peers to `out`, leechers first; with
-    /// fewer slots than peers, a random subset.
-    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) {
+    /// fewer slots than peers, a random subset. Returns how many leechers
+    /// it wrote.
+    pub fn sample_into(&self, quota: usize, rng: &mut fastrand::Rng, out: &mut Vec<u8>) -> usize {
         let peers = self.peers();
         if quota >= peers.len() {
-            write_all(peers, out);
-            return;
+            return write_all(peers, out);
         }
         let mut picked = [EMPTY_SLOT; N];
         let mut pool = self.slots;
@@ -173,7 +173,7 @@ impl<const N: usize> Small<N> {
             pool.swap(taken, at);
             *slot = pool[taken];
         }
-        write_all(&picked[..quota], out);
+        write_all(&picked[..quota], out)
     }
 }
 

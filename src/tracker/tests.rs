@@ -687,3 +687,51 @@ fn restoring_peers_respects_the_access_list_and_the_limits() {
     t.set_access_list(AccessList::open());
     assert!(!t.restore(&other, 1, 0, 100), "the torrent limit");
 }
+
+/// The `n`th test peer of [`seeders_may_get_leechers_only`], and back.
+fn nth_peer(n: usize) -> String {
+    format!("10.0.{}.{}:6881", n / 250, n % 250 + 1)
+}
+
+fn peer_number(compact: &[u8]) -> usize {
+    usize::from(compact[2]) * 250 + usize::from(compact[3]) - 1
+}
+
+#[test]
+fn seeders_may_get_leechers_only() {
+    // (peers, of which leechers): inline torrents, a crowd, bucketed crowds.
+    for (peers, leechers) in [(1, 1), (2, 1), (2, 0), (12, 3), (5000, 40), (5000, 4000)] {
+        let mut t = Tracker::new(TIMEOUTS, 3);
+        t.set_leechers_only_for_seeders(true);
+        for n in 0..peers {
+            announce_seeing(&mut t, 7, &nth_peer(n), n >= leechers);
+        }
+        let (_, got) = announce_seeing(&mut t, 7, "192.0.2.1:1", true);
+        let numbers: Vec<usize> = got.chunks(6).map(peer_number).collect();
+        assert!(
+            numbers.iter().all(|&n| n < leechers),
+            "{peers}/{leechers}: {numbers:?}"
+        );
+        let distinct: std::collections::BTreeSet<_> = numbers.iter().collect();
+        assert_eq!(distinct.len(), numbers.len());
+        match (peers, leechers) {
+            // A swarm of seeders has few leechers to find in a bounded draw.
+            (5000, 40) => assert!(numbers.len() <= 50),
+            (5000, _) => assert!((40..=50).contains(&numbers.len()), "{}", numbers.len()),
+            _ => assert_eq!(numbers.len(), leechers),
+        }
+        // A leecher still gets seeders as well.
+        let (_, got) = announce_seeing(&mut t, 7, "192.0.2.2:1", false);
+        let seeders_sent = got
+            .chunks(6)
+            .filter(|p| p[0] == 10 && peer_number(p) >= leechers);
+        assert_eq!(seeders_sent.count() > 0, peers > leechers);
+    }
+    // By default, as upstream, seeders are sent to seeders too.
+    let mut t = Tracker::new(TIMEOUTS, 3);
+    for n in 0..12 {
+        announce_seeing(&mut t, 7, &nth_peer(n), n >= 3);
+    }
+    let (_, got) = announce_seeing(&mut t, 7, "192.0.2.1:1", true);
+    assert_eq!(got.len(), 13 * 6);
+}

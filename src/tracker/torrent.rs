@@ -101,23 +101,83 @@ impl Torrent<'_> {
         }
     }
 
-    /// Writes up to `quotas` peers of each family into `out4` and `out6`.
+    /// Writes up to `quotas` peers of each family into `out4` and `out6`,
+    /// leechers first; with `leechers_only`, leechers alone (for a seeder,
+    /// who has no use for other seeders).
     pub fn sample_into(
         &self,
         quotas: (usize, usize),
+        leechers_only: bool,
         rng: &mut fastrand::Rng,
         out4: &mut Vec<u8>,
         out6: &mut Vec<u8>,
     ) {
+        let pick = Pick { leechers_only, rng };
         match self {
-            Torrent::One(t) => t.sample_into(quotas.0, rng, out4),
-            Torrent::Two(t) => t.sample_into(quotas.0, rng, out4),
+            Torrent::One(t) => {
+                let leechers = t.counts().leechers;
+                pick.list::<6>(t.count(), leechers, quotas.0, out4, |q, r, o| {
+                    t.sample_into(q, r, o)
+                });
+            }
+            Torrent::Two(t) => {
+                let leechers = t.counts().leechers;
+                pick.list::<6>(t.count(), leechers, quotas.0, out4, |q, r, o| {
+                    t.sample_into(q, r, o)
+                });
+            }
             Torrent::Crowd(t) => {
-                t.v4.sample_into(quotas.0, rng, out4);
+                let v4 = &t.v4;
+                let pick = pick.list::<6>(v4.len(), v4.leechers(), quotas.0, out4, |q, r, o| {
+                    v4.sample_into(q, r, o)
+                });
                 if let Some(v6) = &t.v6 {
-                    v6.sample_into(quotas.1, rng, out6);
+                    pick.list::<18>(v6.len(), v6.leechers(), quotas.1, out6, |q, r, o| {
+                        v6.sample_into(q, r, o)
+                    });
                 }
             }
         }
+    }
+}
+
+/// How many more peers than wanted a sample for leechers only may draw, so
+/// that a swarm of seeders costs a bounded amount.
+const LEECHER_DRAW: usize = 4;
+
+/// A sample of one peer list at a time.
+struct Pick<'r> {
+    leechers_only: bool,
+    rng: &'r mut fastrand::Rng,
+}
+
+impl<'r> Pick<'r> {
+    /// Samples `quota` of a list of `count` peers of `N` address bytes,
+    /// `leechers` of them
+    /// leechers, with `sample` (which writes leechers first and says how
+    /// many it wrote). For leechers only it draws as many peers as should
+    /// hold `quota` leechers, up to [`LEECHER_DRAW`] times `quota`, and
+    /// keeps the leechers. Returns itself for the next list.
+    fn list<const N: usize>(
+        self,
+        count: usize,
+        leechers: u32,
+        quota: usize,
+        out: &mut Vec<u8>,
+        sample: impl FnOnce(usize, &mut fastrand::Rng, &mut Vec<u8>) -> usize,
+    ) -> Pick<'r> {
+        if !self.leechers_only {
+            sample(quota, self.rng, out);
+            return self;
+        }
+        let leechers = leechers as usize;
+        if leechers == 0 || quota == 0 {
+            return self;
+        }
+        let start = out.len();
+        let draw = (quota * count).div_ceil(leechers).min(quota * LEECHER_DRAW);
+        let written = sample(draw, self.rng, out);
+        out.truncate(start + written.min(quota) * N);
+        self
     }
 }
