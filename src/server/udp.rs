@@ -90,7 +90,6 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
         }
         udp::Request::Announce(announce) => {
             ctx.counters.udp_announces += 1;
-            (ctx.counters.clients).count(ClientTag::of(&announce.peer_id));
             let cap = if ip.is_ipv4() {
                 MAX_PEERS_V4
             } else {
@@ -104,6 +103,9 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
                 numwant: announce.numwant.min(cap) as usize,
             };
             let outcome = ctx.announce(&request, Families::Own);
+            if outcome != Announced::NotAuthorized {
+                (ctx.counters.clients).count(ClientTag::of(&announce.peer_id));
+            }
             let interval = ctx.interval();
             match outcome {
                 Announced::Ok { counts, completed } => {

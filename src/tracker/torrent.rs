@@ -152,12 +152,12 @@ struct Pick<'r> {
 }
 
 impl<'r> Pick<'r> {
-    /// Samples `quota` of a list of `count` peers of `N` address bytes,
-    /// `leechers` of them
-    /// leechers, with `sample` (which writes leechers first and says how
-    /// many it wrote). For leechers only it draws as many peers as should
-    /// hold `quota` leechers, up to [`LEECHER_DRAW`] times `quota`, and
-    /// keeps the leechers. Returns itself for the next list.
+    /// Samples `quota` of a list of `count` peers (`leechers` of them
+    /// leechers, `N` address bytes each) with `sample`, which writes
+    /// leechers first and says how many it wrote. For leechers only it
+    /// draws as many peers as should hold `quota` leechers, at most
+    /// [`LEECHER_DRAW`] times `quota`, and keeps the leechers. Returns
+    /// itself for the next list.
     fn list<const N: usize>(
         self,
         count: usize,
