@@ -727,6 +727,15 @@ fn seeders_may_get_leechers_only() {
             .filter(|p| p[0] == 10 && peer_number(p) >= leechers);
         assert_eq!(seeders_sent.count() > 0, peers > leechers);
     }
+    // IPv6 peers of a crowd likewise.
+    let mut t = Tracker::new(TIMEOUTS, 3);
+    t.set_leechers_only_for_seeders(true);
+    for n in 0..12 {
+        announce_seeing(&mut t, 7, &format!("[2001:db8::{n:x}]:6881"), n >= 3);
+    }
+    let (_, got) = announce_seeing(&mut t, 7, "[2001:db8::ff]:1", true);
+    let hosts: Vec<u8> = got.chunks(18).map(|p| p[15]).collect();
+    assert_eq!(hosts, [0, 1, 2]);
     // By default, as upstream, seeders are sent to seeders too.
     let mut t = Tracker::new(TIMEOUTS, 3);
     for n in 0..12 {
