@@ -293,15 +293,17 @@ impl Tracker {
             key: self.bucket_key,
         };
         let hash = &request.info_hash.0;
-        let quotas = |torrent: &Torrent| {
+        let leechers_only = request.seeding && self.leechers_only_for_seeders;
+        let rng = &mut self.rng;
+        let mut sample = |torrent: &Torrent| {
             let (have4, have6) = torrent.have();
-            match (families, ip) {
+            let quotas = match (families, ip) {
                 (Families::Both, _) => split_quota(request.numwant, have4, have6),
                 (Families::Own, IpAddr::V4(_)) => (request.numwant, 0),
                 (Families::Own, IpAddr::V6(_)) => (0, request.numwant),
-            }
+            };
+            torrent.sample_into(quotas, leechers_only, rng, peers4, peers6);
         };
-        let leechers_only = request.seeding && self.leechers_only_for_seeders;
         let limits = self.limits;
         if self.peers >= limits.peers
             || self.index.len() >= limits.torrents
@@ -328,13 +330,7 @@ impl Tracker {
                         completed: false,
                     };
                 };
-                torrent.sample_into(
-                    quotas(&torrent),
-                    leechers_only,
-                    &mut self.rng,
-                    peers4,
-                    peers6,
-                );
+                sample(&torrent);
                 return Announced::Ok {
                     counts: torrent.counts(),
                     completed: false,
@@ -345,13 +341,7 @@ impl Tracker {
         let (updated, slot, new_torrent) = leaf.announce(hash, addr, &visit);
         let torrent = leaf.get(slot);
         let counts = torrent.counts();
-        torrent.sample_into(
-            quotas(&torrent),
-            leechers_only,
-            &mut self.rng,
-            peers4,
-            peers6,
-        );
+        sample(&torrent);
         if new_torrent {
             self.index.added();
         }
