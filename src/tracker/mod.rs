@@ -296,7 +296,12 @@ impl Tracker {
         let leechers_only = request.seeding && self.leechers_only_for_seeders;
         let rng = &mut self.rng;
         let mut sample = |torrent: &Torrent| {
-            let (have4, have6) = torrent.have();
+            // A seeder sent leechers only has them split between families.
+            let (have4, have6) = if leechers_only {
+                torrent.leechers_held()
+            } else {
+                torrent.have()
+            };
             let quotas = match (families, ip) {
                 (Families::Both, _) => split_quota(request.numwant, have4, have6),
                 (Families::Own, IpAddr::V4(_)) => (request.numwant, 0),

@@ -736,6 +736,18 @@ fn seeders_may_get_leechers_only() {
     let (_, got) = announce_seeing(&mut t, 7, "[2001:db8::ff]:1", true);
     let hosts: Vec<u8> = got.chunks(18).map(|p| p[15]).collect();
     assert_eq!(hosts, [0, 1, 2]);
+    // Over HTTP the families share the quota by their leechers: IPv4
+    // leechers are not crowded out by IPv6 seeders.
+    let mut t = Tracker::new(TIMEOUTS, 3);
+    t.set_leechers_only_for_seeders(true);
+    for n in 0..60 {
+        announce_seeing(&mut t, 7, &format!("[2001:db8::{n:x}]:6881"), true);
+    }
+    for n in 0..20 {
+        announce_seeing(&mut t, 7, &nth_peer(n), false);
+    }
+    let (_, got) = announce_seeing(&mut t, 7, "192.0.2.1:1", true);
+    assert_eq!(got.len(), 20 * 6);
     // By default, as upstream, seeders are sent to seeders too.
     let mut t = Tracker::new(TIMEOUTS, 3);
     for n in 0..12 {

@@ -101,6 +101,18 @@ impl Torrent<'_> {
         }
     }
 
+    /// Leechers held, IPv4 and IPv6.
+    pub fn leechers_held(&self) -> (usize, usize) {
+        match self {
+            Torrent::One(t) => (t.counts().leechers as usize, 0),
+            Torrent::Two(t) => (t.counts().leechers as usize, 0),
+            Torrent::Crowd(t) => (
+                t.v4.leechers() as usize,
+                t.v6.as_ref().map_or(0, |v6| v6.leechers() as usize),
+            ),
+        }
+    }
+
     /// Writes up to `quotas` peers of each family into `out4` and `out6`,
     /// leechers first; with `leechers_only`, leechers alone (for a seeder,
     /// who has no use for other seeders).
