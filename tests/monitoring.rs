@@ -41,7 +41,8 @@ fn dashboards_and_alerts_use_exported_metrics() {
         dir,
         Launch {
             toml: format!(
-                "[access]\nwhitelist = \"{}\"\nblocked_networks = \"{}\"\npasskeys = \"{}\"\n",
+                "[access]\nwhitelist = \"{}\"\nblocked_networks = \"{}\"\npasskeys = \"{}\"\n\
+                 [webtorrent]\nenabled = true\n",
                 white.display(),
                 blocked.display(),
                 keys.display()

@@ -33,6 +33,7 @@ pub struct Config {
     pub http: Http,
     pub log: Log,
     pub cluster: Cluster,
+    pub webtorrent: Webtorrent,
     /// Things worth a warning found while reading the file (logged at start).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -315,6 +316,39 @@ impl Default for Http {
     }
 }
 
+/// WebTorrent signalling: browsers announce over a WebSocket on the HTTP
+/// listeners and the tracker relays their WebRTC offers and answers. Off,
+/// as upstream has none; then an upgrade request is answered as HTTP.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Webtorrent {
+    pub enabled: bool,
+    /// Seconds between a browser's announces.
+    pub interval: u32,
+    /// A connection that sends nothing for this long is closed, and a peer
+    /// that has not announced for this long is forgotten.
+    pub idle_timeout: u32,
+    /// Offers relayed per announce, at most.
+    pub max_offers: u32,
+    /// Bytes in one message, at most.
+    pub max_message_size: u32,
+    /// Torrents one connection may announce, at most.
+    pub max_torrents_per_connection: u32,
+}
+
+impl Default for Webtorrent {
+    fn default() -> Self {
+        Webtorrent {
+            enabled: false,
+            interval: 120,
+            idle_timeout: 300,
+            max_offers: 10,
+            max_message_size: 65536,
+            max_torrents_per_connection: 256,
+        }
+    }
+}
+
 /// Trackers that pass each other their announces (see
 /// [`crate::proto::cluster`]). Off unless `listen` is set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -451,6 +485,13 @@ impl Config {
             ),
             ("http.request_timeout", self.http.request_timeout),
             ("http.max_connections", self.http.max_connections),
+            ("webtorrent.interval", self.webtorrent.interval),
+            ("webtorrent.idle_timeout", self.webtorrent.idle_timeout),
+            ("webtorrent.max_offers", self.webtorrent.max_offers),
+            (
+                "webtorrent.max_torrents_per_connection",
+                self.webtorrent.max_torrents_per_connection,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
@@ -534,6 +575,21 @@ impl Config {
         }
         if t.user.is_empty() {
             return Err("tracker.user must not be empty".into());
+        }
+        let w = &self.webtorrent;
+        if w.idle_timeout <= w.interval {
+            return Err(format!(
+                "webtorrent.idle_timeout ({}) must be above webtorrent.interval ({}): \
+                 browsers that announce on time would be cut off",
+                w.idle_timeout, w.interval
+            ));
+        }
+        if w.max_message_size < 4096 {
+            return Err(format!(
+                "webtorrent.max_message_size ({}) must be at least 4096: an offer alone \
+                 takes a few kilobytes",
+                w.max_message_size
+            ));
         }
         if self.listen.udp_workers > MAX_UDP_WORKERS {
             return Err(format!(

@@ -42,6 +42,9 @@ pub enum Route<'a> {
     Stats(&'a [u8]),
     /// `/metrics`: the counters for Prometheus.
     Metrics,
+    /// An announce path asked to become a WebSocket (WebTorrent); the
+    /// handshake's key, if the request carries a usable one.
+    WebSocket(Option<&'a [u8]>),
     NotFound,
 }
 
@@ -110,6 +113,9 @@ pub fn parse<'a>(
         // A key is never percent-encoded, so the raw path shows it.
         if let (Some(key), word) = passkey::split_path(raw_path) {
             let route = match query {
+                _ if word.starts_with(b"a") && asks_websocket(head) => {
+                    Route::WebSocket(websocket_key(head))
+                }
                 _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::Parse)?),
                 None if word == b"scrape" => Route::FullScrape,
                 _ => Route::Scrape(query.ok_or(RequestError::Parse)?),
@@ -130,6 +136,9 @@ pub fn parse<'a>(
     };
     if path.is_empty() {
         return request(Route::Root);
+    }
+    if path[0] == b'a' && asks_websocket(head) {
+        return request(Route::WebSocket(websocket_key(head)));
     }
     if path[0] == b'a' {
         return request(Route::Announce(query.ok_or(RequestError::Parse)?));
@@ -160,18 +169,39 @@ pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
     })
 }
 
-/// Whether the client wants the connection kept open after the response.
-pub fn wants_keep_alive(request: &Request<'_>) -> bool {
-    let tokens = header(request.head, "connection").unwrap_or(b"");
-    let has = |token: &[u8]| {
-        tokens
+/// Whether a header's comma-separated value list holds `token`
+/// (case-insensitive).
+fn has_token(head: &[u8], name: &str, token: &[u8]) -> bool {
+    header(head, name).is_some_and(|value| {
+        value
             .split(|&b| b == b',')
             .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-    };
+    })
+}
+
+/// Whether the head asks to switch to the WebSocket protocol.
+fn asks_websocket(head: &[u8]) -> bool {
+    has_token(head, "upgrade", b"websocket")
+}
+
+/// The `Sec-WebSocket-Key` of an upgrade request, when it is the protocol
+/// version browsers speak (13) and the key is the 16 bytes in base64 that
+/// RFC 6455 asks for.
+fn websocket_key(head: &[u8]) -> Option<&[u8]> {
+    if header(head, "sec-websocket-version")? != b"13" {
+        return None;
+    }
+    let key = header(head, "sec-websocket-key")?;
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
+    (key.len() == 24 && key.iter().all(base64)).then_some(key)
+}
+
+/// Whether the client wants the connection kept open after the response.
+pub fn wants_keep_alive(request: &Request<'_>) -> bool {
     if request.http11 {
-        !has(b"close")
+        !has_token(request.head, "connection", b"close")
     } else {
-        has(b"keep-alive")
+        has_token(request.head, "connection", b"keep-alive")
     }
 }
 
@@ -384,5 +414,30 @@ mod tests {
         )
         .unwrap();
         assert!(wants_keep_alive(&req));
+    }
+
+    #[test]
+    fn websocket_upgrades_on_announce_paths() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let upgrade = |path: &str, extra: &str| {
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: keep-alive, Upgrade\r\n\
+                 Upgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+            )
+        };
+        let head = upgrade("/announce", &format!("Sec-WebSocket-Key: {key}\r\n"));
+        assert_eq!(route(&head), Ok(Route::WebSocket(Some(key.as_bytes()))));
+        // No query needed; an unusable key is still the WebSocket route.
+        assert_eq!(route(&upgrade("/announce", "")), Ok(Route::WebSocket(None)));
+        let bad_key = upgrade("/a", "Sec-WebSocket-Key: short\r\n");
+        assert_eq!(route(&bad_key), Ok(Route::WebSocket(None)));
+        let old = head.replace("Version: 13", "Version: 8");
+        assert_eq!(route(&old), Ok(Route::WebSocket(None)));
+        // Other paths stay what they were.
+        assert_eq!(route(&upgrade("/stats", "")), Ok(Route::Stats(b"")));
+        let keyed_head = head.replace("/announce", "/k3y/announce");
+        let keyed = parse(keyed_head.as_bytes(), b"stats", true).unwrap();
+        assert_eq!(keyed.route, Route::WebSocket(Some(key.as_bytes())));
+        assert_eq!(keyed.passkey, Some(&b"k3y"[..]));
     }
 }

@@ -15,6 +15,7 @@ pub mod proxy_protocol;
 pub mod query;
 pub mod response;
 pub mod udp;
+pub mod webtorrent;
 
 #[cfg(test)]
 mod mutation_tests;

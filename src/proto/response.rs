@@ -82,6 +82,18 @@ pub fn redirect(out: &mut Vec<u8>, url: &str) {
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
 }
 
+/// `101 Switching Protocols` to a WebSocket, answering the client's
+/// `Sec-WebSocket-Key`.
+pub fn switching_to_websocket(out: &mut Vec<u8>, key: &[u8]) {
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: ",
+    );
+    let accept = tungstenite::handshake::derive_accept_key(key);
+    out.extend_from_slice(accept.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
 /// The head of a chunked body of `content_type`.
 pub fn chunked_head(out: &mut Vec<u8>, content_type: &[u8], gzip: bool) {
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: ");
@@ -131,5 +143,15 @@ mod tests {
         let mut out = Vec::new();
         chunk(&mut out, b"hello world, 17 b");
         assert_eq!(out, b"11\r\nhello world, 17 b\r\n");
+    }
+
+    #[test]
+    fn websocket_accept_key_is_rfc_6455s() {
+        let mut out = Vec::new();
+        // The example of RFC 6455, section 1.3.
+        switching_to_websocket(&mut out, b"dGhlIHNhbXBsZSBub25jZQ==");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(text.ends_with("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"));
     }
 }

@@ -13,7 +13,7 @@ use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::{cluster, SentHash};
 use crate::rate_limit::RateLimiter;
-use crate::stats::{Counters, KernelReadings};
+use crate::stats::{Counters, KernelReadings, WebtorrentGauges};
 use crate::tracker::pace::Pace;
 use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
 
@@ -91,6 +91,8 @@ pub struct Settings {
     pub max_requests: u32,
     pub request_timeout: u32,
     pub max_connections: usize,
+    /// `[webtorrent]`, when enabled.
+    pub webtorrent: Option<crate::config::Webtorrent>,
     /// The tracker second the clock starts at: late enough that a torrent
     /// loaded from a state dump can have announced before this process
     /// started, and still expire on time.
@@ -122,6 +124,7 @@ impl Settings {
             max_requests: config.http.max_requests_per_connection,
             request_timeout: config.http.request_timeout,
             max_connections: config.http.max_connections as usize,
+            webtorrent: (config.webtorrent.enabled).then(|| config.webtorrent.clone()),
         }
     }
 }
@@ -242,6 +245,8 @@ pub struct Context {
     pub scrape_hashes: Vec<SentHash>,
     /// Where connections read into: allocated and zeroed once, not per read.
     pub read_buffer: Box<[u8]>,
+    /// WebTorrent's connections and swarms, as of the last message.
+    pub webtorrent_now: WebtorrentGauges,
 }
 
 impl Context {
@@ -314,6 +319,7 @@ impl Context {
             body: Vec::with_capacity(4096),
             scrape_hashes: Vec::new(),
             read_buffer: vec![0; 4096].into_boxed_slice(),
+            webtorrent_now: WebtorrentGauges::default(),
         }
     }
 

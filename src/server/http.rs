@@ -7,7 +7,7 @@
 //! response is out, write while the socket takes it.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -50,6 +50,8 @@ pub struct Connection {
     /// The connection comes from an `access.proxy_protocol` balancer and
     /// its PROXY header has not been read yet.
     awaits_proxy_header: bool,
+    /// Switching to a WebSocket once the response is out, for this client.
+    upgrade: Option<IpAddr>,
 }
 
 /// How long a lingering close waits for the client to hang up.
@@ -68,6 +70,9 @@ const LAST_WRITE_FLAGS: libc::c_int = 0;
 pub enum Next {
     Keep,
     Close,
+    /// The response switching to a WebSocket is out: hand the socket over
+    /// ([`Connection::into_websocket`]).
+    Upgrade,
 }
 
 impl Connection {
@@ -94,7 +99,15 @@ impl Connection {
             drained: false,
             eof: false,
             awaits_proxy_header,
+            upgrade: None,
         }
+    }
+
+    /// The socket, the bytes read past the request that switched it to a
+    /// WebSocket, and the client its messages count against.
+    pub fn into_websocket(self) -> (TcpStream, Vec<u8>, IpAddr) {
+        let client = self.upgrade.unwrap_or(self.peer.ip());
+        (self.stream, self.input, client)
     }
 
     /// Whether a response is still being written (for a graceful stop).
@@ -119,6 +132,9 @@ impl Connection {
                 Ok(wrote) => wrote,
                 Err(_) => return Next::Close,
             };
+            if self.upgrade.is_some() && !self.is_writing() {
+                return Next::Upgrade;
+            }
             if self.closing && !self.is_writing() {
                 if self.eof || !self.linger_on_close {
                     return Next::Close;
@@ -174,7 +190,7 @@ impl Connection {
 
     /// Answers the next complete request once the previous response is out.
     fn answer(&mut self, ctx: &mut Context) -> bool {
-        if self.is_writing() || self.closing {
+        if self.is_writing() || self.closing || self.upgrade.is_some() {
             return false;
         }
         self.output.clear();
@@ -229,6 +245,7 @@ impl Connection {
         self.closing = reply.close;
         self.linger_on_close = reply.error;
         self.body = reply.body;
+        self.upgrade = reply.upgrade;
         self.deadline = ctx.instant
             + if self.body.is_some() {
                 STREAM_STALL

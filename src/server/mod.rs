@@ -19,6 +19,7 @@ mod respond;
 mod state;
 mod udp;
 mod udp_workers;
+mod ws;
 
 use std::fs::File;
 use std::io;
@@ -232,11 +233,32 @@ struct Marks {
     udp_unsent: u64,
 }
 
+/// A TCP connection: HTTP, or a WebSocket it became (WebTorrent).
+enum Connection {
+    Http(http::Connection),
+    WebSocket(ws::Connection),
+}
+
+impl Connection {
+    fn deadline(&self) -> Instant {
+        match self {
+            Connection::Http(c) => c.deadline,
+            Connection::WebSocket(c) => c.deadline,
+        }
+    }
+
+    /// Whether an HTTP response is still being written (a WebSocket's
+    /// messages are not waited for at a stop: browsers reconnect).
+    fn is_writing(&self) -> bool {
+        matches!(self, Connection::Http(c) if c.is_writing())
+    }
+}
+
 /// The event loop and what it owns.
 pub struct Server {
     poll: Poll,
     listeners: Listeners,
-    connections: Slab<http::Connection>,
+    connections: Slab<Connection>,
     ctx: Context,
     signals: Signals,
     notifier: Notifier,
@@ -263,6 +285,10 @@ pub struct Server {
     pacer: Pacer,
     /// One per UDP worker thread (`listen.udp.workers`).
     worker_beats: Vec<Arc<udp_workers::Beat>>,
+    /// `[webtorrent]`, when enabled.
+    signalling: Option<ws::Signalling>,
+    /// Messages for other WebSocket connections than the one being read.
+    relays: Vec<ws::Relay>,
 }
 
 impl Server {
@@ -357,7 +383,15 @@ impl Server {
             cluster,
             pacer,
             worker_beats: Vec::new(),
+            signalling: None,
+            relays: Vec::new(),
         };
+        server.signalling = server
+            .ctx
+            .settings
+            .webtorrent
+            .clone()
+            .map(ws::Signalling::new);
         // Peers loaded from a state file may have been told a longer
         // interval than the configured one.
         server.repace();
@@ -609,6 +643,10 @@ impl Server {
             }
             if now >= next_sweep && !sweeping {
                 self.repace();
+                if let Some(signalling) = &mut self.signalling {
+                    signalling.sweep(self.ctx.now);
+                    self.ctx.webtorrent_now = signalling.gauges();
+                }
                 sweeping = true;
                 next_sweep = now + sweep_every;
             }
@@ -846,18 +884,22 @@ impl Server {
                     let mut connection = http::Connection::new(stream, peer, deadline, balancer);
                     // Most requests are already here: answer before paying
                     // for an epoll registration the connection may not need.
-                    if connection.drive(&mut self.ctx) == http::Next::Close {
+                    let next = connection.drive(&mut self.ctx);
+                    if next == http::Next::Close {
                         continue;
                     }
                     let entry = self.connections.vacant_entry();
-                    let token = Token(FIRST_CONNECTION + entry.key());
+                    let key = entry.key();
                     let registered = self.poll.registry().register(
                         &mut connection.stream,
-                        token,
+                        Token(FIRST_CONNECTION + key),
                         Interest::READABLE | Interest::WRITABLE,
                     );
                     if registered.is_ok() {
-                        entry.insert(connection);
+                        entry.insert(Connection::Http(connection));
+                        if next == http::Next::Upgrade {
+                            self.upgrade(key);
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -878,21 +920,109 @@ impl Server {
     }
 
     fn drive_connection(&mut self, key: usize, readable: bool) {
-        let Some(connection) = self.connections.get_mut(key) else {
-            return;
+        let connection = match self.connections.get_mut(key) {
+            Some(Connection::Http(connection)) => connection,
+            Some(Connection::WebSocket(_)) => return self.drive_websocket(key),
+            None => return,
         };
         if readable {
             connection.on_readable();
         }
-        if connection.drive(&mut self.ctx) == http::Next::Close {
+        match connection.drive(&mut self.ctx) {
+            http::Next::Keep => {}
+            http::Next::Close => self.close(key),
+            http::Next::Upgrade => self.upgrade(key),
+        }
+    }
+
+    /// Turns HTTP connection `key`, whose switching response is out, into
+    /// a WebSocket, and reads what it has sent already.
+    fn upgrade(&mut self, key: usize) {
+        let Some(signalling) = &mut self.signalling else {
+            return self.close(key);
+        };
+        let Some(Connection::Http(http)) = self.connections.try_remove(key) else {
+            return;
+        };
+        let (stream, read, client) = http.into_websocket();
+        let settings = &signalling.settings;
+        let mut websocket = ws::Connection::new(stream, read, client, settings, self.ctx.instant);
+        // The slab hands out the key just freed, so the socket's token
+        // stays right; should it not, the socket is told its new one.
+        let entry = self.connections.vacant_entry();
+        let new_key = entry.key();
+        if new_key != key {
+            let token = Token(FIRST_CONNECTION + new_key);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = (self.poll.registry()).reregister(websocket.stream(), token, interest) {
+                log::warn!("webtorrent connection poll registration: {e}");
+                return;
+            }
+        }
+        entry.insert(Connection::WebSocket(websocket));
+        signalling.opened();
+        self.drive_websocket(new_key);
+    }
+
+    /// Answers what WebSocket `key` has sent, delivers what that has for
+    /// other connections, and writes what the socket takes.
+    fn drive_websocket(&mut self, key: usize) {
+        let (Some(signalling), Some(Connection::WebSocket(connection))) =
+            (&mut self.signalling, self.connections.get_mut(key))
+        else {
+            return;
+        };
+        let mut relays = std::mem::take(&mut self.relays);
+        let mut alive = true;
+        loop {
+            let text = match connection.next_message() {
+                Ok(Some(text)) => text,
+                Ok(None) => break,
+                Err(e) => {
+                    alive = false;
+                    count_ended(&mut self.ctx, e);
+                    break;
+                }
+            };
+            let reply = signalling.answer(&mut self.ctx, key, connection, &text, &mut relays);
+            if let Some(reply) = reply {
+                if let Err(e) = connection.send(reply) {
+                    alive = false;
+                    count_ended(&mut self.ctx, e);
+                    break;
+                }
+            }
+        }
+        alive = alive && connection.flush().is_ok();
+        self.ctx.webtorrent_now = signalling.gauges();
+        let mut dead: Vec<usize> = Vec::new();
+        if !alive {
+            dead.push(key);
+        }
+        for relay in relays.drain(..) {
+            if let Some(Connection::WebSocket(to)) = self.connections.get_mut(relay.to) {
+                if let Err(e) = to.send(relay.text) {
+                    count_ended(&mut self.ctx, e);
+                    dead.push(relay.to);
+                }
+            }
+        }
+        self.relays = relays;
+        for key in dead {
             self.close(key);
         }
     }
 
     fn close(&mut self, key: usize) {
         // Closing the socket also takes it out of the epoll set.
-        if self.connections.contains(key) {
-            drop(self.connections.remove(key));
+        if let Some(connection) = self.connections.try_remove(key) {
+            if let (Connection::WebSocket(websocket), Some(signalling)) =
+                (&connection, &mut self.signalling)
+            {
+                signalling.closed(key, websocket);
+                self.ctx.webtorrent_now = signalling.gauges();
+            }
+            drop(connection);
             if self.accept_stalled && !self.ctx.stopping {
                 self.accept_stalled = false;
                 let listeners = self.listeners.tcp.len();
@@ -907,12 +1037,19 @@ impl Server {
         let expired: Vec<usize> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.deadline <= now)
+            .filter(|(_, c)| c.deadline() <= now)
             .map(|(k, _)| k)
             .collect();
         for key in expired {
             self.close(key);
         }
+    }
+}
+
+/// Counts a WebSocket connection that ended, when it was cut off.
+fn count_ended(ctx: &mut Context, ended: ws::Ended) {
+    if ended == ws::Ended::Dropped {
+        ctx.counters.webtorrent.dropped_connections += 1;
     }
 }
 

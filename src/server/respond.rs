@@ -15,7 +15,8 @@ use crate::stats::{self, HttpErrorKind};
 use crate::sys;
 use crate::tracker::{Announce, Announced, Families};
 
-const NOT_AUTHORIZED: &str = "Requested download is not authorized for use with this tracker.";
+pub(super) const NOT_AUTHORIZED: &str =
+    "Requested download is not authorized for use with this tracker.";
 const NO_INFO_HASH: &str =
     "Your client forgot to send your torrent's info_hash. Please upgrade your client.";
 
@@ -26,12 +27,15 @@ pub struct Reply {
     pub error: bool,
     /// A body still to be streamed after the head.
     pub body: Option<StreamedBody>,
+    /// The connection becomes a WebSocket once the head is written, its
+    /// messages counted against this client.
+    pub upgrade: Option<IpAddr>,
 }
 
 /// What was answered, for request log lines: the route, or the error.
 pub type Outcome = &'static str;
 
-enum Answer {
+enum Answer<'a> {
     /// A `text/plain` body, in `ctx.body`.
     Body,
     /// An `application/json` body, in `ctx.body`.
@@ -39,9 +43,11 @@ enum Answer {
     Error(HttpError, HttpErrorKind),
     Redirect,
     Stream(BodyKind),
+    /// Switch to a WebSocket, answering this `Sec-WebSocket-Key`.
+    Upgrade(&'a [u8]),
 }
 
-fn param_error(error: ParamError) -> Answer {
+fn param_error(error: ParamError) -> Answer<'static> {
     match error {
         ParamError::CompactZero => Answer::Error(HttpError::BadRequest, HttpErrorKind::CompactZero),
         _ => Answer::Error(HttpError::BadRequest, HttpErrorKind::InvalidParameter),
@@ -67,6 +73,7 @@ pub fn respond(
                     close: true,
                     error: true,
                     body: None,
+                    upgrade: None,
                 },
                 HttpError::BadRequest.status_line(),
             );
@@ -74,20 +81,20 @@ pub fn respond(
     };
     ctx.body.clear();
     let (answer, outcome) = match request.route {
-        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket(_)
             if refuses_network(ctx, &request, client) =>
         {
             ctx.counters.blocked_networks += 1;
             bencode::failure(&mut ctx.body, super::context::NETWORK_BLOCKED);
             (Answer::Body, "blocked network")
         }
-        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket(_)
             if ctx.over_rate(peer_ip(ctx, &request, client)) =>
         {
             bencode::failure(&mut ctx.body, super::context::RATE_LIMITED);
             (Answer::Body, "rate limited")
         }
-        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket(_)
             if refuses_passkey(ctx, request.passkey) =>
         {
             (Answer::Body, "passkey refused")
@@ -97,6 +104,15 @@ pub fn respond(
         Route::FullScrape if ctx.settings.full_scrape => {
             (Answer::Stream(BodyKind::FullScrape), "full scrape")
         }
+        Route::WebSocket(Some(key)) if ctx.settings.webtorrent.is_some() => {
+            (Answer::Upgrade(key), "websocket")
+        }
+        // Off, or not a handshake browsers make: what upstream answers an
+        // announce path without a query.
+        Route::WebSocket(_) => (
+            Answer::Error(HttpError::BadRequest, HttpErrorKind::ParseError),
+            "",
+        ),
         Route::Stats(query) => (stats(ctx, query, client), "stats"),
         Route::Metrics => (metrics(ctx, client), "metrics"),
         Route::Root if ctx.settings.redirect_url.is_some() => (Answer::Redirect, "redirect"),
@@ -109,7 +125,7 @@ pub fn respond(
     let outcome = match &answer {
         Answer::Error(error, _) => error.status_line(),
         Answer::Redirect => "302 Found",
-        Answer::Body | Answer::Json | Answer::Stream(_) => outcome,
+        Answer::Body | Answer::Json | Answer::Stream(_) | Answer::Upgrade(_) => outcome,
     };
     let reply = match answer {
         Answer::Body | Answer::Json => {
@@ -128,6 +144,7 @@ pub fn respond(
                 close: !keep_alive,
                 error: false,
                 body: None,
+                upgrade: None,
             }
         }
         Answer::Error(error, kind) => {
@@ -137,6 +154,7 @@ pub fn respond(
                 close: true,
                 error: true,
                 body: None,
+                upgrade: None,
             }
         }
         Answer::Redirect => {
@@ -146,6 +164,17 @@ pub fn respond(
                 close: true,
                 error: false,
                 body: None,
+                upgrade: None,
+            }
+        }
+        Answer::Upgrade(key) => {
+            ctx.counters.webtorrent.upgrades += 1;
+            response::switching_to_websocket(out, key);
+            Reply {
+                close: false,
+                error: false,
+                body: None,
+                upgrade: Some(peer_ip(ctx, &request, client)),
             }
         }
         Answer::Stream(kind) => {
@@ -162,6 +191,7 @@ pub fn respond(
                 close: true,
                 error: false,
                 body: Some(StreamedBody::new(kind, gzip)),
+                upgrade: None,
             }
         }
     };
@@ -205,7 +235,7 @@ fn announce(
     query: &[u8],
     request: &http::Request<'_>,
     client: IpAddr,
-) -> Answer {
+) -> Answer<'static> {
     let params = match params::announce(query) {
         Ok(params) => params,
         Err(ParamError::MissingInfoHash) => {
@@ -260,7 +290,7 @@ fn announce(
     Answer::Body
 }
 
-fn scrape(ctx: &mut Context, query: &[u8]) -> Answer {
+fn scrape(ctx: &mut Context, query: &[u8]) -> Answer<'static> {
     let mut hashes: Vec<SentHash> = std::mem::take(&mut ctx.scrape_hashes);
     let answer = match params::scrape(query, &mut hashes) {
         Ok(()) => {
@@ -286,9 +316,10 @@ fn may_see_stats(ctx: &Context, client: IpAddr) -> bool {
     allowed.is_empty() || allowed.iter().any(|net| net.contains(client))
 }
 
-const STATS_DENIED: Answer = Answer::Error(HttpError::Forbidden, HttpErrorKind::AccessDenied);
+const STATS_DENIED: Answer<'static> =
+    Answer::Error(HttpError::Forbidden, HttpErrorKind::AccessDenied);
 
-fn metrics(ctx: &mut Context, client: IpAddr) -> Answer {
+fn metrics(ctx: &mut Context, client: IpAddr) -> Answer<'static> {
     if !may_see_stats(ctx, client) {
         return STATS_DENIED;
     }
@@ -312,10 +343,11 @@ fn readings(ctx: &Context) -> stats::Readings {
         blocked_networks: (ctx.settings.blocked_networks_file)
             .then(|| ctx.blocked_networks.current().1.len()),
         passkeys: (ctx.settings.passkeys_file).then(|| ctx.passkeys.current().1.len()),
+        webtorrent: ctx.settings.webtorrent.as_ref().map(|_| ctx.webtorrent_now),
     }
 }
 
-fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer {
+fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
     if !may_see_stats(ctx, client) {
         return STATS_DENIED;
     }

@@ -7,6 +7,7 @@
 //! shows 0) and `herr` prints the counters its labels name.
 
 pub mod clients;
+pub mod webtorrent;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,6 +20,7 @@ use crate::tracker::access_list::Sizes;
 use crate::tracker::pace::Pace;
 use crate::tracker::{ShardedTracker, Totals};
 use clients::ClientCounts;
+pub use webtorrent::{WebtorrentCounters, WebtorrentGauges};
 
 /// Upstream's HTTP error counter names, in its order.
 pub const HTTP_ERROR_NAMES: [&str; 9] = [
@@ -95,6 +97,7 @@ pub struct Counters {
     /// Announces by client software, counted where `tcp_announces` and
     /// `udp_announces` are.
     pub clients: ClientCounts,
+    pub webtorrent: WebtorrentCounters,
 }
 
 /// The list files SIGHUP re-reads, as counted in [`Counters`].
@@ -169,6 +172,7 @@ impl Counters {
             *total += count;
         }
         self.clients.absorb(&other.clients);
+        self.webtorrent.absorb(&other.webtorrent);
     }
 
     /// Requests answered, for the STATUS line's requests/s.
@@ -502,6 +506,7 @@ pub fn json(c: &Counters, tracker: &ShardedTracker, readings: &Readings) -> Stri
         "http_errors": http_errors,
         "announces_by_client": clients,
         "resident_memory_bytes": readings.process.resident_bytes,
+        "webtorrent": readings.webtorrent.map(|now| webtorrent::json(&c.webtorrent, &now)),
     });
     let mut text = value.to_string();
     text.push('\n');
@@ -649,6 +654,8 @@ pub struct Readings {
     /// `access.passkeys`; `None` when it is not set.
     pub blocked_networks: Option<usize>,
     pub passkeys: Option<usize>,
+    /// With `[webtorrent]` enabled: its connections and swarms.
+    pub webtorrent: Option<WebtorrentGauges>,
 }
 
 /// The counters and totals for Prometheus (`GET /metrics`), so no exporter
@@ -880,6 +887,9 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
         "Announces answered, by the client software the peer id names (the first 512 distinct client tags; any further as client=\"other\").",
         &clients,
     );
+    if let Some(now) = &readings.webtorrent {
+        webtorrent::prometheus(out, &c.webtorrent, now);
+    }
 }
 
 #[cfg(test)]
@@ -970,9 +980,11 @@ mod tests {
             process,
             blocked_networks: None,
             passkeys: None,
+            webtorrent: None,
         };
         prometheus(&mut out, &counters, &tracker, &readings);
         assert!(!out.contains("conntrack"), "absent where not tracked");
+        assert!(!out.contains("webtorrent"), "absent where not enabled");
         assert!(!out.contains("list_"), "absent without lists");
         assert!(out.contains("\nprocess_cpu_seconds_total 1.250\n"), "{out}");
         assert!(
@@ -1057,6 +1069,7 @@ mod tests {
             process: Usage::default(),
             blocked_networks: None,
             passkeys: Some(3),
+            webtorrent: None,
         };
         let text = json(&counters, &tracker, &readings);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();

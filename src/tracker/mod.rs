@@ -25,6 +25,7 @@ mod networks;
 pub mod pace;
 pub mod peer;
 mod peer_set;
+pub mod rtc;
 mod search;
 mod shards;
 mod small;

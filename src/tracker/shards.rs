@@ -116,6 +116,11 @@ impl ShardedTracker {
         changed
     }
 
+    /// Whether the access lists in force allow `hash`.
+    pub fn allows(&self, hash: &InfoHash) -> bool {
+        self.shard(hash).access_list().allows(hash)
+    }
+
     /// How many hashes each access list in force holds.
     pub fn access_list(&self) -> Sizes {
         *self.access.lock().unwrap_or_else(PoisonError::into_inner)

@@ -1,0 +1,298 @@
+//! WebTorrent: HTTP connections that became WebSockets. Browsers announce
+//! over them in JSON, and the tracker passes their WebRTC offers to other
+//! peers of the swarm and the answers back ([`crate::proto::webtorrent`]
+//! for the messages, [`crate::tracker::rtc`] for the swarms).
+//!
+//! A message may be for other connections than the one it came on, so the
+//! answering here only says who gets what ([`Relay`]); the event loop,
+//! which owns every connection, delivers.
+
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use tungstenite::error::ProtocolError;
+use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
+use tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use super::context::{CLIENT_BLOCKED, RATE_LIMITED};
+use super::respond::NOT_AUTHORIZED;
+use super::Context;
+use crate::config::Webtorrent;
+use crate::proto::peer_id::ClientTag;
+use crate::proto::webtorrent::{self, Request};
+use crate::proto::{Event, InfoHash};
+use crate::stats::WebtorrentGauges;
+use crate::tracker::rtc::{ConnectionKey, PeerId, RtcSwarms};
+
+const NO_FULL_SCRAPE: &str = "Name the torrents to scrape: there is no full scrape here.";
+const TOO_MANY_TORRENTS: &str =
+    "This connection has announced as many torrents as the tracker allows.";
+
+/// One WebSocket connection.
+pub struct Connection {
+    socket: WebSocket<TcpStream>,
+    /// Whom rate limits count its messages against: the client, or the
+    /// one a trusted proxy named.
+    client: IpAddr,
+    /// Closed when nothing arrives before then.
+    pub deadline: Instant,
+    /// The torrents and peer ids announced here, to leave when it closes.
+    announced: Vec<(InfoHash, PeerId)>,
+}
+
+impl Connection {
+    /// The WebSocket on `stream`, whose first bytes, read already, are
+    /// `read`.
+    pub fn new(
+        stream: TcpStream,
+        read: Vec<u8>,
+        client: IpAddr,
+        settings: &Webtorrent,
+        now: Instant,
+    ) -> Connection {
+        let largest = settings.max_message_size as usize;
+        // Each message goes out as it is made, and a peer that does not
+        // read its offers gets cut off rather than hold them all.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(largest))
+            .max_frame_size(Some(largest))
+            .write_buffer_size(0)
+            .max_write_buffer_size(4 * largest);
+        Connection {
+            socket: WebSocket::from_partially_read(stream, read, Role::Server, Some(config)),
+            client,
+            deadline: now + Duration::from_secs(settings.idle_timeout.into()),
+            announced: Vec::new(),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.socket.get_mut()
+    }
+
+    /// The next text message, or `None` once the socket has nothing more
+    /// for now. Pings are answered by the protocol code.
+    pub fn next_message(&mut self) -> Result<Option<Utf8Bytes>, Ended> {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Text(text)) => return Ok(Some(text)),
+                Ok(Message::Binary(bytes)) => {
+                    return Utf8Bytes::try_from(bytes)
+                        .map(Some)
+                        .map_err(|e| ended(WsError::Utf8(e.to_string())))
+                }
+                Ok(_) => {}
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(ended(e)),
+            }
+        }
+    }
+
+    /// Queues `text` and writes what the socket takes now; the rest goes
+    /// out as it drains ([`Connection::flush`]).
+    pub fn send(&mut self, text: String) -> Result<(), Ended> {
+        would_block_is_fine(self.socket.send(Message::Text(text.into())))
+    }
+
+    pub fn flush(&mut self) -> Result<(), Ended> {
+        would_block_is_fine(self.socket.flush())
+    }
+}
+
+/// Why a connection is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The browser closed it, or the network failed.
+    HungUp,
+    /// It broke the protocol, sent a message over the size limit, or did
+    /// not read what it was sent: cut off, and counted.
+    Dropped,
+}
+
+fn ended(error: WsError) -> Ended {
+    match error {
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ended::HungUp,
+        WsError::Io(e) if e.kind() != io::ErrorKind::InvalidData => Ended::HungUp,
+        error => {
+            log::debug!("webtorrent connection dropped: {error}");
+            Ended::Dropped
+        }
+    }
+}
+
+fn would_block_is_fine(result: Result<(), WsError>) -> Result<(), Ended> {
+    match result {
+        Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        other => other.map_err(ended),
+    }
+}
+
+/// A message for another connection.
+pub struct Relay {
+    pub to: ConnectionKey,
+    pub text: String,
+}
+
+/// The WebTorrent swarms and what answering needs besides the context.
+pub struct Signalling {
+    pub settings: Webtorrent,
+    swarms: RtcSwarms,
+    connections: usize,
+    rng: fastrand::Rng,
+    targets: Vec<(PeerId, ConnectionKey)>,
+}
+
+impl Signalling {
+    pub fn new(settings: Webtorrent) -> Signalling {
+        Signalling {
+            settings,
+            swarms: RtcSwarms::default(),
+            connections: 0,
+            rng: fastrand::Rng::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    pub fn opened(&mut self) {
+        self.connections += 1;
+    }
+
+    /// Connection `key` closed: its peers leave their swarms.
+    pub fn closed(&mut self, key: ConnectionKey, connection: &Connection) {
+        self.connections -= 1;
+        for (hash, id) in &connection.announced {
+            self.swarms.leave(hash, id, key);
+        }
+    }
+
+    /// Forgets peers that stopped announcing.
+    pub fn sweep(&mut self, now: u32) {
+        self.swarms.sweep(now, self.settings.idle_timeout);
+    }
+
+    pub fn gauges(&self) -> WebtorrentGauges {
+        WebtorrentGauges {
+            connections: self.connections,
+            swarms: self.swarms.totals(),
+        }
+    }
+
+    /// Answers `text`, which came on connection `key`: the reply for it,
+    /// if any, with messages for other connections added to `relays`.
+    pub fn answer(
+        &mut self,
+        ctx: &mut Context,
+        key: ConnectionKey,
+        connection: &mut Connection,
+        text: &str,
+        relays: &mut Vec<Relay>,
+    ) -> Option<String> {
+        connection.deadline = ctx.instant + Duration::from_secs(self.settings.idle_timeout.into());
+        let mut out = String::new();
+        let max_offers = self.settings.max_offers as usize;
+        let refusal = if ctx.over_rate(connection.client) {
+            Some(RATE_LIMITED)
+        } else {
+            match webtorrent::parse(text, max_offers, crate::proto::udp::MAX_SCRAPE_HASHES) {
+                Ok(Request::Announce(announce)) => {
+                    return self.announce(ctx, key, connection, &announce, relays)
+                }
+                Ok(Request::Scrape(hashes)) if hashes.is_empty() => Some(NO_FULL_SCRAPE),
+                Ok(Request::Scrape(hashes)) => {
+                    ctx.counters.webtorrent.scrapes += 1;
+                    let counts = hashes.iter().map(|h| (*h, self.swarms.counts(h)));
+                    webtorrent::scrape_reply(&mut out, counts);
+                    None
+                }
+                Err(error) => {
+                    let hash = webtorrent::info_hash_of(text);
+                    webtorrent::failure(&mut out, "announce", hash.as_ref(), &error.to_string());
+                    ctx.counters.webtorrent.refused += 1;
+                    None
+                }
+            }
+        };
+        if let Some(reason) = refusal {
+            ctx.counters.webtorrent.refused += 1;
+            let hash = webtorrent::info_hash_of(text);
+            webtorrent::failure(&mut out, "announce", hash.as_ref(), reason);
+        }
+        Some(out)
+    }
+
+    fn announce(
+        &mut self,
+        ctx: &mut Context,
+        key: ConnectionKey,
+        connection: &mut Connection,
+        announce: &webtorrent::Announce<'_>,
+        relays: &mut Vec<Relay>,
+    ) -> Option<String> {
+        let hash = announce.info_hash;
+        let mut out = String::new();
+        let known = connection
+            .announced
+            .iter()
+            .position(|(h, id)| *h == hash && *id == announce.peer_id);
+        let full = known.is_none()
+            && connection.announced.len() >= self.settings.max_torrents_per_connection as usize;
+        let refusal = if !ctx.tracker.allows(&hash) {
+            ctx.counters.not_authorized += 1;
+            Some(NOT_AUTHORIZED)
+        } else if ctx.blocks_client(&announce.peer_id) {
+            ctx.counters.blocked_clients += 1;
+            Some(CLIENT_BLOCKED)
+        } else if full && announce.event != Event::Stopped {
+            Some(TOO_MANY_TORRENTS)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            ctx.counters.webtorrent.refused += 1;
+            webtorrent::failure(&mut out, "announce", Some(&hash), reason);
+            return Some(out);
+        }
+        ctx.counters.webtorrent.announces += 1;
+        ctx.counters.clients.count(ClientTag::of(&announce.peer_id));
+        let id = &announce.peer_id;
+        let counts = self
+            .swarms
+            .announce(hash, id, key, announce.seeder, announce.event, ctx.now);
+        match (announce.event, known) {
+            (Event::Stopped, Some(at)) => {
+                connection.announced.swap_remove(at);
+            }
+            (Event::Stopped, None) | (_, Some(_)) => {}
+            (_, None) => connection.announced.push((hash, *id)),
+        }
+        if announce.event != Event::Stopped && !announce.offers.is_empty() {
+            let wanted = announce.numwant.unwrap_or(usize::MAX);
+            let wanted = wanted.min(announce.offers.len());
+            let rng = &mut self.rng;
+            let targets = &mut self.targets;
+            (self.swarms).offer_targets(&hash, id, announce.seeder, wanted, rng, targets);
+            for ((_, to), offer) in targets.iter().zip(&announce.offers) {
+                let mut text = String::new();
+                webtorrent::offer(&mut text, &hash, id, offer);
+                relays.push(Relay { to: *to, text });
+                ctx.counters.webtorrent.offers_relayed += 1;
+            }
+        }
+        if let Some(answer) = &announce.answer {
+            if let Some(to) = self.swarms.connection_of(&hash, &answer.to_peer_id) {
+                let mut text = String::new();
+                webtorrent::answer(&mut text, &hash, id, answer);
+                relays.push(Relay { to, text });
+                ctx.counters.webtorrent.answers_relayed += 1;
+            }
+            // The answering peer expects nothing back.
+            return None;
+        }
+        webtorrent::announce_reply(&mut out, &hash, self.settings.interval, counts);
+        Some(out)
+    }
+}

@@ -1,0 +1,371 @@
+//! WebTorrent swarms: browsers that find each other through the tracker and
+//! then connect over WebRTC. They have no address to hand out; the tracker
+//! relays their connection offers and answers over the WebSocket each keeps
+//! open, so a peer here is an id and the key of its connection.
+//!
+//! These swarms are kept apart from the BitTorrent ones: a browser cannot
+//! connect to a TCP or uTP peer, nor they to it.
+
+use std::collections::HashMap;
+
+use crate::proto::{Event, InfoHash, SwarmCounts};
+
+pub type PeerId = [u8; 20];
+/// Which connection a peer announced on; the server's slab key.
+pub type ConnectionKey = usize;
+
+#[derive(Clone, Copy, Debug)]
+struct RtcPeer {
+    id: PeerId,
+    connection: ConnectionKey,
+    seeder: bool,
+    last_announce: u32,
+}
+
+/// One torrent's peers, sorted by id.
+#[derive(Default)]
+struct RtcTorrent {
+    peers: Vec<RtcPeer>,
+    seeders: u32,
+    completed: u32,
+}
+
+impl RtcTorrent {
+    fn counts(&self) -> SwarmCounts {
+        SwarmCounts {
+            seeders: self.seeders,
+            leechers: self.peers.len() as u32 - self.seeders,
+            completed: self.completed,
+        }
+    }
+
+    fn find(&self, id: &PeerId) -> Result<usize, usize> {
+        self.peers.binary_search_by(|p| p.id.cmp(id))
+    }
+
+    fn remove_at(&mut self, at: usize) -> RtcPeer {
+        let peer = self.peers.remove(at);
+        self.seeders -= u32::from(peer.seeder);
+        peer
+    }
+}
+
+/// Totals over every WebTorrent swarm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RtcTotals {
+    pub torrents: usize,
+    pub peers: usize,
+    pub seeders: usize,
+}
+
+#[derive(Default)]
+pub struct RtcSwarms {
+    torrents: HashMap<InfoHash, RtcTorrent, foldhash::fast::RandomState>,
+    peers: usize,
+    seeders: usize,
+}
+
+impl RtcSwarms {
+    /// Records an announce made at `now` on `connection` and returns the
+    /// torrent's counts after it. A stopped peer leaves; a peer id seen on
+    /// another connection moves to this one (a browser that reconnected).
+    pub fn announce(
+        &mut self,
+        hash: InfoHash,
+        id: &PeerId,
+        connection: ConnectionKey,
+        seeder: bool,
+        event: Event,
+        now: u32,
+    ) -> SwarmCounts {
+        let torrent = self.torrents.entry(hash).or_default();
+        match (torrent.find(id), event) {
+            (Ok(at), Event::Stopped) => {
+                let peer = torrent.remove_at(at);
+                self.peers -= 1;
+                self.seeders -= usize::from(peer.seeder);
+            }
+            (Err(_), Event::Stopped) => {}
+            (Ok(at), _) => {
+                let peer = &mut torrent.peers[at];
+                if seeder && !peer.seeder && event == Event::Completed {
+                    torrent.completed += 1;
+                }
+                if seeder != peer.seeder {
+                    if seeder {
+                        torrent.seeders += 1;
+                        self.seeders += 1;
+                    } else {
+                        torrent.seeders -= 1;
+                        self.seeders -= 1;
+                    }
+                }
+                *peer = RtcPeer {
+                    id: *id,
+                    connection,
+                    seeder,
+                    last_announce: now,
+                };
+            }
+            (Err(at), _) => {
+                let peer = RtcPeer {
+                    id: *id,
+                    connection,
+                    seeder,
+                    last_announce: now,
+                };
+                torrent.peers.insert(at, peer);
+                torrent.seeders += u32::from(seeder);
+                self.peers += 1;
+                self.seeders += usize::from(seeder);
+            }
+        }
+        let counts = torrent.counts();
+        if torrent.peers.is_empty() && torrent.completed == 0 {
+            self.torrents.remove(&hash);
+        }
+        counts
+    }
+
+    /// Writes into `out` the connections of up to `wanted` other peers of
+    /// the torrent, drawn at random, for `from`'s offers: leechers only when
+    /// `from` is a seeder, as one seeder has nothing for another.
+    pub fn offer_targets(
+        &self,
+        hash: &InfoHash,
+        from: &PeerId,
+        seeder: bool,
+        wanted: usize,
+        rng: &mut fastrand::Rng,
+        out: &mut Vec<(PeerId, ConnectionKey)>,
+    ) {
+        out.clear();
+        let Some(torrent) = self.torrents.get(hash) else {
+            return;
+        };
+        let eligible = |p: &RtcPeer| p.id != *from && !(seeder && p.seeder);
+        let peers = &torrent.peers;
+        let leechers = peers.len() - torrent.seeders as usize;
+        let candidates = if seeder { leechers } else { peers.len() };
+        if wanted == 0 || candidates == 0 {
+            return;
+        }
+        if candidates <= 2 * wanted {
+            out.extend(
+                peers
+                    .iter()
+                    .filter(|p| eligible(p))
+                    .map(|p| (p.id, p.connection)),
+            );
+            rng.shuffle(out);
+            out.truncate(wanted);
+            return;
+        }
+        // Many candidates: draw at random, and walk on from a random place
+        // should the draws keep hitting ineligible peers.
+        for _ in 0..64 * wanted {
+            let peer = &peers[rng.usize(..peers.len())];
+            if eligible(peer) && !out.iter().any(|(id, _)| *id == peer.id) {
+                out.push((peer.id, peer.connection));
+                if out.len() == wanted {
+                    return;
+                }
+            }
+        }
+        let start = rng.usize(..peers.len());
+        for peer in peers[start..].iter().chain(&peers[..start]) {
+            if out.len() == wanted {
+                break;
+            }
+            if eligible(peer) && !out.iter().any(|(id, _)| *id == peer.id) {
+                out.push((peer.id, peer.connection));
+            }
+        }
+    }
+
+    /// The connection peer `id` of the torrent announced on, if it is there.
+    pub fn connection_of(&self, hash: &InfoHash, id: &PeerId) -> Option<ConnectionKey> {
+        let torrent = self.torrents.get(hash)?;
+        let at = torrent.find(id).ok()?;
+        Some(torrent.peers[at].connection)
+    }
+
+    /// Takes peer `id` out of the torrent when `connection` closed, unless
+    /// it has announced on another connection since.
+    pub fn leave(&mut self, hash: &InfoHash, id: &PeerId, connection: ConnectionKey) {
+        let Some(torrent) = self.torrents.get_mut(hash) else {
+            return;
+        };
+        if let Ok(at) = torrent.find(id) {
+            if torrent.peers[at].connection == connection {
+                let peer = torrent.remove_at(at);
+                self.peers -= 1;
+                self.seeders -= usize::from(peer.seeder);
+            }
+        }
+        if torrent.peers.is_empty() && torrent.completed == 0 {
+            self.torrents.remove(hash);
+        }
+    }
+
+    /// Forgets peers that have not announced for `timeout` seconds, and
+    /// torrents left without peers; how many peers went.
+    pub fn sweep(&mut self, now: u32, timeout: u32) -> usize {
+        let before = self.peers;
+        let (mut peers, mut seeders) = (0, 0);
+        self.torrents.retain(|_, torrent| {
+            torrent
+                .peers
+                .retain(|p| now.saturating_sub(p.last_announce) < timeout);
+            torrent.seeders = torrent.peers.iter().filter(|p| p.seeder).count() as u32;
+            peers += torrent.peers.len();
+            seeders += torrent.seeders as usize;
+            !torrent.peers.is_empty()
+        });
+        self.peers = peers;
+        self.seeders = seeders;
+        before - peers
+    }
+
+    /// The torrent's counts, zeros when unknown.
+    pub fn counts(&self, hash: &InfoHash) -> SwarmCounts {
+        self.torrents
+            .get(hash)
+            .map_or_else(SwarmCounts::default, RtcTorrent::counts)
+    }
+
+    pub fn totals(&self) -> RtcTotals {
+        RtcTotals {
+            torrents: self.torrents.len(),
+            peers: self.peers,
+            seeders: self.seeders,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: InfoHash = InfoHash([7; 20]);
+
+    fn id(n: u32) -> PeerId {
+        let mut id = [0u8; 20];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+
+    fn counts(seeders: u32, leechers: u32, completed: u32) -> SwarmCounts {
+        SwarmCounts {
+            seeders,
+            leechers,
+            completed,
+        }
+    }
+
+    #[test]
+    fn announces_count_and_stopped_peers_leave() {
+        let mut swarms = RtcSwarms::default();
+        // (peer, connection, seeder, event, counts after): completing, a
+        // leecher turned seeder counts a download, once.
+        let steps = [
+            (1, 10, false, Event::None, counts(0, 1, 0)),
+            (2, 11, true, Event::None, counts(1, 1, 0)),
+            (1, 10, true, Event::Completed, counts(2, 0, 1)),
+            (1, 10, true, Event::Completed, counts(2, 0, 1)),
+            (2, 11, true, Event::Stopped, counts(1, 0, 1)),
+        ];
+        for (now, (peer, connection, seeder, event, after)) in steps.into_iter().enumerate() {
+            let got = swarms.announce(HASH, &id(peer), connection, seeder, event, now as u32);
+            assert_eq!(got, after, "step {now}");
+        }
+        let totals = swarms.totals();
+        assert_eq!((totals.torrents, totals.peers, totals.seeders), (1, 1, 1));
+        // A torrent without peers or downloads is not kept.
+        let other = InfoHash([9; 20]);
+        swarms.announce(other, &id(3), 12, false, Event::None, 0);
+        swarms.announce(other, &id(3), 12, false, Event::Stopped, 1);
+        assert_eq!(swarms.totals().torrents, 1);
+        assert_eq!(swarms.counts(&other), SwarmCounts::default());
+    }
+
+    #[test]
+    fn a_closed_connection_takes_only_its_own_peers() {
+        let mut swarms = RtcSwarms::default();
+        swarms.announce(HASH, &id(1), 10, false, Event::None, 0);
+        // The same browser reconnected: its peer moved to connection 20.
+        swarms.announce(HASH, &id(1), 20, false, Event::None, 1);
+        assert_eq!(swarms.connection_of(&HASH, &id(1)), Some(20));
+        swarms.leave(&HASH, &id(1), 10);
+        assert_eq!(swarms.totals().peers, 1);
+        swarms.leave(&HASH, &id(1), 20);
+        assert_eq!(swarms.totals(), RtcTotals::default());
+        assert_eq!(swarms.connection_of(&HASH, &id(1)), None);
+    }
+
+    #[test]
+    fn offers_go_to_other_peers_and_a_seeders_to_leechers_only() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut out = Vec::new();
+        for size in [1u32, 2, 5, 30, 3000] {
+            let mut swarms = RtcSwarms::default();
+            for n in 0..size {
+                // Every third peer a leecher.
+                swarms.announce(HASH, &id(n), n as usize, n % 3 != 0, Event::None, 0);
+            }
+            let leechers = size.div_ceil(3) as usize;
+            for (from, seeder) in [(id(0), false), (id(1), true)] {
+                swarms.offer_targets(&HASH, &from, seeder, 10, &mut rng, &mut out);
+                let others = if seeder { leechers } else { size as usize - 1 };
+                assert_eq!(out.len(), others.min(10), "swarm of {size}");
+                for (n, (peer, connection)) in out.iter().enumerate() {
+                    assert_ne!(*peer, from);
+                    assert_eq!(id(*connection as u32), *peer);
+                    assert!(
+                        !seeder || connection % 3 == 0,
+                        "a seeder's offer to a seeder"
+                    );
+                    assert!(!out[..n].iter().any(|(p, _)| p == peer), "twice");
+                }
+            }
+        }
+        RtcSwarms::default().offer_targets(&HASH, &id(0), false, 10, &mut rng, &mut out);
+        assert!(
+            out.is_empty(),
+            "an unknown torrent has no peers to offer to"
+        );
+    }
+
+    #[test]
+    fn offers_reach_every_peer_over_many_draws() {
+        let mut swarms = RtcSwarms::default();
+        for n in 0..100 {
+            swarms.announce(HASH, &id(n), n as usize, false, Event::None, 0);
+        }
+        let mut rng = fastrand::Rng::with_seed(5);
+        let (mut out, mut seen) = (Vec::new(), [0u32; 100]);
+        for _ in 0..1000 {
+            swarms.offer_targets(&HASH, &id(0), false, 5, &mut rng, &mut out);
+            for (_, connection) in &out {
+                seen[*connection] += 1;
+            }
+        }
+        // 5000 offers over 99 peers: about 50 each.
+        assert_eq!(seen[0], 0);
+        assert!(
+            seen[1..].iter().all(|&n| (20..100).contains(&n)),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_sweep_forgets_silent_peers() {
+        let mut swarms = RtcSwarms::default();
+        swarms.announce(HASH, &id(1), 1, true, Event::None, 0);
+        swarms.announce(HASH, &id(2), 2, false, Event::None, 100);
+        assert_eq!(swarms.sweep(150, 120), 1);
+        assert_eq!(swarms.counts(&HASH), counts(0, 1, 0));
+        assert_eq!(swarms.sweep(300, 120), 1);
+        assert_eq!(swarms.totals(), RtcTotals::default());
+    }
+}

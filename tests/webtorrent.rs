@@ -1,0 +1,361 @@
+//! WebTorrent over the wire: browsers' WebSocket connections to the real
+//! binary, announcing, passing WebRTC offers and answers, scraping, and the
+//! limits and refusals.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use tungstenite::{Message, WebSocket};
+
+const ENABLED: &str = "[webtorrent]\nenabled = true\n";
+
+/// A browser's tracker connection.
+struct Browser {
+    socket: WebSocket<TcpStream>,
+}
+
+impl Browser {
+    fn connect(addr: SocketAddr) -> Browser {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let url = format!("ws://{addr}/announce");
+        let (socket, response) = tungstenite::client(url, stream).expect("WebSocket handshake");
+        assert_eq!(response.status(), 101);
+        Browser { socket }
+    }
+
+    fn send(&mut self, message: Value) {
+        self.send_text(message.to_string());
+    }
+
+    fn send_text(&mut self, text: String) {
+        self.socket.send(Message::Text(text.into())).expect("send");
+    }
+
+    /// The next message, as JSON.
+    fn receive(&mut self) -> Value {
+        loop {
+            match self.socket.read().expect("a message from the tracker") {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Whether the tracker closed the connection within a few seconds.
+    fn is_closed_by_tracker(&mut self) -> bool {
+        loop {
+            match self.socket.read() {
+                Ok(Message::Close(_)) => {}
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// A WebTorrent binary string: one character per byte.
+fn binary(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+fn peer_id(n: u8) -> String {
+    binary(&[b"-WW0208-".as_slice(), &[n; 12]].concat())
+}
+
+fn announce(hash: u8, peer: u8, left: u64) -> Value {
+    json!({
+        "action": "announce",
+        "info_hash": binary(&common::hash(hash)),
+        "peer_id": peer_id(peer),
+        "numwant": 5,
+        "uploaded": 0,
+        "downloaded": 0,
+        "left": left,
+        "event": "started",
+    })
+}
+
+fn offer(n: u8) -> Value {
+    json!({
+        "offer": { "type": "offer", "sdp": format!("v=0\r\no=- {n} 2 IN IP4 127.0.0.1\r\na=\"quoted\"") },
+        "offer_id": binary(&[n; 20]),
+    })
+}
+
+fn webtorrent_metric(tracker: &Tracker, sample: &str) -> u64 {
+    let metrics = tracker.get("/metrics").text();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("opentracker_webtorrent_{sample} ")))
+        .unwrap_or_else(|| panic!("no {sample} in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn browsers_meet_through_relayed_offers_and_answers() {
+    let tracker = Tracker::start(ENABLED);
+    let hash = binary(&common::hash(1));
+    let mut leecher = Browser::connect(tracker.v4());
+    leecher.send(announce(1, 1, 1000));
+    let reply = leecher.receive();
+    assert_eq!(reply["action"], "announce");
+    assert_eq!(reply["info_hash"], hash.as_str());
+    assert_eq!(
+        (reply["complete"].as_u64(), reply["incomplete"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(reply["interval"], 120);
+
+    // A seeder over IPv6 with two offers: the one leecher gets one.
+    let mut seeder = Browser::connect(tracker.v6());
+    let mut message = announce(1, 2, 0);
+    message["offers"] = json!([offer(7), offer(8)]);
+    seeder.send(message);
+    let reply = seeder.receive();
+    assert_eq!(
+        (reply["complete"].as_u64(), reply["incomplete"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let relayed = leecher.receive();
+    assert_eq!(relayed["action"], "announce");
+    assert_eq!(relayed["info_hash"], hash.as_str());
+    assert_eq!(relayed["peer_id"], peer_id(2).as_str());
+    let (offer_id, sdp) = (relayed["offer_id"].clone(), relayed["offer"].clone());
+    assert!([offer(7), offer(8)]
+        .iter()
+        .any(|o| o["offer_id"] == offer_id && o["offer"] == sdp));
+
+    // The leecher answers; the seeder gets it, the leecher nothing back.
+    leecher.send(json!({
+        "action": "announce",
+        "info_hash": hash,
+        "peer_id": peer_id(1),
+        "to_peer_id": peer_id(2),
+        "offer_id": offer_id,
+        "answer": { "type": "answer", "sdp": "v=0\r\na=answer" },
+    }));
+    let answer = seeder.receive();
+    assert_eq!(answer["peer_id"], peer_id(1).as_str());
+    assert_eq!(answer["offer_id"], offer_id);
+    assert_eq!(answer["answer"]["sdp"], "v=0\r\na=answer");
+    leecher.send(json!({ "action": "scrape", "info_hash": [hash, binary(&common::hash(2))] }));
+    let scrape = leecher.receive();
+    assert_eq!(
+        scrape["action"], "scrape",
+        "the answer got no reply: {scrape}"
+    );
+    let files = &scrape["files"];
+    assert_eq!(files[&hash]["complete"], 1);
+    assert_eq!(files[&hash]["incomplete"], 1);
+    assert_eq!(files[binary(&common::hash(2))]["complete"], 0);
+
+    assert_eq!(webtorrent_metric(&tracker, "connections"), 2);
+    assert_eq!(webtorrent_metric(&tracker, "peers"), 2);
+    assert_eq!(webtorrent_metric(&tracker, "seeders"), 1);
+    let metrics = tracker.get("/metrics").text();
+    for sample in [
+        "webtorrent_messages_total{kind=\"announce\"} 3",
+        "webtorrent_messages_total{kind=\"offer_relayed\"} 1",
+        "webtorrent_messages_total{kind=\"answer_relayed\"} 1",
+        "webtorrent_messages_total{kind=\"scrape\"} 1",
+        "announces_by_client_total{client=\"WebTorrent\",version=\"0208\"} 3",
+    ] {
+        assert!(
+            metrics.contains(&format!("\nopentracker_{sample}\n")),
+            "{sample} in {metrics}"
+        );
+    }
+
+    // A browser that goes away, even without a closing handshake, leaves
+    // its swarms at once; that is no misbehaviour.
+    drop(seeder);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while webtorrent_metric(&tracker, "connections") != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    leecher.send(json!({ "action": "scrape", "info_hash": hash }));
+    let scrape = leecher.receive();
+    assert_eq!(scrape["files"][&hash]["complete"], 0);
+    assert_eq!(scrape["files"][&hash]["incomplete"], 1);
+    // Stopping leaves too; the BitTorrent swarms never saw any of it.
+    let mut stopped = announce(1, 1, 1000);
+    stopped["event"] = json!("stopped");
+    leecher.send(stopped);
+    assert_eq!(leecher.receive()["incomplete"], 0);
+    assert_eq!(webtorrent_metric(&tracker, "peers"), 0);
+    assert_eq!(tracker.metric("opentracker_peers"), 0);
+    assert_eq!(webtorrent_metric(&tracker, "connections_dropped_total"), 0);
+    let json = tracker.get("/stats?mode=json").text();
+    let stats: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(stats["webtorrent"]["connections"], 1);
+    assert_eq!(stats["webtorrent"]["messages"]["announce"], 4);
+}
+
+#[test]
+fn bad_messages_get_a_reason_and_limits_hold() {
+    let dir = TestDir::new();
+    let hex: String = common::hash(9).iter().map(|b| format!("{b:02x}")).collect();
+    let list = dir.write("blacklist.txt", &format!("{hex}\n"));
+    let toml = format!(
+        "[webtorrent]\nenabled = true\nmax_torrents_per_connection = 2\nmax_message_size = 4096\n\
+         [access]\nblacklist = \"{}\"\n",
+        list.display()
+    );
+    let tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    let mut browser = Browser::connect(tracker.v4());
+    browser.send_text("{not json".into());
+    assert!(browser.receive()["failure reason"].is_string());
+    let mut bad = announce(1, 1, 0);
+    bad["info_hash"] = json!("too short");
+    browser.send(bad);
+    let reply = browser.receive();
+    assert!(
+        reply["failure reason"]
+            .as_str()
+            .unwrap()
+            .contains("info_hash"),
+        "{reply}"
+    );
+    browser.send(json!({ "action": "scrape" }));
+    assert!(
+        browser.receive()["failure reason"].is_string(),
+        "no full scrape"
+    );
+
+    // The blacklisted torrent is refused; two others fill the connection.
+    browser.send(announce(9, 1, 0));
+    let reply = browser.receive();
+    assert!(
+        reply["failure reason"]
+            .as_str()
+            .unwrap()
+            .contains("not authorized"),
+        "{reply}"
+    );
+    browser.send(announce(1, 1, 0));
+    assert_eq!(browser.receive()["complete"], 1);
+    browser.send(announce(2, 1, 0));
+    assert_eq!(browser.receive()["complete"], 1);
+    browser.send(announce(3, 1, 0));
+    let reply = browser.receive();
+    assert!(
+        reply["failure reason"]
+            .as_str()
+            .unwrap()
+            .contains("as many torrents"),
+        "{reply}"
+    );
+    // Re-announcing a torrent already held is fine.
+    browser.send(announce(2, 1, 0));
+    assert_eq!(browser.receive()["complete"], 1);
+    assert_eq!(webtorrent_metric(&tracker, "torrents"), 2);
+    let metrics = tracker.get("/metrics").text();
+    assert!(
+        metrics.contains("\nopentracker_webtorrent_messages_total{kind=\"refused\"} 5\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nopentracker_announces_not_authorized_total 1\n"),
+        "{metrics}"
+    );
+
+    // A message over the size limit ends the connection, and its peers leave.
+    browser.send_text(format!(
+        "{{\"action\":\"announce\",\"pad\":\"{}\"}}",
+        "x".repeat(5000)
+    ));
+    assert!(browser.is_closed_by_tracker());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while webtorrent_metric(&tracker, "peers") != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(webtorrent_metric(&tracker, "peers"), 0);
+    assert_eq!(webtorrent_metric(&tracker, "connections_dropped_total"), 1);
+    // The tracker serves on.
+    let mut again = Browser::connect(tracker.v4());
+    again.send(announce(1, 3, 5));
+    assert_eq!(again.receive()["incomplete"], 1);
+}
+
+#[test]
+fn silent_connections_are_closed() {
+    let tracker = Tracker::start("[webtorrent]\nenabled = true\ninterval = 1\nidle_timeout = 2\n");
+    let mut browser = Browser::connect(tracker.v4());
+    browser.send(announce(1, 1, 0));
+    assert_eq!(browser.receive()["interval"], 1);
+    let started = Instant::now();
+    let mut closed = false;
+    while !closed && started.elapsed() < Duration::from_secs(10) {
+        closed = browser.is_closed_by_tracker();
+    }
+    assert!(closed, "still open after {:?}", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(webtorrent_metric(&tracker, "peers"), 0);
+}
+
+#[test]
+fn upgrades_are_plain_http_unless_enabled() {
+    let upgrade = |version: u8| {
+        format!(
+            "GET /announce HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: {version}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    // Off, as upstream: an announce path without a query is a bad request.
+    let tracker = Tracker::start("");
+    assert_eq!(http(tracker.v4(), &upgrade(13)).status, 400);
+    assert_eq!(
+        http(tracker.v4(), "GET /announce HTTP/1.0\r\n\r\n").status,
+        400
+    );
+    assert!(tracker
+        .get("/metrics")
+        .text()
+        .lines()
+        .all(|l| !l.contains("webtorrent")));
+    // On: a handshake browsers do not make is refused all the same.
+    let tracker = Tracker::start(ENABLED);
+    assert_eq!(http(tracker.v4(), &upgrade(8)).status, 400);
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    std::io::Write::write_all(&mut stream, upgrade(13).as_bytes()).unwrap();
+    let mut head = [0u8; 256];
+    let n = std::io::Read::read(&mut stream, &mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        "{head}"
+    );
+    // Plain HTTP on the same listener is unchanged.
+    let reply = tracker.get(&announce_path(&common::hash(1), 6881, ""));
+    assert_eq!(reply.status, 200);
+}
