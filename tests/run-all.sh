@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite: formatting, lints, unit and integration tests
-# (including the libtorrent end-to-end transfer), then the packaging proofs.
+# (including the libtorrent end-to-end transfer and WebTorrent clients
+# meeting over WebRTC), then the packaging proofs.
 # As root it first installs the Debian tools the tests need.
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ if [ "$(id -u)" -eq 0 ]; then
     command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
     command -v nft >/dev/null 2>&1 || missing="$missing nftables"
     command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
     if [ -n "$missing" ]; then
         echo "== installing:$missing"
         apt-get update -qq
