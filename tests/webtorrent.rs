@@ -110,7 +110,7 @@ fn webtorrent_metric(tracker: &Tracker, sample: &str) -> u64 {
 
 #[test]
 fn browsers_meet_through_relayed_offers_and_answers() {
-    let tracker = Tracker::start(ENABLED);
+    let mut tracker = Tracker::start(ENABLED);
     let hash = binary(&common::hash(1));
     let mut leecher = Browser::connect(tracker.v4());
     leecher.send(announce(1, 1, 1000));
@@ -202,6 +202,15 @@ fn browsers_meet_through_relayed_offers_and_answers() {
     assert_eq!(webtorrent_metric(&tracker, "peers"), 0);
     assert_eq!(tracker.metric("opentracker_peers"), 0);
     assert_eq!(webtorrent_metric(&tracker, "connections_dropped_total"), 0);
+    // The status line every 10 s says what WebTorrent holds.
+    assert!(
+        tracker.wait_for_message(
+            "WebTorrent 0 peers on 1 connections",
+            Duration::from_secs(15)
+        ),
+        "{:?}",
+        tracker.messages
+    );
     let json = tracker.get("/stats?mode=json").text();
     let stats: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(stats["webtorrent"]["connections"], 1);

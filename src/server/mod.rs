@@ -436,8 +436,18 @@ impl Server {
         } else {
             format!(", interval {interval} s")
         };
+        let webtorrent = match &self.signalling {
+            Some(signalling) => {
+                let now = signalling.gauges();
+                format!(
+                    ", WebTorrent {} peers on {} connections",
+                    now.swarms.peers, now.connections
+                )
+            }
+            None => String::new(),
+        };
         format!(
-            "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s{paced}",
+            "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s{paced}{webtorrent}",
             totals.torrents, totals.peers, totals.seeders
         )
     }

@@ -182,6 +182,8 @@ impl Counters {
             + self.udp_connects
             + self.udp_announces
             + self.udp_scrapes
+            + self.webtorrent.announces
+            + self.webtorrent.scrapes
     }
 }
 
