@@ -368,3 +368,28 @@ fn upgrades_are_plain_http_unless_enabled() {
     let reply = tracker.get(&announce_path(&common::hash(1), 6881, ""));
     assert_eq!(reply.status, 200);
 }
+
+#[test]
+fn request_logs_name_each_message() {
+    let tracker = Tracker::start(
+        "[webtorrent]\nenabled = true\n[log]\ntarget = \"stderr\"\nrequests = true\nclient_ip = \"full\"\n",
+    );
+    let mut browser = Browser::connect(tracker.v4());
+    browser.send(announce(1, 1, 0));
+    browser.receive();
+    browser.send_text("[]".into());
+    browser.receive();
+    let wanted = [
+        "127.0.0.1 websocket",
+        "127.0.0.1 webtorrent announce",
+        "127.0.0.1 webtorrent refused",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !wanted.iter().all(|line| tracker.stderr().contains(line)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = tracker.stderr();
+    for line in wanted {
+        assert!(log.contains(line), "{line:?} in {log}");
+    }
+}

@@ -994,7 +994,11 @@ impl Server {
                     break;
                 }
             };
-            let reply = signalling.answer(&mut self.ctx, key, connection, &text, &mut relays);
+            let (reply, outcome) =
+                signalling.answer(&mut self.ctx, key, connection, &text, &mut relays);
+            if let Some(log) = &self.ctx.request_log {
+                log::info!("{} {outcome}", log.label(connection.client()));
+            }
             if let Some(reply) = reply {
                 if let Err(e) = connection.send(reply) {
                     alive = false;

@@ -7,6 +7,7 @@
 //! answering here only says who gets what ([`Relay`]); the event loop,
 //! which owns every connection, delivers.
 
+use std::borrow::Cow;
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -66,6 +67,11 @@ impl Connection {
             deadline: now + Duration::from_secs(settings.idle_timeout.into()),
             announced: Vec::new(),
         }
+    }
+
+    /// Whom its messages count against.
+    pub fn client(&self) -> IpAddr {
+        self.client
     }
 
     pub fn stream(&mut self) -> &mut TcpStream {
@@ -182,7 +188,8 @@ impl Signalling {
     }
 
     /// Answers `text`, which came on connection `key`: the reply for it,
-    /// if any, with messages for other connections added to `relays`.
+    /// if any, and what was answered, with messages for other connections
+    /// added to `relays`.
     pub fn answer(
         &mut self,
         ctx: &mut Context,
@@ -190,38 +197,29 @@ impl Signalling {
         connection: &mut Connection,
         text: &str,
         relays: &mut Vec<Relay>,
-    ) -> Option<String> {
+    ) -> (Option<String>, Outcome) {
         connection.deadline = ctx.instant + Duration::from_secs(self.settings.idle_timeout.into());
-        let mut out = String::new();
         let max_offers = self.settings.max_offers as usize;
-        let refusal = if ctx.over_rate(connection.client) {
-            Some(RATE_LIMITED)
+        let reason: Cow<'static, str> = if ctx.over_rate(connection.client) {
+            RATE_LIMITED.into()
         } else {
             match webtorrent::parse(text, max_offers, crate::proto::udp::MAX_SCRAPE_HASHES) {
                 Ok(Request::Announce(announce)) => {
                     return self.announce(ctx, key, connection, &announce, relays)
                 }
-                Ok(Request::Scrape(hashes)) if hashes.is_empty() => Some(NO_FULL_SCRAPE),
-                Ok(Request::Scrape(hashes)) => {
+                Ok(Request::Scrape(hashes)) if !hashes.is_empty() => {
                     ctx.counters.webtorrent.scrapes += 1;
+                    let mut out = String::new();
                     let counts = hashes.iter().map(|h| (*h, self.swarms.counts(h)));
                     webtorrent::scrape_reply(&mut out, counts);
-                    None
+                    return (Some(out), "webtorrent scrape");
                 }
-                Err(error) => {
-                    let hash = webtorrent::info_hash_of(text);
-                    webtorrent::failure(&mut out, "announce", hash.as_ref(), &error.to_string());
-                    ctx.counters.webtorrent.refused += 1;
-                    None
-                }
+                Ok(Request::Scrape(_)) => NO_FULL_SCRAPE.into(),
+                Err(error) => error.to_string().into(),
             }
         };
-        if let Some(reason) = refusal {
-            ctx.counters.webtorrent.refused += 1;
-            let hash = webtorrent::info_hash_of(text);
-            webtorrent::failure(&mut out, "announce", hash.as_ref(), reason);
-        }
-        Some(out)
+        let hash = webtorrent::info_hash_of(text);
+        (Some(refuse(ctx, hash.as_ref(), &reason)), REFUSED)
     }
 
     fn announce(
@@ -231,9 +229,8 @@ impl Signalling {
         connection: &mut Connection,
         announce: &webtorrent::Announce<'_>,
         relays: &mut Vec<Relay>,
-    ) -> Option<String> {
+    ) -> (Option<String>, Outcome) {
         let hash = announce.info_hash;
-        let mut out = String::new();
         let known = connection
             .announced
             .iter()
@@ -252,9 +249,7 @@ impl Signalling {
             None
         };
         if let Some(reason) = refusal {
-            ctx.counters.webtorrent.refused += 1;
-            webtorrent::failure(&mut out, "announce", Some(&hash), reason);
-            return Some(out);
+            return (Some(refuse(ctx, Some(&hash), reason)), REFUSED);
         }
         ctx.counters.webtorrent.announces += 1;
         ctx.counters.clients.count(ClientTag::of(&announce.peer_id));
@@ -290,9 +285,23 @@ impl Signalling {
                 ctx.counters.webtorrent.answers_relayed += 1;
             }
             // The answering peer expects nothing back.
-            return None;
+            return (None, "webtorrent answer");
         }
+        let mut out = String::new();
         webtorrent::announce_reply(&mut out, &hash, self.settings.interval, counts);
-        Some(out)
+        (Some(out), "webtorrent announce")
     }
+}
+
+/// What a message got, for request log lines.
+pub type Outcome = &'static str;
+
+const REFUSED: Outcome = "webtorrent refused";
+
+/// Counts a refused message; the failure reply naming `hash`, if known.
+fn refuse(ctx: &mut Context, hash: Option<&InfoHash>, reason: &str) -> String {
+    ctx.counters.webtorrent.refused += 1;
+    let mut out = String::new();
+    webtorrent::failure(&mut out, "announce", hash, reason);
+    out
 }
