@@ -786,3 +786,130 @@ fn a_bad_passkeys_file_at_start_is_fatal() {
     let (status, _, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
     assert_eq!(status.code(), Some(1), "{stderr}");
 }
+
+/// (seeders, leechers) and the peers' ports, in order, in a UDP announce
+/// reply.
+fn udp_swarm(reply: &[u8]) -> ((u32, u32), Vec<u16>) {
+    let mut ports: Vec<u16> = reply[20..]
+        .chunks_exact(6)
+        .map(|peer| u16::from_be_bytes([peer[4], peer[5]]))
+        .collect();
+    ports.sort_unstable();
+    ((be32(reply, 16), be32(reply, 12)), ports)
+}
+
+#[test]
+fn a_hybrid_torrents_v1_and_v2_hashes_share_one_swarm() {
+    let dir = TestDir::new();
+    let (v1, v2) = (hash(1), hash(2));
+    let mut v2_whole = v2.to_vec();
+    v2_whole.extend_from_slice(b"v2 hash tail");
+    let pair = format!("{} {}", hex(&v1), hex(&v2) + &hex(&[0xee; 20])[..24]);
+    let list = dir.write(
+        "hybrids.txt",
+        &format!("# hybrid torrents\n{pair}  # one\n"),
+    );
+    let toml = format!("[access]\nhybrids = \"{}\"\n", list.display());
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+
+    // A v1-only client over HTTP and a v2-only one over UDP meet.
+    let seeder = tracker.get(&announce_path(&v1, 1001, "&left=0"));
+    assert_eq!(seeder.status, 200);
+    let udp = Udp::new(tracker.v4());
+    let reply = udp.announce(&v2, 2002, 5, 0, 10);
+    assert_eq!(udp_swarm(&reply), ((1, 1), vec![1001, 2002]));
+    // A client announcing both hashes is one peer.
+    let both = udp.announce(&v1, 2002, 5, 0, 10);
+    assert_eq!(udp_swarm(&both).0, (1, 1));
+
+    // Scrapes of either hash, whole or truncated, count the one swarm, and
+    // name the hash as it was sent.
+    let scraped = tracker.get(&format!(
+        "/scrape?info_hash={}&info_hash={}",
+        urlencode(&v1),
+        urlencode(&v2_whole)
+    ));
+    let files = scraped.bencode();
+    let files = files.get("files").unwrap().dict();
+    for sent in [v2_whole.as_slice(), v1.as_slice()] {
+        let counts = files.get(sent).expect("scraped");
+        assert_eq!((counts.int("complete"), counts.int("incomplete")), (1, 1));
+    }
+    let udp_scrape = udp.scrape(&[v2]);
+    assert_eq!((be32(&udp_scrape, 8), be32(&udp_scrape, 16)), (1, 1));
+    // The full scrape and the counts know one torrent, the v1 hash.
+    let full = tracker.get("/scrape").bencode();
+    let full = full.get("files").unwrap().dict();
+    assert_eq!(full.keys().collect::<Vec<_>>(), vec![&v1.to_vec()]);
+    assert_eq!(tracker.metric("opentracker_torrents"), 1);
+    assert_eq!(list_metric(&tracker, "list_entries", "hybrids"), Some(1));
+    let json = tracker.get("/stats?mode=json").text();
+    assert!(json.contains("\"hybrids\":1"), "{json}");
+
+    // A bad file keeps the pairs in force.
+    std::fs::write(&list, format!("{pair}\n{}\n", hex(&v1))).unwrap();
+    reload(&mut tracker);
+    assert_reload_kept_the_old_list(
+        &tracker,
+        &format!(
+            "hybrids {}: line 2: expected a v1 hash (40 hex digits), then a v2 hash",
+            list.display()
+        ),
+        "keeping the previous 1 hybrids",
+    );
+    assert_eq!(udp_swarm(&udp.announce(&v2, 2003, 5, 0, 10)).0, (1, 2));
+    assert_eq!(
+        list_metric(&tracker, "list_reload_failures_total", "hybrids"),
+        Some(1)
+    );
+
+    // Unlinked, the v2 hash is a swarm of its own again.
+    std::fs::write(&list, "# none\n").unwrap();
+    reload(&mut tracker);
+    assert_eq!(
+        udp_swarm(&udp.announce(&v2, 2004, 5, 0, 10)),
+        ((0, 1), vec![2004])
+    );
+    assert_eq!(list_metric(&tracker, "list_entries", "hybrids"), Some(0));
+    assert!(tracker.is_alive());
+}
+
+#[test]
+fn a_bad_hybrids_file_at_start_is_fatal_and_checked() {
+    let dir = TestDir::new();
+    let config = |name: &str, list: &std::path::Path| {
+        let toml = format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\nhybrids = \"{}\"\n[log]\ntarget = \"stderr\"\n",
+            free_port(),
+            list.display()
+        );
+        dir.write(name, &toml)
+    };
+    let linked_twice = format!(
+        "{0} {1}\n{2} {1}\n",
+        hex(&hash(1)),
+        hex(&hash(2)),
+        hex(&hash(3))
+    );
+    let bad = config("bad.toml", &dir.write("bad.txt", &linked_twice));
+    let (status, _, stderr) = run_binary(&["-f", bad.to_str().unwrap()]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("bad.txt: line 2: expected hashes in no other pair"),
+        "{stderr}"
+    );
+    let (status, _, stderr) = run_binary(&["--check-config", "-f", bad.to_str().unwrap()]);
+    assert!(!status.success() && stderr.contains("line 2"), "{stderr}");
+
+    let good_list = format!("{} {}\n", hex(&hash(1)), hex(&hash(2)));
+    let good = config("good.toml", &dir.write("good.txt", &good_list));
+    let (status, stdout, stderr) = run_binary(&["--check-config", "-f", good.to_str().unwrap()]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("1 hybrid torrents"), "{stdout}");
+}

@@ -19,9 +19,14 @@ fn cluster_port() -> u16 {
 }
 
 fn start_member(dir: &TestDir, own: u16, other: u16) -> Tracker {
+    start_member_with(dir, own, other, "")
+}
+
+/// A member with `access` as its `[access]` section.
+fn start_member_with(dir: &TestDir, own: u16, other: u16, access: &str) -> Tracker {
     let key = dir.write("cluster.key", "a secret that the two trackers share\n");
     Tracker::start(&format!(
-        "[cluster]\nlisten = \"127.0.0.1:{own}\"\npeers = [\"127.0.0.1:{other}\"]\nkey_file = \"{}\"\n",
+        "[cluster]\nlisten = \"127.0.0.1:{own}\"\npeers = [\"127.0.0.1:{other}\"]\nkey_file = \"{}\"\n[access]\n{access}",
         key.display()
     ))
 }
@@ -69,6 +74,24 @@ fn two_trackers_hand_out_each_others_peers() {
     // Announces from the cluster are not passed on again: A received only
     // B's own one.
     assert_eq!(a.metric("opentracker_cluster_announces_received_total"), 1);
+}
+
+#[test]
+fn a_hybrid_torrents_v2_announces_reach_its_v1_swarm_across_the_cluster() {
+    let dir = TestDir::new();
+    let hex = |h: [u8; 20]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let pairs = dir.write("hybrids", &format!("{} {}\n", hex(hash(1)), hex(hash(2))));
+    let (port_a, port_b) = (cluster_port(), cluster_port());
+    let linking = format!("hybrids = \"{}\"\n", pairs.display());
+    let a = start_member_with(&dir, port_a, port_b, &linking);
+    let b = start_member(&dir, port_b, port_a);
+    // A v2 announce at A is passed on by its v1 hash.
+    a.get(&announce_path(&hash(2), 6881, "&left=0"));
+    wait_for_counts(&b, 1, Some((1, 0, 0)));
+    assert_eq!(scrape_counts(&b, 2), None);
+    // B, without the file, passes a v2 announce on as it came; A links it.
+    b.get(&announce_path(&hash(2), 6882, "&left=5"));
+    wait_for_counts(&a, 1, Some((1, 1, 0)));
 }
 
 #[test]

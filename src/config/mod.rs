@@ -125,6 +125,10 @@ pub struct Access {
     /// in their URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passkeys: Option<PathBuf>,
+    /// A file of hybrid torrents' v1 and v2 hashes: a v2 hash's announces
+    /// and scrapes are served from its v1 hash's swarm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrids: Option<PathBuf>,
     /// Reload the lists when their files change, as SIGHUP does.
     pub reload_on_change: bool,
     /// FIFOs whose lines add hashes to the access list and delete them from
@@ -144,13 +148,14 @@ pub struct Access {
 
 impl Access {
     /// The list files the tracker reads: the access lists, the blocked
-    /// networks and the passkeys.
+    /// networks, the passkeys and the hybrids.
     pub fn list_files(&self) -> impl Iterator<Item = &PathBuf> {
         [
             &self.whitelist,
             &self.blacklist,
             &self.blocked_networks,
             &self.passkeys,
+            &self.hybrids,
         ]
         .into_iter()
         .flatten()
@@ -163,6 +168,7 @@ impl Access {
             &mut self.blacklist,
             &mut self.blocked_networks,
             &mut self.passkeys,
+            &mut self.hybrids,
         ]
         .into_iter()
         .flatten()
@@ -193,6 +199,7 @@ impl Default for Access {
             blocked_clients: Vec::new(),
             blocked_networks: None,
             passkeys: None,
+            hybrids: None,
             reload_on_change: false,
             fifo_add: None,
             fifo_delete: None,

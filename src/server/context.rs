@@ -11,9 +11,10 @@ use crate::config::network_list::NetworkList;
 use crate::config::passkey_list::PasskeyList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
-use crate::proto::{cluster, SentHash};
+use crate::proto::{cluster, InfoHash, SentHash};
 use crate::rate_limit::RateLimiter;
 use crate::stats::{Counters, KernelReadings, WebtorrentGauges};
+use crate::tracker::hybrids::HybridLinks;
 use crate::tracker::pace::Pace;
 use crate::tracker::{self, Announce, Announced, Families, ShardedTracker};
 
@@ -85,6 +86,8 @@ pub struct Settings {
     pub blocked_networks_file: bool,
     /// `access.passkeys` is set: requests need a passkey.
     pub passkeys_file: bool,
+    /// `access.hybrids` is set (its list may be empty).
+    pub hybrids_file: bool,
     pub redirect_url: Option<String>,
     pub keep_alive: bool,
     pub keep_alive_timeout: u32,
@@ -115,6 +118,7 @@ impl Settings {
                 .collect(),
             blocked_networks_file: config.access.blocked_networks.is_some(),
             passkeys_file: config.access.passkeys.is_some(),
+            hybrids_file: config.access.hybrids.is_some(),
             redirect_url: config.tracker.redirect_url.clone(),
             clock_start: (config.tracker.torrent_timeout)
                 .max(config.tracker.peer_timeout)
@@ -205,6 +209,7 @@ struct Shared {
     request_log: Option<RequestLog>,
     blocked_networks: Arc<Reloadable<NetworkList>>,
     passkeys: Arc<Reloadable<PasskeyList>>,
+    hybrids: Arc<Reloadable<HybridLinks>>,
     rate_limiter: Option<Arc<RateLimiter>>,
     pace: Arc<SharedPace>,
     started: Instant,
@@ -220,15 +225,17 @@ pub struct Context {
     pub request_log: Option<RequestLog>,
     pub blocked_networks: Arc<Reloadable<NetworkList>>,
     pub passkeys: Arc<Reloadable<PasskeyList>>,
+    pub hybrids: Arc<Reloadable<HybridLinks>>,
     /// `access.rate_limit`, shared by every thread.
     rate_limiter: Option<Arc<RateLimiter>>,
     /// This tracker's announces waiting for the cluster, with `[cluster]`.
     pub cluster_outbox: Option<Arc<Outbox>>,
     pace: Arc<SharedPace>,
-    /// This thread's copies of the blocked networks and the passkeys, with
-    /// their versions.
+    /// This thread's copies of the blocked networks, the passkeys and the
+    /// hybrids, with their versions.
     blocked: (u64, Arc<NetworkList>),
     keys: (u64, Arc<PasskeyList>),
+    links: (u64, Arc<HybridLinks>),
     rng: fastrand::Rng,
     started: Instant,
     /// The thread's clock, refreshed once per loop turn or batch.
@@ -270,6 +277,7 @@ impl Context {
                 request_log,
                 blocked_networks: Arc::default(),
                 passkeys: Arc::default(),
+                hybrids: Arc::default(),
                 rate_limiter,
                 pace: Arc::new(SharedPace {
                     interval: AtomicU32::new(config.tracker.interval),
@@ -289,6 +297,7 @@ impl Context {
             request_log,
             blocked_networks,
             passkeys,
+            hybrids,
             rate_limiter,
             pace,
             started,
@@ -305,6 +314,8 @@ impl Context {
             blocked_networks,
             keys: passkeys.current(),
             passkeys,
+            links: hybrids.current(),
+            hybrids,
             rate_limiter,
             cluster_outbox,
             pace,
@@ -337,6 +348,7 @@ impl Context {
                 request_log: self.request_log.clone(),
                 blocked_networks: Arc::clone(&self.blocked_networks),
                 passkeys: Arc::clone(&self.passkeys),
+                hybrids: Arc::clone(&self.hybrids),
                 rate_limiter: self.rate_limiter.clone(),
                 pace: Arc::clone(&self.pace),
                 started: self.started,
@@ -428,9 +440,16 @@ impl Context {
         !blocked.is_empty() && blocked.iter().any(|prefix| peer_id.starts_with(prefix))
     }
 
+    /// The hash whose swarm serves requests for `hash`: with
+    /// `access.hybrids`, a hybrid torrent's v1 hash for its v2 hash.
+    pub fn swarm_of(&self, hash: InfoHash) -> InfoHash {
+        self.links.1.swarm_of(hash)
+    }
+
     /// Announces, leaving the sampled peers in `peers4` and `peers6`.
     pub fn announce(&mut self, request: &Announce, families: Families) -> Announced {
-        let announced = self.apply_announce(request, families);
+        let request = &self.linked(request);
+        let announced = self.announce_linked(request, families);
         if let Some(outbox) = &self.cluster_outbox {
             if announced != Announced::NotAuthorized {
                 outbox.push(request);
@@ -440,8 +459,22 @@ impl Context {
     }
 
     /// Announces without passing it on to the cluster: for announces the
-    /// other trackers pass on.
+    /// other trackers pass on (linked here, as a tracker without
+    /// `access.hybrids` passes a v2 hash on as it came).
     pub fn apply_announce(&mut self, request: &Announce, families: Families) -> Announced {
+        let request = &self.linked(request);
+        self.announce_linked(request, families)
+    }
+
+    /// `request` for the swarm that serves its hash (see [`Self::swarm_of`]).
+    fn linked(&self, request: &Announce) -> Announce {
+        Announce {
+            info_hash: self.swarm_of(request.info_hash),
+            ..*request
+        }
+    }
+
+    fn announce_linked(&mut self, request: &Announce, families: Families) -> Announced {
         self.peers4.clear();
         self.peers6.clear();
         let mut shard = self.tracker.shard(&request.info_hash);
@@ -494,5 +527,6 @@ impl Context {
         self.now = now.min(u64::from(u32::MAX)) as u32;
         self.blocked_networks.refresh(&mut self.blocked);
         self.passkeys.refresh(&mut self.keys);
+        self.hybrids.refresh(&mut self.links);
     }
 }

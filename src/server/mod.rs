@@ -43,6 +43,7 @@ use crate::sys::notify::Notifier;
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::watch::Watch;
 use crate::tracker::access_list::{self, AccessList, Kind};
+use crate::tracker::hybrids::HybridLinks;
 use crate::tracker::pace::Pacer;
 use crate::tracker::{ShardedTracker, Timeouts};
 use cluster::Cluster;
@@ -75,6 +76,7 @@ pub struct Lists {
     pub access: AccessList,
     pub blocked_networks: NetworkList,
     pub passkeys: PasskeyList,
+    pub hybrids: HybridLinks,
     /// `access.fifo_add` and `access.fifo_delete`, opened.
     pub changesets: Vec<Changeset>,
 }
@@ -106,6 +108,7 @@ pub fn load_lists(config: &Config) -> Result<Lists, String> {
         access: load_access_list(config)?,
         blocked_networks: load_blocked_networks(config)?,
         passkeys: load_passkeys(config)?,
+        hybrids: load_hybrids(config)?,
         changesets,
     })
 }
@@ -144,6 +147,10 @@ pub fn check_lists(config: &Config) -> Result<String, String> {
     if seen.access.passkeys.is_some() {
         lists += &format!("; {} passkeys", passkeys.len());
     }
+    let hybrids = load_hybrids(&seen)?;
+    if seen.access.hybrids.is_some() {
+        lists += &format!("; {} hybrid torrents", hybrids.len());
+    }
     Ok(lists)
 }
 
@@ -157,7 +164,7 @@ pub fn load_blocked_networks(config: &Config) -> Result<NetworkList, String> {
     }
 }
 
-/// Puts a re-read list (blocked networks, passkeys) in force for every
+/// Puts a re-read list (blocked networks, passkeys, hybrids) in force for every
 /// serving thread, or logs why it could not be read and keeps the old one;
 /// whether it was taken.
 fn replace_list<T>(
@@ -185,6 +192,14 @@ pub fn load_passkeys(config: &Config) -> Result<PasskeyList, String> {
     match &config.access.passkeys {
         Some(path) => read_list("passkeys", path, PasskeyList::parse),
         None => Ok(PasskeyList::default()),
+    }
+}
+
+/// Reads `access.hybrids`, if set, as the access list is read.
+pub fn load_hybrids(config: &Config) -> Result<HybridLinks, String> {
+    match &config.access.hybrids {
+        Some(path) => read_list("hybrids", path, HybridLinks::parse),
+        None => Ok(HybridLinks::default()),
     }
 }
 
@@ -330,6 +345,7 @@ impl Server {
             access,
             blocked_networks,
             passkeys,
+            hybrids,
             mut changesets,
         } = lists;
         for (i, changeset) in changesets.iter_mut().enumerate() {
@@ -348,12 +364,14 @@ impl Server {
         let mut ctx = Context::new(&config, Arc::new(tracker));
         ctx.blocked_networks.replace(blocked_networks);
         ctx.passkeys.replace(passkeys);
+        ctx.hybrids.replace(hybrids);
         ctx.tick();
         let read_at = ctx.clock().1;
         for lists in [
             ListFiles::Access,
             ListFiles::BlockedNetworks,
             ListFiles::Passkeys,
+            ListFiles::Hybrids,
         ] {
             ctx.counters.list_loaded(lists, read_at);
         }
@@ -715,8 +733,8 @@ impl Server {
         stop
     }
 
-    /// SIGHUP, or a list file changed: re-read the access list and the
-    /// blocked networks; a bad file keeps its old list.
+    /// SIGHUP, or a list file changed: re-read every list file; a bad file
+    /// keeps its old list.
     fn reload(&mut self) {
         self.notifier.reloading();
         let now = self.ctx.clock().1;
@@ -737,6 +755,12 @@ impl Server {
             let taken = replace_list(&self.ctx.passkeys, read, "passkeys", PasskeyList::len);
             let counters = &mut self.ctx.counters;
             counters.list_reloaded(ListFiles::Passkeys, taken, now);
+        }
+        if access.hybrids.is_some() {
+            let read = load_hybrids(&self.config);
+            let taken = replace_list(&self.ctx.hybrids, read, "hybrids", HybridLinks::len);
+            let counters = &mut self.ctx.counters;
+            counters.list_reloaded(ListFiles::Hybrids, taken, now);
         }
         // Served from the next request on, not the next loop turn.
         self.ctx.tick();

@@ -297,7 +297,7 @@ fn scrape(ctx: &mut Context, query: &[u8]) -> Answer<'static> {
             ctx.counters.tcp_scrapes += 1;
             ctx.body.extend_from_slice(bencode::FILES_OPEN);
             for sent in &hashes {
-                if let Some(counts) = ctx.tracker.scrape(&sent.info_hash()) {
+                if let Some(counts) = ctx.tracker.scrape(&ctx.swarm_of(sent.info_hash())) {
                     bencode::scrape_entry(&mut ctx.body, sent.as_sent(), counts);
                 }
             }
@@ -343,6 +343,7 @@ fn readings(ctx: &Context) -> stats::Readings {
         blocked_networks: (ctx.settings.blocked_networks_file)
             .then(|| ctx.blocked_networks.current().1.len()),
         passkeys: (ctx.settings.passkeys_file).then(|| ctx.passkeys.current().1.len()),
+        hybrids: (ctx.settings.hybrids_file).then(|| ctx.hybrids.current().1.len()),
         webtorrent: ctx.settings.webtorrent.as_ref().map(|_| ctx.webtorrent_now),
     }
 }

@@ -138,7 +138,8 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
             for raw in hashes.chunks_exact(20) {
                 let mut hash = InfoHash::default();
                 hash.0.copy_from_slice(raw);
-                udp::scrape_reply_entry(out, ctx.tracker.scrape(&hash).unwrap_or_default());
+                let counts = ctx.tracker.scrape(&ctx.swarm_of(hash));
+                udp::scrape_reply_entry(out, counts.unwrap_or_default());
             }
         }
     }

@@ -107,12 +107,13 @@ pub enum ListFiles {
     Access = 0,
     BlockedNetworks = 1,
     Passkeys = 2,
+    Hybrids = 3,
 }
 
-const LIST_FILES: usize = 3;
+const LIST_FILES: usize = 4;
 
 impl ListFiles {
-    const NAMES: [&'static str; LIST_FILES] = ["access", "blocked_networks", "passkeys"];
+    const NAMES: [&'static str; LIST_FILES] = ["access", "blocked_networks", "passkeys", "hybrids"];
 }
 
 impl Counters {
@@ -455,6 +456,7 @@ pub fn json(c: &Counters, tracker: &ShardedTracker, readings: &Readings) -> Stri
         ("blacklist", access.blacklist),
         ("blocked_networks", readings.blocked_networks),
         ("passkeys", readings.passkeys),
+        ("hybrids", readings.hybrids),
     ]
     .into_iter()
     .filter_map(|(list, size)| Some((list, size?)))
@@ -521,6 +523,7 @@ fn list_metrics(out: &mut String, c: &Counters, access: Sizes, readings: &Readin
     let Readings {
         blocked_networks,
         passkeys,
+        hybrids,
         ..
     } = *readings;
     let label = |list: &str| format!("{{list=\"{list}\"}}");
@@ -529,6 +532,7 @@ fn list_metrics(out: &mut String, c: &Counters, access: Sizes, readings: &Readin
         ("blacklist", access.blacklist),
         ("blocked_networks", blocked_networks),
         ("passkeys", passkeys),
+        ("hybrids", hybrids),
     ]
     .into_iter()
     .filter_map(|(list, size)| Some((label(list), size? as u64)))
@@ -540,13 +544,15 @@ fn list_metrics(out: &mut String, c: &Counters, access: Sizes, readings: &Readin
         out,
         "list_entries",
         "gauge",
-        "Entries of each list in force: info hashes (changesets included), or networks.",
+        "Entries of each list in force: info hashes (changesets included), networks, \
+         passkeys, or hybrid torrents' pairs of hashes.",
         &entries,
     );
     let set = [
         !access.is_open(),
         blocked_networks.is_some(),
         passkeys.is_some(),
+        hybrids.is_some(),
     ];
     let per_file = |values: [u64; LIST_FILES]| -> Vec<(String, u64)> {
         (ListFiles::NAMES.iter().zip(values).zip(set))
@@ -652,10 +658,11 @@ pub struct Readings {
     pub uptime: Uptime,
     pub kernel: KernelReadings,
     pub process: Usage,
-    /// Networks in `access.blocked_networks`, and keys in
-    /// `access.passkeys`; `None` when it is not set.
+    /// Networks in `access.blocked_networks`, keys in `access.passkeys`
+    /// and pairs in `access.hybrids`; `None` when it is not set.
     pub blocked_networks: Option<usize>,
     pub passkeys: Option<usize>,
+    pub hybrids: Option<usize>,
     /// With `[webtorrent]` enabled: its connections and swarms.
     pub webtorrent: Option<WebtorrentGauges>,
 }
@@ -982,6 +989,7 @@ mod tests {
             process,
             blocked_networks: None,
             passkeys: None,
+            hybrids: None,
             webtorrent: None,
         };
         prometheus(&mut out, &counters, &tracker, &readings);
@@ -1071,6 +1079,7 @@ mod tests {
             process: Usage::default(),
             blocked_networks: None,
             passkeys: Some(3),
+            hybrids: Some(1),
             webtorrent: None,
         };
         let text = json(&counters, &tracker, &readings);
@@ -1083,7 +1092,7 @@ mod tests {
         assert_eq!(value["http_errors"]["404 Not found"], 1);
         assert_eq!(
             value["lists"],
-            serde_json::json!({"blacklist": 1, "passkeys": 3})
+            serde_json::json!({"blacklist": 1, "passkeys": 3, "hybrids": 1})
         );
         assert!(value["resident_memory_bytes"].is_null(), "unknown here");
     }

@@ -19,6 +19,7 @@ mod bucket_tests;
 mod capacity;
 mod clock;
 mod crowd;
+pub mod hybrids;
 mod index;
 mod leaf;
 mod networks;

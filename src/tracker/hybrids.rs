@@ -1,0 +1,140 @@
+//! Hybrid torrents (BEP 52): one torrent with a v1 and a v2 info hash.
+//!
+//! Clients announce a hybrid torrent under either hash, or both, so its
+//! peers split into two swarms: a v1-only client never meets a v2-only one,
+//! and every count is halved. The operator, who knows both hashes, lists
+//! them as pairs; an announce or scrape of the v2 hash (truncated to 20
+//! bytes, as clients send it) is then served from the v1 hash's swarm, and
+//! a client announcing both hashes is one peer there.
+//!
+//! The file has a pair per line, the v1 hash (40 hex digits) first and the
+//! v2 hash (64 hex digits, or its 40-digit truncation) second, with blank
+//! lines and `#` comments as in access lists. A hash may be in one pair
+//! only, so no swarm is linked to two others.
+
+use std::collections::{HashMap, HashSet};
+
+use super::access_list::LineError;
+use crate::proto::InfoHash;
+
+const PAIR: &str = "a v1 hash (40 hex digits), then a v2 hash (64 hex digits)";
+const UNLINKED: &str = "hashes in no other pair";
+
+/// The listed pairs: each v2 hash's v1 hash.
+#[derive(Clone, Debug, Default)]
+pub struct HybridLinks {
+    v1_of: HashMap<InfoHash, InfoHash, foldhash::fast::RandomState>,
+}
+
+impl HybridLinks {
+    /// Parses the text of a hybrids file.
+    pub fn parse(text: &str) -> Result<Self, LineError> {
+        let mut links = HybridLinks::default();
+        let mut v1s = HashSet::new();
+        for (index, line) in text.lines().enumerate() {
+            let content = line.split('#').next().unwrap_or_default();
+            let mut words = content.split_whitespace();
+            let (v1, v2) = match (words.next(), words.next(), words.next()) {
+                (None, ..) => continue,
+                (Some(v1), Some(v2), None) if v1.len() == 40 => (v1, v2),
+                _ => return Err(LineError::new(index, line, PAIR)),
+            };
+            let (Some(v1), Some(v2)) = (hash(v1), hash(v2)) else {
+                return Err(LineError::new(index, line, PAIR));
+            };
+            let taken = |h: &InfoHash| v1s.contains(h) || links.v1_of.contains_key(h);
+            if v1 == v2 || taken(&v1) || taken(&v2) {
+                return Err(LineError::new(index, line, UNLINKED));
+            }
+            v1s.insert(v1);
+            links.v1_of.insert(v2, v1);
+        }
+        Ok(links)
+    }
+
+    /// How many pairs are listed.
+    pub fn len(&self) -> usize {
+        self.v1_of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v1_of.is_empty()
+    }
+
+    /// The hash whose swarm serves `hash`: its v1 hash if it is a listed v2
+    /// hash, otherwise itself.
+    pub fn swarm_of(&self, hash: InfoHash) -> InfoHash {
+        if self.is_empty() {
+            return hash;
+        }
+        self.v1_of.get(&hash).copied().unwrap_or(hash)
+    }
+}
+
+fn hash(hex: &str) -> Option<InfoHash> {
+    InfoHash::from_hex(hex.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = "0123456789abcdef0123456789abcdef01234567";
+    const OTHER_V1: &str = "89abcdef0123456789abcdef0123456789abcdef";
+
+    fn v2(byte: &str) -> String {
+        byte.repeat(32)
+    }
+
+    #[test]
+    fn links_whole_and_truncated_v2_hashes_to_their_v1() {
+        let text = format!(
+            "# hybrids\n\n{V1} {} # a comment\n{OTHER_V1}\t{}\n",
+            v2("ab"),
+            &v2("cd")[..40]
+        );
+        let links = HybridLinks::parse(&text).unwrap();
+        assert_eq!(links.len(), 2);
+        let v1 = hash(V1).unwrap();
+        assert_eq!(links.swarm_of(InfoHash([0xab; 20])), v1);
+        assert_eq!(
+            links.swarm_of(InfoHash([0xcd; 20])),
+            hash(OTHER_V1).unwrap()
+        );
+        assert_eq!(links.swarm_of(v1), v1, "a v1 hash is its own swarm");
+        let unlisted = InfoHash([7; 20]);
+        assert_eq!(links.swarm_of(unlisted), unlisted);
+        assert_eq!(HybridLinks::default().swarm_of(unlisted), unlisted);
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let bad = [
+            format!("{V1}\n"),
+            format!("{V1} {} {}\n", v2("ab"), v2("cd")),
+            format!("{} {V1}\n", v2("ab")),
+            format!("{V1} {}0\n", v2("ab")),
+            format!("{V1} zz{}\n", &v2("ab")[2..]),
+        ];
+        for text in bad {
+            let error = HybridLinks::parse(&format!("# ok\n{text}")).unwrap_err();
+            assert_eq!((error.line, error.expected), (2, PAIR), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_hash_is_in_one_pair_only() {
+        let truncated_v1 = format!("{V1}{}", "0".repeat(24));
+        let linked_twice = [
+            format!("{V1} {truncated_v1}\n"),
+            format!("{V1} {}\n{OTHER_V1} {}\n", v2("ab"), v2("ab")),
+            format!("{V1} {}\n{V1} {}\n", v2("ab"), v2("cd")),
+            format!("{V1} {}\n{OTHER_V1} {V1}\n", v2("ab")),
+            format!("{V1} {OTHER_V1}\n{OTHER_V1} {}\n", v2("ab")),
+        ];
+        for text in linked_twice {
+            let error = HybridLinks::parse(&text).unwrap_err();
+            assert_eq!(error.expected, UNLINKED, "{text}");
+        }
+    }
+}
