@@ -11,6 +11,7 @@
 //! moves it one interval on. The event loop and every UDP worker share the
 //! table, so a network's rate is the same however its requests are spread.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -96,6 +97,68 @@ impl RateLimiter {
                 Err(current) => due = current,
             }
         }
+    }
+}
+
+/// One full scrape per client per interval (`tracker.full_scrape_min_interval`,
+/// upstream's `WANT_MODEST_FULLSCRAPES`): a full scrape sends every torrent,
+/// so a script polling it in a loop costs more than thousands of announces.
+/// A client is an IPv4 address or an IPv6 /64, since one IPv6 host may use
+/// every address of its subnet.
+///
+/// Upstream's table of clients only grows; here a client is forgotten once
+/// its interval has passed, and the table holds at most [`Self::CLIENTS`].
+pub struct FullScrapeQuota {
+    interval: u32,
+    /// Per client, the second of its last full scrape.
+    last: HashMap<IpAddr, u32>,
+    /// Past this size, entries that have expired are dropped.
+    prune_at: usize,
+}
+
+impl FullScrapeQuota {
+    /// Clients remembered at most (about 3 MB). Past it, within one
+    /// interval, full scrapes are a flood: all are refused until entries
+    /// expire.
+    pub const CLIENTS: usize = 1 << 16;
+
+    pub fn new(interval_seconds: u32) -> Self {
+        FullScrapeQuota {
+            interval: interval_seconds,
+            last: HashMap::new(),
+            prune_at: 1024,
+        }
+    }
+
+    /// Whether the client at `ip` may have a full scrape at second `now`; if
+    /// so it is counted, if not the seconds it has to wait.
+    pub fn take(&mut self, ip: IpAddr, now: u32) -> Result<(), u32> {
+        let client = match ip.to_canonical() {
+            IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 64)).into(),
+            v4 => v4,
+        };
+        if let Some(&last) = self.last.get(&client) {
+            let since = now.saturating_sub(last);
+            if since < self.interval {
+                return Err(self.interval - since);
+            }
+        } else if self.last.len() >= self.prune_at {
+            let interval = self.interval;
+            self.last
+                .retain(|_, last| now.saturating_sub(*last) < interval);
+            self.prune_at = (self.last.len() * 2).clamp(1024, Self::CLIENTS);
+            if self.last.len() >= Self::CLIENTS {
+                return Err(self.soonest_expiry(now));
+            }
+        }
+        self.last.insert(client, now);
+        Ok(())
+    }
+
+    /// Seconds until the oldest remembered client expires.
+    fn soonest_expiry(&self, now: u32) -> u32 {
+        let oldest = self.last.values().min().copied().unwrap_or(now);
+        (self.interval - now.saturating_sub(oldest).min(self.interval)).max(1)
     }
 }
 
@@ -200,5 +263,51 @@ mod tests {
         }
         // Random slots for 4096 networks in 65536: about 3970 distinct.
         assert!(used.len() > 3800, "{}", used.len());
+    }
+
+    #[test]
+    fn a_client_gets_one_full_scrape_per_interval() {
+        let mut q = FullScrapeQuota::new(300);
+        assert_eq!(q.take(ip("192.0.2.1"), 1000), Ok(()));
+        assert_eq!(q.take(ip("192.0.2.1"), 1000), Err(300));
+        assert_eq!(
+            q.take(ip("::ffff:192.0.2.1"), 1100),
+            Err(200),
+            "mapped is IPv4"
+        );
+        assert_eq!(q.take(ip("192.0.2.2"), 1100), Ok(()), "another address");
+        assert_eq!(q.take(ip("192.0.2.1"), 1299), Err(1));
+        assert_eq!(q.take(ip("192.0.2.1"), 1300), Ok(()));
+        // An IPv6 client is its /64.
+        assert_eq!(q.take(ip("2001:db8:1:2::1"), 1000), Ok(()));
+        assert_eq!(q.take(ip("2001:db8:1:2:ffff::9"), 1010), Err(290));
+        assert_eq!(q.take(ip("2001:db8:1:3::1"), 1010), Ok(()));
+    }
+
+    #[test]
+    fn expired_clients_are_forgotten_and_a_flood_is_refused() {
+        let mut q = FullScrapeQuota::new(60);
+        let client = |n: u32| IpAddr::from(Ipv4Addr::from(0x0a00_0000 + n));
+        for n in 0..2000 {
+            assert_eq!(q.take(client(n), 0), Ok(()));
+        }
+        // A minute on, those have expired: once the table reaches its next
+        // pruning size they are dropped.
+        for n in 0..100 {
+            assert_eq!(q.take(client(5000 + n), 60), Ok(()));
+        }
+        assert!(q.last.len() <= 100, "{}", q.last.len());
+        // Within one interval, no more than CLIENTS are remembered; past
+        // that, newcomers wait for the oldest to expire.
+        let start = 1000;
+        for n in 0..FullScrapeQuota::CLIENTS as u32 {
+            assert_eq!(q.take(client(10_000 + n), start + n / 4096), Ok(()), "{n}");
+        }
+        let now = start + 20;
+        assert_eq!(q.take(client(900_000), now), Err(40));
+        assert_eq!(q.last.len(), FullScrapeQuota::CLIENTS);
+        // Those remembered still get their answer.
+        assert_eq!(q.take(client(10_000), now), Err(40));
+        assert_eq!(q.take(client(900_000), start + 60), Ok(()));
     }
 }

@@ -626,6 +626,53 @@ fn full_scrape_can_be_disabled() {
 }
 
 #[test]
+fn full_scrape_min_interval_gives_each_client_one_full_scrape_per_interval() {
+    let tracker = Tracker::start(
+        "[tracker]\nfull_scrape_min_interval = 300\n[access]\nproxy = [\"127.0.0.1\"]\n",
+    );
+    announce(&tracker, &hash(1), 1, "");
+    assert_eq!(full_scrape(&tracker, "").status, 200);
+    // Again from the same client, gzip or not: upstream's 402, and when to
+    // come back.
+    let again = full_scrape(&tracker, "Accept-Encoding: gzip\r\n");
+    assert_eq!(again.status, 402, "{again:?}");
+    let wait: u32 = again.header("retry-after").unwrap().parse().unwrap();
+    assert!((290..=300).contains(&wait), "{wait}");
+    assert_eq!(again.text(), "<title>Payment Required</title>\n");
+    // The client's own announces and scrapes are still answered.
+    assert_eq!(announce(&tracker, &hash(1), 2, "").int("incomplete"), 2);
+    assert_eq!(scrape_counts(&tracker, 1), Some((0, 2, 0)));
+
+    // Each client behind the trusted proxy has its own allowance (upstream
+    // counts the proxy's address, so one client would use up everyone's);
+    // an IPv6 client is its /64.
+    let forwarded = |client: &str| {
+        let request = format!("GET /scrape HTTP/1.0\r\nX-Forwarded-For: {client}\r\n\r\n");
+        http(tracker.v4(), &request).status
+    };
+    assert_eq!(forwarded("198.51.100.1"), 200);
+    assert_eq!(forwarded("198.51.100.1"), 402);
+    assert_eq!(forwarded("198.51.100.2"), 200);
+    assert_eq!(forwarded("2001:db8:0:1::1"), 200);
+    assert_eq!(forwarded("2001:db8:0:1::2"), 402);
+    // ::1 is not a trusted proxy: a client of its own.
+    assert_eq!(
+        http(tracker.v6(), "GET /scrape HTTP/1.0\r\n\r\n").status,
+        200
+    );
+    assert_eq!(
+        http(tracker.v6(), "GET /scrape HTTP/1.0\r\n\r\n").status,
+        402
+    );
+
+    let refused = "opentracker_http_errors_total{error=\"400 Not Modest\"}";
+    assert_eq!(tracker.metric(refused), 4);
+    // Five served: upstream's fscr counts them in thousands.
+    let fscr = tracker.get("/stats?mode=fscr").text();
+    assert!(fscr.starts_with("5000\n"), "{fscr}");
+}
+
+#[test]
 fn blocked_clients_are_refused_by_peer_id_over_http_and_udp() {
     let tracker = Tracker::start("[access]\nblocked_clients = [\"-XL\", \"-SD0100-\"]\n");
     let with_peer_id = |peer_id: &[u8; 20], port: u16| {

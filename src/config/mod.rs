@@ -239,6 +239,9 @@ pub struct TrackerSection {
     pub numwant: u32,
     pub numwant_max: u32,
     pub full_scrape: bool,
+    /// Seconds a client waits between two full scrapes (upstream's
+    /// `WANT_MODEST_FULLSCRAPES`, 300); 0 for no limit.
+    pub full_scrape_min_interval: u32,
     /// Add "external ip" to HTTP announce replies (BEP 24).
     pub external_ip: bool,
     /// Answer seeders with leechers only.
@@ -292,6 +295,7 @@ impl Default for TrackerSection {
             numwant: 50,
             numwant_max: 200,
             full_scrape: true,
+            full_scrape_min_interval: 0,
             external_ip: false,
             leechers_only_for_seeders: false,
             max_peers: 0,

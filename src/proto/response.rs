@@ -11,6 +11,8 @@ pub enum HttpError {
     Forbidden,
     NotFound,
     Internal,
+    /// Upstream's answer to a full scrape too soon after the last one.
+    PaymentRequired,
 }
 
 impl HttpError {
@@ -20,6 +22,7 @@ impl HttpError {
             HttpError::Forbidden => "403 Access Denied",
             HttpError::NotFound => "404 Not Found",
             HttpError::Internal => "500 Internal Server Error",
+            HttpError::PaymentRequired => "402 Payment Required",
         }
     }
 }
@@ -64,11 +67,25 @@ pub fn ok_head_of_type(
 
 /// A complete error response: `<title>Not Found</title>` and the like.
 pub fn error(out: &mut Vec<u8>, error: HttpError) {
+    error_with_header(out, error, b"");
+}
+
+/// An error response that says when to ask again (`Retry-After`).
+pub fn error_retry_after(out: &mut Vec<u8>, error: HttpError, seconds: u32) {
+    let mut header = b"Retry-After: ".to_vec();
+    push_decimal(&mut header, u64::from(seconds));
+    header.extend_from_slice(b"\r\n");
+    error_with_header(out, error, &header);
+}
+
+fn error_with_header(out: &mut Vec<u8>, error: HttpError, header: &[u8]) {
     let status = error.status_line();
     let text = &status[4..];
     out.extend_from_slice(b"HTTP/1.0 ");
     out.extend_from_slice(status.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Type: text/html\r\nContent-Length: ");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(header);
+    out.extend_from_slice(b"Content-Type: text/html\r\nContent-Length: ");
     push_decimal(out, (text.len() + 16) as u64);
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n<title>");
     out.extend_from_slice(text.as_bytes());

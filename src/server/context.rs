@@ -12,7 +12,7 @@ use crate::config::passkey_list::PasskeyList;
 use crate::config::{ClientIp, Config, Network};
 use crate::proto::connection_id::ConnectionIdKey;
 use crate::proto::{cluster, InfoHash, SentHash};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{FullScrapeQuota, RateLimiter};
 use crate::stats::{Counters, KernelReadings, WebtorrentGauges};
 use crate::tracker::hybrids::HybridLinks;
 use crate::tracker::pace::Pace;
@@ -75,6 +75,8 @@ pub struct Settings {
     pub numwant: u32,
     pub numwant_max: u32,
     pub full_scrape: bool,
+    /// `tracker.full_scrape_min_interval`: 0 for no limit.
+    pub full_scrape_min_interval: u32,
     /// Tell HTTP clients their address (BEP 24).
     pub external_ip: bool,
     pub stats_path: String,
@@ -108,6 +110,7 @@ impl Settings {
             numwant: config.tracker.numwant,
             numwant_max: config.tracker.numwant_max,
             full_scrape: config.tracker.full_scrape,
+            full_scrape_min_interval: config.tracker.full_scrape_min_interval,
             external_ip: config.tracker.external_ip,
             stats_path: config.access.stats_path.clone(),
             stats_allowed: config.access.stats.clone(),
@@ -228,6 +231,8 @@ pub struct Context {
     pub hybrids: Arc<Reloadable<HybridLinks>>,
     /// `access.rate_limit`, shared by every thread.
     rate_limiter: Option<Arc<RateLimiter>>,
+    /// `tracker.full_scrape_min_interval`, on the thread that serves HTTP.
+    full_scrape_quota: Option<FullScrapeQuota>,
     /// This tracker's announces waiting for the cluster, with `[cluster]`.
     pub cluster_outbox: Option<Arc<Outbox>>,
     pace: Arc<SharedPace>,
@@ -303,6 +308,8 @@ impl Context {
             started,
         } = shared;
         let now = settings.clock_start;
+        let full_scrape_quota = (settings.full_scrape_min_interval > 0)
+            .then(|| FullScrapeQuota::new(settings.full_scrape_min_interval));
         Context {
             tracker,
             counters: Counters::default(),
@@ -317,6 +324,7 @@ impl Context {
             links: hybrids.current(),
             hybrids,
             rate_limiter,
+            full_scrape_quota,
             cluster_outbox,
             pace,
             rng: fastrand::Rng::new(),
@@ -399,6 +407,14 @@ impl Context {
         self.counters.rate_limited += 1;
         self.counters.rate_limited_network = Some(limiter.network(ip));
         true
+    }
+
+    /// Under `tracker.full_scrape_min_interval`, the seconds the client at
+    /// `ip` must wait for its next full scrape, if it must; else its full
+    /// scrape is counted against it.
+    pub fn full_scrape_wait(&mut self, ip: IpAddr) -> Option<u32> {
+        let quota = self.full_scrape_quota.as_mut()?;
+        quota.take(ip, self.now).err()
     }
 
     /// Whether what `ip` sends starts with a PROXY protocol header

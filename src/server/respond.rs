@@ -32,6 +32,16 @@ pub struct Reply {
     pub upgrade: Option<IpAddr>,
 }
 
+impl Reply {
+    /// An error answer: the connection closes after it.
+    const ERROR: Reply = Reply {
+        close: true,
+        error: true,
+        body: None,
+        upgrade: None,
+    };
+}
+
 /// What was answered, for request log lines: the route, or the error.
 pub type Outcome = &'static str;
 
@@ -41,6 +51,8 @@ enum Answer<'a> {
     /// An `application/json` body, in `ctx.body`.
     Json,
     Error(HttpError, HttpErrorKind),
+    /// A full scrape too soon: ask again in this many seconds.
+    NotModest(u32),
     Redirect,
     Stream(BodyKind),
     /// Switch to a WebSocket, answering this `Sec-WebSocket-Key`.
@@ -68,15 +80,7 @@ pub fn respond(
         Err(RequestError::Parse) => {
             ctx.counters.http_error(HttpErrorKind::ParseError);
             response::error(out, HttpError::BadRequest);
-            return (
-                Reply {
-                    close: true,
-                    error: true,
-                    body: None,
-                    upgrade: None,
-                },
-                HttpError::BadRequest.status_line(),
-            );
+            return (Reply::ERROR, HttpError::BadRequest.status_line());
         }
     };
     ctx.body.clear();
@@ -102,7 +106,10 @@ pub fn respond(
         Route::Announce(query) => (announce(ctx, query, &request, client), "announce"),
         Route::Scrape(query) => (scrape(ctx, query), "scrape"),
         Route::FullScrape if ctx.settings.full_scrape => {
-            (Answer::Stream(BodyKind::FullScrape), "full scrape")
+            match ctx.full_scrape_wait(peer_ip(ctx, &request, client)) {
+                None => (Answer::Stream(BodyKind::FullScrape), "full scrape"),
+                Some(wait) => (Answer::NotModest(wait), ""),
+            }
         }
         Route::WebSocket(Some(key)) if ctx.settings.webtorrent.is_some() => {
             (Answer::Upgrade(key), "websocket")
@@ -124,6 +131,7 @@ pub fn respond(
     let keep_alive = may_keep_alive && http::wants_keep_alive(&request);
     let outcome = match &answer {
         Answer::Error(error, _) => error.status_line(),
+        Answer::NotModest(_) => HttpError::PaymentRequired.status_line(),
         Answer::Redirect => "302 Found",
         Answer::Body | Answer::Json | Answer::Stream(_) | Answer::Upgrade(_) => outcome,
     };
@@ -150,12 +158,12 @@ pub fn respond(
         Answer::Error(error, kind) => {
             ctx.counters.http_error(kind);
             response::error(out, error);
-            Reply {
-                close: true,
-                error: true,
-                body: None,
-                upgrade: None,
-            }
+            Reply::ERROR
+        }
+        Answer::NotModest(wait) => {
+            ctx.counters.http_error(HttpErrorKind::NotModest);
+            response::error_retry_after(out, HttpError::PaymentRequired, wait);
+            Reply::ERROR
         }
         Answer::Redirect => {
             ctx.counters.http_error(HttpErrorKind::Redirect);

@@ -42,6 +42,8 @@ pub enum HttpErrorKind {
     ParseError = 1,
     InvalidParameter = 2,
     CompactZero = 3,
+    /// A full scrape too soon (upstream's label says 400; the answer is 402).
+    NotModest = 4,
     AccessDenied = 6,
     NotFound = 7,
     Internal = 8,
