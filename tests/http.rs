@@ -368,6 +368,34 @@ fn hex_upper(bytes: &[u8]) -> String {
 }
 
 #[test]
+fn stats_numwants_counts_announces_by_the_peers_they_asked_for() {
+    let tracker = Tracker::start("[tracker]\nnumwant_max = 100\n");
+    announce(&tracker, &hash(1), 1, "&numwant=5");
+    announce(&tracker, &hash(1), 2, "");
+    announce(&tracker, &hash(1), 3, "&numwant=1000");
+    announce(&tracker, &hash(1), 4, "&numwant=-3");
+    let udp = Udp::new(tracker.v4());
+    let connection = udp.connect();
+    for numwant in [10, -1] {
+        let packet = Udp::announce_packet(connection, (&hash(1), 5, 0, 0, numwant));
+        assert!(udp.exchange(&packet).is_some(), "no reply");
+    }
+    let response = tracker.get("/stats?mode=numwants");
+    assert_eq!(response.status, 200);
+    let text = response.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 201, "{text}");
+    assert_eq!(lines[0], "000 => 0");
+    // The default for a missing or negative numwant, HTTP's cap, and
+    // UDP's -1, which asks for as many as fit (200 IPv4 peers).
+    let counted: Vec<&str> = lines.into_iter().filter(|l| !l.ends_with(" 0")).collect();
+    assert_eq!(
+        counted,
+        ["005 => 1", "010 => 1", "050 => 2", "100 => 1", "200 => 1"]
+    );
+}
+
+#[test]
 fn stats_restricted_to_configured_networks() {
     let tracker = Tracker::start("[access]\nstats = [\"10.0.0.0/8\"]\nstats_path = \"secret\"\n");
     let denied = tracker.get("/secret?mode=peer");

@@ -138,6 +138,8 @@ pub enum StatsMode {
     BusyNetworks,
     /// Announces by client software (not upstream's).
     Clients,
+    /// Announces by numwant, 0 to 200.
+    Numwants,
     Everything,
     /// The counters and totals as one JSON object (not upstream's).
     Json,
@@ -206,6 +208,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
         b"top100" => StatsMode::Top100,
         b"s24s" => StatsMode::BusyNetworks,
         b"clients" => StatsMode::Clients,
+        b"numwants" => StatsMode::Numwants,
         b"everything" => StatsMode::Everything,
         // Upstream never answers tpbs without a format; text is the evident intent.
         b"tpbs" => StatsMode::Tpbs(format.unwrap_or(TpbsFormat::Txt)),
@@ -296,6 +299,7 @@ mod tests {
         assert_eq!(stats(b"mode=top10"), Ok(StatsMode::Top10));
         assert_eq!(stats(b"mode=s24s"), Ok(StatsMode::BusyNetworks));
         assert_eq!(stats(b"mode=clients"), Ok(StatsMode::Clients));
+        assert_eq!(stats(b"mode=numwants"), Ok(StatsMode::Numwants));
         assert_eq!(
             stats(b"mode=tpbs&format=bin"),
             Ok(StatsMode::Tpbs(TpbsFormat::Bin))

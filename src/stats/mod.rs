@@ -100,6 +100,33 @@ pub struct Counters {
     /// `udp_announces` are.
     pub clients: ClientCounts,
     pub webtorrent: WebtorrentCounters,
+    pub numwants: NumwantCounts,
+}
+
+/// Announces by the number of peers they were given room for: the numwant
+/// asked for, or the default, within the cap (upstream's `WANT_LOG_NUMWANT`,
+/// `/stats?mode=numwants`). Above 200 counts as 200.
+#[derive(Clone, Debug)]
+pub struct NumwantCounts([u64; NumwantCounts::BUCKETS]);
+
+impl Default for NumwantCounts {
+    fn default() -> Self {
+        NumwantCounts([0; Self::BUCKETS])
+    }
+}
+
+impl NumwantCounts {
+    const BUCKETS: usize = 201;
+
+    pub fn count(&mut self, numwant: usize) {
+        self.0[numwant.min(Self::BUCKETS - 1)] += 1;
+    }
+
+    fn absorb(&mut self, other: &NumwantCounts) {
+        for (total, count) in self.0.iter_mut().zip(other.0) {
+            *total += count;
+        }
+    }
 }
 
 /// The list files SIGHUP re-reads, as counted in [`Counters`].
@@ -176,6 +203,7 @@ impl Counters {
         }
         self.clients.absorb(&other.clients);
         self.webtorrent.absorb(&other.webtorrent);
+        self.numwants.absorb(&other.numwants);
     }
 
     /// Requests answered, for the STATUS line's requests/s.
@@ -313,6 +341,11 @@ pub fn render(
         StatsMode::Top100 => top(out, tracker, 100),
         StatsMode::BusyNetworks => busy_networks(out, tracker),
         StatsMode::Clients => clients::render(out, &c.clients),
+        StatsMode::Numwants => {
+            for (numwant, count) in c.numwants.0.iter().enumerate() {
+                let _ = writeln!(out, "{numwant:03} => {count}");
+            }
+        }
         StatsMode::Everything => everything(out, c, tracker, &totals, uptime),
         StatsMode::Busy | StatsMode::Json | StatsMode::Tpbs(_) | StatsMode::StateDump => {
             return false
