@@ -197,10 +197,7 @@ fn whitelist_and_blacklist_together_with_their_metrics() {
 
     // A changeset edits the whitelist; the blacklist still wins.
     write_fifo(&add, &format!("{}\n{}\n", hex(&hash(4)), hex(&hash(2))));
-    wait_for_log(
-        &tracker,
-        "1 hashes added (1 already so); whitelist of 4 and blacklist of 1",
-    );
+    tracker.wait_for_log("1 hashes added (1 already so); whitelist of 4 and blacklist of 1");
     assert!(http_allowed(&tracker, 4));
     assert!(!http_allowed(&tracker, 2));
 
@@ -553,19 +550,6 @@ fn write_fifo(path: &std::path::Path, text: &str) {
     fifo.write_all(text.as_bytes()).unwrap();
 }
 
-/// Waits (bounded) until the log has `needle`.
-fn wait_for_log(tracker: &Tracker, needle: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !tracker.stderr().contains(needle) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {needle:?} in:\n{}",
-            tracker.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn fifo_changesets_add_and_delete_until_the_next_reload() {
     let dir = TestDir::new();
@@ -598,20 +582,14 @@ fn fifo_changesets_add_and_delete_until_the_next_reload() {
     );
     write_fifo(&add, &format!("{}\n", &hex(&hash(3))[10..]));
     // Read in one go or two, depending on timing.
-    wait_for_log(
-        &tracker,
-        "(0 already so); whitelist of 3 until the next reload",
-    );
+    tracker.wait_for_log("(0 already so); whitelist of 3 until the next reload");
     assert!(http_allowed(&tracker, 2));
     assert!(udp_allowed(&tracker, 3));
     assert!(tracker
         .stderr()
         .contains("access.fifo_add: \"not a hash\" is not an info hash; ignored"));
     write_fifo(&delete, &format!("{}\n", hex(&hash(1))));
-    wait_for_log(
-        &tracker,
-        "access.fifo_delete: 1 hashes deleted (0 already so); whitelist of 2",
-    );
+    tracker.wait_for_log("access.fifo_delete: 1 hashes deleted (0 already so); whitelist of 2");
     assert!(!http_allowed(&tracker, 1));
     // A reload goes back to the file.
     reload(&mut tracker);

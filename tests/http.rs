@@ -396,6 +396,55 @@ fn stats_numwants_counts_announces_by_the_peers_they_asked_for() {
 }
 
 #[test]
+fn log_completed_logs_each_completed_download_over_http_and_udp() {
+    let complete = |tracker: &Tracker| {
+        for extra in ["left=5", "left=0&event=completed"] {
+            let path = format!(
+                "/announce?info_hash={}&peer_id={}&port=1&{extra}",
+                urlencode(&hash(7)),
+                urlencode(b"-TR4050-abcdefghijkl")
+            );
+            assert_eq!(tracker.get(&path).status, 200);
+        }
+        let udp = Udp::new(tracker.v4());
+        let connection = udp.connect();
+        for left in [5, 0] {
+            let packet = Udp::announce_packet(connection, (&hash(8), 2, left, 1, 10));
+            assert!(udp.exchange(&packet).is_some(), "no reply");
+        }
+    };
+    let tracker = Tracker::start(
+        "[log]\ntarget = \"stderr\"\nlevel = \"info\"\ncompleted = true\nclient_ip = \"full\"\n",
+    );
+    complete(&tracker);
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02X}")).collect::<String>();
+    for line in [
+        format!(
+            "completed info_hash={} peer_id={} ip=127.0.0.1",
+            hex(&hash(7)),
+            hex(b"-TR4050-abcdefghijkl")
+        ),
+        format!(
+            "completed info_hash={} peer_id={} ip=127.0.0.1",
+            hex(&hash(8)),
+            hex(&[b'U'; 20])
+        ),
+    ] {
+        tracker.wait_for_log(&line);
+    }
+    assert_eq!(tracker.stderr().matches("completed info_hash=").count(), 2);
+
+    // Off by default, at every level.
+    let tracker = Tracker::start("");
+    complete(&tracker);
+    assert_eq!(
+        tracker.get("/stats?mode=completed").text().lines().next(),
+        Some("2")
+    );
+    assert!(!tracker.stderr().contains("completed info_hash="));
+}
+
+#[test]
 fn stats_restricted_to_configured_networks() {
     let tracker = Tracker::start("[access]\nstats = [\"10.0.0.0/8\"]\nstats_path = \"secret\"\n");
     let denied = tracker.get("/secret?mode=peer");

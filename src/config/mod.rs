@@ -384,6 +384,8 @@ pub struct Log {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syslog_socket: Option<PathBuf>,
     pub requests: bool,
+    /// A line per completed download (upstream's `WANT_SYSLOGS`).
+    pub completed: bool,
     pub client_ip: ClientIp,
 }
 
@@ -394,6 +396,7 @@ impl Default for Log {
             level: LogLevel::Info,
             syslog_socket: None,
             requests: false,
+            completed: false,
             client_ip: ClientIp::Truncated,
         }
     }

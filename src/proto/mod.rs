@@ -27,15 +27,20 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct InfoHash(pub [u8; 20]);
 
+/// Upper-case hex of `bytes`, as upstream prints hashes and peer ids.
+pub fn hex_upper(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
+        out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 15)]));
+    }
+    out
+}
+
 impl InfoHash {
     /// Upper-case hex, as upstream prints hashes in `/stats`.
     pub fn to_hex_upper(&self) -> String {
-        let mut out = String::with_capacity(40);
-        for byte in self.0 {
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte >> 4)]));
-            out.push(char::from(b"0123456789ABCDEF"[usize::from(byte & 15)]));
-        }
-        out
+        hex_upper(&self.0)
     }
 
     /// Parses 40 hex digits (v1) or 64 hex digits (v2, truncated to 20 bytes).

@@ -210,6 +210,7 @@ struct Shared {
     worker_counters: Arc<Mutex<Counters>>,
     connection_ids: ConnectionIdKey,
     request_log: Option<RequestLog>,
+    completed_log: Option<RequestLog>,
     blocked_networks: Arc<Reloadable<NetworkList>>,
     passkeys: Arc<Reloadable<PasskeyList>>,
     hybrids: Arc<Reloadable<HybridLinks>>,
@@ -226,6 +227,8 @@ pub struct Context {
     pub settings: Settings,
     pub connection_ids: ConnectionIdKey,
     pub request_log: Option<RequestLog>,
+    /// `log.completed`: a line per completed download.
+    completed_log: Option<RequestLog>,
     pub blocked_networks: Arc<Reloadable<NetworkList>>,
     pub passkeys: Arc<Reloadable<PasskeyList>>,
     pub hybrids: Arc<Reloadable<HybridLinks>>,
@@ -263,10 +266,13 @@ pub struct Context {
 
 impl Context {
     pub fn new(config: &Config, tracker: Arc<ShardedTracker>) -> Self {
-        let request_log = config.log.requests.then(|| RequestLog {
+        // One key, so that a hashed client reads the same in both logs.
+        let labels = RequestLog {
             mode: config.log.client_ip,
             key: Default::default(),
-        });
+        };
+        let request_log = config.log.requests.then(|| labels.clone());
+        let completed_log = config.log.completed.then_some(labels);
         let rate_limiter = config
             .access
             .rate()
@@ -280,6 +286,7 @@ impl Context {
                 worker_counters: Arc::default(),
                 connection_ids: ConnectionIdKey::random(),
                 request_log,
+                completed_log,
                 blocked_networks: Arc::default(),
                 passkeys: Arc::default(),
                 hybrids: Arc::default(),
@@ -300,6 +307,7 @@ impl Context {
             worker_counters,
             connection_ids,
             request_log,
+            completed_log,
             blocked_networks,
             passkeys,
             hybrids,
@@ -317,6 +325,7 @@ impl Context {
             settings,
             connection_ids,
             request_log,
+            completed_log,
             blocked: blocked_networks.current(),
             blocked_networks,
             keys: passkeys.current(),
@@ -354,6 +363,7 @@ impl Context {
                 worker_counters: Arc::clone(&self.worker_counters),
                 connection_ids: self.connection_ids.clone(),
                 request_log: self.request_log.clone(),
+                completed_log: self.completed_log.clone(),
                 blocked_networks: Arc::clone(&self.blocked_networks),
                 passkeys: Arc::clone(&self.passkeys),
                 hybrids: Arc::clone(&self.hybrids),
@@ -407,6 +417,21 @@ impl Context {
         self.counters.rate_limited += 1;
         self.counters.rate_limited_network = Some(limiter.network(ip));
         true
+    }
+
+    /// Under `log.completed`, logs that the peer at `ip` (with `peer_id`,
+    /// if it sent one) has completed the torrent `hash`, as upstream's
+    /// `WANT_SYSLOGS` build does.
+    pub fn log_completed(&self, hash: &InfoHash, peer_id: Option<&[u8; 20]>, ip: IpAddr) {
+        let Some(labels) = &self.completed_log else {
+            return;
+        };
+        let peer_id = peer_id.map_or_else(String::new, |id| crate::proto::hex_upper(id));
+        log::info!(
+            "completed info_hash={} peer_id={peer_id} ip={}",
+            hash.to_hex_upper(),
+            labels.label(ip)
+        );
     }
 
     /// Under `tracker.full_scrape_min_interval`, the seconds the client at

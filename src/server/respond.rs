@@ -284,7 +284,7 @@ fn announce(
             let peers = (&ctx.peers4[..], &ctx.peers6[..]);
             bencode::announce(&mut ctx.body, counts, interval, peers, external_ip);
             if completed {
-                super::udp::log_completed(&announce.info_hash, ip);
+                ctx.log_completed(&announce.info_hash, params.peer_id.as_ref(), ip);
             }
         }
         Announced::Stopped { counts } => {

@@ -5,7 +5,7 @@
 //! the error reply for a wrong id is only sent when it is no larger than the
 //! request that provoked it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::context::CLIENT_BLOCKED;
 use super::Context;
@@ -116,7 +116,7 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
                         &ctx.peers6
                     });
                     if completed {
-                        log_completed(&request.info_hash, ip);
+                        ctx.log_completed(&request.info_hash, Some(&announce.peer_id), ip);
                     }
                 }
                 Announced::Stopped { counts } => {
@@ -167,8 +167,4 @@ fn passkey_refusal(
         }
         udp::Request::Scrape { .. } => ctx.passkey_refusal(None),
     }
-}
-
-pub fn log_completed(hash: &InfoHash, ip: IpAddr) {
-    log::debug!("event=completed info_hash={} ip={ip}", hash.to_hex_upper());
 }

@@ -281,6 +281,19 @@ impl Tracker {
         std::fs::read_to_string(self.dir.path("stderr.log")).unwrap_or_default()
     }
 
+    /// Waits (bounded) until the log has `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn v4(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
