@@ -136,14 +136,15 @@ impl Settings {
     }
 }
 
-/// Writes client addresses into request log lines as configured.
+/// Writes client addresses into log lines (requests, completed downloads)
+/// as `log.client_ip` says.
 #[derive(Clone)]
-pub struct RequestLog {
+pub struct ClientLabels {
     mode: ClientIp,
     key: std::collections::hash_map::RandomState,
 }
 
-impl RequestLog {
+impl ClientLabels {
     pub fn label(&self, ip: IpAddr) -> String {
         match (self.mode, ip) {
             (ClientIp::Full, ip) => ip.to_string(),
@@ -209,8 +210,8 @@ struct Shared {
     tracker: Arc<ShardedTracker>,
     worker_counters: Arc<Mutex<Counters>>,
     connection_ids: ConnectionIdKey,
-    request_log: Option<RequestLog>,
-    completed_log: Option<RequestLog>,
+    request_log: Option<ClientLabels>,
+    completed_log: Option<ClientLabels>,
     blocked_networks: Arc<Reloadable<NetworkList>>,
     passkeys: Arc<Reloadable<PasskeyList>>,
     hybrids: Arc<Reloadable<HybridLinks>>,
@@ -226,9 +227,9 @@ pub struct Context {
     worker_counters: Arc<Mutex<Counters>>,
     pub settings: Settings,
     pub connection_ids: ConnectionIdKey,
-    pub request_log: Option<RequestLog>,
+    pub request_log: Option<ClientLabels>,
     /// `log.completed`: a line per completed download.
-    completed_log: Option<RequestLog>,
+    completed_log: Option<ClientLabels>,
     pub blocked_networks: Arc<Reloadable<NetworkList>>,
     pub passkeys: Arc<Reloadable<PasskeyList>>,
     pub hybrids: Arc<Reloadable<HybridLinks>>,
@@ -267,7 +268,7 @@ pub struct Context {
 impl Context {
     pub fn new(config: &Config, tracker: Arc<ShardedTracker>) -> Self {
         // One key, so that a hashed client reads the same in both logs.
-        let labels = RequestLog {
+        let labels = ClientLabels {
             mode: config.log.client_ip,
             key: Default::default(),
         };
