@@ -370,19 +370,33 @@ fn upgrades_are_plain_http_unless_enabled() {
 }
 
 #[test]
-fn request_logs_name_each_message() {
+fn logs_name_each_message_and_each_completed_download() {
     let tracker = Tracker::start(
-        "[webtorrent]\nenabled = true\n[log]\ntarget = \"stderr\"\nrequests = true\nclient_ip = \"full\"\n",
+        "[webtorrent]\nenabled = true\n[log]\ntarget = \"stderr\"\nrequests = true\nclient_ip = \"full\"\ncompleted = true\n",
     );
     let mut browser = Browser::connect(tracker.v4());
-    browser.send(announce(1, 1, 0));
+    browser.send(announce(1, 1, 1000));
     browser.receive();
     browser.send_text("[]".into());
     browser.receive();
+    // The download finishes: counted once, however often it is said.
+    let mut completed = announce(1, 1, 0);
+    completed["event"] = json!("completed");
+    for _ in 0..2 {
+        browser.send(completed.clone());
+        assert_eq!(browser.receive()["complete"], 1);
+    }
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02X}")).collect() };
+    let completed_line = format!(
+        "completed info_hash={} peer_id={} ip=127.0.0.1",
+        hex(&common::hash(1)),
+        hex(&[b"-WW0208-".as_slice(), &[1; 12]].concat())
+    );
     let wanted = [
         "127.0.0.1 websocket",
         "127.0.0.1 webtorrent announce",
         "127.0.0.1 webtorrent refused",
+        completed_line.as_str(),
     ];
     let deadline = Instant::now() + Duration::from_secs(5);
     while !wanted.iter().all(|line| tracker.stderr().contains(line)) && Instant::now() < deadline {
@@ -392,4 +406,10 @@ fn request_logs_name_each_message() {
     for line in wanted {
         assert!(log.contains(line), "{line:?} in {log}");
     }
+    assert_eq!(log.matches("completed info_hash=").count(), 1, "{log}");
+    assert_eq!(webtorrent_metric(&tracker, "completed_total"), 1);
+    // The BitTorrent swarms' downloads are counted apart.
+    assert_eq!(tracker.metric("opentracker_completed_total"), 0);
+    let stats: Value = serde_json::from_str(&tracker.get("/stats?mode=json").text()).unwrap();
+    assert_eq!(stats["webtorrent"]["completed"], 1);
 }

@@ -254,9 +254,13 @@ impl Signalling {
         ctx.counters.webtorrent.announces += 1;
         ctx.counters.clients.count(ClientTag::of(&announce.peer_id));
         let id = &announce.peer_id;
-        let counts = self
-            .swarms
-            .announce(hash, id, key, announce.seeder, announce.event, ctx.now);
+        let announced =
+            self.swarms
+                .announce(hash, id, key, announce.seeder, announce.event, ctx.now);
+        if announced.completed {
+            ctx.counters.webtorrent.completed += 1;
+            ctx.log_completed(&hash, Some(id), connection.client);
+        }
         match (announce.event, known) {
             (Event::Stopped, Some(at)) => {
                 connection.announced.swap_remove(at);
@@ -288,7 +292,7 @@ impl Signalling {
             return (None, "webtorrent answer");
         }
         let mut out = String::new();
-        webtorrent::announce_reply(&mut out, &hash, self.settings.interval, counts);
+        webtorrent::announce_reply(&mut out, &hash, self.settings.interval, announced.counts);
         (Some(out), "webtorrent announce")
     }
 }

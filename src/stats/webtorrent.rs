@@ -14,6 +14,8 @@ pub struct WebtorrentCounters {
     /// Offers and answers passed on to another peer's connection.
     pub offers_relayed: u64,
     pub answers_relayed: u64,
+    /// Downloads finished, as peers' `completed` announces count them.
+    pub completed: u64,
     /// Messages answered with a failure reason: unreadable, a torrent the
     /// access lists refuse, a limit reached.
     pub refused: u64,
@@ -29,6 +31,7 @@ impl WebtorrentCounters {
         self.scrapes += other.scrapes;
         self.offers_relayed += other.offers_relayed;
         self.answers_relayed += other.answers_relayed;
+        self.completed += other.completed;
         self.refused += other.refused;
         self.dropped_connections += other.dropped_connections;
     }
@@ -97,6 +100,11 @@ pub fn prometheus(out: &mut String, c: &WebtorrentCounters, now: &WebtorrentGaug
             c.upgrades,
         ),
         (
+            "webtorrent_completed_total",
+            "Downloads completed in WebTorrent swarms.",
+            c.completed,
+        ),
+        (
             "webtorrent_connections_dropped_total",
             "WebSocket connections closed for breaking the protocol, an oversized message, or not reading.",
             c.dropped_connections,
@@ -118,6 +126,7 @@ pub fn json(c: &WebtorrentCounters, now: &WebtorrentGauges) -> serde_json::Value
         "peers": now.swarms.peers,
         "seeders": now.swarms.seeders,
         "upgrades": c.upgrades,
+        "completed": c.completed,
         "connections_dropped": c.dropped_connections,
         "messages": messages,
     })

@@ -58,6 +58,17 @@ pub struct RtcTotals {
     pub seeders: usize,
 }
 
+/// What an announce did to its swarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtcAnnounced {
+    /// The torrent's counts after it.
+    pub counts: SwarmCounts,
+    /// Whether it counted a download: `completed` from a peer that becomes
+    /// a seeder with it, newcomer or leecher until now, as for BitTorrent
+    /// peers.
+    pub completed: bool,
+}
+
 #[derive(Default)]
 pub struct RtcSwarms {
     torrents: HashMap<InfoHash, RtcTorrent, foldhash::fast::RandomState>,
@@ -66,9 +77,9 @@ pub struct RtcSwarms {
 }
 
 impl RtcSwarms {
-    /// Records an announce made at `now` on `connection` and returns the
-    /// torrent's counts after it. A stopped peer leaves; a peer id seen on
-    /// another connection moves to this one (a browser that reconnected).
+    /// Records an announce made at `now` on `connection`. A stopped peer
+    /// leaves; a peer id seen on another connection moves to this one (a
+    /// browser that reconnected).
     pub fn announce(
         &mut self,
         hash: InfoHash,
@@ -77,8 +88,10 @@ impl RtcSwarms {
         seeder: bool,
         event: Event,
         now: u32,
-    ) -> SwarmCounts {
+    ) -> RtcAnnounced {
         let torrent = self.torrents.entry(hash).or_default();
+        let completing = seeder && event == Event::Completed;
+        let mut completed = false;
         match (torrent.find(id), event) {
             (Ok(at), Event::Stopped) => {
                 let peer = torrent.remove_at(at);
@@ -88,9 +101,7 @@ impl RtcSwarms {
             (Err(_), Event::Stopped) => {}
             (Ok(at), _) => {
                 let peer = &mut torrent.peers[at];
-                if seeder && !peer.seeder && event == Event::Completed {
-                    torrent.completed += 1;
-                }
+                completed = completing && !peer.seeder;
                 if seeder != peer.seeder {
                     if seeder {
                         torrent.seeders += 1;
@@ -115,16 +126,18 @@ impl RtcSwarms {
                     last_announce: now,
                 };
                 torrent.peers.insert(at, peer);
+                completed = completing;
                 torrent.seeders += u32::from(seeder);
                 self.peers += 1;
                 self.seeders += usize::from(seeder);
             }
         }
+        torrent.completed += u32::from(completed);
         let counts = torrent.counts();
         if torrent.peers.is_empty() && torrent.completed == 0 {
             self.torrents.remove(&hash);
         }
-        counts
+        RtcAnnounced { counts, completed }
     }
 
     /// Writes into `out` the connections of up to `wanted` other peers of
@@ -266,21 +279,27 @@ mod tests {
     #[test]
     fn announces_count_and_stopped_peers_leave() {
         let mut swarms = RtcSwarms::default();
-        // (peer, connection, seeder, event, counts after): completing, a
-        // leecher turned seeder counts a download, once.
+        // (peer, connection, seeder, event, counts after, a download
+        // counted): completing, a leecher turned seeder counts a download,
+        // once; so does a newcomer that completed; a "completed" with
+        // bytes left counts none.
         let steps = [
-            (1, 10, false, Event::None, counts(0, 1, 0)),
-            (2, 11, true, Event::None, counts(1, 1, 0)),
-            (1, 10, true, Event::Completed, counts(2, 0, 1)),
-            (1, 10, true, Event::Completed, counts(2, 0, 1)),
-            (2, 11, true, Event::Stopped, counts(1, 0, 1)),
+            (1, 10, false, Event::None, counts(0, 1, 0), false),
+            (2, 11, true, Event::None, counts(1, 1, 0), false),
+            (1, 10, true, Event::Completed, counts(2, 0, 1), true),
+            (1, 10, true, Event::Completed, counts(2, 0, 1), false),
+            (3, 12, false, Event::Completed, counts(2, 1, 1), false),
+            (4, 13, true, Event::Completed, counts(3, 1, 2), true),
+            (2, 11, true, Event::Stopped, counts(2, 1, 2), false),
         ];
-        for (now, (peer, connection, seeder, event, after)) in steps.into_iter().enumerate() {
+        for (now, (peer, connection, seeder, event, counts, completed)) in
+            steps.into_iter().enumerate()
+        {
             let got = swarms.announce(HASH, &id(peer), connection, seeder, event, now as u32);
-            assert_eq!(got, after, "step {now}");
+            assert_eq!(got, RtcAnnounced { counts, completed }, "step {now}");
         }
         let totals = swarms.totals();
-        assert_eq!((totals.torrents, totals.peers, totals.seeders), (1, 1, 1));
+        assert_eq!((totals.torrents, totals.peers, totals.seeders), (1, 3, 2));
         // A torrent without peers or downloads is not kept.
         let other = InfoHash([9; 20]);
         swarms.announce(other, &id(3), 12, false, Event::None, 0);
