@@ -5,6 +5,7 @@
 //! figures of real trackers are read against it. With `--batched` it moves
 //! UDP in batches (`recvmmsg`/`sendmmsg`, as trackers that batch do): what
 //! the network stack alone costs per response, the least any tracker can.
+//! Over IPv6 its announce replies carry 18-byte peers, as BEP 15 asks.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -41,21 +42,19 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         "floor: serving BEP 15{} and HTTP statelessly on {listen}",
         if batched { " in batches" } else { "" }
     );
+    let peer = Peer::of(listen);
     if batched {
-        if !listen.is_ipv4() {
-            return Err("--batched serves IPv4 only".into());
-        }
-        return serve_batches(&socket);
+        return serve_batches(&socket, peer);
     }
     let mut packet = [0u8; 2048];
-    let mut reply = Vec::with_capacity(20 + 6 * PEERS);
+    let mut reply = Vec::with_capacity(20 + 18 * PEERS);
     loop {
         let (len, source) = match socket.recv_from(&mut packet) {
             Ok(received) => received,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("receive: {e}")),
         };
-        if answer(&packet[..len], &mut reply) {
+        if answer(&packet[..len], peer, &mut reply) {
             // A full buffer drops the reply, as a tracker would; clients retry.
             let _ = socket.send_to(&reply, source);
         }
@@ -63,10 +62,10 @@ pub fn run(raw: &[String]) -> Result<(), String> {
 }
 
 /// Answers up to a batch of datagrams per `recvmmsg`, with one `sendmmsg`.
-fn serve_batches(socket: &UdpSocket) -> Result<(), String> {
+fn serve_batches(socket: &UdpSocket, peer: Peer) -> Result<(), String> {
     let mut inbox = Inbox::default();
     let mut outbox = Outbox::replies();
-    let mut reply = Vec::with_capacity(20 + 6 * PEERS);
+    let mut reply = Vec::with_capacity(20 + 18 * PEERS);
     loop {
         let count = match inbox.wait_receive(socket) {
             Ok(count) => count,
@@ -74,7 +73,7 @@ fn serve_batches(socket: &UdpSocket) -> Result<(), String> {
             Err(e) => return Err(format!("receive: {e}")),
         };
         for i in 0..count {
-            if answer(inbox.get(i), &mut reply) {
+            if answer(inbox.get(i), peer, &mut reply) {
                 outbox.push_to(&reply, inbox.source(i));
             }
         }
@@ -128,8 +127,21 @@ fn http_body() -> Vec<u8> {
     body
 }
 
+/// The made-up peer every UDP announce reply lists, compact as the
+/// listening address's family has it: 127.0.0.1 or ::1, and a port.
+#[derive(Clone, Copy)]
+struct Peer(&'static [u8]);
+
+impl Peer {
+    fn of(listen: SocketAddr) -> Self {
+        const V4: [u8; 4] = [127, 0, 0, 1];
+        const V6: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        Peer(if listen.is_ipv6() { &V6 } else { &V4 })
+    }
+}
+
 /// Writes the fixed reply to `request` into `reply`; false for junk.
-fn answer(request: &[u8], reply: &mut Vec<u8>) -> bool {
+fn answer(request: &[u8], peer: Peer, reply: &mut Vec<u8>) -> bool {
     if request.len() < 16 {
         return false;
     }
@@ -144,9 +156,9 @@ fn answer(request: &[u8], reply: &mut Vec<u8>) -> bool {
             for word in [1800u32, 1, PEERS as u32] {
                 reply.extend_from_slice(&word.to_be_bytes());
             }
-            for peer in 0..PEERS as u16 {
-                reply.extend_from_slice(&[127, 0, 0, 1]);
-                reply.extend_from_slice(&(6881 + peer).to_be_bytes());
+            for port in 6881..6881 + PEERS as u16 {
+                reply.extend_from_slice(peer.0);
+                reply.extend_from_slice(&port.to_be_bytes());
             }
         }
         ACTION_SCRAPE => {
@@ -169,7 +181,8 @@ mod tests {
         let mut request = Vec::new();
         crate::udp_wire::connect_request(&mut request, 7);
         let mut reply = Vec::new();
-        assert!(answer(&request, &mut reply));
+        let v4 = Peer::of("127.0.0.1:1".parse().unwrap());
+        assert!(answer(&request, v4, &mut reply));
         assert!(matches!(
             parse_reply(&reply),
             Some((7, Reply::Connected(_)))
@@ -178,18 +191,22 @@ mod tests {
         let mut announce = vec![0u8; 98];
         announce[8..12].copy_from_slice(&ACTION_ANNOUNCE.to_be_bytes());
         announce[12..16].copy_from_slice(&9u32.to_be_bytes());
-        assert!(answer(&announce, &mut reply));
+        assert!(answer(&announce, v4, &mut reply));
         assert_eq!(reply.len(), 20 + 6 * PEERS);
         assert_eq!(parse_reply(&reply), Some((9, Reply::Announced)));
+        let v6 = Peer::of("[::1]:1".parse().unwrap());
+        assert!(answer(&announce, v6, &mut reply));
+        assert_eq!(reply.len(), 20 + 18 * PEERS);
+        assert_eq!(reply[20..38], [&[0; 15][..], &[1, 0x1a, 0xe1]].concat());
 
         crate::udp_wire::scrape_request(&mut request, 1, 3, &[0; 20]);
-        assert!(answer(&request, &mut reply));
+        assert!(answer(&request, v4, &mut reply));
         assert_eq!(parse_reply(&reply), Some((3, Reply::Scraped)));
         assert_eq!(reply.len(), 8 + 12);
 
-        assert!(!answer(&[0; 15], &mut reply));
+        assert!(!answer(&[0; 15], v4, &mut reply));
         announce[11] = 9;
-        assert!(!answer(&announce, &mut reply));
+        assert!(!answer(&announce, v4, &mut reply));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! one request in flight, either one request per connection or keep-alive.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::http_wire::{self, Framing, Head, RequestHead};
 use crate::phases::{self, Driver, Spec};
-use crate::swarm::client_address;
+use crate::swarm::client_ip;
 use crate::tally::Tally;
 use crate::workload::{Job, Phase, Workload};
 
@@ -41,7 +41,7 @@ struct Connection {
 
 struct Client {
     index: u32,
-    address: Ipv4Addr,
+    address: IpAddr,
     connection: Option<Connection>,
     job: Option<Job>,
     /// When the current job was first sent, or (draining) answered.
@@ -82,9 +82,13 @@ enum Outcome {
 }
 
 /// A non-blocking connection from `source` (any port) to `target`.
-fn open(source: Ipv4Addr, target: SocketAddr) -> io::Result<TcpStream> {
+fn open(source: IpAddr, target: SocketAddr) -> io::Result<TcpStream> {
     let kind = Type::STREAM.nonblocking().cloexec();
-    let socket = Socket::new(Domain::IPV4, kind, Some(Protocol::TCP))?;
+    let socket = Socket::new(Domain::for_address(target), kind, Some(Protocol::TCP))?;
+    if source.is_ipv6() {
+        // The IPv6 client prefix is routed here but no address of this host.
+        socket.set_freebind_v6(true)?;
+    }
     // Leave the port choice to connect(), which knows the whole 4-tuple and
     // so can reuse ports: one address alone would run out after ~28k.
     let enable: libc::c_int = 1;
@@ -121,7 +125,7 @@ impl HttpDriver {
             .clients_of_thread(thread)
             .map(|index| Client {
                 index,
-                address: client_address(index),
+                address: client_ip(index, target.is_ipv6()),
                 connection: None,
                 job: None,
                 since: Instant::now(),

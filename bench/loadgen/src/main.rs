@@ -46,7 +46,9 @@ swarm (hashes, udp, http):
   --clients N       virtual clients, one loopback address and one request
                     in flight each (64)      --seed N       hash seed (1)
 load (udp, http):
-  --target ADDR     the tracker, a loopback address:port (required)
+  --target ADDR     the tracker, a loopback address:port (required); over
+                    IPv6 ([::1]:PORT) clients send from fd77::/64, which
+                    takes `ip -6 route add local fd77::/64 dev lo` (root)
   --prefill         first announce every peer once, in order (event=started)
   --duration SECS   length of the measured phase (10)
   --requests N      ...or this many requests, whichever comes first (50000000)
@@ -59,7 +61,7 @@ load (udp, http):
 fullscrape: --target ADDR [--gzip] [--server-pid PID] [--timeout SECS]
 startup:    --udp ADDR --tcp ADDR [--repeat N] [--timeout SECS] -- COMMAND...
 floor:      --listen ADDR (a UDP address) [--batched: UDP in batches of 32,
-            recvmmsg/sendmmsg; IPv4]
+            recvmmsg/sendmmsg]
 wait:       --udp ADDR --tcp ADDR [--timeout SECS] [--announce [swarm options]]
             (--announce: until the swarm's first peer is accepted, for
             trackers that load a whitelist in the background)

@@ -1,13 +1,14 @@
 //! Batched datagram I/O for many virtual clients on one socket: one
 //! `sendmmsg` moves up to a batch of requests, each sent from its client's
-//! own loopback address (`IP_PKTINFO`), and one `recvmmsg` takes a batch of
-//! replies. So the load generator spends little per request and the server,
-//! not the generator, is what saturates. The batched floor answers with the
-//! same two calls, each reply to its request's source.
+//! own loopback address (`IP_PKTINFO`, `IPV6_PKTINFO`), and one `recvmmsg`
+//! takes a batch of replies. So the load generator spends little per request
+//! and the server, not the generator, is what saturates. The batched floor
+//! answers with the same two calls, each reply to its request's source.
+//! Either address family works, one per socket.
 
 use std::io;
 use std::mem::size_of;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 /// Datagrams per system call.
@@ -16,11 +17,12 @@ pub const BATCH: usize = 32;
 /// still parse: only their first 16 bytes are read).
 pub const DATAGRAM_MAX: usize = 2048;
 
-/// Space for one `IP_PKTINFO` control message, as `CMSG_SPACE` computes it.
+/// Space for one packet-info control message of either family, as
+/// `CMSG_SPACE` computes it.
 const PKTINFO_SPACE: usize = {
     let align = size_of::<usize>();
     let header = size_of::<libc::cmsghdr>().div_ceil(align) * align;
-    let data = size_of::<libc::in_pktinfo>().div_ceil(align) * align;
+    let data = size_of::<libc::in6_pktinfo>().div_ceil(align) * align;
     header + data
 };
 
@@ -29,30 +31,131 @@ const PKTINFO_SPACE: usize = {
 #[derive(Clone, Copy)]
 struct Control([u8; PKTINFO_SPACE]);
 
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
-    // SAFETY: an all-zero sockaddr_in is valid.
-    let mut raw: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    raw.sin_family = libc::AF_INET as libc::sa_family_t;
-    raw.sin_port = addr.port().to_be();
-    raw.sin_addr.s_addr = u32::from(*addr.ip()).to_be();
-    raw
+/// A socket address as the kernel reads and writes it, either family.
+#[derive(Clone, Copy)]
+#[repr(C)]
+union RawAddr {
+    v4: libc::sockaddr_in,
+    v6: libc::sockaddr_in6,
+}
+
+impl RawAddr {
+    fn zeroed() -> Self {
+        // SAFETY: all-zero bytes are a valid sockaddr_in6 (and sockaddr_in).
+        unsafe { std::mem::zeroed() }
+    }
+
+    fn new(addr: SocketAddr) -> Self {
+        let mut raw = Self::zeroed();
+        match addr {
+            SocketAddr::V4(addr) => {
+                // SAFETY: writing a Copy field of a zeroed union.
+                let v4 = unsafe { &mut raw.v4 };
+                v4.sin_family = libc::AF_INET as libc::sa_family_t;
+                v4.sin_port = addr.port().to_be();
+                v4.sin_addr.s_addr = u32::from(*addr.ip()).to_be();
+            }
+            SocketAddr::V6(addr) => {
+                // SAFETY: as above.
+                let v6 = unsafe { &mut raw.v6 };
+                v6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                v6.sin6_port = addr.port().to_be();
+                v6.sin6_addr.s6_addr = addr.ip().octets();
+            }
+        }
+        raw
+    }
+
+    /// The address the kernel wrote; its family field tells which.
+    fn get(&self) -> SocketAddr {
+        // SAFETY: the family field sits at the same offset in both, and
+        // names which one the kernel wrote.
+        unsafe {
+            if i32::from(self.v4.sin_family) == libc::AF_INET6 {
+                let v6 = &self.v6;
+                SocketAddrV6::new(
+                    Ipv6Addr::from(v6.sin6_addr.s6_addr),
+                    u16::from_be(v6.sin6_port),
+                    0,
+                    0,
+                )
+                .into()
+            } else {
+                let v4 = &self.v4;
+                SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)),
+                    u16::from_be(v4.sin_port),
+                )
+                .into()
+            }
+        }
+    }
+
+    fn len(&self) -> libc::socklen_t {
+        // SAFETY: the family field is valid in both.
+        let family = i32::from(unsafe { self.v4.sin_family });
+        if family == libc::AF_INET6 {
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        } else {
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+    }
+}
+
+/// Writes a control message into `message`'s control buffer that sends it
+/// from `source`.
+///
+/// # Safety
+/// `message.msg_control` must point to [`PKTINFO_SPACE`] writable bytes,
+/// aligned for a `cmsghdr`, and `msg_controllen` say so.
+unsafe fn send_from(message: &mut libc::msghdr, source: IpAddr) {
+    let cmsg = libc::CMSG_FIRSTHDR(message);
+    match source {
+        IpAddr::V4(source) => {
+            (*cmsg).cmsg_level = libc::IPPROTO_IP;
+            (*cmsg).cmsg_type = libc::IP_PKTINFO;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+            let info = libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>();
+            info.write_unaligned(libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(source).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            });
+            message.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as _;
+        }
+        IpAddr::V6(source) => {
+            (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
+            (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as _;
+            let info = libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>();
+            info.write_unaligned(libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: source.octets(),
+                },
+                ipi6_ifindex: 0,
+            });
+            message.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as _;
+        }
+    }
 }
 
 /// Datagrams waiting to go out: requests to one target, each from its
 /// client's address, or replies, each to its own destination.
 pub struct Outbox {
-    target: libc::sockaddr_in,
+    target: RawAddr,
     bytes: Vec<u8>,
     /// (end offset in `bytes`, destination, source address if chosen) of
     /// each datagram.
-    queued: Vec<(usize, libc::sockaddr_in, Option<Ipv4Addr>)>,
+    queued: Vec<(usize, RawAddr, Option<IpAddr>)>,
 }
 
 impl Outbox {
     /// An outbox whose [`Outbox::push`] sends to `target`.
-    pub fn new(target: SocketAddrV4) -> Self {
+    pub fn new(target: SocketAddr) -> Self {
         Outbox {
-            target: sockaddr(target),
+            target: RawAddr::new(target),
             bytes: Vec::with_capacity(BATCH * 256),
             queued: Vec::with_capacity(BATCH),
         }
@@ -61,20 +164,21 @@ impl Outbox {
     /// An outbox for replies, which name their destinations
     /// ([`Outbox::push_to`]).
     pub fn replies() -> Self {
-        Self::new(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+        Self::new(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
     }
 
-    /// Queues a datagram to the target, sent from `from`.
-    pub fn push(&mut self, datagram: &[u8], from: Ipv4Addr) {
+    /// Queues a datagram to the target, sent from `from` (of the target's
+    /// family).
+    pub fn push(&mut self, datagram: &[u8], from: IpAddr) {
         self.bytes.extend_from_slice(datagram);
         self.queued
             .push((self.bytes.len(), self.target, Some(from)));
     }
 
     /// Queues a datagram to `to`, sent from the socket's own address.
-    pub fn push_to(&mut self, datagram: &[u8], to: SocketAddrV4) {
+    pub fn push_to(&mut self, datagram: &[u8], to: SocketAddr) {
         self.bytes.extend_from_slice(datagram);
-        self.queued.push((self.bytes.len(), sockaddr(to), None));
+        self.queued.push((self.bytes.len(), RawAddr::new(to), None));
     }
 
     pub fn len(&self) -> usize {
@@ -107,27 +211,15 @@ impl Outbox {
                 let mut header: libc::mmsghdr = std::mem::zeroed();
                 let message = &mut header.msg_hdr;
                 let (_, ref mut destination, source) = self.queued[i];
-                message.msg_name = (destination as *mut libc::sockaddr_in).cast();
-                message.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                message.msg_namelen = destination.len();
+                message.msg_name = (destination as *mut RawAddr).cast();
                 message.msg_iov = &mut iovecs[i];
                 message.msg_iovlen = 1;
-                let Some(source) = source else {
-                    return header;
-                };
-                message.msg_control = controls[i].0.as_mut_ptr().cast();
-                message.msg_controllen = PKTINFO_SPACE as _;
-                let cmsg = libc::CMSG_FIRSTHDR(message);
-                (*cmsg).cmsg_level = libc::IPPROTO_IP;
-                (*cmsg).cmsg_type = libc::IP_PKTINFO;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
-                let info = libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>();
-                info.write_unaligned(libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(source).to_be(),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                });
+                if let Some(source) = source {
+                    message.msg_control = controls[i].0.as_mut_ptr().cast();
+                    message.msg_controllen = PKTINFO_SPACE as _;
+                    send_from(message, source);
+                }
                 header
             })
             .collect();
@@ -153,7 +245,7 @@ impl Outbox {
 pub struct Inbox {
     buffers: Vec<[u8; DATAGRAM_MAX]>,
     lengths: [usize; BATCH],
-    sources: [libc::sockaddr_in; BATCH],
+    sources: [RawAddr; BATCH],
 }
 
 impl Default for Inbox {
@@ -161,8 +253,7 @@ impl Default for Inbox {
         Inbox {
             buffers: vec![[0; DATAGRAM_MAX]; BATCH],
             lengths: [0; BATCH],
-            // SAFETY: an all-zero sockaddr_in is valid.
-            sources: unsafe { std::mem::zeroed() },
+            sources: [RawAddr::zeroed(); BATCH],
         }
     }
 }
@@ -190,8 +281,8 @@ impl Inbox {
             iovec.iov_len = DATAGRAM_MAX;
             header.msg_hdr.msg_iov = iovec;
             header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_name = (&mut self.sources[i] as *mut libc::sockaddr_in).cast();
-            header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            header.msg_hdr.msg_name = (&mut self.sources[i] as *mut RawAddr).cast();
+            header.msg_hdr.msg_namelen = size_of::<RawAddr>() as libc::socklen_t;
         }
         // SAFETY: `headers` describes BATCH valid buffers and source slots.
         let n = unsafe {
@@ -217,14 +308,9 @@ impl Inbox {
         &self.buffers[index][..self.lengths[index]]
     }
 
-    /// Where the `index`th datagram of the last receive came from (an IPv4
-    /// socket's peer).
-    pub fn source(&self, index: usize) -> SocketAddrV4 {
-        let raw = &self.sources[index];
-        SocketAddrV4::new(
-            Ipv4Addr::from(u32::from_be(raw.sin_addr.s_addr)),
-            u16::from_be(raw.sin_port),
-        )
+    /// Where the `index`th datagram of the last receive came from.
+    pub fn source(&self, index: usize) -> SocketAddr {
+        self.sources[index].get()
     }
 }
 
@@ -233,16 +319,14 @@ mod tests {
     use super::*;
     use std::net::UdpSocket;
 
-    #[test]
-    fn sends_from_each_source_and_receives_batches() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let std::net::SocketAddr::V4(target) = server.local_addr().unwrap() else {
-            unreachable!()
-        };
-        let client = UdpSocket::bind("0.0.0.0:0").unwrap();
-        let mut outbox = Outbox::new(target);
+    /// Sends 40 datagrams to a server on `server_ip`, alternating between
+    /// two source addresses, and gets them back in batches.
+    fn round_trip(server_ip: IpAddr, any: IpAddr, sources: [IpAddr; 2]) {
+        let server = UdpSocket::bind((server_ip, 0)).unwrap();
+        let client = UdpSocket::bind((any, 0)).unwrap();
+        let mut outbox = Outbox::new(server.local_addr().unwrap());
         for i in 0..40u8 {
-            outbox.push(&[i; 3], Ipv4Addr::new(127, 77, 0, 1 + i % 2));
+            outbox.push(&[i; 3], sources[usize::from(i % 2)]);
         }
         outbox.flush(&client);
         assert!(outbox.is_empty());
@@ -250,7 +334,7 @@ mod tests {
         for i in 0..40u8 {
             let (len, from) = server.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..len], &[i; 3]);
-            assert_eq!(from.ip(), Ipv4Addr::new(127, 77, 0, 1 + i % 2));
+            assert_eq!(from.ip(), sources[usize::from(i % 2)]);
             server.send_to(&buf[..len], from).unwrap();
         }
         client
@@ -262,9 +346,29 @@ mod tests {
             // Wait until something is there, without consuming it.
             client.peek(&mut buf).unwrap();
             let n = inbox.receive(&client).unwrap();
-            seen.extend((0..n).map(|i| inbox.get(i)[0]));
+            for i in 0..n {
+                seen.push(inbox.get(i)[0]);
+                assert_eq!(inbox.source(i), server.local_addr().unwrap());
+            }
         }
         assert_eq!(seen, (0..40).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn sends_from_each_source_and_receives_batches() {
+        let sources = [1, 2].map(|host| IpAddr::from([127, 77, 0, host]));
+        round_trip(IpAddr::from([127, 0, 0, 1]), IpAddr::from([0; 4]), sources);
+    }
+
+    #[test]
+    fn sends_and_receives_over_ipv6() {
+        // ::1 is the one IPv6 loopback address that needs no set-up.
+        let sources = [Ipv6Addr::LOCALHOST.into(); 2];
+        round_trip(
+            Ipv6Addr::LOCALHOST.into(),
+            Ipv6Addr::UNSPECIFIED.into(),
+            sources,
+        );
     }
 
     #[test]
@@ -287,11 +391,7 @@ mod tests {
         while answered < clients.len() {
             let n = inbox.wait_receive(&server).unwrap();
             for i in 0..n {
-                let std::net::SocketAddr::V4(client) =
-                    clients[usize::from(inbox.get(i)[0])].local_addr().unwrap()
-                else {
-                    unreachable!()
-                };
+                let client = clients[usize::from(inbox.get(i)[0])].local_addr().unwrap();
                 assert_eq!(inbox.source(i), client);
                 outbox.push_to(inbox.get(i), inbox.source(i));
             }

@@ -3,7 +3,7 @@
 //! the phase boundaries.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use mio::Events;
 
 use crate::args::Args;
 use crate::procfs;
-use crate::swarm::Swarm;
+use crate::swarm::{client_ip, Swarm, CLIENT_PREFIX_V6};
 use crate::tally::{self, CpuUse, Tally};
 use crate::workload::{Phase, Workload};
 
@@ -77,6 +77,48 @@ pub struct Spec<'a> {
     pub switches: &'a [&'a str],
 }
 
+/// Fails, saying how to fix it, unless datagrams sent from the IPv6 client
+/// prefix come back: the kernel must route the prefix to loopback.
+fn ipv6_clients_reachable(target: SocketAddr) -> Result<(), String> {
+    let unroutable = || {
+        format!(
+            "IPv6 clients send from {CLIENT_PREFIX_V6}, which is not routed to loopback here: \
+             run `ip -6 route add local {CLIENT_PREFIX_V6} dev lo` as root (best in a network \
+             namespace of the benchmark's own)"
+        )
+    };
+    let probe = || -> io::Result<bool> {
+        let echo = UdpSocket::bind((target.ip(), 0))?;
+        echo.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let client = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)?;
+        client.set_freebind_v6(true)?;
+        client.bind(&SocketAddr::new(client_ip(0, true), 0).into())?;
+        let client: UdpSocket = client.into();
+        client.set_read_timeout(Some(Duration::from_millis(500)))?;
+        client.send_to(b"probe", echo.local_addr()?)?;
+        let mut buf = [0u8; 8];
+        let (_, from) = echo.recv_from(&mut buf)?;
+        // The way back is what needs the route.
+        if echo.send_to(b"echo", from).is_err() {
+            return Ok(false);
+        }
+        Ok(client.recv_from(&mut buf).is_ok())
+    };
+    match probe() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unroutable()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(unroutable())
+        }
+        Err(e) => Err(format!("probing the IPv6 client prefix: {e}")),
+    }
+}
+
 /// Parses the common options plus `spec`'s, builds one driver per thread
 /// with `make`, runs the phases and prints their reports.
 pub fn run<D, F>(raw: &[String], spec: Spec, make: F) -> Result<(), String>
@@ -92,9 +134,12 @@ where
     switches.extend(spec.switches);
     let args = Args::parse(raw, &valued, &switches)?;
     let target: SocketAddr = args.require("target")?;
-    // Clients send from 127.77.x.y, so the tracker must be reachable over IPv4.
-    if !(target.is_ipv4() && target.ip().is_loopback()) {
-        return Err("--target must be an IPv4 loopback address".into());
+    // Clients send from loopback addresses of the target's family.
+    if !target.ip().is_loopback() {
+        return Err("--target must be a loopback address".into());
+    }
+    if target.is_ipv6() {
+        ipv6_clients_reachable(target)?;
     }
     let pid: Option<u32> = if args.has("server-pid") {
         Some(args.require("server-pid")?)
@@ -181,4 +226,23 @@ fn merge(total: io::Result<Tally>, part: io::Result<Tally>) -> io::Result<Tally>
     let mut total = total?;
     total.merge(part?);
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the client prefix is not routed here (the usual host), the
+    /// IPv6 load refuses to start and names the command that fixes it.
+    #[test]
+    fn an_unrouted_ipv6_client_prefix_is_named_with_its_fix() {
+        match ipv6_clients_reachable("[::1]:9".parse().unwrap()) {
+            Ok(()) => eprintln!("fd77::/64 is routed to loopback here: nothing to refuse"),
+            Err(e) => assert!(
+                e.contains("ip -6 route add local fd77::/64 dev lo")
+                    || e.starts_with("probing the IPv6 client prefix"),
+                "{e}"
+            ),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! it) and readiness (`wait`: until an already launched tracker answers).
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -46,7 +46,11 @@ impl Probe {
     fn wait(&self, start: Instant, mut child: Option<&mut Child>) -> Result<Duration, String> {
         let mut udp_ready = self.udp.is_none();
         let mut tcp_ready = self.tcp.is_none();
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        // Loopback of the probed family.
+        let local = self
+            .udp
+            .map_or(IpAddr::from([127, 0, 0, 1]), |udp| udp.ip());
+        let socket = UdpSocket::bind((local, 0)).map_err(|e| e.to_string())?;
         socket
             .set_read_timeout(Some(Duration::from_millis(1)))
             .map_err(|e| e.to_string())?;
@@ -112,7 +116,12 @@ pub fn wait(raw: &[String]) -> Result<(), String> {
 /// the background refuses every torrent until it is loaded.
 fn wait_for_announce(swarm: &Swarm, udp: SocketAddr, deadline: Instant) -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
-    let socket = UdpSocket::bind((client_address(0), 0)).map_err(io)?;
+    // Over IPv6, from ::1: the client prefix may not be routed here.
+    let source = match udp {
+        SocketAddr::V4(_) => IpAddr::from(client_address(0)),
+        SocketAddr::V6(_) => IpAddr::from(Ipv6Addr::LOCALHOST),
+    };
+    let socket = UdpSocket::bind((source, 0)).map_err(io)?;
     socket.connect(udp).map_err(io)?;
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))

@@ -1,7 +1,7 @@
 //! The swarm model: torrents, peers and their popularity, all derived from a
 //! seed so that separate runs (and the whitelist) agree without sharing state.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::args::Args;
 
@@ -132,6 +132,20 @@ pub fn client_address(client: u32) -> Ipv4Addr {
     Ipv4Addr::new(127, 77, (client / 250) as u8, (1 + client % 250) as u8)
 }
 
+/// The prefix IPv6 clients send from. Unlike 127.0.0.0/8 it is not local
+/// by default: it takes `ip -6 route add local fd77::/64 dev lo`.
+pub const CLIENT_PREFIX_V6: &str = "fd77::/64";
+
+/// The source address of a client that speaks to a tracker over IPv6 (when
+/// `ipv6`) or IPv4. Clients number at most 64000, so one word holds them.
+pub fn client_ip(client: u32, ipv6: bool) -> IpAddr {
+    if ipv6 {
+        Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1 + client as u16).into()
+    } else {
+        client_address(client).into()
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -175,12 +189,15 @@ mod tests {
     #[test]
     fn peers_have_distinct_addresses() {
         let s = swarm(10, 100);
-        let mut seen: Vec<_> = (0..s.peers)
-            .map(|p| (client_address(p % s.clients), s.port_of(p)))
-            .collect();
-        seen.sort();
-        seen.dedup();
-        assert_eq!(seen.len(), 100);
+        for ipv6 in [false, true] {
+            let mut seen: Vec<_> = (0..s.peers)
+                .map(|p| (client_ip(p % s.clients, ipv6), s.port_of(p)))
+                .collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 100);
+            assert!(seen.iter().all(|(ip, _)| ip.is_ipv6() == ipv6));
+        }
         let owned: u32 = (0..s.clients).map(|c| s.peers_of_client(c)).sum();
         assert_eq!(owned, s.peers);
     }

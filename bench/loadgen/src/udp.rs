@@ -4,7 +4,7 @@
 //! generator stays cheaper than the server it measures.
 
 use std::io::{self, ErrorKind};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::mmsg::{Inbox, Outbox, BATCH};
 use crate::phases::{self, Driver, Spec};
-use crate::swarm::client_address;
+use crate::swarm::client_ip;
 use crate::tally::Tally;
 use crate::udp_wire::{self, Announce, Reply};
 use crate::workload::{Job, Phase, Workload};
@@ -57,7 +57,7 @@ struct Pending {
 
 struct Client {
     index: u32,
-    address: Ipv4Addr,
+    address: IpAddr,
     connection: Option<ConnectionId>,
     /// The slot whose connect is in flight: a client asks for one id at a
     /// time, as a real one does, and its other requests wait for it.
@@ -109,23 +109,26 @@ pub fn run(raw: &[String]) -> Result<(), String> {
         if !(1..=MAX_IN_FLIGHT).contains(&in_flight) {
             return Err(format!("--in-flight must be between 1 and {MAX_IN_FLIGHT}"));
         }
-        let SocketAddr::V4(target) = target else {
-            return Err("udp: --target must be an IPv4 address".into());
-        };
         UdpDriver::new(workload, reuse, in_flight, target, thread).map_err(|e| e.to_string())
     })
 }
 
-/// One socket that receives for every 127.x address and may send from any.
-fn shared_socket() -> io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
+/// One socket that receives for every client address and may send from
+/// any: 127.x, or over IPv6 the client prefix, which is no address of this
+/// host (hence freebind) but routed to it.
+fn shared_socket(ipv6: bool) -> io::Result<UdpSocket> {
+    let (domain, any) = if ipv6 {
+        (socket2::Domain::IPV6, SocketAddr::from(([0u16; 8], 0)))
+    } else {
+        (socket2::Domain::IPV4, SocketAddr::from(([0u8; 4], 0)))
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     socket.set_recv_buffer_size(RECV_BUFFER)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::from(([0, 0, 0, 0], 0)).into())?;
+    if ipv6 {
+        socket.set_freebind_v6(true)?;
+    }
+    socket.bind(&any.into())?;
     Ok(UdpSocket::from_std(socket.into()))
 }
 
@@ -134,18 +137,18 @@ impl UdpDriver {
         workload: Arc<Workload>,
         reuse: u32,
         in_flight: u32,
-        target: SocketAddrV4,
+        target: SocketAddr,
         thread: u32,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let mut socket = shared_socket()?;
+        let mut socket = shared_socket(target.is_ipv6())?;
         poll.registry()
             .register(&mut socket, Token(0), Interest::READABLE)?;
         let clients: Vec<Client> = workload
             .clients_of_thread(thread)
             .map(|index| Client {
                 index,
-                address: client_address(index),
+                address: client_ip(index, target.is_ipv6()),
                 connection: None,
                 connecting: None,
                 parked: Vec::new(),
