@@ -90,6 +90,19 @@ pub struct PeerList<const N: usize> {
     seeders: u32,
 }
 
+/// A compact address (at most 18 bytes) as integers that order as its
+/// bytes do: comparing them takes a few instructions where comparing the
+/// byte arrays calls `memcmp`, which an IPv6 swarm's search felt.
+fn sort_key<const N: usize>(addr: &[u8; N]) -> (u128, u16) {
+    const { assert!(N <= 18) };
+    let head = N.min(16);
+    let mut high = [0u8; 16];
+    high[..head].copy_from_slice(&addr[..head]);
+    let mut low = [0u8; 2];
+    low[..N - head].copy_from_slice(&addr[head..]);
+    (u128::from_be_bytes(high), u16::from_be_bytes(low))
+}
+
 impl<const N: usize> PeerList<N> {
     pub fn len(&self) -> usize {
         self.peers.len()
@@ -145,6 +158,7 @@ impl<const N: usize> PeerList<N> {
         if peers.is_empty() {
             return Err(0);
         }
+        let key = sort_key(addr);
         let (mut base, mut size) = (0, peers.len());
         while size > 1 {
             let half = size / 2;
@@ -154,14 +168,14 @@ impl<const N: usize> PeerList<N> {
             if let Some(upper) = peers.get(base + half + half / 2) {
                 load_early(upper);
             }
-            base = if peers[base + half].addr <= *addr {
+            base = if sort_key(&peers[base + half].addr) <= key {
                 base + half
             } else {
                 base
             };
             size -= half;
         }
-        match peers[base].addr.cmp(addr) {
+        match sort_key(&peers[base].addr).cmp(&key) {
             std::cmp::Ordering::Equal => Ok(base),
             std::cmp::Ordering::Less => Err(base + 1),
             std::cmp::Ordering::Greater => Err(base),
@@ -353,6 +367,22 @@ impl Dropped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sort keys order as the addresses' bytes do, so lists stay sorted
+    /// byte-wise (prefix counts rely on it).
+    #[test]
+    fn sort_keys_order_as_bytes_do() {
+        fn check<const N: usize>(rng: &mut fastrand::Rng) {
+            for _ in 0..10_000 {
+                let a: [u8; N] = std::array::from_fn(|_| rng.u8(0..4));
+                let b: [u8; N] = std::array::from_fn(|_| rng.u8(0..4));
+                assert_eq!(sort_key(&a).cmp(&sort_key(&b)), a.cmp(&b), "{a:?} {b:?}");
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        check::<6>(&mut rng);
+        check::<18>(&mut rng);
+    }
 
     fn addr(n: u8) -> [u8; 6] {
         [10, 0, 0, n, 0x1a, 0xe1]
