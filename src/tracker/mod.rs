@@ -6,9 +6,10 @@
 //! nor UDP details leak in here.
 //!
 //! Memory per torrent and per peer is the headline figure, so torrents live
-//! in a trie of small sorted leaves ([`index`]), by kind: up to two IPv4
-//! peers inline ([`small`]), more on the heap ([`crowd`]); a peer is 8 bytes
-//! ([`peer`]) with a 14-bit wrapping time stamp ([`clock`]). A big swarm's
+//! in a trie of small sorted leaves ([`index`]), by kind: up to two peers
+//! of one family inline ([`small`]), more, or both families, on the heap
+//! ([`crowd`]); a peer is 8 bytes, 20 over IPv6 ([`peer`]), with a 14-bit
+//! wrapping time stamp ([`clock`]). A big swarm's
 //! peers are split into buckets by a keyed hash ([`bucket`]), so that no
 //! announce moves more than a few thousand of them.
 

@@ -26,7 +26,7 @@ pub trait Keyed {
     fn hash(&self) -> &[u8; 20];
 }
 
-impl<const N: usize> Keyed for Small<N> {
+impl<const N: usize, const W: usize> Keyed for Small<N, W> {
     fn hash(&self) -> &[u8; 20] {
         &self.hash
     }

@@ -1,10 +1,12 @@
-//! Torrents small enough to keep their peers inline: at most `N` IPv4 peers
-//! and no IPv6 peer. Most torrents have one or two peers, so this is where
-//! most of the memory goes: 30 bytes for `N = 1`, 38 for `N = 2`, and no
-//! heap block at all.
+//! Torrents small enough to keep their peers inline: at most `N` peers, all
+//! of one address family (`W`, the compact address width: 6 for IPv4, 18
+//! for IPv6). Most torrents have one or two peers, so this is where most of
+//! the memory goes: 30 bytes for one IPv4 peer, 38 for two, 42 and 62 for
+//! IPv6 ones, and no heap block at all.
 
 use super::clock::{Mark, PeerClock};
-use super::peer::{write_all, Dropped, Peer4, Updated, Visit};
+use super::leaf::Addr;
+use super::peer::{write_all, Dropped, Peer, Updated, Visit};
 use crate::proto::SwarmCounts;
 
 const COUNT_SHIFT: u32 = 14;
@@ -14,9 +16,10 @@ const COMPLETED_MASK: u16 = (1 << COUNT_SHIFT) - 1;
 /// only one or two peers, and the 16-bit word keeps the entry at 30 bytes.
 pub const COMPLETED_MAX: u32 = COMPLETED_MASK as u32;
 
-/// A torrent with up to `N` inline IPv4 peers.
+/// A torrent with up to `N` inline peers of `W` address bytes (IPv4 unless
+/// said).
 #[derive(Clone, Copy, Debug)]
-pub struct Small<const N: usize> {
+pub struct Small<const N: usize, const W: usize = 6> {
     pub hash: [u8; 20],
     /// The completed count (low 14 bits) and how many slots hold peers
     /// (top 2 bits).
@@ -24,21 +27,26 @@ pub struct Small<const N: usize> {
     /// Peers fill `slots[..count]`. While `count < N` the last slot is free
     /// and its first 4 address bytes hold the torrent's last activity (a
     /// tracker second), which with all slots full is the newest peer stamp.
-    slots: [Peer4; N],
+    slots: [Peer<W>; N],
 }
 
-const EMPTY_SLOT: Peer4 = Peer4 {
-    addr: [0; 6],
-    mark: Mark::ZERO,
-};
+impl<const N: usize, const W: usize> Small<N, W> {
+    const EMPTY_SLOT: Peer<W> = Peer {
+        addr: [0; W],
+        mark: Mark::ZERO,
+    };
+    /// Whether the peers are IPv6 ones.
+    const IPV6: bool = {
+        assert!(W == 6 || W == 18);
+        W == 18
+    };
 
-impl<const N: usize> Small<N> {
     /// A torrent without peers.
     pub fn empty(hash: [u8; 20], completed: u32, last_active: u32) -> Self {
         let mut small = Small {
             hash,
             word: 0,
-            slots: [EMPTY_SLOT; N],
+            slots: [Self::EMPTY_SLOT; N],
         };
         small.set_completed(completed);
         small.store_last_active(last_active);
@@ -46,7 +54,7 @@ impl<const N: usize> Small<N> {
     }
 
     /// A torrent holding exactly `peers` (at most `N` of them).
-    pub fn with_peers(hash: [u8; 20], completed: u32, last_active: u32, peers: &[Peer4]) -> Self {
+    pub fn with_peers(hash: [u8; 20], completed: u32, last_active: u32, peers: &[Peer<W>]) -> Self {
         let mut small = Self::empty(hash, completed, last_active);
         small.slots[..peers.len()].copy_from_slice(peers);
         small.set_count(peers.len());
@@ -64,8 +72,60 @@ impl<const N: usize> Small<N> {
         self.word = (self.word & COMPLETED_MASK) | ((count as u16) << COUNT_SHIFT);
     }
 
-    pub fn peers(&self) -> &[Peer4] {
+    pub fn peers(&self) -> &[Peer<W>] {
         &self.slots[..self.count()]
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        Self::IPV6
+    }
+
+    /// Bytes of a peer's compact address.
+    pub fn width(&self) -> usize {
+        W
+    }
+
+    /// Peers held, IPv4 and IPv6.
+    pub fn have(&self) -> (usize, usize) {
+        self.by_family(self.count())
+    }
+
+    /// Leechers held, IPv4 and IPv6.
+    pub fn leechers_held(&self) -> (usize, usize) {
+        self.by_family(self.counts().leechers as usize)
+    }
+
+    /// `n` as a figure of this torrent's family: (IPv4, IPv6).
+    fn by_family(&self, n: usize) -> (usize, usize) {
+        if Self::IPV6 {
+            (0, n)
+        } else {
+            (n, 0)
+        }
+    }
+
+    /// Whether the peer at `addr` is held.
+    pub fn contains(&self, addr: &Addr) -> bool {
+        self.peers().iter().any(|p| p.addr[..] == *addr.bytes())
+    }
+
+    /// How many peers are in the network of `addr` (see [`Addr::network`]).
+    pub fn peers_in_network(&self, addr: &Addr) -> usize {
+        if addr.bytes().len() != W {
+            return 0;
+        }
+        let network = addr.network();
+        self.peers()
+            .iter()
+            .filter(|p| p.addr.starts_with(network))
+            .count()
+    }
+
+    /// Calls `visit` with every peer's address and mark.
+    pub fn visit_peers(&self, visit: &mut impl FnMut(Addr, Mark)) {
+        for peer in self.peers() {
+            visit(Addr::from_compact(&peer.addr), peer.mark);
+        }
     }
 
     pub fn completed(&self) -> u32 {
@@ -106,7 +166,7 @@ impl<const N: usize> Small<N> {
 
     /// Refreshes or adds the peer at `addr`; `None` when it is new and all
     /// slots are taken, so the torrent must move to a larger kind.
-    pub fn update(&mut self, addr: [u8; 6], visit: &Visit) -> Option<Updated> {
+    pub fn update(&mut self, addr: [u8; W], visit: &Visit) -> Option<Updated> {
         let count = self.count();
         if let Some(peer) = self.slots[..count].iter_mut().find(|p| p.addr == addr) {
             return Some(visit.refresh(&mut peer.mark));
@@ -116,7 +176,7 @@ impl<const N: usize> Small<N> {
         }
         // The new peer's stamp is the newest, so the stored last activity
         // may be overwritten when this fills the last slot.
-        self.slots[count] = Peer4 {
+        self.slots[count] = Peer {
             addr,
             mark: visit.fresh_mark(),
         };
@@ -125,7 +185,7 @@ impl<const N: usize> Small<N> {
     }
 
     /// Removes the peer at `addr`; returns it if it was there.
-    pub fn remove(&mut self, addr: &[u8; 6], clock: PeerClock, now: u32) -> Option<Peer4> {
+    pub fn remove(&mut self, addr: &[u8; W], clock: PeerClock, now: u32) -> Option<Peer<W>> {
         let at = self.peers().iter().position(|p| p.addr == *addr)?;
         let last_active = self.last_active(clock, now);
         let peer = self.slots[at];
@@ -134,6 +194,13 @@ impl<const N: usize> Small<N> {
         self.set_count(count - 1);
         self.store_last_active(last_active);
         Some(peer)
+    }
+
+    /// Removes the peer at `addr` (`event=stopped`), which may be of the
+    /// other family; returns whether it was seeding, if it was here.
+    pub fn stop(&mut self, addr: &Addr, clock: PeerClock, now: u32) -> Option<bool> {
+        let addr: &[u8; W] = addr.bytes().try_into().ok()?;
+        self.remove(addr, clock, now).map(|p| p.mark.seeding())
     }
 
     /// Drops peers that timed out.
@@ -166,7 +233,7 @@ impl<const N: usize> Small<N> {
         if quota >= peers.len() {
             return write_all(peers, out);
         }
-        let mut picked = [EMPTY_SLOT; N];
+        let mut picked = [Self::EMPTY_SLOT; N];
         let mut pool = self.slots;
         for (taken, slot) in picked.iter_mut().take(quota).enumerate() {
             let at = rng.usize(taken..peers.len());
@@ -199,6 +266,31 @@ mod tests {
     fn inline_sizes() {
         assert_eq!(std::mem::size_of::<Small<1>>(), 30);
         assert_eq!(std::mem::size_of::<Small<2>>(), 38);
+        assert_eq!(std::mem::size_of::<Small<1, 18>>(), 42);
+        assert_eq!(std::mem::size_of::<Small<2, 18>>(), 62);
+    }
+
+    #[test]
+    fn an_ipv6_torrent_counts_and_finds_its_own_family() {
+        let v6 = |n: u8| {
+            let mut a = [0u8; 18];
+            a[0] = 0x20;
+            a[7] = n;
+            a[15] = n;
+            a
+        };
+        let mut small = Small::<2, 18>::empty([1; 20], 0, 0);
+        small.update(v6(1), &visit(1, false));
+        small.update(v6(1 | 0x80), &visit(1, true));
+        assert_eq!((small.have(), small.leechers_held()), ((0, 2), (0, 1)));
+        assert!(small.contains(&Addr::V6(v6(1))));
+        assert!(!small.contains(&Addr::V4(addr(1))));
+        // Byte 7 puts the two in different /64s; IPv4 shares nothing.
+        assert_eq!(small.peers_in_network(&Addr::V6(v6(1))), 1);
+        assert_eq!(small.peers_in_network(&Addr::V4(addr(1))), 0);
+        let mut seen = Vec::new();
+        small.visit_peers(&mut |a, _| seen.push(a.bytes().to_vec()));
+        assert_eq!(seen, [v6(1).to_vec(), v6(0x81).to_vec()]);
     }
 
     #[test]

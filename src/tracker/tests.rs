@@ -2,6 +2,7 @@
 //! under load: kinds, splits, walk order.
 
 use super::access_list::Kind;
+use super::leaf::Slot;
 use super::*;
 
 const TIMEOUTS: Timeouts = Timeouts {
@@ -307,16 +308,88 @@ fn walk_is_ascending_and_resumable_across_leaves() {
             hash[..17].fill(0xab);
         }
         hashes.push(InfoHash(hash));
-        announce_to(&mut t, hash, "10.0.0.1:1", Event::None, 0);
+        // Every kind of torrent: one or two inline peers of either family,
+        // and a crowd of both.
+        let peers: &[&str] = match n % 5 {
+            1 => &["[2001:db8::1]:1"],
+            2 => &["[2001:db8::1]:1", "[2001:db8::2]:1"],
+            3 => &["10.0.0.1:1", "10.0.0.2:1"],
+            4 => &["10.0.0.1:1", "[2001:db8::1]:1"],
+            _ => &["10.0.0.1:1"],
+        };
+        for peer in peers {
+            announce_to(&mut t, hash, peer, Event::None, 0);
+        }
     }
+    let leechers: std::collections::HashMap<InfoHash, u32> = hashes
+        .iter()
+        .enumerate()
+        .map(|(n, h)| (*h, if n % 5 == 0 || n % 5 == 1 { 1 } else { 2 }))
+        .collect();
     hashes.sort_unstable();
     hashes.dedup();
     assert_eq!(t.totals().torrents, hashes.len());
     assert_eq!(walk_all(&t, 1000), hashes);
     assert_eq!(walk_all(&t, 7), hashes);
     for hash in &hashes {
-        assert_eq!(t.scrape(hash).map(|c| c.leechers), Some(1));
+        assert_eq!(t.scrape(hash).map(|c| c.leechers), Some(leechers[hash]));
     }
+}
+
+/// The kind of torrent `[1; 20]` is held as.
+fn kind_of_torrent(t: &mut Tracker) -> Option<Slot> {
+    let hash = [1; 20];
+    t.index.leaf_mut(&hash).find(&hash)
+}
+
+#[test]
+fn ipv6_torrents_are_inline_too_until_they_grow_or_mix() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let one6 = |slot| matches!(slot, Some(Slot::One6(_)));
+    let (_, _, p6) = announce(&mut t, "[2001:db8::1]:1", false, Event::None, 0);
+    assert_eq!(p6.len(), 18);
+    assert!(one6(kind_of_torrent(&mut t)));
+    let (_, _, p6) = announce(&mut t, "[2001:db8::2]:1", true, Event::None, 10);
+    assert_eq!(p6.len(), 36);
+    assert!(matches!(kind_of_torrent(&mut t), Some(Slot::Two6(_))));
+    let (r, _, p6) = announce(&mut t, "[2001:db8::3]:1", true, Event::Completed, 20);
+    assert_eq!(p6.len(), 54);
+    assert!(matches!(kind_of_torrent(&mut t), Some(Slot::Crowd(_))));
+    let Announced::Ok { counts, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (counts.seeders, counts.leechers, counts.completed),
+        (2, 1, 1)
+    );
+    // Peers 1 and 2 time out: the sweep moves the third back inline, with
+    // its download counted.
+    assert!(t.sweep(115, 100));
+    assert!(one6(kind_of_torrent(&mut t)));
+    assert_eq!(t.scrape(&InfoHash([1; 20])).map(|c| c.completed), Some(1));
+    // An IPv4 peer joining makes it a crowd; each family gets its own.
+    let (_, p4, p6) = announce(&mut t, "10.0.0.1:1", false, Event::None, 116);
+    assert_eq!((p4.len(), p6.len()), (6, 18));
+    assert!(matches!(kind_of_torrent(&mut t), Some(Slot::Crowd(_))));
+    assert!(t.sweep(200, 100));
+    assert!(matches!(kind_of_torrent(&mut t), Some(Slot::One(_))));
+    // A stop removes an inline IPv6 peer; one of the other family is
+    // not there to remove.
+    announce(&mut t, "10.0.0.1:1", false, Event::Stopped, 201);
+    announce(&mut t, "[2001:db8::4]:1", false, Event::None, 202);
+    assert!(t.sweep(203, 100));
+    assert!(one6(kind_of_torrent(&mut t)));
+    let (r, ..) = announce(&mut t, "10.0.0.9:1", false, Event::Stopped, 204);
+    assert!(
+        matches!(r, Announced::Stopped { counts } if counts.leechers == 1),
+        "{r:?}"
+    );
+    let (r, ..) = announce(&mut t, "[2001:db8::4]:1", false, Event::Stopped, 205);
+    assert!(
+        matches!(r, Announced::Stopped { counts } if counts.leechers == 0),
+        "{r:?}"
+    );
+    assert_eq!(t.totals().peers, 0);
 }
 
 #[test]

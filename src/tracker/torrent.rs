@@ -12,105 +12,78 @@ use crate::proto::SwarmCounts;
 pub enum Torrent<'a> {
     One(&'a Small<1>),
     Two(&'a Small<2>),
+    One6(&'a Small<1, 18>),
+    Two6(&'a Small<2, 18>),
     Crowd(&'a Crowd),
+}
+
+/// `$inline` with `$t` bound to an inline torrent of any kind (the same
+/// code for each, as each is its own type), or `$crowd` with `$c` bound to
+/// a crowd.
+macro_rules! by_kind {
+    ($torrent:expr, $t:ident => $inline:expr, $c:ident => $crowd:expr) => {
+        match $torrent {
+            Torrent::One($t) => $inline,
+            Torrent::Two($t) => $inline,
+            Torrent::One6($t) => $inline,
+            Torrent::Two6($t) => $inline,
+            Torrent::Crowd($c) => $crowd,
+        }
+    };
 }
 
 impl Torrent<'_> {
     pub fn hash(&self) -> &[u8; 20] {
-        match self {
-            Torrent::One(t) => &t.hash,
-            Torrent::Two(t) => &t.hash,
-            Torrent::Crowd(t) => &t.hash,
-        }
+        by_kind!(self, t => &t.hash, c => &c.hash)
     }
 
     pub fn counts(&self) -> SwarmCounts {
-        match self {
-            Torrent::One(t) => t.counts(),
-            Torrent::Two(t) => t.counts(),
-            Torrent::Crowd(t) => t.counts(),
-        }
+        by_kind!(self, t => t.counts(), c => c.counts())
     }
 
     /// Whether the peer at `addr` is held.
     pub fn contains(&self, addr: &Addr) -> bool {
-        match (self, addr) {
-            (Torrent::One(t), Addr::V4(addr)) => t.peers().iter().any(|p| p.addr == *addr),
-            (Torrent::Two(t), Addr::V4(addr)) => t.peers().iter().any(|p| p.addr == *addr),
-            (Torrent::Crowd(t), Addr::V4(addr)) => t.v4.contains(addr),
-            (Torrent::Crowd(t), Addr::V6(addr)) => {
-                t.v6.as_ref().is_some_and(|v6| v6.contains(addr))
-            }
-            // Inline torrents hold IPv4 peers only.
-            (Torrent::One(_) | Torrent::Two(_), Addr::V6(_)) => false,
-        }
+        by_kind!(self, t => t.contains(addr), c => match addr {
+            Addr::V4(addr) => c.v4.contains(addr),
+            Addr::V6(addr) => c.v6.as_ref().is_some_and(|v6| v6.contains(addr)),
+        })
     }
 
     /// How many of its peers are in the network of `addr`: the same IPv4
     /// address, or the same IPv6 /64 (what one subscriber is given).
     pub fn peers_in_network(&self, addr: &Addr) -> usize {
-        let same_ip = |peers: &[super::peer::Peer4], ip: &[u8]| {
-            peers.iter().filter(|p| p.addr[..4] == *ip).count()
-        };
-        match (self, addr) {
-            (Torrent::One(t), Addr::V4(a)) => same_ip(t.peers(), &a[..4]),
-            (Torrent::Two(t), Addr::V4(a)) => same_ip(t.peers(), &a[..4]),
-            (Torrent::Crowd(t), Addr::V4(a)) => t.v4.count_prefix(&a[..4]),
-            (Torrent::Crowd(t), Addr::V6(a)) => {
-                t.v6.as_ref().map_or(0, |v6| v6.count_prefix(&a[..8]))
-            }
-            (Torrent::One(_) | Torrent::Two(_), Addr::V6(_)) => 0,
-        }
+        by_kind!(self, t => t.peers_in_network(addr), c => match addr {
+            Addr::V4(_) => c.v4.count_prefix(addr.network()),
+            Addr::V6(_) => c.v6.as_ref().map_or(0, |v6| v6.count_prefix(addr.network())),
+        })
     }
 
     /// Calls `visit` with every peer's compact address and mark.
     pub fn visit_peers(&self, visit: &mut impl FnMut(Addr, Mark)) {
-        match self {
-            Torrent::One(t) => t
-                .peers()
-                .iter()
-                .for_each(|p| visit(Addr::V4(p.addr), p.mark)),
-            Torrent::Two(t) => t
-                .peers()
-                .iter()
-                .for_each(|p| visit(Addr::V4(p.addr), p.mark)),
-            Torrent::Crowd(t) => {
-                t.v4.visit(&mut |p| visit(Addr::V4(p.addr), p.mark));
-                if let Some(set) = &t.v6 {
-                    set.visit(&mut |p| visit(Addr::V6(p.addr), p.mark));
-                }
+        by_kind!(self, t => t.visit_peers(visit), c => {
+            c.v4.visit(&mut |p| visit(Addr::V4(p.addr), p.mark));
+            if let Some(set) = &c.v6 {
+                set.visit(&mut |p| visit(Addr::V6(p.addr), p.mark));
             }
-        }
+        })
     }
 
     /// Tracker second of the last announce (to the peer clock's unit).
     pub fn last_active(&self, clock: PeerClock, now: u32) -> u32 {
-        match self {
-            Torrent::One(t) => t.last_active(clock, now),
-            Torrent::Two(t) => t.last_active(clock, now),
-            Torrent::Crowd(t) => t.last_active,
-        }
+        by_kind!(self, t => t.last_active(clock, now), c => c.last_active)
     }
 
     /// Peers held, IPv4 and IPv6.
     pub fn have(&self) -> (usize, usize) {
-        match self {
-            Torrent::One(t) => (t.count(), 0),
-            Torrent::Two(t) => (t.count(), 0),
-            Torrent::Crowd(t) => (t.v4.len(), t.v6_len()),
-        }
+        by_kind!(self, t => t.have(), c => (c.v4.len(), c.v6_len()))
     }
 
     /// Leechers held, IPv4 and IPv6.
     pub fn leechers_held(&self) -> (usize, usize) {
-        match self {
-            Torrent::One(t) => (t.counts().leechers as usize, 0),
-            Torrent::Two(t) => (t.counts().leechers as usize, 0),
-            Torrent::Crowd(t) => (
-                t.v4.leechers() as usize,
-                t.v6.as_ref().map_or(0, |v6| v6.leechers() as usize),
-            ),
-        }
+        by_kind!(self, t => t.leechers_held(), c => (
+            c.v4.leechers() as usize,
+            c.v6.as_ref().map_or(0, |v6| v6.leechers() as usize),
+        ))
     }
 
     /// Writes up to `quotas` peers of each family into `out4` and `out6`,
@@ -125,31 +98,22 @@ impl Torrent<'_> {
         out6: &mut Vec<u8>,
     ) {
         let pick = Pick { leechers_only, rng };
-        match self {
-            Torrent::One(t) => {
-                let leechers = t.counts().leechers;
-                pick.list::<6>(t.count(), leechers, quotas.0, out4, |q, r, o| {
-                    t.sample_into(q, r, o)
+        by_kind!(self, t => {
+            let (quota, out) = if t.is_ipv6() { (quotas.1, out6) } else { (quotas.0, out4) };
+            pick.list(t.width(), t.count(), t.counts().leechers, quota, out, |q, r, o| {
+                t.sample_into(q, r, o)
+            });
+        }, c => {
+            let v4 = &c.v4;
+            let pick = pick.list(6, v4.len(), v4.leechers(), quotas.0, out4, |q, r, o| {
+                v4.sample_into(q, r, o)
+            });
+            if let Some(v6) = &c.v6 {
+                pick.list(18, v6.len(), v6.leechers(), quotas.1, out6, |q, r, o| {
+                    v6.sample_into(q, r, o)
                 });
             }
-            Torrent::Two(t) => {
-                let leechers = t.counts().leechers;
-                pick.list::<6>(t.count(), leechers, quotas.0, out4, |q, r, o| {
-                    t.sample_into(q, r, o)
-                });
-            }
-            Torrent::Crowd(t) => {
-                let v4 = &t.v4;
-                let pick = pick.list::<6>(v4.len(), v4.leechers(), quotas.0, out4, |q, r, o| {
-                    v4.sample_into(q, r, o)
-                });
-                if let Some(v6) = &t.v6 {
-                    pick.list::<18>(v6.len(), v6.leechers(), quotas.1, out6, |q, r, o| {
-                        v6.sample_into(q, r, o)
-                    });
-                }
-            }
-        }
+        })
     }
 }
 
@@ -165,13 +129,14 @@ struct Pick<'r> {
 
 impl<'r> Pick<'r> {
     /// Samples `quota` of a list of `count` peers (`leechers` of them
-    /// leechers, `N` address bytes each) with `sample`, which writes
+    /// leechers, `width` address bytes each) with `sample`, which writes
     /// leechers first and says how many it wrote. For leechers only it
     /// draws as many peers as should hold `quota` leechers, at most
     /// [`LEECHER_DRAW`] times `quota`, and keeps the leechers. Returns
     /// itself for the next list.
-    fn list<const N: usize>(
+    fn list(
         self,
+        width: usize,
         count: usize,
         leechers: u32,
         quota: usize,
@@ -189,7 +154,7 @@ impl<'r> Pick<'r> {
         let start = out.len();
         let draw = (quota * count).div_ceil(leechers).min(quota * LEECHER_DRAW);
         let written = sample(draw, self.rng, out);
-        out.truncate(start + written.min(quota) * N);
+        out.truncate(start + written.min(quota) * width);
         self
     }
 }
