@@ -448,3 +448,41 @@ fn periodic_saves_bring_the_swarms_back_after_a_crash() {
     assert!(log.contains(": 1 torrents loaded, 2 peers, in "), "{log}");
     assert_eq!(scrape_counts(&second, 5), Some((1, 1, 1)));
 }
+
+#[test]
+fn memory_freed_by_expired_swarms_goes_back_to_the_system() {
+    let tracker = Tracker::start(
+        "[log]\ntarget = \"stderr\"\nlevel = \"info\"\n\
+         [tracker]\npeer_timeout = 1\nsweep_interval = 1\ntorrent_timeout = 1\n",
+    );
+    // 25 000 torrents with a peer each, announced in bursts of 100.
+    let udp = Udp::new(tracker.v4());
+    let id = udp.connect();
+    let mut answered = 0;
+    let mut reply = [0u8; 2048];
+    for burst in 0..250u32 {
+        for n in 0..100u32 {
+            let mut info_hash = [7u8; 20];
+            info_hash[..4].copy_from_slice(&(burst * 100 + n).to_be_bytes());
+            let packet = Udp::announce_packet(id, (&info_hash, 6881, 0, 2, 0));
+            udp.socket.send_to(&packet, udp.to).unwrap();
+        }
+        for _ in 0..100 {
+            if udp.socket.recv_from(&mut reply).is_err() {
+                break;
+            }
+            answered += 1;
+        }
+    }
+    assert!(answered > 20_000, "only {answered} announces answered");
+    // They expire within seconds; once a sweep has dropped them, the heap
+    // they took is handed back.
+    tracker.wait_for_log(" to 0: ");
+    let log = tracker.stderr();
+    let line = log.lines().find(|l| l.contains(" to 0: ")).unwrap();
+    assert!(
+        line.contains("torrents and peers fell from ")
+            && line.contains("handed the heap's free pages back to the system (resident "),
+        "{line}"
+    );
+}

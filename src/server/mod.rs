@@ -16,6 +16,7 @@ pub mod healthcheck;
 mod http;
 pub mod listeners;
 mod respond;
+mod shrink;
 mod state;
 mod udp;
 mod udp_workers;
@@ -304,6 +305,7 @@ pub struct Server {
     signalling: Option<ws::Signalling>,
     /// Messages for other WebSocket connections than the one being read.
     relays: Vec<ws::Relay>,
+    shrinkage: shrink::Shrinkage,
 }
 
 impl Server {
@@ -395,6 +397,7 @@ impl Server {
             accept_error: None,
             accept_stalled: false,
             marks: Marks::default(),
+            shrinkage: shrink::Shrinkage::default(),
             saver: None,
             watch: None,
             changesets,
@@ -677,9 +680,13 @@ impl Server {
                 }
                 sweeping = true;
                 next_sweep = now + sweep_every;
+                self.shrinkage.observe(self.swarm_entries());
             }
             if sweeping {
                 sweeping = !self.ctx.tracker.sweep(self.ctx.now, SWEEP_SLICE);
+                if !sweeping {
+                    self.give_back_memory_if_shrunk();
+                }
             }
             if now >= next_deadline_check {
                 if let Some(cluster) = &self.cluster {
@@ -714,6 +721,39 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Torrents and peers held: what most of the heap is.
+    fn swarm_entries(&self) -> u64 {
+        let totals = self.ctx.tracker.totals();
+        totals.torrents as u64 + totals.peers
+    }
+
+    /// After a sweep pass: hands the heap's free pages back to the kernel
+    /// when the swarms have shrunk well below their peak (see [`shrink`]).
+    fn give_back_memory_if_shrunk(&mut self) {
+        let entries = self.swarm_entries();
+        let Some(peak) = self.shrinkage.shrunk(entries) else {
+            return;
+        };
+        let before = sys::process::resident_bytes();
+        let started = Instant::now();
+        let gave_back = sys::heap::give_back_free_pages();
+        let took = started.elapsed();
+        let after = sys::process::resident_bytes();
+        let mb =
+            |bytes: Option<u64>| bytes.map_or("?".into(), |b| format!("{:.1}", b as f64 / 1e6));
+        log::info!(
+            "torrents and peers fell from {peak} to {entries}: {} (resident {} MB before, {} MB after, {} ms)",
+            if gave_back {
+                "handed the heap's free pages back to the system"
+            } else {
+                "the heap had no free pages to hand back"
+            },
+            mb(before),
+            mb(after),
+            took.as_millis()
+        );
     }
 
     /// Handles pending signals; returns true when asked to stop.

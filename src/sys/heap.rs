@@ -1,4 +1,4 @@
-//! Transparent huge pages for the heap.
+//! Transparent huge pages for the heap, and giving its free pages back.
 //!
 //! Swarm state is millions of small allocations read in random order. On
 //! 4 KiB pages most lookups then miss the TLB as well as the cache, and on
@@ -76,6 +76,23 @@ pub fn use_huge_pages() {
 /// Other C libraries have no such tunable; their heap stays as it is.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn use_huge_pages() {}
+
+/// Hands the free pages inside the heap back to the kernel; returns whether
+/// there were any. glibc returns freed memory on its own only from the top
+/// of the heap, so memory freed among live blocks stays resident until the
+/// program asks (`malloc_trim`), which walks the heap: not for every free.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn give_back_free_pages() -> bool {
+    // SAFETY: malloc_trim only takes the allocator's own locks.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// Other allocators (musl's, FreeBSD's jemalloc) give free pages back by
+/// themselves.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn give_back_free_pages() -> bool {
+    false
+}
 
 #[cfg(test)]
 mod tests {

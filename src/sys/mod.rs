@@ -9,7 +9,8 @@
 //! - [`activation`]: sockets passed by systemd (`LISTEN_FDS`), sorted into
 //!   TCP listeners and UDP sockets; none off Linux.
 //! - [`privileges`]: chroot, user switch, capabilities cleared, no_new_privs.
-//! - [`heap`]: transparent huge pages for glibc's heap (one re-exec at start).
+//! - [`heap`]: transparent huge pages for glibc's heap (one re-exec at start),
+//!   and its free pages handed back to the kernel on request.
 //! - [`limits`]: the open-files limit raised to what the server may hold.
 //! - [`conntrack`]: how full the kernel's connection-tracking table is.
 //! - [`process`]: this process's CPU time, memory and descriptors.

@@ -26,6 +26,11 @@ pub fn usage() -> Usage {
     }
 }
 
+/// The resident set size, when the system tells it.
+pub fn resident_bytes() -> Option<u64> {
+    memory().map(|(resident, _)| resident)
+}
+
 fn cpu_seconds() -> f64 {
     // SAFETY: an all-zero rusage is valid; getrusage fills it in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
