@@ -738,7 +738,9 @@ impl Server {
         };
         let before = sys::process::resident_bytes();
         let started = Instant::now();
-        let gave_back = sys::heap::give_back_free_pages();
+        let Some(gave_back) = sys::heap::give_back_free_pages() else {
+            return;
+        };
         let took = started.elapsed();
         let after = sys::process::resident_bytes();
         let mb =

@@ -78,20 +78,21 @@ pub fn use_huge_pages() {
 pub fn use_huge_pages() {}
 
 /// Hands the free pages inside the heap back to the kernel; returns whether
-/// there were any. glibc returns freed memory on its own only from the top
-/// of the heap, so memory freed among live blocks stays resident until the
-/// program asks (`malloc_trim`), which walks the heap: not for every free.
+/// there were any, or `None` where the allocator does this by itself.
+/// glibc returns freed memory on its own only from the top of the heap, so
+/// memory freed among live blocks stays resident until the program asks
+/// (`malloc_trim`), which walks the heap: not for every free.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn give_back_free_pages() -> bool {
+pub fn give_back_free_pages() -> Option<bool> {
     // SAFETY: malloc_trim only takes the allocator's own locks.
-    unsafe { libc::malloc_trim(0) == 1 }
+    Some(unsafe { libc::malloc_trim(0) } == 1)
 }
 
-/// Other allocators (musl's, FreeBSD's jemalloc) give free pages back by
+/// musl's allocator and FreeBSD's jemalloc give free pages back by
 /// themselves.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn give_back_free_pages() -> bool {
-    false
+pub fn give_back_free_pages() -> Option<bool> {
+    None
 }
 
 #[cfg(test)]
