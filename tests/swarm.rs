@@ -449,13 +449,12 @@ fn periodic_saves_bring_the_swarms_back_after_a_crash() {
     assert_eq!(scrape_counts(&second, 5), Some((1, 1, 1)));
 }
 
-#[test]
-fn memory_freed_by_expired_swarms_goes_back_to_the_system() {
-    let tracker = Tracker::start(
-        "[log]\ntarget = \"stderr\"\nlevel = \"info\"\n\
-         [tracker]\npeer_timeout = 1\nsweep_interval = 1\ntorrent_timeout = 1\n",
-    );
-    // 25 000 torrents with a peer each, announced in bursts of 100.
+/// A log at level info with swarms that expire within a second or two.
+const EXPIRING: &str = "[log]\ntarget = \"stderr\"\nlevel = \"info\"\n\
+     [tracker]\npeer_timeout = 1\nsweep_interval = 1\ntorrent_timeout = 1\n";
+
+/// Announces 25 000 torrents with a peer each, in bursts of 100.
+fn announce_many_torrents(tracker: &Tracker) {
     let udp = Udp::new(tracker.v4());
     let id = udp.connect();
     // A lost reply costs a short wait, not the harness's 1.5 s.
@@ -479,6 +478,12 @@ fn memory_freed_by_expired_swarms_goes_back_to_the_system() {
         }
     }
     assert!(answered > 20_000, "only {answered} announces answered");
+}
+
+#[test]
+fn memory_freed_by_expired_swarms_goes_back_to_the_system() {
+    let tracker = Tracker::start(EXPIRING);
+    announce_many_torrents(&tracker);
     // They expire within seconds; once a sweep has dropped them, the heap
     // they took is handed back.
     tracker.wait_for_log(" to 0: ");
@@ -489,4 +494,19 @@ fn memory_freed_by_expired_swarms_goes_back_to_the_system() {
             && line.contains("handed the heap's free pages back to the system (resident "),
         "{line}"
     );
+}
+
+#[test]
+fn an_operator_can_keep_the_heap_from_being_walked() {
+    let tracker = Tracker::start(&format!("{EXPIRING}give_back_memory = false\n"));
+    announce_many_torrents(&tracker);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracker.metric("opentracker_torrents") > 0 {
+        assert!(Instant::now() < deadline, "the torrents never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Two more sweep intervals: the pass that emptied the swarms has ended.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = tracker.stderr();
+    assert!(!log.contains("fell from"), "{log}");
 }

@@ -252,6 +252,9 @@ pub struct TrackerSection {
     /// The most peers one IPv4 address or IPv6 /64 has in one torrent; 0
     /// for no limit.
     pub max_peers_per_network: u32,
+    /// Hand the heap's free pages back to the kernel after the swarms have
+    /// shrunk well below their peak.
+    pub give_back_memory: bool,
 }
 
 impl TrackerSection {
@@ -301,6 +304,7 @@ impl Default for TrackerSection {
             max_peers: 0,
             max_torrents: 0,
             max_peers_per_network: 0,
+            give_back_memory: true,
         }
     }
 }

@@ -732,6 +732,9 @@ impl Server {
     /// After a sweep pass: hands the heap's free pages back to the kernel
     /// when the swarms have shrunk well below their peak (see [`shrink`]).
     fn give_back_memory_if_shrunk(&mut self) {
+        if !self.config.tracker.give_back_memory {
+            return;
+        }
         let entries = self.swarm_entries();
         let Some(peak) = self.shrinkage.shrunk(entries) else {
             return;
