@@ -697,6 +697,70 @@ fn slow_and_half_open_connections_time_out_without_blocking_others() {
 }
 
 #[test]
+fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
+    use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+    const WARMING: u8 = 0;
+    const SCRAPING: u8 = 1;
+    const DONE: u8 = 2;
+    let tracker = Tracker::start("");
+    announce_torrents(&tracker, 50_000);
+    // One UDP client asks again as soon as it is answered, from before the
+    // full scrape until after it.
+    let phase = std::sync::Arc::new(AtomicU8::new(WARMING));
+    let (ready, asking_runs) = std::sync::mpsc::channel();
+    let asking = std::thread::spawn({
+        let phase = phase.clone();
+        let udp = Udp::new(tracker.v4());
+        move || {
+            let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+            connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
+            let mut answered_meanwhile = 0;
+            while phase.load(SeqCst) != DONE {
+                let asked_in = phase.load(SeqCst);
+                let answered = udp.exchange(&connect).is_some();
+                if answered && asked_in == WARMING {
+                    let _ = ready.send(());
+                }
+                if answered && asked_in == SCRAPING && phase.load(SeqCst) == SCRAPING {
+                    answered_meanwhile += 1;
+                }
+            }
+            answered_meanwhile
+        }
+    });
+    asking_runs.recv().unwrap();
+    // A client that reads as fast as the body comes never fills the
+    // socket, so only the tracker itself can make room for other work.
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /scrape HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    phase.store(SCRAPING, SeqCst);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    phase.store(DONE, SeqCst);
+    let answered_meanwhile = asking.join().unwrap();
+    let (response, _) = parse_response(&raw).expect("a whole response");
+    assert_eq!(response.header("content-encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&response.body[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    let scrape = bencode::decode(&unzipped).expect("bencoded full scrape");
+    let torrents = scrape.get("files").unwrap().dict().len() as u64;
+    assert_eq!(torrents, tracker.metric("opentracker_torrents"));
+    // The body's slices took turns with the rest of the work (all of it
+    // came in one go before, and no UDP request was answered meanwhile).
+    assert!(
+        answered_meanwhile >= 2,
+        "{answered_meanwhile} UDP requests answered during the full scrape"
+    );
+}
+
+#[test]
 fn full_scrape_can_be_disabled() {
     let tracker = Tracker::start("[tracker]\nfull_scrape = false\n");
     assert_eq!(full_scrape(&tracker, "").status, 404);

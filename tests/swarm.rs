@@ -453,37 +453,10 @@ fn periodic_saves_bring_the_swarms_back_after_a_crash() {
 const EXPIRING: &str = "[log]\ntarget = \"stderr\"\nlevel = \"info\"\n\
      [tracker]\npeer_timeout = 1\nsweep_interval = 1\ntorrent_timeout = 1\n";
 
-/// Announces 25 000 torrents with a peer each, in bursts of 100.
-fn announce_many_torrents(tracker: &Tracker) {
-    let udp = Udp::new(tracker.v4());
-    let id = udp.connect();
-    // A lost reply costs a short wait, not the harness's 1.5 s.
-    (udp.socket)
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut answered = 0;
-    let mut reply = [0u8; 2048];
-    for burst in 0..250u32 {
-        for n in 0..100u32 {
-            let mut info_hash = [7u8; 20];
-            info_hash[..4].copy_from_slice(&(burst * 100 + n).to_be_bytes());
-            let packet = Udp::announce_packet(id, (&info_hash, 6881, 0, 2, 0));
-            udp.socket.send_to(&packet, udp.to).unwrap();
-        }
-        for _ in 0..100 {
-            if udp.socket.recv_from(&mut reply).is_err() {
-                break;
-            }
-            answered += 1;
-        }
-    }
-    assert!(answered > 20_000, "only {answered} announces answered");
-}
-
 #[test]
 fn memory_freed_by_expired_swarms_goes_back_to_the_system() {
     let tracker = Tracker::start(EXPIRING);
-    announce_many_torrents(&tracker);
+    announce_torrents(&tracker, 25_000);
     // They expire within seconds; once a sweep has dropped them, the heap
     // they took is handed back.
     tracker.wait_for_log(" to 0: ");
@@ -499,7 +472,7 @@ fn memory_freed_by_expired_swarms_goes_back_to_the_system() {
 #[test]
 fn an_operator_can_keep_the_heap_from_being_walked() {
     let tracker = Tracker::start(&format!("{EXPIRING}give_back_memory = false\n"));
-    announce_many_torrents(&tracker);
+    announce_torrents(&tracker, 25_000);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tracker.metric("opentracker_torrents") > 0 {
         assert!(Instant::now() < deadline, "the torrents never expired");

@@ -24,6 +24,13 @@ use crate::stats::HttpErrorKind;
 /// (upstream allows full scrapes 15 minutes in all).
 const STREAM_STALL: Duration = Duration::from_secs(60);
 
+/// Slices of a streamed body produced per turn of the event loop. A client
+/// that reads as fast as they come (an indexer next door) would otherwise
+/// hold the loop for the whole body: seconds for a gzip full scrape of 10M
+/// torrents, with every UDP request waiting. Four slices take about 0.3 ms
+/// plain and 1 ms gzipped.
+const SLICES_PER_TURN: u32 = 4;
+
 pub struct Connection {
     pub stream: TcpStream,
     peer: SocketAddr,
@@ -31,6 +38,8 @@ pub struct Connection {
     output: Vec<u8>,
     written: usize,
     body: Option<StreamedBody>,
+    /// Slices of `body` produced in this turn of the event loop.
+    slices_this_turn: u32,
     /// When the connection is closed unless the client makes progress.
     pub deadline: Instant,
     served: u32,
@@ -73,6 +82,9 @@ pub enum Next {
     /// The response switching to a WebSocket is out: hand the socket over
     /// ([`Connection::into_websocket`]).
     Upgrade,
+    /// The socket takes more of a streamed body than one turn may produce:
+    /// drive it again after the other work of this turn.
+    Yield,
 }
 
 impl Connection {
@@ -91,6 +103,7 @@ impl Connection {
             output: Vec::new(),
             written: 0,
             body: None,
+            slices_this_turn: 0,
             deadline,
             served: 0,
             closing: false,
@@ -122,6 +135,7 @@ impl Connection {
 
     /// Runs read → answer → write until nothing more can happen now.
     pub fn drive(&mut self, ctx: &mut Context) -> Next {
+        self.slices_this_turn = 0;
         loop {
             let read = match self.read(&mut ctx.read_buffer) {
                 Ok(read) => read,
@@ -153,7 +167,11 @@ impl Connection {
                 return Next::Close;
             }
             if !read && !answered && !wrote {
-                return Next::Keep;
+                return if self.turn_used_up() {
+                    Next::Yield
+                } else {
+                    Next::Keep
+                };
             }
         }
     }
@@ -255,12 +273,25 @@ impl Connection {
         true
     }
 
-    /// Writes pending output, producing streamed body slices as it drains.
+    /// Whether a streamed body waits only for the next turn: all produced
+    /// so far is written and this turn's slices are spent.
+    fn turn_used_up(&self) -> bool {
+        self.body.is_some()
+            && self.written == self.output.len()
+            && self.slices_this_turn >= SLICES_PER_TURN
+    }
+
+    /// Writes pending output, producing streamed body slices as it drains,
+    /// up to [`SLICES_PER_TURN`] in one turn.
     fn write(&mut self, ctx: &mut Context) -> io::Result<bool> {
         let mut progress = false;
         loop {
             if self.written == self.output.len() {
+                if self.turn_used_up() {
+                    break;
+                }
                 let Some(body) = &mut self.body else { break };
+                self.slices_this_turn += 1;
                 self.output.clear();
                 self.written = 0;
                 if body.fill(&ctx.tracker, ctx.clock(), &mut self.output) {

@@ -1009,6 +1009,7 @@ impl Server {
         }
         match connection.drive(&mut self.ctx) {
             http::Next::Keep => {}
+            http::Next::Yield => self.backlog.push(Token(FIRST_CONNECTION + key)),
             http::Next::Close => self.close(key),
             http::Next::Upgrade => self.upgrade(key),
         }

@@ -506,6 +506,37 @@ pub fn announce_path(info_hash: &[u8; 20], port: u16, extra: &str) -> String {
     )
 }
 
+/// Announces `count` torrents (a multiple of 100) with a peer each over
+/// UDP, in bursts of 100, and checks that nearly all were answered.
+pub fn announce_torrents(tracker: &Tracker, count: u32) {
+    let udp = Udp::new(tracker.v4());
+    let id = udp.connect();
+    // A lost reply costs a short wait, not the harness's 1.5 s.
+    (udp.socket)
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut answered = 0;
+    let mut reply = [0u8; 2048];
+    for burst in 0..count / 100 {
+        for n in 0..100u32 {
+            let mut info_hash = [7u8; 20];
+            info_hash[..4].copy_from_slice(&(burst * 100 + n).to_be_bytes());
+            let packet = Udp::announce_packet(id, (&info_hash, 6881, 0, 2, 0));
+            udp.socket.send_to(&packet, udp.to).unwrap();
+        }
+        for _ in 0..100 {
+            if udp.socket.recv_from(&mut reply).is_err() {
+                break;
+            }
+            answered += 1;
+        }
+    }
+    assert!(
+        answered > count * 4 / 5,
+        "only {answered} of {count} announces answered"
+    );
+}
+
 /// What a test announce says: info hash, port, left, event, numwant.
 pub type AnnounceFields<'a> = (&'a [u8; 20], u16, u64, u32, i32);
 
