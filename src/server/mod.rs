@@ -976,8 +976,10 @@ impl Server {
                     );
                     if registered.is_ok() {
                         entry.insert(Connection::Http(connection));
-                        if next == http::Next::Upgrade {
-                            self.upgrade(key);
+                        match next {
+                            http::Next::Upgrade => self.upgrade(key),
+                            http::Next::Yield => self.backlog.push(Token(FIRST_CONNECTION + key)),
+                            http::Next::Keep | http::Next::Close => {}
                         }
                     }
                 }
