@@ -697,6 +697,41 @@ fn slow_and_half_open_connections_time_out_without_blocking_others() {
 }
 
 #[test]
+fn an_http_10_client_gets_the_full_scrape_unchunked() {
+    let tracker = Tracker::start("");
+    for n in [30u8, 10, 20] {
+        announce(&tracker, &hash(n), 1, "");
+    }
+    let chunked = full_scrape(&tracker, "");
+    for accept in ["", "Accept-Encoding: gzip\r\n"] {
+        let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let request = format!("GET /scrape HTTP/1.0\r\n{accept}\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&raw[..head_end]).to_lowercase();
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(head.contains("connection: close"), "{head}");
+        // The body runs to the close, as an HTTP/1.0 client reads it.
+        let mut body = raw[head_end..].to_vec();
+        if !accept.is_empty() {
+            assert!(head.contains("content-encoding: gzip"), "{head}");
+            let mut unzipped = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut unzipped)
+                .unwrap();
+            body = unzipped;
+        }
+        assert_eq!(body, chunked.body, "{accept:?}");
+    }
+}
+
+#[test]
 fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
     use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
     const WARMING: u8 = 0;

@@ -111,15 +111,20 @@ pub fn switching_to_websocket(out: &mut Vec<u8>, key: &[u8]) {
     out.extend_from_slice(b"\r\n\r\n");
 }
 
-/// The head of a chunked body of `content_type`.
-pub fn chunked_head(out: &mut Vec<u8>, content_type: &[u8], gzip: bool) {
+/// The head of a streamed body of `content_type`, whose length is not
+/// known in advance: chunked for HTTP/1.1 clients; an HTTP/1.0 client
+/// cannot read chunks, and its body ends where the connection does.
+pub fn streamed_head(out: &mut Vec<u8>, content_type: &[u8], gzip: bool, chunked: bool) {
     out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: ");
     out.extend_from_slice(content_type);
     out.extend_from_slice(b"\r\n");
     if gzip {
         out.extend_from_slice(b"Content-Encoding: gzip\r\n");
     }
-    out.extend_from_slice(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    if chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
 }
 
 /// One chunk of a chunked body; empty data writes nothing (an empty chunk

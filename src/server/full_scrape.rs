@@ -44,19 +44,22 @@ pub struct StreamedBody {
     cursor: Option<InfoHash>,
     started: bool,
     gzip: Option<GzEncoder<Vec<u8>>>,
+    /// Sent in chunks (HTTP/1.1), or as is until the connection closes.
+    chunked: bool,
     plain: Vec<u8>,
     /// Body bytes produced so far (after compression), for the stats.
     pub produced: u64,
 }
 
 impl StreamedBody {
-    pub fn new(kind: BodyKind, gzip: bool) -> Self {
+    pub fn new(kind: BodyKind, gzip: bool, chunked: bool) -> Self {
         StreamedBody {
             kind,
             cursor: None,
             started: false,
             // Hashes do not compress; the fastest level saves nearly as much.
             gzip: gzip.then(|| GzEncoder::new(Vec::new(), Compression::fast())),
+            chunked,
             plain: Vec::new(),
             produced: 0,
         }
@@ -97,6 +100,14 @@ impl StreamedBody {
             self.plain.extend_from_slice(bencode::FILES_CLOSE);
         }
         let before = out.len();
+        let chunked = self.chunked;
+        let frame = |out: &mut Vec<u8>, data: &[u8]| {
+            if chunked {
+                response::chunk(out, data);
+            } else {
+                out.extend_from_slice(data);
+            }
+        };
         match &mut self.gzip {
             Some(encoder) => {
                 // Writing into a Vec cannot fail.
@@ -105,12 +116,12 @@ impl StreamedBody {
                     let _ = encoder.try_finish();
                 }
                 let compressed = std::mem::take(encoder.get_mut());
-                response::chunk(out, &compressed);
+                frame(out, &compressed);
             }
-            None => response::chunk(out, &self.plain),
+            None => frame(out, &self.plain),
         }
         self.produced += (out.len() - before) as u64;
-        if finished {
+        if finished && chunked {
             out.extend_from_slice(response::LAST_CHUNK);
         }
         finished
@@ -163,10 +174,28 @@ mod tests {
     }
 
     fn stream(tracker: &ShardedTracker, gzip: bool) -> Vec<u8> {
-        let mut body = StreamedBody::new(BodyKind::FullScrape, gzip);
+        let mut body = StreamedBody::new(BodyKind::FullScrape, gzip, true);
         let mut out = Vec::new();
         while !body.fill(tracker, (0, 0), &mut out) {}
         unchunk(&out)
+    }
+
+    #[test]
+    fn unchunked_for_http_10_is_the_same_body() {
+        let tracker = tracker_with(3000, 4);
+        for gzip in [false, true] {
+            let mut body = StreamedBody::new(BodyKind::FullScrape, gzip, false);
+            let mut out = Vec::new();
+            while !body.fill(&tracker, (0, 0), &mut out) {}
+            if gzip {
+                let mut unzipped = Vec::new();
+                flate2::read::GzDecoder::new(&out[..])
+                    .read_to_end(&mut unzipped)
+                    .unwrap();
+                out = unzipped;
+            }
+            assert_eq!(out, stream(&tracker, false), "gzip {gzip}");
+        }
     }
 
     #[test]

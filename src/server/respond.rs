@@ -194,11 +194,11 @@ pub fn respond(
                     if gzip { " (gzip)" } else { "" }
                 );
             }
-            response::chunked_head(out, kind.content_type(), gzip);
+            response::streamed_head(out, kind.content_type(), gzip, request.http11);
             Reply {
                 close: true,
                 error: false,
-                body: Some(StreamedBody::new(kind, gzip)),
+                body: Some(StreamedBody::new(kind, gzip, request.http11)),
                 upgrade: None,
             }
         }
