@@ -238,12 +238,19 @@ fn full_scrape(tracker: &Tracker, accept: &str) -> common::Response {
     )
 }
 
-#[test]
-fn full_scrape_plain_and_gzip() {
+/// A tracker holding torrents 30, 10 and 20 (`hash(n)`), announced in
+/// that order.
+fn tracker_with_three_torrents() -> Tracker {
     let tracker = Tracker::start("");
     for n in [30u8, 10, 20] {
         announce(&tracker, &hash(n), 1, "");
     }
+    tracker
+}
+
+#[test]
+fn full_scrape_plain_and_gzip() {
+    let tracker = tracker_with_three_torrents();
     let plain = full_scrape(&tracker, "");
     assert_eq!(plain.status, 200);
     assert_eq!(plain.header("transfer-encoding"), Some("chunked"));
@@ -698,10 +705,7 @@ fn slow_and_half_open_connections_time_out_without_blocking_others() {
 
 #[test]
 fn an_http_10_client_gets_the_full_scrape_unchunked() {
-    let tracker = Tracker::start("");
-    for n in [30u8, 10, 20] {
-        announce(&tracker, &hash(n), 1, "");
-    }
+    let tracker = tracker_with_three_torrents();
     let chunked = full_scrape(&tracker, "");
     for accept in ["", "Accept-Encoding: gzip\r\n"] {
         let mut stream = TcpStream::connect(tracker.v4()).unwrap();
