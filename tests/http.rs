@@ -735,16 +735,16 @@ fn an_http_10_client_gets_the_full_scrape_unchunked() {
     }
 }
 
-#[test]
-fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
+/// Sends `request` on a connection of its own, whose client reads as fast
+/// as the response comes, while one UDP client asks again as soon as it is
+/// answered, from before the request until after the response. Returns the
+/// response's bytes, read until the tracker closes, and how many UDP
+/// requests were answered meanwhile.
+fn udp_answered_while(tracker: &Tracker, request: &[u8]) -> (Vec<u8>, u32) {
     use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
     const WARMING: u8 = 0;
-    const SCRAPING: u8 = 1;
+    const WAITING: u8 = 1;
     const DONE: u8 = 2;
-    let tracker = Tracker::start("");
-    announce_torrents(&tracker, 50_000);
-    // One UDP client asks again as soon as it is answered, from before the
-    // full scrape until after it.
     let phase = std::sync::Arc::new(AtomicU8::new(WARMING));
     let (ready, asking_runs) = std::sync::mpsc::channel();
     let asking = std::thread::spawn({
@@ -760,7 +760,7 @@ fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
                 if answered && asked_in == WARMING {
                     let _ = ready.send(());
                 }
-                if answered && asked_in == SCRAPING && phase.load(SeqCst) == SCRAPING {
+                if answered && asked_in == WAITING && phase.load(SeqCst) == WAITING {
                     answered_meanwhile += 1;
                 }
             }
@@ -774,14 +774,22 @@ fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    stream
-        .write_all(b"GET /scrape HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
-        .unwrap();
-    phase.store(SCRAPING, SeqCst);
+    stream.write_all(request).unwrap();
+    phase.store(WAITING, SeqCst);
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     phase.store(DONE, SeqCst);
-    let answered_meanwhile = asking.join().unwrap();
+    (raw, asking.join().unwrap())
+}
+
+#[test]
+fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
+    let tracker = Tracker::start("");
+    announce_torrents(&tracker, 50_000);
+    let (raw, answered_meanwhile) = udp_answered_while(
+        &tracker,
+        b"GET /scrape HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
+    );
     let (response, _) = parse_response(&raw).expect("a whole response");
     assert_eq!(response.header("content-encoding"), Some("gzip"));
     let mut unzipped = Vec::new();
@@ -797,6 +805,69 @@ fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
         answered_meanwhile >= 2,
         "{answered_meanwhile} UDP requests answered during the full scrape"
     );
+}
+
+#[test]
+fn udp_is_answered_while_the_busiest_networks_are_counted() {
+    let tracker = Tracker::start("");
+    announce_torrents(&tracker, 50_000);
+    let peers = tracker.metric("opentracker_peers");
+    let (raw, answered_meanwhile) = udp_answered_while(
+        &tracker,
+        b"GET /stats?mode=s24s HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let (response, _) = parse_response(&raw).expect("a whole response");
+    // Every peer announced from 127.0.0.1, and every one was counted.
+    assert!(
+        response
+            .text()
+            .starts_with(&format!("Networks, limit /28:\n{peers:08}: 127.0.0.0\n")),
+        "{}",
+        response.text()
+    );
+    // Counting took turns with the rest of the work (it was one turn before).
+    assert!(
+        answered_meanwhile >= 2,
+        "{answered_meanwhile} UDP requests answered while counting"
+    );
+}
+
+#[test]
+fn rankings_keep_the_connection_and_its_pipelined_requests_in_order() {
+    let tracker = Tracker::start("");
+    // More torrents than one slice of the walk holds.
+    announce_torrents(&tracker, 3_000);
+    announce(&tracker, &hash(40), 1, "");
+    announce(&tracker, &hash(40), 2, "&left=0");
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .write_all(
+            b"GET /stats?mode=top100 HTTP/1.1\r\n\r\n\
+              GET /stats?mode=s24s HTTP/1.1\r\n\r\n\
+              GET /stats?mode=top10 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
+              GET /stats?mode=tpbs&format=txt HTTP/1.1\r\n\r\n",
+        )
+        .unwrap();
+    let mut pending = Vec::new();
+    let top100 = read_one(&mut stream, &mut pending);
+    assert_eq!(top100.status, 200);
+    assert_eq!(top100.header("connection"), None);
+    let text = top100.text();
+    let lines: Vec<&str> = text.lines().collect();
+    // Three headings, 100 torrents by peers and by seeders, and the one
+    // torrent with a leecher.
+    assert_eq!(lines.len(), 3 + 100 + 100 + 1, "{text}");
+    assert_eq!(lines[1], format!("\t2\t{}", hex_upper(&hash(40))));
+    assert_eq!(lines[203], format!("\t1\t{}", hex_upper(&hash(40))));
+    let s24s = read_one(&mut stream, &mut pending);
+    assert!(s24s
+        .text()
+        .starts_with("Networks, limit /28:\n00003002: 127.0.0.0\n"));
+    let top10 = read_one(&mut stream, &mut pending);
+    assert_eq!(top10.header("connection"), Some("keep-alive"));
+    assert!(top10.text().starts_with("Top 10 torrents by peers:\n\t2\t"));
+    let tpbs = read_one(&mut stream, &mut pending);
+    assert_eq!(tpbs.text().lines().count(), 3_001);
 }
 
 #[test]

@@ -36,6 +36,18 @@ pub enum Connection {
     Close,
 }
 
+impl Connection {
+    /// What to say for a response that keeps the connection open or not,
+    /// to an HTTP/1.1 request or an older one.
+    pub fn of(keep_alive: bool, http11: bool) -> Self {
+        match (keep_alive, http11) {
+            (false, _) => Connection::Close,
+            (true, true) => Connection::Implicit,
+            (true, false) => Connection::KeepAlive,
+        }
+    }
+}
+
 fn push_connection(out: &mut Vec<u8>, connection: Connection) {
     match connection {
         Connection::Implicit => {}

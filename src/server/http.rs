@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use super::full_scrape::StreamedBody;
 use super::respond::respond;
+use super::sliced::SlicedBody;
 use super::Context;
 use crate::proto::http::{head_len, MAX_HEAD};
 use crate::proto::proxy_protocol;
@@ -38,7 +38,7 @@ pub struct Connection {
     input: Vec<u8>,
     output: Vec<u8>,
     written: usize,
-    body: Option<StreamedBody>,
+    body: Option<SlicedBody>,
     /// Slices of `body` produced in this turn of the event loop.
     slices_this_turn: u32,
     /// When the connection is closed unless the client makes progress.
@@ -296,9 +296,11 @@ impl Connection {
                 self.output.clear();
                 self.written = 0;
                 if body.fill(&ctx.tracker, ctx.clock(), &mut self.output) {
-                    ctx.counters.full_scrape_bytes += body.produced;
+                    ctx.counters.full_scrape_bytes += body.streamed_bytes();
                     self.body = None;
                 }
+                // A ranking being gathered makes progress without the client.
+                self.deadline = ctx.instant + STREAM_STALL;
                 continue;
             }
             let pending = &self.output[self.written..];

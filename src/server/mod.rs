@@ -11,12 +11,12 @@
 
 pub mod cluster;
 mod context;
-mod full_scrape;
 pub mod healthcheck;
 mod http;
 pub mod listeners;
 mod respond;
 mod shrink;
+mod sliced;
 mod state;
 mod udp;
 mod udp_workers;

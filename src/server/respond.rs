@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::full_scrape::{BodyKind, StreamedBody};
+use super::sliced::{BodyKind, Rank, Ranking, SlicedBody, StreamedBody};
 use super::Context;
 use crate::proto::http::{self, RequestError, Route};
 use crate::proto::params::{self, ParamError, StatsMode};
@@ -25,8 +25,9 @@ pub struct Reply {
     pub close: bool,
     /// An HTTP error status: the client may still be sending.
     pub error: bool,
-    /// A body still to be streamed after the head.
-    pub body: Option<StreamedBody>,
+    /// A body still to be streamed after the head, or a whole response
+    /// still to be gathered.
+    pub body: Option<SlicedBody>,
     /// The connection becomes a WebSocket once the head is written, its
     /// messages counted against this client.
     pub upgrade: Option<IpAddr>,
@@ -55,6 +56,8 @@ enum Answer<'a> {
     NotModest(u32),
     Redirect,
     Stream(BodyKind),
+    /// A `/stats` ranking, answered once gathered.
+    Rank(Rank),
     /// Switch to a WebSocket, answering this `Sec-WebSocket-Key`.
     Upgrade(&'a [u8]),
 }
@@ -133,15 +136,13 @@ pub fn respond(
         Answer::Error(error, _) => error.status_line(),
         Answer::NotModest(_) => HttpError::PaymentRequired.status_line(),
         Answer::Redirect => "302 Found",
-        Answer::Body | Answer::Json | Answer::Stream(_) | Answer::Upgrade(_) => outcome,
+        Answer::Body | Answer::Json | Answer::Stream(_) | Answer::Rank(_) | Answer::Upgrade(_) => {
+            outcome
+        }
     };
     let reply = match answer {
         Answer::Body | Answer::Json => {
-            let connection = match (keep_alive, request.http11) {
-                (false, _) => Connection::Close,
-                (true, true) => Connection::Implicit,
-                (true, false) => Connection::KeepAlive,
-            };
+            let connection = Connection::of(keep_alive, request.http11);
             let content_type: &[u8] = match answer {
                 Answer::Json => b"application/json",
                 _ => b"text/plain",
@@ -152,6 +153,19 @@ pub fn respond(
                 close: !keep_alive,
                 error: false,
                 body: None,
+                upgrade: None,
+            }
+        }
+        Answer::Rank(rank) => {
+            let connection = Connection::of(keep_alive, request.http11);
+            Reply {
+                close: !keep_alive,
+                error: false,
+                body: Some(SlicedBody::Ranking(Ranking::new(
+                    rank,
+                    &ctx.tracker,
+                    connection,
+                ))),
                 upgrade: None,
             }
         }
@@ -198,7 +212,11 @@ pub fn respond(
             Reply {
                 close: true,
                 error: false,
-                body: Some(StreamedBody::new(kind, gzip, request.http11)),
+                body: Some(SlicedBody::Streamed(StreamedBody::new(
+                    kind,
+                    gzip,
+                    request.http11,
+                ))),
                 upgrade: None,
             }
         }
@@ -367,6 +385,9 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
     match mode {
         StatsMode::Tpbs(format) => return Answer::Stream(BodyKind::Tpbs(format)),
         StatsMode::StateDump => return Answer::Stream(BodyKind::StateDump),
+        StatsMode::Top10 => return Answer::Rank(Rank::Torrents(10)),
+        StatsMode::Top100 => return Answer::Rank(Rank::Torrents(100)),
+        StatsMode::BusyNetworks => return Answer::Rank(Rank::Networks),
         StatsMode::Json => {
             let json = stats::json(&ctx.all_counters(), &ctx.tracker, &readings(ctx));
             ctx.body.extend_from_slice(json.as_bytes());

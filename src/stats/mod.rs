@@ -18,7 +18,7 @@ use crate::sys::conntrack::Conntrack;
 use crate::sys::process::Usage;
 use crate::tracker::access_list::Sizes;
 use crate::tracker::pace::Pace;
-use crate::tracker::{ShardedTracker, Totals};
+use crate::tracker::{Busiest, ShardedTracker, Tops, Totals};
 use clients::ClientCounts;
 pub use webtorrent::{WebtorrentCounters, WebtorrentGauges};
 
@@ -337,9 +337,6 @@ pub fn render(
             }
         }
         StatsMode::Version => out.push_str(VERSION),
-        StatsMode::Top10 => top(out, tracker, 10),
-        StatsMode::Top100 => top(out, tracker, 100),
-        StatsMode::BusyNetworks => busy_networks(out, tracker),
         StatsMode::Clients => clients::render(out, &c.clients),
         StatsMode::Numwants => {
             for (numwant, count) in c.numwants.0.iter().enumerate() {
@@ -347,16 +344,22 @@ pub fn render(
             }
         }
         StatsMode::Everything => everything(out, c, tracker, &totals, uptime),
-        StatsMode::Busy | StatsMode::Json | StatsMode::Tpbs(_) | StatsMode::StateDump => {
-            return false
-        }
+        // JSON, and the modes that walk every torrent a slice per turn.
+        StatsMode::Busy
+        | StatsMode::Json
+        | StatsMode::Tpbs(_)
+        | StatsMode::StateDump
+        | StatsMode::Top10
+        | StatsMode::Top100
+        | StatsMode::BusyNetworks => return false,
     }
     true
 }
 
-fn top(out: &mut String, tracker: &ShardedTracker, n: usize) {
-    let tops = tracker.top(n);
-    for (title, list) in ["peers", "seeds", "leechers"].iter().zip(tops.iter()) {
+/// `top10` and `top100`, from lists gathered over every torrent.
+pub fn top(out: &mut String, tops: &Tops) {
+    let n = tops.n();
+    for (title, list) in ["peers", "seeds", "leechers"].iter().zip(tops.lists()) {
         let _ = writeln!(out, "Top {n} torrents by {title}:");
         for (count, hash) in list {
             let _ = writeln!(out, "\t{count}\t{}", hash.to_hex_upper());
@@ -365,16 +368,16 @@ fn top(out: &mut String, tracker: &ShardedTracker, n: usize) {
 }
 
 /// Networks listed per prefix length, as upstream.
-const BUSY_NETWORKS: usize = 128;
+pub const BUSY_NETWORKS: usize = 128;
 
 /// Upstream's `s24s` layout: a heading per prefix length, then one
 /// `PEERS: NETWORK` line per network, most peers first, and a blank line.
 /// Upstream prints IPv4 networks in IPv6 notation (`7f00::`); these are in
 /// their own family's notation, and IPv6 peers get /64 and /48 sections.
-fn busy_networks(out: &mut String, tracker: &ShardedTracker) {
-    for busiest in tracker.busiest_networks(BUSY_NETWORKS) {
-        let _ = writeln!(out, "Networks, limit /{}:", busiest.prefix);
-        for (peers, network) in busiest.networks {
+pub fn busy_networks(out: &mut String, busiest: &[Busiest]) {
+    for section in busiest {
+        let _ = writeln!(out, "Networks, limit /{}:", section.prefix);
+        for (peers, network) in &section.networks {
             let _ = writeln!(out, "{peers:08}: {network}");
         }
         out.push('\n');
@@ -940,7 +943,7 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
 mod tests {
     use super::*;
     use crate::tracker::access_list::{AccessList, Kind};
-    use crate::tracker::Timeouts;
+    use crate::tracker::{Networks, Timeouts};
 
     const PACE: Pace = Pace {
         interval: 2400,
@@ -983,7 +986,7 @@ mod tests {
         assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
         assert!(!render(StatsMode::Busy, &counters, &tracker, 10, &mut out));
         out.clear();
-        render(StatsMode::BusyNetworks, &counters, &tracker, 10, &mut out);
+        busy_networks(&mut out, &Networks::with_capacity(0).busiest(BUSY_NETWORKS));
         assert_eq!(
             out,
             "Networks, limit /28:\n\nNetworks, limit /24:\n\n\

@@ -44,7 +44,7 @@ use bucket::BucketKey;
 use clock::PeerClock;
 use index::Index;
 use leaf::{Addr, Swept};
-pub use networks::Busiest;
+pub use networks::{Busiest, Networks};
 use peer::Visit;
 pub use shards::ShardedTracker;
 use swarm::split_quota;
@@ -563,35 +563,48 @@ impl Tracker {
         self.seeders -= swept.seeders;
         self.sweep_cursor.is_none()
     }
+}
 
-    /// Adds every peer's network to `networks`.
-    pub fn collect_networks(&self, networks: &mut networks::Networks) {
-        self.index.visit_after(None, &mut |torrent| {
-            torrent.visit_peers(&mut |addr, _| networks.add(&addr));
-            true
-        });
+/// The `n` torrents with the most peers, seeders and leechers, offered one
+/// torrent at a time so that a walk can gather them a slice per turn.
+pub struct Tops {
+    n: usize,
+    /// By peers, by seeders, by leechers; each most first, equal counts in
+    /// the order offered.
+    lists: [Vec<(u64, InfoHash)>; 3],
+}
+
+impl Tops {
+    pub fn new(n: usize) -> Self {
+        Tops {
+            n,
+            lists: Default::default(),
+        }
     }
 
-    /// The `n` torrents with the most peers, seeders and leechers.
-    pub fn top(&self, n: usize) -> [Vec<(u64, InfoHash)>; 3] {
-        let mut tops: [Vec<(u64, InfoHash)>; 3] = Default::default();
-        self.index.visit_after(None, &mut |torrent| {
-            let counts = torrent.counts();
-            let values = [
-                u64::from(counts.seeders + counts.leechers),
-                u64::from(counts.seeders),
-                u64::from(counts.leechers),
-            ];
-            for (top, value) in tops.iter_mut().zip(values) {
-                if value == 0 || (top.len() == n && top.last().is_some_and(|&(v, _)| v >= value)) {
-                    continue;
-                }
-                let at = top.partition_point(|&(v, _)| v >= value);
-                top.insert(at, (value, InfoHash(*torrent.hash())));
-                top.truncate(n);
+    pub fn offer(&mut self, hash: &InfoHash, counts: SwarmCounts) {
+        let values = [
+            u64::from(counts.seeders + counts.leechers),
+            u64::from(counts.seeders),
+            u64::from(counts.leechers),
+        ];
+        for (list, value) in self.lists.iter_mut().zip(values) {
+            let full = list.len() == self.n;
+            if value == 0 || (full && list.last().is_some_and(|&(v, _)| v >= value)) {
+                continue;
             }
-            true
-        });
-        tops
+            let at = list.partition_point(|&(v, _)| v >= value);
+            list.insert(at, (value, *hash));
+            list.truncate(self.n);
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// By peers, by seeders, by leechers.
+    pub fn lists(&self) -> &[Vec<(u64, InfoHash)>; 3] {
+        &self.lists
     }
 }

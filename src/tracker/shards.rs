@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Sizes};
-use super::networks::{Busiest, Networks};
+use super::networks::Networks;
 use super::torrent::Torrent;
 use super::{Limits, Listed, Saved, SavedPeer, Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
@@ -151,33 +151,21 @@ impl ShardedTracker {
     }
 
     /// See [`Tracker::top`]; ties keep ascending hash order.
-    pub fn top(&self, n: usize) -> [Vec<(u64, InfoHash)>; 3] {
-        let mut tops: [Vec<(u64, InfoHash)>; 3] = Default::default();
-        for shard in self.shards.iter() {
-            for (top, more) in tops.iter_mut().zip(lock(shard).top(n)) {
-                top.extend(more);
-            }
-        }
-        for top in &mut tops {
-            // Stable: equal counts stay in shard (hash) order.
-            top.sort_by_key(|&(count, _)| std::cmp::Reverse(count));
-            top.truncate(n);
-        }
-        tops
-    }
-
     pub fn restore_peer(&self, hash: &InfoHash, peer: &SavedPeer, now: u32) -> bool {
         self.shard(hash).restore_peer(hash, peer, now)
     }
 
-    /// The `n` networks holding the most peers at each prefix length
-    /// ([`super::networks`]). Walks every peer, one shard locked at a time.
-    pub fn busiest_networks(&self, n: usize) -> Vec<Busiest> {
-        let mut networks = Networks::with_capacity(self.totals().peers as usize);
-        for shard in self.shards.iter() {
-            lock(shard).collect_networks(&mut networks);
-        }
-        networks.busiest(n)
+    /// As [`ShardedTracker::walk_on`], adding the network of every peer of
+    /// the torrents visited to `networks` (for [`Networks::busiest`]).
+    pub fn walk_networks_on(
+        &self,
+        cursor: &mut Option<InfoHash>,
+        max: usize,
+        networks: &mut Networks,
+    ) -> bool {
+        self.walk_shards(cursor, max, &mut |_, torrent| {
+            torrent.visit_peers(&mut |addr, _| networks.add(&addr));
+        })
     }
 
     /// Visits up to `max` torrents in ascending hash order across shards,
@@ -259,7 +247,7 @@ mod tests {
     use super::*;
     use crate::proto::Event;
     use crate::tracker::access_list::Kind;
-    use crate::tracker::{Announce, Announced, Families};
+    use crate::tracker::{Announce, Announced, Families, Tops};
 
     const TIMEOUTS: Timeouts = Timeouts {
         peer: 100,
@@ -389,9 +377,15 @@ mod tests {
     }
 
     #[test]
-    fn top_merges_shards() {
+    fn tops_are_gathered_across_slices_and_shards() {
         let t = filled(4);
-        let [all, _, leechers] = t.top(3);
+        let mut tops = Tops::new(3);
+        let mut cursor = None;
+        // Two torrents a slice: the walk resumes within and across shards.
+        while !t.walk_on(&mut cursor, 2, 0, |hash, listed| {
+            tops.offer(hash, listed.counts)
+        }) {}
+        let [all, _, leechers] = tops.lists();
         let firsts: Vec<u8> = all.iter().map(|(_, h)| h.0[0]).collect();
         assert_eq!(firsts, [0xff, 0xc0, 0xbf]);
         assert_eq!(leechers[0].0, 8);

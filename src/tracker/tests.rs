@@ -208,13 +208,27 @@ fn interval_jitter() {
 }
 
 #[test]
-fn top_lists() {
-    let mut t = Tracker::new(TIMEOUTS, 1);
-    announce(&mut t, "10.0.0.1:1", true, Event::None, 0);
-    let tops = t.top(10);
-    assert_eq!(tops[0].len(), 1);
-    assert_eq!(tops[1].len(), 1);
-    assert!(tops[2].is_empty());
+fn tops_keep_the_n_biggest_and_the_first_offered_of_equals() {
+    let counts = |seeders, leechers| SwarmCounts {
+        seeders,
+        leechers,
+        completed: 0,
+    };
+    let mut tops = Tops::new(2);
+    tops.offer(&InfoHash([1; 20]), counts(1, 0));
+    tops.offer(&InfoHash([2; 20]), counts(0, 3));
+    tops.offer(&InfoHash([3; 20]), counts(2, 1));
+    tops.offer(&InfoHash([4; 20]), counts(0, 0));
+    let firsts = |list: &Vec<(u64, InfoHash)>| -> Vec<(u64, u8)> {
+        list.iter()
+            .map(|&(count, hash)| (count, hash.0[0]))
+            .collect()
+    };
+    let [peers, seeders, leechers] = tops.lists();
+    assert_eq!(firsts(peers), [(3, 2), (3, 3)]);
+    assert_eq!(firsts(seeders), [(2, 3), (1, 1)]);
+    // A swarm without leechers is not on the leechers' list.
+    assert_eq!(firsts(leechers), [(3, 2), (1, 3)]);
 }
 
 fn announce_to(t: &mut Tracker, hash: [u8; 20], peer: &str, event: Event, now: u32) -> Announced {

@@ -1,11 +1,15 @@
-//! Streamed bodies: the full scrape, `/stats?mode=tpbs` and
-//! `/stats?mode=statedump`.
+//! Responses that walk every torrent, a slice of torrents per turn of the
+//! event loop, in ascending hash order from a cursor, so that the loop
+//! keeps serving others between slices. Like upstream's, the result is not
+//! an atomic snapshot.
 //!
-//! The body is produced a slice of torrents at a time, as the socket drains,
-//! walking the tracker in ascending hash order from a cursor. So memory stays
-//! at one slice however many torrents there are, and the event loop keeps
-//! serving others between slices. Like upstream's, the result is not an
-//! atomic snapshot.
+//! Two sorts:
+//! - streamed bodies (the full scrape, `/stats?mode=tpbs` and
+//!   `mode=statedump`) go out as the socket drains, so memory stays at one
+//!   slice however many torrents there are;
+//! - rankings (`mode=top10`, `top100`, `s24s`) are gathered slice by slice
+//!   and answered whole at the end: their bodies are small, and so keep
+//!   upstream's framing (Content-Length, keep-alive).
 
 use std::io::Write;
 
@@ -13,13 +17,106 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use crate::proto::params::TpbsFormat;
-use crate::proto::{bencode, response, InfoHash};
+use crate::proto::response::{self, Connection};
+use crate::proto::{bencode, InfoHash};
 use crate::state::torrent_line;
-use crate::stats::tpbs_entry;
-use crate::tracker::ShardedTracker;
+use crate::stats::{self, tpbs_entry};
+use crate::tracker::{Networks, ShardedTracker, Tops};
 
-/// Torrents encoded per slice: about 70 KB of bencode.
+/// Torrents walked per slice: about 70 KB of bencode.
 const TORRENTS_PER_SLICE: usize = 1024;
+
+/// A response still being produced after its request was answered.
+pub enum SlicedBody {
+    Streamed(StreamedBody),
+    Ranking(Ranking),
+}
+
+impl SlicedBody {
+    /// Appends the next slice's output to `out` (none, for a ranking until
+    /// its last slice), at tracker second `now` and `unix_now` seconds
+    /// since the Unix epoch. Returns true once the response is complete.
+    pub fn fill(&mut self, tracker: &ShardedTracker, clock: (u32, u64), out: &mut Vec<u8>) -> bool {
+        match self {
+            SlicedBody::Streamed(body) => body.fill(tracker, clock, out),
+            SlicedBody::Ranking(ranking) => ranking.fill(tracker, clock.0, out),
+        }
+    }
+
+    /// Body bytes streamed so far, for the full scrape counters.
+    pub fn streamed_bytes(&self) -> u64 {
+        match self {
+            SlicedBody::Streamed(body) => body.produced,
+            SlicedBody::Ranking(_) => 0,
+        }
+    }
+}
+
+/// What a ranking counts.
+enum Ranked {
+    Torrents(Tops),
+    Networks(Networks),
+}
+
+/// What a `/stats` ranking lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rank {
+    /// `top10`, `top100`: the torrents with the most peers, seeders and
+    /// leechers.
+    Torrents(usize),
+    /// `s24s`: the networks with the most peers.
+    Networks,
+}
+
+/// A `/stats` ranking being gathered.
+pub struct Ranking {
+    ranked: Ranked,
+    cursor: Option<InfoHash>,
+    connection: Connection,
+}
+
+impl Ranking {
+    pub fn new(rank: Rank, tracker: &ShardedTracker, connection: Connection) -> Self {
+        let ranked = match rank {
+            Rank::Torrents(n) => Ranked::Torrents(Tops::new(n)),
+            Rank::Networks => {
+                Ranked::Networks(Networks::with_capacity(tracker.totals().peers as usize))
+            }
+        };
+        Ranking {
+            ranked,
+            cursor: None,
+            connection,
+        }
+    }
+
+    fn fill(&mut self, tracker: &ShardedTracker, now: u32, out: &mut Vec<u8>) -> bool {
+        let cursor = &mut self.cursor;
+        let finished = match &mut self.ranked {
+            Ranked::Torrents(tops) => {
+                tracker.walk_on(cursor, TORRENTS_PER_SLICE, now, |hash, listed| {
+                    tops.offer(hash, listed.counts)
+                })
+            }
+            Ranked::Networks(networks) => {
+                tracker.walk_networks_on(cursor, TORRENTS_PER_SLICE, networks)
+            }
+        };
+        if finished {
+            let mut text = String::new();
+            match &mut self.ranked {
+                Ranked::Torrents(tops) => stats::top(&mut text, tops),
+                Ranked::Networks(networks) => {
+                    let networks = std::mem::replace(networks, Networks::with_capacity(0));
+                    stats::busy_networks(&mut text, &networks.busiest(stats::BUSY_NETWORKS));
+                }
+            }
+            response::ok_head(out, text.len(), self.connection);
+            out.extend_from_slice(text.as_bytes());
+        }
+        finished
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
@@ -48,7 +145,7 @@ pub struct StreamedBody {
     chunked: bool,
     plain: Vec<u8>,
     /// Body bytes produced so far (after compression), for the stats.
-    pub produced: u64,
+    produced: u64,
 }
 
 impl StreamedBody {
@@ -65,10 +162,9 @@ impl StreamedBody {
         }
     }
 
-    /// Appends the next chunk(s) to `out`, at tracker second `now` and
-    /// `unix_now` seconds since the Unix epoch. Returns true once the body,
+    /// Appends the next chunk(s) to `out`. Returns true once the body,
     /// including the last chunk, is complete.
-    pub fn fill(
+    fn fill(
         &mut self,
         tracker: &ShardedTracker,
         (now, unix_now): (u32, u64),
@@ -196,6 +292,47 @@ mod tests {
             }
             assert_eq!(out, stream(&tracker, false), "gzip {gzip}");
         }
+    }
+
+    /// The whole response a ranking gives after as many slices as it takes.
+    fn gathered(tracker: &ShardedTracker, rank: Rank) -> (String, usize) {
+        let mut ranking = Ranking::new(rank, tracker, Connection::Close);
+        let mut out = Vec::new();
+        let mut slices = 1;
+        while !ranking.fill(tracker, 0, &mut out) {
+            assert!(out.is_empty(), "output before the last slice");
+            slices += 1;
+        }
+        (String::from_utf8(out).unwrap(), slices)
+    }
+
+    #[test]
+    fn rankings_answer_whole_after_their_last_slice() {
+        let tracker = tracker_with(3000, 16);
+        let (top, slices) = gathered(&tracker, Rank::Torrents(10));
+        assert_eq!(slices, 3);
+        let (head, body) = top.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
+        assert!(head.ends_with("\r\nConnection: close"), "{head}");
+        // One seeder each: the lists by peers and by seeders are the first
+        // ten torrents in hash order, across slices and shards.
+        let mut first_ten = Vec::new();
+        tracker.walk_on(&mut None, 10, 0, |hash, _| {
+            first_ten.push(format!("\t1\t{}", hash.to_hex_upper()))
+        });
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines[0], "Top 10 torrents by peers:");
+        assert_eq!(lines[1..11], first_ten);
+        assert_eq!(lines[12..22], first_ten);
+        assert_eq!(lines[22..], ["Top 10 torrents by leechers:"]);
+
+        let (networks, _) = gathered(&tracker, Rank::Networks);
+        let (_, body) = networks.split_once("\r\n\r\n").unwrap();
+        assert!(
+            body.starts_with("Networks, limit /28:\n00003000: 10.0.0.0\n\n"),
+            "{body}"
+        );
     }
 
     #[test]
