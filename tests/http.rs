@@ -848,6 +848,11 @@ fn rankings_keep_the_connection_and_its_pipelined_requests_in_order() {
               GET /stats?mode=tpbs&format=txt HTTP/1.1\r\n\r\n",
         )
         .unwrap();
+    // Another client counts networks at the same time: counts take turns.
+    let mut other = TcpStream::connect(tracker.v4()).unwrap();
+    other
+        .write_all(b"GET /stats?mode=s24s HTTP/1.1\r\n\r\n")
+        .unwrap();
     let mut pending = Vec::new();
     let top100 = read_one(&mut stream, &mut pending);
     assert_eq!(top100.status, 200);
@@ -868,6 +873,8 @@ fn rankings_keep_the_connection_and_its_pipelined_requests_in_order() {
     assert!(top10.text().starts_with("Top 10 torrents by peers:\n\t2\t"));
     let tpbs = read_one(&mut stream, &mut pending);
     assert_eq!(tpbs.text().lines().count(), 3_001);
+    let other_s24s = read_one(&mut other, &mut Vec::new());
+    assert_eq!(other_s24s.text(), s24s.text());
 }
 
 #[test]

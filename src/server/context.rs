@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use super::sliced::NetworksTurn;
 use crate::config::network_list::NetworkList;
 use crate::config::passkey_list::PasskeyList;
 use crate::config::{ClientIp, Config, Network};
@@ -261,6 +262,8 @@ pub struct Context {
     pub scrape_hashes: Vec<SentHash>,
     /// Where connections read into: allocated and zeroed once, not per read.
     pub read_buffer: Box<[u8]>,
+    /// Whose turn it is to count `/stats?mode=s24s`.
+    pub networks_turn: NetworksTurn,
     /// WebTorrent's connections and swarms, as of the last message.
     pub webtorrent_now: WebtorrentGauges,
 }
@@ -348,6 +351,7 @@ impl Context {
             body: Vec::with_capacity(4096),
             scrape_hashes: Vec::new(),
             read_buffer: vec![0; 4096].into_boxed_slice(),
+            networks_turn: NetworksTurn::default(),
             webtorrent_now: WebtorrentGauges::default(),
         }
     }

@@ -163,7 +163,7 @@ pub fn respond(
                 error: false,
                 body: Some(SlicedBody::Ranking(Ranking::new(
                     rank,
-                    &ctx.tracker,
+                    &ctx.networks_turn,
                     connection,
                 ))),
                 upgrade: None,

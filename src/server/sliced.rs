@@ -12,6 +12,8 @@
 //!   upstream's framing (Content-Length, keep-alive).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -55,7 +57,36 @@ impl SlicedBody {
 /// What a ranking counts.
 enum Ranked {
     Torrents(Tops),
-    Networks(Networks),
+    /// Networks, once it is this request's turn.
+    NetworksQueued(NetworksTurn),
+    Networks {
+        networks: Networks,
+        /// Held for as long as the count lives.
+        _turn: NetworksPermit,
+    },
+}
+
+/// Counting networks holds 4 bytes per peer until the last slice (80 MB at
+/// 20 million peers), so one count runs at a time and concurrent requests
+/// wait their turn rather than multiply that.
+#[derive(Clone, Default)]
+pub struct NetworksTurn(Arc<AtomicBool>);
+
+impl NetworksTurn {
+    fn try_take(&self) -> Option<NetworksPermit> {
+        let taken = self.0.swap(true, Ordering::Acquire);
+        (!taken).then(|| NetworksPermit(self.0.clone()))
+    }
+}
+
+/// The turn to count networks, handed on when the count ends or its
+/// connection goes.
+struct NetworksPermit(Arc<AtomicBool>);
+
+impl Drop for NetworksPermit {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// What a `/stats` ranking lists.
@@ -76,12 +107,10 @@ pub struct Ranking {
 }
 
 impl Ranking {
-    pub fn new(rank: Rank, tracker: &ShardedTracker, connection: Connection) -> Self {
+    pub fn new(rank: Rank, networks_turn: &NetworksTurn, connection: Connection) -> Self {
         let ranked = match rank {
             Rank::Torrents(n) => Ranked::Torrents(Tops::new(n)),
-            Rank::Networks => {
-                Ranked::Networks(Networks::with_capacity(tracker.totals().peers as usize))
-            }
+            Rank::Networks => Ranked::NetworksQueued(networks_turn.clone()),
         };
         Ranking {
             ranked,
@@ -91,6 +120,16 @@ impl Ranking {
     }
 
     fn fill(&mut self, tracker: &ShardedTracker, now: u32, out: &mut Vec<u8>) -> bool {
+        if let Ranked::NetworksQueued(turn) = &self.ranked {
+            let Some(permit) = turn.try_take() else {
+                return false;
+            };
+            let networks = Networks::with_capacity(tracker.totals().peers as usize);
+            self.ranked = Ranked::Networks {
+                networks,
+                _turn: permit,
+            };
+        }
         let cursor = &mut self.cursor;
         let finished = match &mut self.ranked {
             Ranked::Torrents(tops) => {
@@ -98,18 +137,20 @@ impl Ranking {
                     tops.offer(hash, listed.counts)
                 })
             }
-            Ranked::Networks(networks) => {
+            Ranked::Networks { networks, .. } => {
                 tracker.walk_networks_on(cursor, TORRENTS_PER_SLICE, networks)
             }
+            Ranked::NetworksQueued(_) => false,
         };
         if finished {
             let mut text = String::new();
             match &mut self.ranked {
                 Ranked::Torrents(tops) => stats::top(&mut text, tops),
-                Ranked::Networks(networks) => {
+                Ranked::Networks { networks, .. } => {
                     let networks = std::mem::replace(networks, Networks::with_capacity(0));
                     stats::busy_networks(&mut text, &networks.busiest(stats::BUSY_NETWORKS));
                 }
+                Ranked::NetworksQueued(_) => {}
             }
             response::ok_head(out, text.len(), self.connection);
             out.extend_from_slice(text.as_bytes());
@@ -296,7 +337,7 @@ mod tests {
 
     /// The whole response a ranking gives after as many slices as it takes.
     fn gathered(tracker: &ShardedTracker, rank: Rank) -> (String, usize) {
-        let mut ranking = Ranking::new(rank, tracker, Connection::Close);
+        let mut ranking = Ranking::new(rank, &NetworksTurn::default(), Connection::Close);
         let mut out = Vec::new();
         let mut slices = 1;
         while !ranking.fill(tracker, 0, &mut out) {
@@ -333,6 +374,34 @@ mod tests {
             body.starts_with("Networks, limit /28:\n00003000: 10.0.0.0\n\n"),
             "{body}"
         );
+    }
+
+    #[test]
+    fn one_count_of_networks_at_a_time() {
+        let tracker = tracker_with(3000, 4);
+        let turn = NetworksTurn::default();
+        let mut first = Ranking::new(Rank::Networks, &turn, Connection::Close);
+        let mut second = Ranking::new(Rank::Networks, &turn, Connection::Close);
+        let mut out = Vec::new();
+        assert!(!first.fill(&tracker, 0, &mut out));
+        // The second waits for its turn, which the first gives up when it
+        // goes, done or not; a top list does not wait.
+        for _ in 0..10 {
+            assert!(!second.fill(&tracker, 0, &mut out));
+        }
+        assert!(second.cursor.is_none());
+        let mut top = Ranking::new(Rank::Torrents(10), &turn, Connection::Close);
+        while !top.fill(&tracker, 0, &mut out) {}
+        drop(first);
+        let mut slices = 1;
+        out.clear();
+        while !second.fill(&tracker, 0, &mut out) {
+            slices += 1;
+        }
+        assert_eq!(slices, 3);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("00003000: 10.0.0.0\n"));
     }
 
     #[test]
