@@ -23,7 +23,7 @@ use crate::proto::response::{self, Connection};
 use crate::proto::{bencode, InfoHash};
 use crate::state::torrent_line;
 use crate::stats::{self, tpbs_entry};
-use crate::tracker::{Networks, ShardedTracker, Tops};
+use crate::tracker::{NetworkRanking, Networks, ShardedTracker, Tops};
 
 /// Torrents walked per slice: about 70 KB of bencode.
 const TORRENTS_PER_SLICE: usize = 1024;
@@ -60,10 +60,17 @@ enum Ranked {
     /// Networks, once it is this request's turn.
     NetworksQueued(NetworksTurn),
     Networks {
-        networks: Networks,
+        count: NetworkCount,
         /// Held for as long as the count lives.
         _turn: NetworksPermit,
     },
+}
+
+/// A count of networks: the peers' networks collected a slice of torrents
+/// per turn, then ranked a step per turn.
+enum NetworkCount {
+    Collecting(Networks),
+    Ranking(Box<NetworkRanking>),
 }
 
 /// Counting networks holds 4 bytes per peer until the last slice (80 MB at
@@ -126,7 +133,7 @@ impl Ranking {
             };
             let networks = Networks::with_capacity(tracker.totals().peers as usize);
             self.ranked = Ranked::Networks {
-                networks,
+                count: NetworkCount::Collecting(networks),
                 _turn: permit,
             };
         }
@@ -137,20 +144,27 @@ impl Ranking {
                     tops.offer(hash, listed.counts)
                 })
             }
-            Ranked::Networks { networks, .. } => {
-                tracker.walk_networks_on(cursor, TORRENTS_PER_SLICE, networks)
-            }
+            Ranked::Networks { count, .. } => match count {
+                NetworkCount::Collecting(networks) => {
+                    if tracker.walk_networks_on(cursor, TORRENTS_PER_SLICE, networks) {
+                        let ranking = std::mem::take(networks).rank(stats::BUSY_NETWORKS);
+                        *count = NetworkCount::Ranking(Box::new(ranking));
+                    }
+                    false
+                }
+                NetworkCount::Ranking(ranking) => ranking.step(),
+            },
             Ranked::NetworksQueued(_) => false,
         };
         if finished {
             let mut text = String::new();
-            match &mut self.ranked {
+            match &self.ranked {
                 Ranked::Torrents(tops) => stats::top(&mut text, tops),
-                Ranked::Networks { networks, .. } => {
-                    let networks = std::mem::replace(networks, Networks::with_capacity(0));
-                    stats::busy_networks(&mut text, &networks.busiest(stats::BUSY_NETWORKS));
-                }
-                Ranked::NetworksQueued(_) => {}
+                Ranked::Networks {
+                    count: NetworkCount::Ranking(ranking),
+                    ..
+                } => stats::busy_networks(&mut text, &ranking.busiest()),
+                Ranked::Networks { .. } | Ranked::NetworksQueued(_) => {}
             }
             response::ok_head(out, text.len(), self.connection);
             out.extend_from_slice(text.as_bytes());
@@ -393,12 +407,13 @@ mod tests {
         let mut top = Ranking::new(Rank::Torrents(10), &turn, Connection::Close);
         while !top.fill(&tracker, 0, &mut out) {}
         drop(first);
-        let mut slices = 1;
+        let mut turns = 1;
         out.clear();
         while !second.fill(&tracker, 0, &mut out) {
-            slices += 1;
+            turns += 1;
         }
-        assert_eq!(slices, 3);
+        // Three slices of torrents, one chunk sorted, one batch merged.
+        assert_eq!(turns, 5);
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("00003000: 10.0.0.0\n"));

@@ -44,7 +44,7 @@ use bucket::BucketKey;
 use clock::PeerClock;
 use index::Index;
 use leaf::{Addr, Swept};
-pub use networks::{Busiest, Networks};
+pub use networks::{Busiest, NetworkRanking, Networks};
 use peer::Visit;
 pub use shards::ShardedTracker;
 use swarm::split_quota;

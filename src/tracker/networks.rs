@@ -2,8 +2,11 @@
 //! an operator spots one network flooding the tracker with peers.
 //!
 //! Every peer's network is collected at the narrowest prefix reported, then
-//! sorted once; a wider prefix of a sorted list is still sorted, so each
-//! prefix length is one pass over runs of equal networks.
+//! ranked in bounded steps, so that the event loop can serve others between
+//! them even with tens of millions of peers: chunks of the list are sorted
+//! one per step, then merged a batch per step. A wider prefix of a sorted
+//! list is still sorted, so as the merged list streams by, each prefix
+//! length counts runs of equal networks and keeps the longest.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -62,59 +65,187 @@ impl Networks {
         }
     }
 
-    /// The `n` busiest networks at each prefix length: IPv4 /28 and /24,
-    /// then IPv6 /64 and /48.
-    pub fn busiest(mut self, n: usize) -> Vec<Busiest> {
-        self.v4.sort_unstable();
-        self.v6.sort_unstable();
-        let v4 = V4_PREFIXES.map(|prefix| Busiest {
-            prefix,
-            networks: top_runs(&self.v4, mask::<32>(prefix) as u32, n)
-                .into_iter()
-                .map(|(count, net)| (count, IpAddr::V4(Ipv4Addr::from(net))))
-                .collect(),
-        });
-        let v6 = V6_PREFIXES.map(|prefix| Busiest {
-            prefix,
-            networks: top_runs(&self.v6, mask::<64>(prefix) as u64, n)
-                .into_iter()
-                .map(|(count, net)| (count, IpAddr::V6(Ipv6Addr::from(u128::from(net) << 64))))
-                .collect(),
-        });
-        v4.into_iter().chain(v6).collect()
+    /// Starts ranking the `n` busiest networks at each prefix length
+    /// ([`NetworkRanking::step`]).
+    pub fn rank(self, n: usize) -> NetworkRanking {
+        NetworkRanking {
+            v4: Ranker::new(self.v4, V4_PREFIXES.map(|p| mask::<32>(p) as u32), n),
+            v6: Ranker::new(self.v6, V6_PREFIXES.map(|p| mask::<64>(p) as u64), n),
+        }
+    }
+
+    /// The `n` busiest networks at each prefix length, ranked in one go.
+    #[cfg(test)]
+    pub fn busiest(self, n: usize) -> Vec<Busiest> {
+        let mut ranking = self.rank(n);
+        while !ranking.step() {}
+        ranking.busiest()
     }
 }
 
-/// The `n` longest runs of equal `key & mask` in `sorted`, as (length,
-/// masked key), longest first, equal lengths in key order.
-fn top_runs<K>(sorted: &[K], mask: K, n: usize) -> Vec<(u64, K)>
+/// Networks sorted in one step: a few milliseconds of work.
+const SORTED_PER_STEP: usize = 1 << 18;
+/// Networks merged in one step: about as long.
+const MERGED_PER_STEP: usize = 1 << 16;
+
+/// Collected networks being ranked.
+pub struct NetworkRanking {
+    v4: Ranker<u32>,
+    v6: Ranker<u64>,
+}
+
+impl NetworkRanking {
+    /// Sorts one chunk or merges one batch; returns true once the ranking
+    /// is done.
+    pub fn step(&mut self) -> bool {
+        self.v4.step() && self.v6.step()
+    }
+
+    /// Once done: the busiest networks at each prefix length, IPv4 /28 and
+    /// /24, then IPv6 /64 and /48.
+    pub fn busiest(&self) -> Vec<Busiest> {
+        let v4 = (V4_PREFIXES.iter().zip(&self.v4.runs)).map(|(&prefix, runs)| Busiest {
+            prefix,
+            networks: (runs.longest().into_iter())
+                .map(|(count, net)| (count, IpAddr::V4(Ipv4Addr::from(net))))
+                .collect(),
+        });
+        let v6 = (V6_PREFIXES.iter().zip(&self.v6.runs)).map(|(&prefix, runs)| Busiest {
+            prefix,
+            networks: (runs.longest().into_iter())
+                .map(|(count, net)| (count, IpAddr::V6(Ipv6Addr::from(u128::from(net) << 64))))
+                .collect(),
+        });
+        v4.chain(v6).collect()
+    }
+}
+
+/// One family's networks: sorted a chunk at a time, then merged, the runs
+/// at each prefix counted as the merged list streams by.
+struct Ranker<K> {
+    keys: Vec<K>,
+    /// Keys sorted so far, from the start.
+    sorted: usize,
+    /// Per sorted chunk: the next key to merge, and the chunk's end.
+    chunks: Vec<(usize, usize)>,
+    /// Each chunk's next key, the least on top.
+    heads: BinaryHeap<Reverse<(K, usize)>>,
+    runs: [Runs<K>; 2],
+    done: bool,
+}
+
+impl<K> Ranker<K>
 where
     K: Copy + Ord + std::ops::BitAnd<Output = K>,
 {
-    // A min-heap of the best so far: its top is the one to drop next, the
-    // shortest run and, among equals, the highest key.
-    let mut best: BinaryHeap<Reverse<(u64, Reverse<K>)>> = BinaryHeap::with_capacity(n + 1);
-    let mut rest = sorted;
-    while let Some(&first) = rest.first() {
-        let net = first & mask;
-        let run = rest.partition_point(|&k| k & mask == net);
-        rest = &rest[run..];
-        best.push(Reverse((run as u64, Reverse(net))));
-        if best.len() > n {
-            best.pop();
+    fn new(keys: Vec<K>, masks: [K; 2], n: usize) -> Self {
+        Ranker {
+            keys,
+            sorted: 0,
+            chunks: Vec::new(),
+            heads: BinaryHeap::new(),
+            runs: masks.map(|mask| Runs::new(mask, n)),
+            done: false,
         }
     }
-    let mut top: Vec<(u64, K)> = best
-        .into_iter()
-        .map(|Reverse((count, Reverse(net)))| (count, net))
-        .collect();
-    top.sort_unstable_by_key(|&(count, net)| (Reverse(count), net));
-    top
+
+    fn step(&mut self) -> bool {
+        if self.done {
+            return true;
+        }
+        if self.sorted < self.keys.len() {
+            let (start, end) = (
+                self.sorted,
+                (self.sorted + SORTED_PER_STEP).min(self.keys.len()),
+            );
+            self.keys[start..end].sort_unstable();
+            self.heads
+                .push(Reverse((self.keys[start], self.chunks.len())));
+            self.chunks.push((start, end));
+            self.sorted = end;
+            return false;
+        }
+        for _ in 0..MERGED_PER_STEP {
+            let Some(mut head) = self.heads.peek_mut() else {
+                self.runs.iter_mut().for_each(Runs::close);
+                self.keys = Vec::new();
+                self.done = true;
+                return true;
+            };
+            let Reverse((key, chunk)) = *head;
+            self.runs.iter_mut().for_each(|runs| runs.add(key));
+            let (next, end) = &mut self.chunks[chunk];
+            *next += 1;
+            if *next < *end {
+                // Replacing the top sifts once, where a pop and a push would twice.
+                *head = Reverse((self.keys[*next], chunk));
+            } else {
+                std::collections::binary_heap::PeekMut::pop(head);
+            }
+        }
+        false
+    }
+}
+
+/// Runs of equal networks at one prefix length, counted as sorted keys
+/// stream by; the `n` longest are kept.
+struct Runs<K> {
+    mask: K,
+    n: usize,
+    current: Option<(K, u64)>,
+    /// A min-heap of the longest so far: its top is the one to drop next,
+    /// the shortest run and, among equals, the highest network.
+    longest: BinaryHeap<Reverse<(u64, Reverse<K>)>>,
+}
+
+impl<K> Runs<K>
+where
+    K: Copy + Ord + std::ops::BitAnd<Output = K>,
+{
+    fn new(mask: K, n: usize) -> Self {
+        Runs {
+            mask,
+            n,
+            current: None,
+            longest: BinaryHeap::with_capacity(n + 1),
+        }
+    }
+
+    fn add(&mut self, key: K) {
+        let net = key & self.mask;
+        match &mut self.current {
+            Some((current, count)) if *current == net => *count += 1,
+            _ => {
+                self.close();
+                self.current = Some((net, 1));
+            }
+        }
+    }
+
+    /// Ends the current run.
+    fn close(&mut self) {
+        if let Some((net, count)) = self.current.take() {
+            self.longest.push(Reverse((count, Reverse(net))));
+            if self.longest.len() > self.n {
+                self.longest.pop();
+            }
+        }
+    }
+
+    /// (length, network), longest first, equal lengths in network order.
+    fn longest(&self) -> Vec<(u64, K)> {
+        let mut longest: Vec<(u64, K)> = (self.longest.iter())
+            .map(|&Reverse((count, Reverse(net)))| (count, net))
+            .collect();
+        longest.sort_unstable_by_key(|&(count, net)| (Reverse(count), net));
+        longest
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn v4(a: u8, b: u8, c: u8, d: u8) -> Addr {
         Addr::V4([a, b, c, d, 0x1a, 0xe1])
@@ -209,6 +340,52 @@ mod tests {
             ]
         );
         assert!(busiest[2].networks.is_empty() && busiest[3].networks.is_empty());
+    }
+
+    #[test]
+    fn ranking_in_steps_agrees_with_counting_everything() {
+        // Enough peers for several sorted chunks, and networks with peers
+        // in more than one chunk.
+        let mut rng = fastrand::Rng::with_seed(5);
+        let peers: Vec<Addr> = (0..3 * SORTED_PER_STEP + 1000)
+            .map(|i| match i % 8 {
+                0 => v6(&format!("2001:db8:{:x}:{:x}::1", rng.u8(..3), rng.u16(..))),
+                _ => v4(10, rng.u8(..4), rng.u8(..), rng.u8(..)),
+            })
+            .collect();
+        let mut networks = Networks::default();
+        peers.iter().for_each(|peer| networks.add(peer));
+        let mut ranking = networks.rank(128);
+        let mut steps = 1;
+        while !ranking.step() {
+            steps += 1;
+        }
+        // 4 chunks sorted, then about 11 batches merged.
+        assert!(steps >= 15, "{steps} steps");
+        for busiest in ranking.busiest() {
+            let mut counts: HashMap<IpAddr, u64> = HashMap::new();
+            for peer in &peers {
+                let (ip, bits) = match peer {
+                    Addr::V4(a) => (IpAddr::from([a[0], a[1], a[2], a[3]]), 32),
+                    Addr::V6(a) => (IpAddr::from(<[u8; 16]>::try_from(&a[..16]).unwrap()), 128),
+                };
+                let network = match ip {
+                    IpAddr::V4(ip) if bits == 32 && busiest.prefix <= 32 => {
+                        IpAddr::V4((u32::from(ip) & mask::<32>(busiest.prefix) as u32).into())
+                    }
+                    IpAddr::V6(ip) if busiest.prefix > 32 => {
+                        IpAddr::V6((u128::from(ip) & (!0u128 << (128 - busiest.prefix))).into())
+                    }
+                    _ => continue,
+                };
+                *counts.entry(network).or_default() += 1;
+            }
+            let mut expected: Vec<(u64, IpAddr)> =
+                counts.into_iter().map(|(n, c)| (c, n)).collect();
+            expected.sort_by_key(|&(count, net)| (Reverse(count), net));
+            expected.truncate(128);
+            assert_eq!(busiest.networks, expected, "/{}", busiest.prefix);
+        }
     }
 
     #[test]
