@@ -891,3 +891,62 @@ fn a_bad_hybrids_file_at_start_is_fatal_and_checked() {
     assert!(status.success(), "{stderr}");
     assert!(stdout.contains("1 hybrid torrents"), "{stdout}");
 }
+
+#[test]
+fn udp_is_answered_while_a_big_whitelist_is_reloaded() {
+    let dir = TestDir::new();
+    // Reading and parsing this many hashes takes a fair share of a second.
+    let hashes: String = (0..300_000u64)
+        .map(|i| {
+            format!(
+                "{:040x}\n",
+                u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c)
+            )
+        })
+        .collect();
+    let list = dir.write("whitelist.txt", &hashes);
+    let toml = format!("[access]\nwhitelist = \"{}\"\n", list.display());
+    let mut tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    let to = tracker.v4();
+    let reloading = &mut tracker;
+    let ((), answered_meanwhile) = udp_answered_between(
+        to,
+        move || {
+            reloading.clear_messages();
+            reloading.signal("HUP");
+            assert!(
+                reloading.wait_for_message("RELOADING=1", Duration::from_secs(10)),
+                "no RELOADING=1"
+            );
+            reloading
+        },
+        |reloading| {
+            assert!(
+                reloading.wait_for_message("READY=1", Duration::from_secs(20)),
+                "no READY=1 after reload"
+            );
+        },
+    );
+    tracker.wait_for_log("access list reloaded: whitelist of 300000");
+    // The reload ran beside the event loop (it held the loop before, and
+    // no UDP request was answered from RELOADING=1 to READY=1).
+    assert!(
+        answered_meanwhile >= 5,
+        "{answered_meanwhile} UDP requests answered during the reload"
+    );
+
+    // Asked again while a reload is under way: the lists end up as the
+    // files are now.
+    tracker.signal("HUP");
+    std::fs::write(&list, format!("{}\n", hex(&hash(1)))).unwrap();
+    tracker.signal("HUP");
+    tracker.wait_for_log("access list reloaded: whitelist of 1\n");
+    assert!(http_allowed(&tracker, 1));
+    assert!(!http_allowed(&tracker, 2));
+}

@@ -736,57 +736,35 @@ fn an_http_10_client_gets_the_full_scrape_unchunked() {
 }
 
 /// Sends `request` on a connection of its own, whose client reads as fast
-/// as the response comes, while one UDP client asks again as soon as it is
-/// answered, from before the request until after the response. Returns the
-/// response's bytes, read until the tracker closes, and how many UDP
-/// requests were answered meanwhile.
-fn udp_answered_while(tracker: &Tracker, request: &[u8]) -> (Vec<u8>, u32) {
-    use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
-    const WARMING: u8 = 0;
-    const WAITING: u8 = 1;
-    const DONE: u8 = 2;
-    let phase = std::sync::Arc::new(AtomicU8::new(WARMING));
-    let (ready, asking_runs) = std::sync::mpsc::channel();
-    let asking = std::thread::spawn({
-        let phase = phase.clone();
-        let udp = Udp::new(tracker.v4());
-        move || {
-            let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
-            connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
-            let mut answered_meanwhile = 0;
-            while phase.load(SeqCst) != DONE {
-                let asked_in = phase.load(SeqCst);
-                let answered = udp.exchange(&connect).is_some();
-                if answered && asked_in == WARMING {
-                    let _ = ready.send(());
-                }
-                if answered && asked_in == WAITING && phase.load(SeqCst) == WAITING {
-                    answered_meanwhile += 1;
-                }
-            }
-            answered_meanwhile
-        }
-    });
-    asking_runs.recv().unwrap();
-    // A client that reads as fast as the body comes never fills the
-    // socket, so only the tracker itself can make room for other work.
-    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request).unwrap();
-    phase.store(WAITING, SeqCst);
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    phase.store(DONE, SeqCst);
-    (raw, asking.join().unwrap())
+/// as the response comes, and reads until the tracker closes; returns the
+/// response's bytes and how many UDP requests were answered meanwhile.
+fn udp_answered_while_read(tracker: &Tracker, request: &[u8]) -> (Vec<u8>, u32) {
+    udp_answered_between(
+        tracker.v4(),
+        || {
+            let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(request).unwrap();
+            stream
+        },
+        |mut stream| {
+            // A client that reads as fast as the body comes never fills
+            // the socket, so only the tracker itself can make room for
+            // other work.
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).unwrap();
+            raw
+        },
+    )
 }
 
 #[test]
 fn udp_is_answered_while_a_fast_client_takes_a_full_scrape() {
     let tracker = Tracker::start("");
     announce_torrents(&tracker, 50_000);
-    let (raw, answered_meanwhile) = udp_answered_while(
+    let (raw, answered_meanwhile) = udp_answered_while_read(
         &tracker,
         b"GET /scrape HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
     );
@@ -812,7 +790,7 @@ fn udp_is_answered_while_the_busiest_networks_are_counted() {
     let tracker = Tracker::start("");
     announce_torrents(&tracker, 50_000);
     let peers = tracker.metric("opentracker_peers");
-    let (raw, answered_meanwhile) = udp_answered_while(
+    let (raw, answered_meanwhile) = udp_answered_while_read(
         &tracker,
         b"GET /stats?mode=s24s HTTP/1.1\r\nConnection: close\r\n\r\n",
     );

@@ -14,6 +14,7 @@ mod context;
 pub mod healthcheck;
 mod http;
 pub mod listeners;
+mod reload;
 mod respond;
 mod shrink;
 mod sliced;
@@ -57,6 +58,8 @@ const SIGNALS: Token = Token(0);
 /// listeners' tokens.
 const FIRST_CHANGESET: usize = FIRST_TCP - 2;
 const CLUSTER: usize = FIRST_CHANGESET - 1;
+/// A reload of the list files finished.
+const RELOADED: usize = CLUSTER - 1;
 const FIRST_UDP: usize = 1;
 const FIRST_TCP: usize = 1 << 16;
 const FIRST_CONNECTION: usize = 1 << 17;
@@ -176,8 +179,9 @@ fn replace_list<T>(
 ) -> bool {
     match read {
         Ok(list) => {
-            log::info!("{what} reloaded: {} entries", len(&list));
+            let entries = len(&list);
             shared.replace(list);
+            log::info!("{what} reloaded: {entries} entries");
             true
         }
         Err(e) => {
@@ -295,6 +299,7 @@ pub struct Server {
     saver: Option<state::Saver>,
     /// The list files, with `access.reload_on_change`.
     watch: Option<Watch>,
+    reloader: reload::Reloader,
     changesets: Vec<Changeset>,
     /// `[cluster]`: the other trackers, and this one's announces for them.
     cluster: Option<Cluster>,
@@ -382,7 +387,9 @@ impl Server {
             // Loaded: a crash from here on must not bring back that moment.
             notifier.forget(state::STORED_NAME);
         }
+        let reloader = reload::Reloader::new(poll.registry(), Token(RELOADED))?;
         let mut server = Server {
+            reloader,
             poll,
             listeners,
             connections: Slab::new(),
@@ -656,6 +663,7 @@ impl Server {
                             cluster.receive(&mut self.ctx);
                         }
                     }
+                    RELOADED => self.reloaded(),
                     n if readable || writable => self.serve_udp(n - FIRST_UDP),
                     _ => {}
                 }
@@ -778,59 +786,29 @@ impl Server {
         stop
     }
 
-    /// SIGHUP, or a list file changed: re-read every list file; a bad file
-    /// keeps its old list.
+    /// SIGHUP, or a list file changed: re-read every list file, off the
+    /// event loop ([`reload`]); a bad file keeps its old list.
     fn reload(&mut self) {
-        self.notifier.reloading();
+        if self.reloader.start(&self.config, &self.ctx) {
+            self.notifier.reloading();
+        }
+    }
+
+    /// A reload finished: count it, and tell the service manager.
+    fn reloaded(&mut self) {
+        let Some((reloaded, again)) = self.reloader.finished() else {
+            return;
+        };
         let now = self.ctx.clock().1;
-        let access = &self.config.access;
-        if access.blocked_networks.is_some() {
-            let read = load_blocked_networks(&self.config);
-            let taken = replace_list(
-                &self.ctx.blocked_networks,
-                read,
-                "blocked networks",
-                NetworkList::len,
-            );
-            let counters = &mut self.ctx.counters;
-            counters.list_reloaded(ListFiles::BlockedNetworks, taken, now);
-        }
-        if access.passkeys.is_some() {
-            let read = load_passkeys(&self.config);
-            let taken = replace_list(&self.ctx.passkeys, read, "passkeys", PasskeyList::len);
-            let counters = &mut self.ctx.counters;
-            counters.list_reloaded(ListFiles::Passkeys, taken, now);
-        }
-        if access.hybrids.is_some() {
-            let read = load_hybrids(&self.config);
-            let taken = replace_list(&self.ctx.hybrids, read, "hybrids", HybridLinks::len);
-            let counters = &mut self.ctx.counters;
-            counters.list_reloaded(ListFiles::Hybrids, taken, now);
+        for (lists, taken) in reloaded {
+            self.ctx.counters.list_reloaded(lists, taken, now);
         }
         // Served from the next request on, not the next loop turn.
         self.ctx.tick();
-        let access_taken = match load_access_list(&self.config) {
-            Ok(list) => {
-                let sizes = list.sizes();
-                if !sizes.is_open() {
-                    log::info!("access list reloaded: {sizes}");
-                }
-                self.ctx.tracker.set_access_list(list);
-                true
-            }
-            Err(e) => {
-                log::error!(
-                    "{e}; keeping the previous {}",
-                    self.ctx.tracker.access_list()
-                );
-                false
-            }
-        };
-        if access.whitelist.is_some() || access.blacklist.is_some() {
-            let counters = &mut self.ctx.counters;
-            counters.list_reloaded(ListFiles::Access, access_taken, now);
-        }
         self.notifier.ready(&self.status_line(0));
+        if again {
+            self.reload();
+        }
     }
 
     /// Applies the lines written to a changeset FIFO: each hash goes on the

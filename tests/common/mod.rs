@@ -643,3 +643,47 @@ pub fn be32(bytes: &[u8], at: usize) -> u32 {
 pub fn path_exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// Runs `start`, then `finish` with what it returned, while one UDP client
+/// asks the tracker at `to` again as soon as it is answered. Returns what
+/// `finish` returned and how many UDP requests were answered between the
+/// end of `start` and the end of `finish`: how a test sees that some long
+/// piece of work left the event loop free for others.
+pub fn udp_answered_between<T, R>(
+    to: SocketAddr,
+    start: impl FnOnce() -> T,
+    finish: impl FnOnce(T) -> R,
+) -> (R, u32) {
+    use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+    const WARMING: u8 = 0;
+    const WAITING: u8 = 1;
+    const DONE: u8 = 2;
+    let phase = std::sync::Arc::new(AtomicU8::new(WARMING));
+    let (ready, asking_runs) = std::sync::mpsc::channel();
+    let asking = std::thread::spawn({
+        let phase = phase.clone();
+        let udp = Udp::new(to);
+        move || {
+            let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+            connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9]);
+            let mut answered_meanwhile = 0;
+            while phase.load(SeqCst) != DONE {
+                let asked_in = phase.load(SeqCst);
+                let answered = udp.exchange(&connect).is_some();
+                if answered && asked_in == WARMING {
+                    let _ = ready.send(());
+                }
+                if answered && asked_in == WAITING && phase.load(SeqCst) == WAITING {
+                    answered_meanwhile += 1;
+                }
+            }
+            answered_meanwhile
+        }
+    });
+    asking_runs.recv().unwrap();
+    let started = start();
+    phase.store(WAITING, SeqCst);
+    let finished = finish(started);
+    phase.store(DONE, SeqCst);
+    (finished, asking.join().unwrap())
+}

@@ -1,0 +1,142 @@
+//! Re-reading the list files (SIGHUP, or a list file changed) on a thread of
+//! its own, as upstream's access-list thread does. Reading and parsing a
+//! whitelist of a million hashes takes over half a second, which the event
+//! loop would otherwise spend answering no one. Each list in force is
+//! swapped for its new version as soon as that is read (a bad file keeps
+//! the old one); the loop is woken when all are done, to count the reload
+//! and tell the service manager.
+
+use std::io;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+
+use mio::{Registry, Token, Waker};
+
+use super::context::{Context, Reloadable};
+use super::{load_access_list, load_blocked_networks, load_hybrids, load_passkeys, replace_list};
+use crate::config::network_list::NetworkList;
+use crate::config::passkey_list::PasskeyList;
+use crate::config::Config;
+use crate::stats::ListFiles;
+use crate::tracker::hybrids::HybridLinks;
+use crate::tracker::ShardedTracker;
+
+/// The configured lists re-read, and whether each new version was taken.
+pub type Reloaded = Vec<(ListFiles, bool)>;
+
+pub struct Reloader {
+    /// Where a reload under way reports.
+    under_way: Option<Receiver<Reloaded>>,
+    /// Asked again while one was under way: reload once more after it, so
+    /// that the lists end up as the files are now.
+    again: bool,
+    waker: Arc<Waker>,
+}
+
+/// What a reload replaces, shared with the serving threads.
+struct InForce {
+    tracker: Arc<ShardedTracker>,
+    blocked_networks: Arc<Reloadable<NetworkList>>,
+    passkeys: Arc<Reloadable<PasskeyList>>,
+    hybrids: Arc<Reloadable<HybridLinks>>,
+}
+
+impl Reloader {
+    /// `token` is the event that a reload finished.
+    pub fn new(registry: &Registry, token: Token) -> io::Result<Self> {
+        Ok(Reloader {
+            under_way: None,
+            again: false,
+            waker: Arc::new(Waker::new(registry, token)?),
+        })
+    }
+
+    /// Starts re-reading every configured list file; returns false when one
+    /// is under way already (it reloads again once that is done) or no
+    /// thread could be started (logged; the lists in force stay).
+    pub fn start(&mut self, config: &Config, ctx: &Context) -> bool {
+        if self.under_way.is_some() {
+            self.again = true;
+            return false;
+        }
+        let in_force = InForce {
+            tracker: ctx.tracker.clone(),
+            blocked_networks: ctx.blocked_networks.clone(),
+            passkeys: ctx.passkeys.clone(),
+            hybrids: ctx.hybrids.clone(),
+        };
+        let (config, waker) = (config.clone(), self.waker.clone());
+        let (report, under_way) = mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let _ = report.send(reload(&config, &in_force));
+                if let Err(e) = waker.wake() {
+                    log::error!("lists reloaded, but the event loop could not be told: {e}");
+                }
+            });
+        match started {
+            Ok(_) => {
+                self.under_way = Some(under_way);
+                true
+            }
+            Err(e) => {
+                log::error!("cannot start a thread to reload the lists: {e}; keeping them");
+                false
+            }
+        }
+    }
+
+    /// After the wake-up: the report of the reload that finished, if one
+    /// did, and whether to start another.
+    pub fn finished(&mut self) -> Option<(Reloaded, bool)> {
+        let reloaded = self.under_way.as_ref()?.try_recv().ok()?;
+        self.under_way = None;
+        Some((reloaded, std::mem::take(&mut self.again)))
+    }
+}
+
+/// Reads each configured list file and puts what it holds in force.
+fn reload(config: &Config, in_force: &InForce) -> Reloaded {
+    let access = &config.access;
+    let mut reloaded = Vec::new();
+    if access.blocked_networks.is_some() {
+        let read = load_blocked_networks(config);
+        let taken = replace_list(
+            &in_force.blocked_networks,
+            read,
+            "blocked networks",
+            NetworkList::len,
+        );
+        reloaded.push((ListFiles::BlockedNetworks, taken));
+    }
+    if access.passkeys.is_some() {
+        let read = load_passkeys(config);
+        let taken = replace_list(&in_force.passkeys, read, "passkeys", PasskeyList::len);
+        reloaded.push((ListFiles::Passkeys, taken));
+    }
+    if access.hybrids.is_some() {
+        let read = load_hybrids(config);
+        let taken = replace_list(&in_force.hybrids, read, "hybrids", HybridLinks::len);
+        reloaded.push((ListFiles::Hybrids, taken));
+    }
+    let access_taken = match load_access_list(config) {
+        Ok(list) => {
+            let sizes = list.sizes();
+            in_force.tracker.set_access_list(list);
+            if !sizes.is_open() {
+                log::info!("access list reloaded: {sizes}");
+            }
+            true
+        }
+        Err(e) => {
+            let kept = in_force.tracker.access_list();
+            log::error!("{e}; keeping the previous {kept}");
+            false
+        }
+    };
+    if access.whitelist.is_some() || access.blacklist.is_some() {
+        reloaded.push((ListFiles::Access, access_taken));
+    }
+    reloaded
+}
