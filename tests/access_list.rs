@@ -48,21 +48,22 @@ fn assert_reload_kept_the_old_list(tracker: &Tracker, error: &str, kept: &str) {
     assert!(log.contains(kept), "{log}");
 }
 
+/// A tracker whose whitelist, in `dir`, holds `text`; and the list's path.
+fn with_whitelist(dir: TestDir, text: &str) -> (Tracker, std::path::PathBuf) {
+    let list = dir.write("whitelist.txt", text);
+    let toml = format!("[access]\nwhitelist = \"{}\"\n", list.display());
+    let launch = Launch {
+        toml,
+        ..Launch::default()
+    };
+    (Tracker::launch_in(dir, launch), list)
+}
+
 #[test]
 fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
     let dir = TestDir::new();
-    let list = dir.write(
-        "whitelist.txt",
-        &format!("# allowed torrents\n{}\n", hex(&hash(1))),
-    );
-    let toml = format!("[access]\nwhitelist = \"{}\"\n", list.display());
-    let mut tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let (mut tracker, list) =
+        with_whitelist(dir, &format!("# allowed torrents\n{}\n", hex(&hash(1))));
     assert!(http_allowed(&tracker, 1));
     assert!(!http_allowed(&tracker, 2));
     assert!(!udp_allowed(&tracker, 2));
@@ -904,15 +905,7 @@ fn udp_is_answered_while_a_big_whitelist_is_reloaded() {
             )
         })
         .collect();
-    let list = dir.write("whitelist.txt", &hashes);
-    let toml = format!("[access]\nwhitelist = \"{}\"\n", list.display());
-    let mut tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let (mut tracker, list) = with_whitelist(dir, &hashes);
     let to = tracker.v4();
     let reloading = &mut tracker;
     let ((), answered_meanwhile) = udp_answered_between(
