@@ -21,10 +21,12 @@ fn main() -> ExitCode {
             for warning in &config.warnings {
                 eprintln!("opentracker: warning: {warning}");
             }
-            print!("{}", config.to_toml());
             // The lists too: a reload with a bad one keeps the old one.
+            // Nothing goes to stdout unless all is well, so that
+            // `--check-config > new.toml` leaves no half-checked file.
             return match server::check_lists(&config) {
                 Ok(lists) => {
+                    print!("{}", config.to_toml());
                     // A comment, so the output stays a configuration file.
                     println!("# lists read: {lists}");
                     ExitCode::SUCCESS
@@ -142,7 +144,8 @@ fn run(config: Config) -> Result<(), String> {
     // After bind, before serving: the point where privileges go.
     let outcome =
         sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
-    let lists = server::load_lists(&config)?;
+    let lists =
+        server::load_lists(&config).map_err(|e| server::after_drop(e, &config, &outcome))?;
     server::check_state_file(&config)?;
 
     let identity = match &outcome {

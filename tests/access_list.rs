@@ -223,7 +223,7 @@ fn whitelist_and_blacklist_together_with_their_metrics() {
     );
 
     // A bad blacklist keeps both old lists, and is counted.
-    std::fs::write(&black, format!("{}\n{}x\n", hex(&hash(1)), hex(&hash(3)))).unwrap();
+    std::fs::write(&black, format!("{}\n{}0\n", hex(&hash(1)), hex(&hash(3)))).unwrap();
     reload(&mut tracker);
     assert_reload_kept_the_old_list(
         &tracker,

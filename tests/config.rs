@@ -111,11 +111,13 @@ fn check_config_reads_the_lists_as_the_tracker_would() {
     std::fs::write(&white, "ab\n").unwrap();
     let (status, _, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
     assert_eq!(status.code(), Some(1), "{stderr}");
+    // Named as the tracker sees it, with where that is.
     assert!(
-        stderr.contains(&format!(
-            "access list {}: line 1: expected 40 or 64 hex digits",
-            dir.path("white.txt").display()
-        )),
+        stderr.contains("access list white.txt: line 1: expected 40 or 64 hex digits"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&dir.path("").display().to_string()),
         "{stderr}"
     );
     // A missing list too.
@@ -247,4 +249,62 @@ fn port_in_use_is_a_clear_fatal_error() {
         1,
         "one line: {stderr}"
     );
+}
+
+#[test]
+fn several_upstream_files_add_up_and_a_failed_check_prints_no_configuration() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let first = dir.write(
+        "a.conf",
+        &format!("listen.tcp_udp 127.0.0.1:{port} # main\ntracker.user daemon\n"),
+    );
+    let second = dir.write("b.conf", &format!("listen.udp [::1]:{port}\n"));
+    let (first, second) = (first.to_str().unwrap(), second.to_str().unwrap());
+    let (status, stdout, stderr) = run_binary(&["--check-config", "-f", first, "-f", second]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains(&format!("127.0.0.1:{port}")), "{stdout}");
+    assert!(stdout.contains(&format!("[::1]:{port}")), "{stdout}");
+    assert!(stdout.contains("user = \"daemon\""), "{stdout}");
+
+    let toml = dir.write("c.toml", "[tracker]\ninterval = 900\n");
+    let (status, _, stderr) = run_binary(&["-f", first, "-f", toml.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains("a TOML configuration comes alone"),
+        "{stderr}"
+    );
+
+    let (status, stdout, stderr) = run_binary(&["--check-config", "-w", "/nonexistent/list"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stdout, "",
+        "a failed check leaves nothing to redirect into a file"
+    );
+}
+
+#[test]
+fn check_config_as_root_reads_the_lists_as_the_tracker_user() {
+    const TEST: &str = "check_config_as_root_reads_the_lists_as_the_tracker_user";
+    if !is_root() {
+        skip(TEST, "needs root to drop to the tracker's user");
+        return;
+    }
+    let dir = TestDir::new();
+    dir.writable_by_tracker();
+    let list = dir.write("white.txt", &format!("{}:a name\n", "ab".repeat(20)));
+    let path = list.to_str().unwrap();
+    let (status, stdout, stderr) = run_binary(&["--check-config", "-w", path]);
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.ends_with("# lists read: whitelist of 1\n"),
+        "{stdout}"
+    );
+    // Readable by root alone: the tracker, as nobody, could not start.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (status, _, stderr) = run_binary(&["--check-config", "-w", path]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert!(stderr.contains("read as user nobody"), "{stderr}");
 }

@@ -531,6 +531,10 @@ fn heap_asks_for_huge_pages_unless_the_operator_said_otherwise() {
         let asked = lines.contains(&"glibc.malloc.hugetlb=1")
             || lines.contains(&"GLIBC_TUNABLES=glibc.malloc.hugetlb=1");
         assert_eq!(asked, given != Some("glibc.malloc.hugetlb=0"), "{given:?}");
+        // Started again or not, it goes by its own name: `killall -HUP
+        // opentracker` and `pgrep` find it.
+        let name = std::fs::read_to_string(format!("/proc/{}/comm", tracker.child.id()));
+        assert_eq!(name.unwrap().trim_end(), "opentracker", "{given:?}");
         let reply = Udp::new(tracker.v4()).announce(&hash(1), 6881, 0, 0, 5);
         assert_eq!(be32(&reply, 0), 1, "announce with {given:?}");
         assert!(tracker.stop().success());

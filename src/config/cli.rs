@@ -1,14 +1,16 @@
 //! Upstream opentracker's command line, plus a few long options.
 //!
 //! `-f` loads a file; the other flags override it. As upstream, `-i` sets the
-//! address for the `-p`/`-P` flags after it, and listeners from flags add to
-//! those of the file.
+//! address for the `-p`/`-P` flags after it, listeners from flags add to
+//! those of the file, and when neither binds anything, the last `-i` address
+//! is served on port 6969. Several `-f` files in upstream's format add up in
+//! order, as upstream's do.
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::{Config, ConfigError, ListenAddr, LogTarget};
+use super::{Config, ConfigError, ListenAddr, LogTarget, DEFAULT_PORT};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -33,8 +35,10 @@ Usage: opentracker [-f config] [-i ip] [-p port] [-P port] [-A ip[/bits]] [-r ur
 pub const HELP: &str = "
 An opentracker-compatible BitTorrent tracker (HTTP and UDP, IPv4 and IPv6).
 
-  -f file   read a configuration file (TOML, or upstream's opentracker.conf)
-  -i ip     address for the -p and -P flags that follow (default ::)
+  -f file   read a configuration file (TOML, or upstream's opentracker.conf;
+            several of upstream's add up in order)
+  -i ip     address for the -p and -P flags that follow (default ::); with
+            no -p, -P or listener in the file, serve port 6969 on it
   -p port   serve HTTP on a TCP port (may repeat)
   -P port   serve UDP on a port (may repeat)
   -A ip     allow an address or network to read /stats and to act as proxy
@@ -66,7 +70,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
         })
         .collect::<Result<_, _>>()?;
     let mut flags: Vec<(String, String)> = Vec::new();
-    let mut file = None;
+    let mut files = Vec::new();
     let mut check = false;
     let mut i = 0;
     while i < args.len() {
@@ -93,6 +97,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
                 i += 1;
                 flags.push(("--log".into(), value.clone()));
             }
+            "-s" => {
+                return Err(ConfigError::new(
+                    "-s: upstream's live sync is not supported; the [cluster] section of a \
+                     TOML configuration passes announces between trackers instead",
+                ))
+            }
             _ => {
                 let flag = arg
                     .get(..2)
@@ -109,17 +119,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
                         .ok_or_else(|| ConfigError::new(format!("{flag} needs a value")))?
                 };
                 if flag == "-f" {
-                    file = Some(PathBuf::from(value));
+                    files.push(PathBuf::from(value));
                 } else {
                     flags.push((flag.to_string(), value));
                 }
             }
         }
     }
-    let mut config = match &file {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let mut config = Config::load_all(&files)?;
     apply(&mut config, &flags)?;
     config.validate().map_err(ConfigError::new)?;
     Ok(if check {
@@ -131,11 +138,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
 
 fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigError> {
     let mut ip = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    let mut ip_given = false;
     for (flag, value) in flags {
         let bad = |what: &str| ConfigError::new(format!("{flag} {value}: {what}"));
         let port = || value.parse::<u16>().map_err(|_| bad("not a port number"));
         match flag.as_str() {
-            "-i" => ip = value.parse::<ListenAddr>().map_err(|e| bad(&e))?.0.ip(),
+            "-i" => {
+                ip = value.parse::<ListenAddr>().map_err(|e| bad(&e))?.0.ip();
+                ip_given = true;
+            }
             "-p" => config
                 .listen
                 .add_tcp(ListenAddr(SocketAddr::new(ip, port()?))),
@@ -166,6 +177,12 @@ fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigEr
             }
             _ => unreachable!("flags are filtered when parsed"),
         }
+    }
+    // Upstream binds its default port on the last -i address rather than
+    // on every interface, so `-i 127.0.0.1` alone stays local.
+    if ip_given && config.listen.is_default() {
+        let default = ListenAddr(SocketAddr::new(ip, DEFAULT_PORT));
+        config.listen.add_both(default);
     }
     Ok(())
 }
@@ -198,6 +215,27 @@ mod tests {
             ]
         );
         assert_eq!(l.udp, vec!["127.0.0.1:6969".parse().unwrap()]);
+    }
+
+    #[test]
+    fn ip_alone_serves_the_default_port_on_it() {
+        let l = run(&["-i", "::1", "-i", "127.0.0.1"])
+            .unwrap()
+            .listen
+            .effective();
+        let local: SocketAddr = "127.0.0.1:6969".parse().unwrap();
+        assert_eq!((l.tcp, l.udp), (vec![local], vec![local]));
+        let l = run(&["-i", "127.0.0.1", "-P", "7000"])
+            .unwrap()
+            .listen
+            .effective();
+        assert!(l.tcp.is_empty(), "a -P binds, so no default: {l:?}");
+    }
+
+    #[test]
+    fn live_sync_flag_points_to_cluster() {
+        let err = run(&["-s", "9696"]).unwrap_err().to_string();
+        assert!(err.contains("[cluster]"), "{err}");
     }
 
     #[test]

@@ -12,12 +12,32 @@ use std::path::Path;
 use super::{Config, ConfigError};
 
 /// Whether `text` is in upstream's format rather than TOML: its first
-/// meaningful line is `key value`, with no `=` and no `[section]`.
+/// meaningful line is `key value`, not `[section]` or `key = value`. Only
+/// the key decides, as an upstream value may hold `=` (a URL's query).
 pub fn looks_legacy(text: &str) -> bool {
     text.lines()
         .map(str::trim)
         .find(|line| !line.is_empty() && !line.starts_with('#'))
-        .is_some_and(|line| !line.contains('=') && !line.starts_with('['))
+        .is_some_and(|line| {
+            let after_key = line.trim_start_matches(|c: char| !c.is_whitespace() && c != '=');
+            !line.starts_with('[') && !after_key.trim_start().starts_with('=')
+        })
+}
+
+/// The value of a key that takes one word (an address, a network, a
+/// number). Upstream reads that word and ignores what follows it, so a
+/// trailing comment is fine; other trailing text gets a warning here.
+fn one_word<'a>(value: &'a str, key: &str, at: &str, warnings: &mut Vec<String>) -> &'a str {
+    let Some((word, rest)) = value.split_once(char::is_whitespace) else {
+        return value;
+    };
+    let rest = rest.trim();
+    if !rest.starts_with('#') {
+        warnings.push(format!(
+            "{at}: {key}: ignoring {rest:?} after {word:?}, as upstream does"
+        ));
+    }
+    word
 }
 
 fn parse_value<T: std::str::FromStr<Err = String>>(
@@ -33,6 +53,14 @@ fn parse_value<T: std::str::FromStr<Err = String>>(
 /// Parses upstream's format into a [`Config`] (defaults for what it omits).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut config = Config::default();
+    apply(text, path, &mut config)?;
+    Ok(config)
+}
+
+/// Applies the lines of a file in upstream's format to `config`, as
+/// upstream reads each `-f` file in turn: listeners and networks add up,
+/// other keys take the last value.
+pub fn apply(text: &str, path: &Path, config: &mut Config) -> Result<(), ConfigError> {
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -42,6 +70,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let (key, value) = match line.split_once(char::is_whitespace) {
             Some((key, value)) => (key, value.trim()),
             None => return Err(error(format!("{line}: missing value"))),
+        };
+        let at = format!("{}:{}", path.display(), index + 1);
+        let value = match key {
+            "listen.tcp_udp" | "listen.tcp" | "listen.udp" | "listen.udp.workers"
+            | "access.stats" | "access.proxy" => one_word(value, key, &at, &mut config.warnings),
+            _ => value,
         };
         match key {
             "listen.tcp_udp" => config.listen.add_both(parse_value(value, key, &error)?),
@@ -54,10 +88,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 // Upstream applies it only to sockets listed after it.
                 if config.listen.udp.is_some() || config.listen.tcp_udp.is_some() {
                     config.warnings.push(format!(
-                        "{}:{}: listen.udp.workers applies to every UDP listener, \
-                         also those listed before it",
-                        path.display(),
-                        index + 1
+                        "{at}: listen.udp.workers applies to every UDP listener, \
+                         also those listed before it"
                     ));
                 }
             }
@@ -70,9 +102,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             "tracker.user" => config.tracker.user = value.into(),
             "tracker.redirect_url" => config.tracker.redirect_url = Some(value.into()),
             "batchsync.cluster.admin_ip" => config.warnings.push(format!(
-                "{}:{}: batchsync.cluster.admin_ip is ignored (upstream ignores it too)",
-                path.display(),
-                index + 1
+                "{at}: batchsync.cluster.admin_ip is ignored (upstream ignores it too)"
             )),
             "access.fifo_add" => config.access.fifo_add = Some(value.into()),
             "access.fifo_delete" => config.access.fifo_delete = Some(value.into()),
@@ -85,7 +115,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             _ => return Err(error(format!("unknown key {key:?}"))),
         }
     }
-    Ok(config)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -137,6 +167,52 @@ mod tests {
         assert!(parse("livesync.cluster.listen 10.0.0.1\n", Path::new("f")).is_err());
         assert!(parse("tracker.user\n", Path::new("f")).is_err());
         assert!(parse("listen.udp.workers four\n", Path::new("f")).is_err());
+    }
+
+    #[test]
+    fn told_from_toml_by_the_key_alone() {
+        assert!(looks_legacy(
+            "tracker.redirect_url https://x.example/?a=b\n"
+        ));
+        assert!(looks_legacy("access.whitelist /etc/ot/white=list\n"));
+        assert!(!looks_legacy("tracker.user = \"x\"\n"));
+        assert!(!looks_legacy("interval=5\n"));
+        assert!(!looks_legacy("[tracker]\n"));
+    }
+
+    #[test]
+    fn one_word_values_take_a_trailing_comment_and_warn_of_other_text() {
+        let text = "listen.udp.workers 4\t# cores\nlisten.tcp_udp 127.0.0.1:80 # main\n\
+                    access.stats 10.0.0.0/8 office\ntracker.rootdir /srv # kept whole\n";
+        let c = parse(text, Path::new("f")).unwrap();
+        assert_eq!(
+            c.listen.effective().tcp,
+            vec!["127.0.0.1:80".parse().unwrap()]
+        );
+        assert_eq!(c.access.stats.len(), 1);
+        assert_eq!(c.listen.udp_workers, 4);
+        assert_eq!(
+            c.tracker.rootdir,
+            Some("/srv # kept whole".into()),
+            "as upstream"
+        );
+        assert_eq!(
+            c.warnings,
+            ["f:3: access.stats: ignoring \"office\" after \"10.0.0.0/8\", as upstream does"]
+        );
+    }
+
+    #[test]
+    fn several_files_add_up() {
+        let mut c = parse("listen.tcp 127.0.0.1:80\ntracker.user a\n", Path::new("a")).unwrap();
+        apply(
+            "listen.tcp 127.0.0.1:81\ntracker.user b\n",
+            Path::new("b"),
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.listen.effective().tcp.len(), 2);
+        assert_eq!(c.tracker.user, "b");
     }
 
     #[test]

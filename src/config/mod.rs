@@ -21,6 +21,26 @@ use crate::tracker::Limits;
 
 pub use types::{ClientIp, ListenAddr, LogLevel, LogTarget, Network};
 
+/// A configuration file's text. Upstream reads bytes, so a comment in
+/// another encoding (Latin-1, say) is let through; anywhere else, text that
+/// is not UTF-8 is refused with its line.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e.into_bytes(),
+    };
+    let lines = bytes.split(|&b| b == b'\n').enumerate();
+    for (index, line) in lines {
+        if std::str::from_utf8(line).is_err() && !line.trim_ascii_start().starts_with(b"#") {
+            let message = "not UTF-8 text (only a comment may be in another encoding)";
+            return Err(ConfigError::at(path, Some(index + 1), message));
+        }
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The port upstream listens on when none is given.
 pub const DEFAULT_PORT: u16 = 6969;
 
@@ -464,9 +484,38 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads a configuration file, TOML or upstream's format (told apart by
     /// the first meaningful line: upstream's lines have no `=` and no `[`).
+    /// Reads the files `-f` named, in order: none gives the defaults, one
+    /// may be TOML or upstream's format, and several must all be in
+    /// upstream's format, adding up as upstream reads them.
+    pub fn load_all(paths: &[PathBuf]) -> Result<Config, ConfigError> {
+        let [first, more @ ..] = paths else {
+            return Ok(Config::default());
+        };
+        if more.is_empty() {
+            return Self::load(first);
+        }
+        let mut config = Config::default();
+        for path in paths {
+            let text = read_text(path)?;
+            if !legacy::looks_legacy(&text) {
+                return Err(ConfigError::at(
+                    path,
+                    None,
+                    "several -f files must all be in upstream's format, which add up as \
+                     upstream's do; a TOML configuration comes alone",
+                ));
+            }
+            legacy::apply(&text, path, &mut config)?;
+        }
+        let last = more.last().unwrap_or(first);
+        config
+            .validate()
+            .map_err(|message| ConfigError::at(last, None, message))?;
+        Ok(config)
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
+        let text = read_text(path)?;
         let config = if legacy::looks_legacy(&text) {
             legacy::parse(&text, path)?
         } else {

@@ -42,6 +42,7 @@ use crate::sys::conntrack::Conntrack;
 use crate::sys::datagrams::{self, Datagrams};
 use crate::sys::fifo::Fifo;
 use crate::sys::notify::Notifier;
+use crate::sys::privileges::Outcome;
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::watch::Watch;
 use crate::tracker::access_list::{self, AccessList, Kind};
@@ -133,29 +134,52 @@ pub fn load_access_list(config: &Config) -> Result<AccessList, String> {
     Ok(list)
 }
 
-/// Reads the list files as the tracker would at start, after the privilege
-/// drop, without starting it (`--check-config`): what they hold, or the
-/// first error, naming file and line.
+/// Reads the list files as the tracker would at start, without starting
+/// it (`--check-config`): in a child process that has dropped privileges
+/// as the tracker does (chroot, user), so a list its user cannot read, or a
+/// relative path that resolves elsewhere, fails here too. Returns what the
+/// lists hold, or the first error, naming file and line.
 pub fn check_lists(config: &Config) -> Result<String, String> {
-    let mut seen = config.clone();
     let rootdir = config.tracker.rootdir.as_deref();
-    for path in seen.access.list_files_mut() {
-        *path = sys::privileges::path_after_drop(rootdir, path);
-    }
-    let mut lists = load_access_list(&seen)?.sizes().to_string();
-    let blocked = load_blocked_networks(&seen)?;
-    if seen.access.blocked_networks.is_some() {
+    sys::privileges::check_as_dropped(&config.tracker.user, rootdir, |outcome| {
+        read_lists_summary(config).map_err(|e| after_drop(e, config, outcome))
+    })
+}
+
+fn read_lists_summary(config: &Config) -> Result<String, String> {
+    let mut lists = load_access_list(config)?.sizes().to_string();
+    let blocked = load_blocked_networks(config)?;
+    if config.access.blocked_networks.is_some() {
         lists += &format!("; {} blocked networks", blocked.len());
     }
-    let passkeys = load_passkeys(&seen)?;
-    if seen.access.passkeys.is_some() {
+    let passkeys = load_passkeys(config)?;
+    if config.access.passkeys.is_some() {
         lists += &format!("; {} passkeys", passkeys.len());
     }
-    let hybrids = load_hybrids(&seen)?;
-    if seen.access.hybrids.is_some() {
+    let hybrids = load_hybrids(config)?;
+    if config.access.hybrids.is_some() {
         lists += &format!("; {} hybrid torrents", hybrids.len());
     }
     Ok(lists)
+}
+
+/// `error`, from reading a file after privileges were dropped, with who
+/// read it and where paths resolve: a path inside a chroot, or a file only
+/// root may read, puzzles without them.
+pub fn after_drop(error: String, config: &Config, outcome: &Outcome) -> String {
+    let root = config.tracker.rootdir.as_deref().map(Path::display);
+    match (outcome, root) {
+        (Outcome::Dropped { user, .. }, Some(root)) => {
+            format!("{error} (read as user {user} inside the chroot {root}, where paths resolve)")
+        }
+        (Outcome::Dropped { user, .. }, None) => {
+            format!("{error} (read as user {user}; relative paths resolve against /)")
+        }
+        (Outcome::Unprivileged { .. }, Some(root)) => {
+            format!("{error} (relative paths resolve against {root})")
+        }
+        (Outcome::Unprivileged { .. }, None) => error,
+    }
 }
 
 pub use state::check_writable as check_state_file;

@@ -57,6 +57,7 @@ pub fn use_huge_pages() {
         Err(std::env::VarError::NotUnicode(_)) => return,
     };
     let Some(tunables) = tunables_with_huge_pages(current.as_deref(), &thp_enabled) else {
+        take_back_name();
         return;
     };
     let mut args = std::env::args_os();
@@ -71,6 +72,33 @@ pub fn use_huge_pages() {
         .env("GLIBC_TUNABLES", tunables)
         .exec();
     eprintln!("opentracker: note: heap stays on small pages; re-executing failed: {error}");
+}
+
+/// Executing `/proc/self/exe` names the process `exe` (the kernel takes the
+/// name from the path executed), and `pgrep`, `killall -HUP` and `ps -C`
+/// would no longer find it by name; so the program started again takes
+/// back the name of its first argument's file, as the kernel gave it at
+/// first (at most 15 bytes).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn take_back_name() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let Ok(name) = std::fs::read_to_string("/proc/self/comm") else {
+        return;
+    };
+    let program = std::env::args_os().next().unwrap_or_default();
+    let Some(file) = std::path::Path::new(&program).file_name() else {
+        return;
+    };
+    if name.trim_end() != "exe" || file == "exe" {
+        return;
+    }
+    let mut wanted = [0u8; 16];
+    let len = file.len().min(15);
+    wanted[..len].copy_from_slice(&file.as_bytes()[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+    // bytes, which `wanted` is.
+    unsafe { libc::prctl(libc::PR_SET_NAME, wanted.as_ptr()) };
 }
 
 /// Other C libraries have no such tunable; their heap stays as it is.

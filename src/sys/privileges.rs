@@ -43,19 +43,50 @@ fn chdir(path: &Path, step: &str) -> Result<(), String> {
     check(unsafe { libc::chdir(c_path.as_ptr()) }, step)
 }
 
-/// Where `path` leads once [`drop_privileges`] has run with `rootdir`, seen
-/// from here: under root the process is chrooted there, otherwise it only
-/// changes into it, so relative paths resolve against it either way.
-pub fn path_after_drop(rootdir: Option<&Path>, path: &Path) -> std::path::PathBuf {
-    let Some(root) = rootdir else {
-        return path.to_path_buf();
-    };
-    // SAFETY: geteuid has no preconditions.
-    let chrooted = unsafe { libc::geteuid() } == 0;
-    match path.strip_prefix("/") {
-        Ok(inside) if chrooted => root.join(inside),
-        Ok(_) => path.to_path_buf(),
-        Err(_) => root.join(path),
+/// Runs `check` in a child process that has dropped to `user` inside
+/// `rootdir` as [`drop_privileges`] does at start, and returns its result:
+/// a check made as root then sees only what the dropped process may. Call
+/// it while this process has a single thread (fork copies only the caller).
+pub fn check_as_dropped(
+    user: &str,
+    rootdir: Option<&Path>,
+    check: impl FnOnce(&Outcome) -> Result<String, String>,
+) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let (mut parent_end, mut child_end) =
+        UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    // SAFETY: with one thread, the child may do anything the parent could.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(parent_end);
+            let verdict = drop_privileges(user, rootdir).and_then(|outcome| check(&outcome));
+            let (status, text) = match verdict {
+                Ok(text) => (0, text),
+                Err(text) => (1, text),
+            };
+            let written = child_end.write_all(text.as_bytes()).is_ok();
+            // SAFETY: leaves at once, running no destructor or atexit
+            // handler of the parent's.
+            unsafe { libc::_exit(if written { status } else { 2 }) }
+        }
+        child => {
+            drop(child_end);
+            let mut text = String::new();
+            let read = parent_end.read_to_string(&mut text);
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            match (read, libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+                (Ok(_), true, 0) => Ok(text),
+                (Ok(_), true, 1) => Err(text),
+                _ => Err(format!(
+                    "the checking process failed (wait status {status})"
+                )),
+            }
+        }
     }
 }
 

@@ -170,13 +170,13 @@ pub fn parse(text: &str) -> Result<Vec<InfoHash>, LineError> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        // As upstream, whatever follows the hash's last digit is the
+        // operator's (`HASH name`, `HASH:name`, `HASH,name`): only a hash of
+        // the wrong length is an error.
         let digits = trimmed.bytes().take_while(u8::is_ascii_hexdigit).count();
-        let rest = &trimmed[digits..];
-        let clean_end =
-            rest.is_empty() || rest.starts_with(|c: char| c.is_whitespace() || c == '#');
         match InfoHash::from_hex(&trimmed.as_bytes()[..digits]) {
-            Some(hash) if clean_end => hashes.push(hash),
-            _ => return Err(LineError::new(index, line, "40 or 64 hex digits")),
+            Some(hash) => hashes.push(hash),
+            None => return Err(LineError::new(index, line, "40 or 64 hex digits")),
         }
     }
     Ok(hashes)
@@ -191,9 +191,9 @@ mod tests {
     #[test]
     fn parses_upstream_format_and_v2() {
         let v2 = "ab".repeat(32);
-        let text = format!("# comment\n\n{V1}\n{V1} # trailing\n{v2}\n");
+        let text = format!("# comment\n\n{V1}\n{V1} # trailing\n{v2}\n{V1}:name\n{V1},x\n");
         let hashes = parse(&text).unwrap();
-        assert_eq!(hashes.len(), 3);
+        assert_eq!(hashes.len(), 5);
         assert_eq!(hashes[2].0, [0xab; 20]);
     }
 
