@@ -158,6 +158,9 @@ fn run(config: Config) -> Result<(), String> {
         .as_ref()
         .map_or("/".into(), |dir| dir.display().to_string());
     let access = lists.access.sizes();
+    if access.refuses_everything() {
+        log::warn!("{}", server::EMPTY_WHITELIST);
+    }
     let blocked = match config.access.blocked_networks {
         Some(_) => format!("; {} blocked networks", lists.blocked_networks.len()),
         None => String::new(),

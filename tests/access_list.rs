@@ -943,3 +943,16 @@ fn udp_is_answered_while_a_big_whitelist_is_reloaded() {
     assert!(http_allowed(&tracker, 1));
     assert!(!http_allowed(&tracker, 2));
 }
+
+#[test]
+fn an_empty_whitelist_and_a_reload_with_no_lists_are_said_in_the_log() {
+    let (mut tracker, list) = with_whitelist(TestDir::new(), &format!("{}\n", hex(&hash(1))));
+    std::fs::write(&list, "# nothing listed any more\n").unwrap();
+    reload(&mut tracker);
+    assert!(!http_allowed(&tracker, 1));
+    tracker.wait_for_log("the whitelist is empty: every torrent is refused");
+
+    let mut open = Tracker::start("");
+    reload(&mut open);
+    open.wait_for_log("reload: no list files are configured, nothing to read");
+}

@@ -129,6 +129,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
     let mut config = Config::load_all(&files)?;
     apply(&mut config, &flags)?;
     config.validate().map_err(ConfigError::new)?;
+    let advice = config.advice();
+    config.warnings.extend(advice);
     Ok(if check {
         Command::CheckConfig(Box::new(config))
     } else {
@@ -230,6 +232,23 @@ mod tests {
             .listen
             .effective();
         assert!(l.tcp.is_empty(), "a -P binds, so no default: {l:?}");
+    }
+
+    #[test]
+    fn a_peer_timeout_shorter_than_the_interval_is_warned_of() {
+        let dir = std::env::temp_dir().join(format!("ot-cli-{}", std::process::id()));
+        std::fs::write(&dir, "[tracker]\ninterval = 3600\npeer_timeout = 600\n").unwrap();
+        let c = run(&["-f", dir.to_str().unwrap()]).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert!(
+            c.warnings[0].contains("peers are dropped before"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            run(&[]).unwrap().warnings.is_empty(),
+            "not with the defaults"
+        );
     }
 
     #[test]

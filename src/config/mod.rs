@@ -181,19 +181,6 @@ impl Access {
         .flatten()
     }
 
-    /// The list files, to be changed in place.
-    pub fn list_files_mut(&mut self) -> impl Iterator<Item = &mut PathBuf> {
-        [
-            &mut self.whitelist,
-            &mut self.blacklist,
-            &mut self.blocked_networks,
-            &mut self.passkeys,
-            &mut self.hybrids,
-        ]
-        .into_iter()
-        .flatten()
-    }
-
     /// The rate limit, when one is set.
     pub fn rate(&self) -> Option<Rate> {
         (self.rate_limit > 0).then(|| Rate {
@@ -534,6 +521,28 @@ impl Config {
                 .map(|span| text[..span.start].matches('\n').count() + 1);
             ConfigError::at(path, line, e.message().trim().to_string())
         })
+    }
+
+    /// Settings that are valid but probably not meant, as warnings.
+    pub fn advice(&self) -> Vec<String> {
+        let t = &self.tracker;
+        // Clients come back up to a tenth later than told (the jitter),
+        // and as late as max_interval when the announce rate drives it up.
+        let longest = if t.max_announce_rate > 0 {
+            t.max_interval.max(t.interval)
+        } else {
+            t.interval
+        };
+        let comes_back = u64::from(longest) + u64::from(longest) / 10;
+        let mut advice = Vec::new();
+        if u64::from(t.peer_timeout) < comes_back {
+            advice.push(format!(
+                "tracker.peer_timeout ({}) is shorter than the interval clients are told (up \
+                 to {comes_back} s): peers are dropped before they announce again",
+                t.peer_timeout
+            ));
+        }
+        advice
     }
 
     /// Checks what no single value can: combinations and ranges.

@@ -182,6 +182,7 @@ pub fn after_drop(error: String, config: &Config, outcome: &Outcome) -> String {
     }
 }
 
+pub use reload::EMPTY_WHITELIST;
 pub use state::check_writable as check_state_file;
 
 /// Reads `access.blocked_networks`, if set, as the access list is read.

@@ -96,9 +96,15 @@ impl Reloader {
     }
 }
 
+/// Said when the whitelist in force is empty.
+pub const EMPTY_WHITELIST: &str = "the whitelist is empty: every torrent is refused";
+
 /// Reads each configured list file and puts what it holds in force.
 fn reload(config: &Config, in_force: &InForce) -> Reloaded {
     let access = &config.access;
+    if access.list_files().next().is_none() {
+        log::info!("reload: no list files are configured, nothing to read");
+    }
     let mut reloaded = Vec::new();
     if access.blocked_networks.is_some() {
         let read = load_blocked_networks(config);
@@ -126,6 +132,9 @@ fn reload(config: &Config, in_force: &InForce) -> Reloaded {
             in_force.tracker.set_access_list(list);
             if !sizes.is_open() {
                 log::info!("access list reloaded: {sizes}");
+            }
+            if sizes.refuses_everything() {
+                log::warn!("{EMPTY_WHITELIST}");
             }
             true
         }

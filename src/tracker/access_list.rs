@@ -44,6 +44,11 @@ impl Sizes {
         self.whitelist.is_none() && self.blacklist.is_none()
     }
 
+    /// A whitelist is set and empty: no torrent is tracked.
+    pub fn refuses_everything(&self) -> bool {
+        self.whitelist == Some(0)
+    }
+
     /// The size of the list changesets edit (see [`AccessList::set_listed`]).
     pub fn edited_mut(&mut self) -> Option<&mut usize> {
         self.whitelist.as_mut().or(self.blacklist.as_mut())
