@@ -231,7 +231,7 @@ cmd_deb() {
 	dpkg-deb -x "$DEB" "$root"
 	for f in usr/bin/opentracker etc/opentracker/opentracker.toml lib/systemd/system/opentracker.service \
 		lib/systemd/system/opentracker.socket usr/share/man/man1/opentracker.1.gz \
-		usr/share/man/man5/opentracker.toml.5.gz usr/share/doc/opentracker/README.Debian \
+		usr/share/man/man5/opentracker.toml.5.gz usr/share/doc/opentracker/README.Debian.gz \
 		usr/share/doc/opentracker/examples/opentracker-cluster.conf \
 		usr/share/doc/opentracker/examples/opentracker-state.conf usr/share/doc/opentracker/copyright \
 		usr/share/doc/opentracker/examples/grafana-dashboard.json \
