@@ -231,7 +231,7 @@ cmd_deb() {
 	dpkg-deb -x "$DEB" "$root"
 	for f in usr/bin/opentracker etc/opentracker/opentracker.toml lib/systemd/system/opentracker.service \
 		lib/systemd/system/opentracker.socket usr/share/man/man1/opentracker.1.gz \
-		usr/share/man/man5/opentracker.toml.5.gz usr/share/doc/opentracker/README.Debian \
+		usr/share/man/man5/opentracker.toml.5.gz usr/share/doc/opentracker/README.Debian.gz \
 		usr/share/doc/opentracker/examples/opentracker-cluster.conf \
 		usr/share/doc/opentracker/examples/opentracker-state.conf usr/share/doc/opentracker/copyright \
 		usr/share/doc/opentracker/examples/grafana-dashboard.json \
@@ -260,6 +260,8 @@ assert rules and all(r["alert"] and r["expr"] and r["annotations"]["summary"] fo
 
 CT_PID=
 CT_LEADER=
+# What the postinst writes on the upgrade from Debian's C opentracker.
+FROM_C_DROP_IN=/etc/systemd/system/opentracker.service.d/from-c-opentracker.conf
 
 ct() { nsenter -t "$CT_LEADER" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 SYSTEMD_PAGER= "$@"; }
 
@@ -357,6 +359,23 @@ ct_with_example_drop_in() {
 		systemctl daemon-reload && systemctl restart opentracker.service"
 }
 
+# ct_stats_status SOURCE: the HTTP status of /stats?mode=peer asked from
+# the address SOURCE inside the container.
+ct_stats_status() {
+	nsenter -t "$CT_LEADER" -n python3 -c 'import http.client, sys
+conn = http.client.HTTPConnection("127.0.0.1", 6969, timeout=5, source_address=(sys.argv[1], 0))
+conn.request("GET", "/stats?mode=peer")
+print(conn.getresponse().status)' "$1"
+}
+
+# ct_logged LOG COMMAND...: ct COMMAND, its output also kept in LOG.
+ct_logged() {
+	local log=$1
+	shift
+	ct "$@" 2>&1 | tee "$log"
+	return "${PIPESTATUS[0]}"
+}
+
 ct_announce() {
 	local host=$1
 	shift
@@ -391,6 +410,8 @@ cmd_nspawn() {
 	t0=$SECONDS
 	check "apt install ./$(basename "$DEB") ($((SECONDS - t0)) s)" \
 		ct sh -c "cd /var/tmp/debs && apt-get install -y ./$(basename "$DEB")"
+	check "a fresh install writes no drop-in (only the upgrade from Debian's C package does)" \
+		test ! -e "$root$FROM_C_DROP_IN"
 	expect_empty "systemd-analyze verify of the installed units prints nothing" \
 		ct systemd-analyze verify --man=no opentracker.service opentracker.socket
 	check "systemctl start opentracker" ct systemctl start opentracker
@@ -599,6 +620,7 @@ save_interval = 1
 	check "the upgrade kept the swarm (peers: ${peers_before:-none} before, ${peers_after:-none} after)" \
 		test "${peers_after:-0}" -ge 1 -a "${peers_after:-0}" = "${peers_before:-x}"
 	check "after upgrade: announce over HTTP and UDP" ct_announce 127.0.0.1
+	check "an upgrade of this package writes no drop-in" test ! -e "$root$FROM_C_DROP_IN"
 
 	check "apt remove opentracker" ct apt-get remove -y opentracker
 	check "after remove the service is inactive" sh -c "! nsenter -t $CT_LEADER -a systemctl is-active opentracker.service opentracker.socket"
@@ -621,8 +643,14 @@ save_interval = 1
 }
 
 # Upgrading from Debian's own C opentracker, when its .deb can be fetched.
+# That build tracks only the hashes of /etc/opentracker/whitelist.txt and
+# lets nobody read /stats; the upgrade must keep both (a drop-in written by
+# the postinst). Twice: with the shipped opentracker.conf, then with an
+# edited one.
 nspawn_debian_upgrade() {
-	local root=$1 dir="$CACHE/debian-opentracker"
+	local root=$1 dir="$CACHE/debian-opentracker" out log="$WORK/from-c.log"
+	local listed=285862f84278e5e08f3a4f6606d2e768e594d5c3 unlisted=0123456789abcdef0123456789abcdef01234567
+	local drop_in=$root$FROM_C_DROP_IN
 	if ! ls "$dir"/opentracker_*.deb >/dev/null 2>&1; then
 		mkdir -p "$dir"
 		(cd "$dir" && apt-get download opentracker libowfat0 >/dev/null 2>&1)
@@ -635,14 +663,65 @@ nspawn_debian_upgrade() {
 	chmod 0644 "$root"/var/tmp/debs/*.deb
 	check "Debian's opentracker installed and running" \
 		ct sh -c "cd /var/tmp/debs && apt-get install -y ./libowfat0_*.deb ./opentracker_0.0*.deb && systemctl is-active opentracker.service"
+	# An operator's list: the conffile whitelist.txt, edited.
+	ct sh -c "echo $listed >>/etc/opentracker/whitelist.txt"
 	check "upgrade from Debian's opentracker: apt install ./$(basename "$DEB")" \
-		ct sh -c "cd /var/tmp/debs && apt-get install -y ./$(basename "$DEB")"
+		ct_logged "$log" sh -c "cd /var/tmp/debs && apt-get install -y ./$(basename "$DEB")"
 	check "after that upgrade the new service is active" ct systemctl is-active opentracker.service
 	check "and it is the new unit (Type=notify, DynamicUser)" \
 		sh -c "nsenter -t $CT_LEADER -a systemctl show -p Type -p DynamicUser opentracker.service | paste -sd' ' | grep -qx 'Type=notify DynamicUser=yes'"
 	check "its obsolete, unmodified conffile opentracker.conf is gone" test ! -e "$root/etc/opentracker/opentracker.conf"
-	check "after that upgrade: announce over HTTP and UDP" ct_announce 127.0.0.1
+	check "the edited whitelist.txt is kept, with its hash" grep -qx "$listed" "$root/etc/opentracker/whitelist.txt"
+	check "the postinst wrote the drop-in $FROM_C_DROP_IN: -w whitelist.txt, -A loopback" \
+		grep -Fqx 'ExecStart=/usr/bin/opentracker -f /etc/opentracker/opentracker.toml -w /etc/opentracker/whitelist.txt -A 127.0.0.1 -A ::1' "$drop_in"
+	check "the postinst said so" grep -q "^opentracker: kept the C tracker's whitelist" "$log"
+	check "and named no setting left behind (opentracker.conf was not edited)" sh -c "! grep -q 'not carried over' '$log'"
+	expect_empty "systemd-analyze verify with the drop-in prints nothing" \
+		ct systemd-analyze verify --man=no opentracker.service opentracker.socket
+	check "the listed hash is accepted (HTTP and UDP)" ct_announce 127.0.0.1 --info-hash "$listed"
+	check "an unlisted hash is refused (HTTP and UDP)" ct_announce 127.0.0.1 --info-hash "$unlisted" --expect-refused
+	out=$(ct_stats_status 127.0.0.1)
+	check "/stats answers 127.0.0.1 (HTTP ${out:-no answer})" test "$out" = 200
+	out=$(ct_stats_status 127.0.0.2)
+	check "/stats refuses 127.0.0.2 (HTTP ${out:-no answer})" test "$out" = 403
+	# The way back to the package's default, as the drop-in's comment says.
+	ct sh -c "rm $FROM_C_DROP_IN && systemctl daemon-reload && systemctl restart opentracker"
+	check "with the drop-in deleted, an unlisted hash is accepted (open tracker)" \
+		ct_announce 127.0.0.1 --info-hash "$unlisted"
+	out=$(ct_stats_status 127.0.0.2)
+	check "and /stats answers 127.0.0.2 (HTTP ${out:-no answer})" test "$out" = 200
 	check "apt purge opentracker libowfat0" ct apt-get purge -y opentracker libowfat0
+	check "the purge removed whitelist.txt (an obsolete conffile)" test ! -e "$root/etc/opentracker/whitelist.txt"
+
+	# Edited opentracker.conf: a relative whitelist path (from the C
+	# tracker's tracker.rootdir) that needs quoting in the unit, an
+	# access.stats line, a listen line; the list readable by root only.
+	check "Debian's opentracker installed again" \
+		ct sh -c "cd /var/tmp/debs && apt-get install -y ./libowfat0_*.deb ./opentracker_0.0*.deb"
+	ct sh -c "sed -i 's|^access.whitelist .*|access.whitelist my list%.txt|' /etc/opentracker/opentracker.conf &&
+		printf 'access.stats 127.0.0.2\nlisten.tcp_udp 0.0.0.0:6969\n' >>/etc/opentracker/opentracker.conf &&
+		(umask 077 && echo $listed >'/etc/opentracker/my list%.txt')"
+	check "upgrade from Debian's opentracker with an edited opentracker.conf" \
+		ct_logged "$log" sh -c "cd /var/tmp/debs && apt-get install -y ./$(basename "$DEB")"
+	check "the edited opentracker.conf is kept as opentracker.conf.dpkg-bak" \
+		test -e "$root/etc/opentracker/opentracker.conf.dpkg-bak"
+	check "the drop-in has the old conf's whitelist (relative to tracker.rootdir) and access.stats" \
+		grep -Fqx 'ExecStart=/usr/bin/opentracker -f /etc/opentracker/opentracker.toml -w "/etc/opentracker/my list%%.txt" -A 127.0.0.2' "$drop_in"
+	check "the postinst named the setting not carried over (listen.tcp_udp) and README.Debian" \
+		sh -c "grep 'not carried over' '$log' | grep -q listen.tcp_udp && grep -q README.Debian '$log'"
+	check "the postinst warned that the whitelist is not world readable" \
+		sh -c "grep -q 'WARNING: the service will not start' '$log'"
+	# Its failed starts may have hit the start limit meanwhile.
+	ct sh -c "chmod 0644 '/etc/opentracker/my list%.txt' && systemctl reset-failed opentracker.service opentracker.socket &&
+		systemctl restart opentracker"
+	check "made readable: the listed hash is accepted (systemd unquoted the path)" ct_announce 127.0.0.1 --info-hash "$listed"
+	check "an unlisted hash is refused" ct_announce 127.0.0.1 --info-hash "$unlisted" --expect-refused
+	out=$(ct_stats_status 127.0.0.2)-$(ct_stats_status 127.0.0.1)
+	check "/stats answers 127.0.0.2, the access.stats address, and refuses 127.0.0.1 (HTTP $out)" test "$out" = 200-403
+	check "apt purge opentracker libowfat0" ct apt-get purge -y opentracker libowfat0
+	check "the purge removed the drop-in and its directory" test ! -e "${drop_in%/*}"
+	check "and opentracker.conf.dpkg-bak" test ! -e "$root/etc/opentracker/opentracker.conf.dpkg-bak"
+	ct rm -f "/etc/opentracker/my list%.txt"
 }
 
 # ----------------------------------------------------------------- nix ----
