@@ -648,6 +648,83 @@ fn keep_alive_pipelining_and_request_cap() {
     assert_eq!(response.header("connection"), Some("close"));
 }
 
+/// The `400 ...` (parse error) line of `/stats?mode=herr`.
+fn parse_errors(tracker: &Tracker) -> String {
+    let herr = tracker.get("/stats?mode=herr").text();
+    herr.lines().nth(1).unwrap_or_default().to_string()
+}
+
+#[test]
+fn request_bodies_are_skipped_and_the_connection_kept() {
+    let tracker = Tracker::start("");
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let version = "GET /stats?mode=version HTTP/1.1\r\n";
+    let mut pending = Vec::new();
+    let mut expect_version = |stream: &mut TcpStream| {
+        let response = read_one(stream, &mut pending);
+        assert_eq!(response.status, 200, "{response:?}");
+        assert!(response.text().starts_with("opentracker "), "{response:?}");
+        assert!(response.header("connection").is_none(), "{response:?}");
+    };
+    // A body that looks like a blank line, then the next request.
+    let blank_line_body = format!("{version}Content-Length: 7\r\n\r\nabc\r\n\r\n");
+    stream.write_all(blank_line_body.as_bytes()).unwrap();
+    expect_version(&mut stream);
+    stream
+        .write_all(format!("{version}\r\n").as_bytes())
+        .unwrap();
+    expect_version(&mut stream);
+    // A body with a request pipelined right after it.
+    let glued = format!("{version}Content-Length: 3\r\n\r\nabc{version}\r\n");
+    stream.write_all(glued.as_bytes()).unwrap();
+    expect_version(&mut stream);
+    expect_version(&mut stream);
+    // A body that arrives after its answer, over several reads.
+    stream
+        .write_all(format!("{version}Content-Length: 10\r\n\r\n").as_bytes())
+        .unwrap();
+    expect_version(&mut stream);
+    for part in ["01234", "5678", "9"] {
+        std::thread::sleep(Duration::from_millis(50));
+        stream.write_all(part.as_bytes()).unwrap();
+    }
+    stream
+        .write_all(format!("{version}\r\n").as_bytes())
+        .unwrap();
+    expect_version(&mut stream);
+    assert_eq!(parse_errors(&tracker), "400 ... 0");
+}
+
+#[test]
+fn a_chunked_request_body_is_answered_then_the_connection_closes() {
+    let tracker = Tracker::start("");
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // More body than one read takes, so some is unread when the answer is
+    // out: a plain close then would reset the connection.
+    let mut request =
+        b"GET /stats?mode=version HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(b"8000\r\n");
+    request.extend_from_slice(&[b'x'; 0x8000]);
+    request.extend_from_slice(b"\r\n0\r\n\r\nGET /stats?mode=version HTTP/1.1\r\n\r\n");
+    stream.write_all(&request).unwrap();
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .expect("an answer, then the end");
+    let (response, used) = parse_response(&raw).expect("one response");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert!(response.text().starts_with("opentracker "));
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(used, raw.len(), "nothing after the answer");
+    assert_eq!(parse_errors(&tracker), "400 ... 0");
+}
+
 #[test]
 fn keep_alive_can_be_turned_off() {
     let tracker = Tracker::start("[http]\nkeep_alive = false\n");

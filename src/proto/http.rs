@@ -1,7 +1,8 @@
 //! HTTP/1.x request heads, the way upstream opentracker reads them.
 //!
 //! Only the request line is really parsed; headers are consulted for
-//! `Connection`, `X-Forwarded-For` and `Accept-Encoding`. The grammar is kept
+//! `Connection`, `X-Forwarded-For`, `Accept-Encoding`, and the length of a
+//! body to skip. The grammar is kept
 //! apart from buffering: [`head_len`] says whether a whole head is there
 //! (`None` means "read more", which is no failure), [`parse`] routes it.
 
@@ -158,15 +159,54 @@ pub fn parse<'a>(
     request(Route::NotFound)
 }
 
+/// The header fields of a head as `(name, trimmed value)`, in order.
+fn fields(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    head.split(|&b| b == b'\n').skip(1).filter_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
+}
+
 /// The trimmed value of the first header called `name` (case-insensitive).
 pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let colon = line.iter().position(|&b| b == b':')?;
-        if !line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
-            return None;
+    fields(head)
+        .find_map(|(field, value)| field.eq_ignore_ascii_case(name.as_bytes()).then_some(value))
+}
+
+/// What follows a request head before the next request can start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestBody {
+    None,
+    /// `Content-Length` bytes, which the tracker has no use for.
+    Length(u64),
+    /// A `Transfer-Encoding`, or a `Content-Length` that is no number (or
+    /// several that disagree): where the next request would start is not
+    /// worth finding out, so the connection ends after the answer.
+    Unframed,
+}
+
+/// How the request in `head` frames its body (RFC 9112 section 6.3).
+pub fn request_body(head: &[u8]) -> RequestBody {
+    if header(head, "transfer-encoding").is_some() {
+        return RequestBody::Unframed;
+    }
+    let mut length = None;
+    let lengths = fields(head).filter(|(field, _)| field.eq_ignore_ascii_case(b"content-length"));
+    for (_, value) in lengths {
+        let parsed = std::str::from_utf8(value)
+            .ok()
+            .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse::<u64>().ok());
+        match (parsed, length) {
+            (None, _) => return RequestBody::Unframed,
+            (Some(new), Some(old)) if new != old => return RequestBody::Unframed,
+            (Some(new), _) => length = Some(new),
         }
-        Some(line[colon + 1..].trim_ascii())
-    })
+    }
+    match length {
+        None | Some(0) => RequestBody::None,
+        Some(bytes) => RequestBody::Length(bytes),
+    }
 }
 
 /// Whether a header's comma-separated value list holds `token`
@@ -414,6 +454,29 @@ mod tests {
         )
         .unwrap();
         assert!(wants_keep_alive(&req));
+    }
+
+    #[test]
+    fn request_body_framing() {
+        let body =
+            |headers: &str| request_body(format!("GET / HTTP/1.1\r\n{headers}\r\n").as_bytes());
+        assert_eq!(body(""), RequestBody::None);
+        assert_eq!(body("Content-Length: 0\r\n"), RequestBody::None);
+        assert_eq!(body("content-length:  7 \r\n"), RequestBody::Length(7));
+        assert_eq!(
+            body("Content-Length: 7\r\nContent-Length: 7\r\n"),
+            RequestBody::Length(7)
+        );
+        for unframed in [
+            "Transfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: gzip\r\nContent-Length: 3\r\n",
+            "Content-Length: 7\r\nContent-Length: 8\r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length: +7\r\n",
+            "Content-Length: 99999999999999999999999\r\n",
+        ] {
+            assert_eq!(body(unframed), RequestBody::Unframed, "{unframed}");
+        }
     }
 
     #[test]
