@@ -116,10 +116,14 @@ fn completed_counts_once_and_stopped_leaves() {
     assert!(stopped.get("downloaded").is_none());
     assert_eq!(stopped.bytes("peers"), b"");
     assert_eq!((stopped.int("complete"), stopped.int("incomplete")), (0, 1));
-    // left=garbage counts as a seeder, as upstream.
+    // left=garbage counts as a seeder, as upstream, also after digits.
     assert_eq!(
         announce(&tracker, &hash(4), 12, "&left=abc").int("complete"),
         1
+    );
+    assert_eq!(
+        announce(&tracker, &hash(4), 13, "&left=5abc").int("complete"),
+        2
     );
 }
 
@@ -134,6 +138,10 @@ fn bad_announces_get_upstream_answers() {
         announce_path(&hash(5), 1, "&compact=0"),
         announce_path(&hash(5), 1, "").replace("port=1", "port=99999"),
         announce_path(&hash(5), 1, "&numwant="),
+        // Anything after a number's digits.
+        announce_path(&hash(5), 1, "&port=12a"),
+        announce_path(&hash(5), 1, "&numwant=1.5"),
+        announce_path(&hash(5), 1, "&compact=1x"),
         announce_path(&hash(5), 1, "&peer_id=x"),
         announce_path(&hash(5), 1, "&x=\"quoted\""),
         format!(

@@ -27,7 +27,7 @@ pub struct AnnounceParams {
     pub info_hash: InfoHash,
     /// The port the peer listens on (`port=`, 0 when missing).
     pub port: u16,
-    /// `left=0` (or an unparsable `left`) makes the peer a seeder.
+    /// `left=0` (or a `left` that is no number) makes the peer a seeder.
     pub seeding: bool,
     pub event: Event,
     /// `numwant=` as sent; `None` when missing. Clamping is the tracker's job.
@@ -56,14 +56,15 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
             }
             b"peer_id" => peer_id = Some(query::decode_20(value_of()?)?),
             b"port" => {
-                let number = query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?;
+                let number = query::decode_integer(value_of()?)?.ok_or(ParamError::Invalid)?;
                 // Upstream accepts a leading minus and wraps it (-1 is 65535).
                 if !(-65535..=65535).contains(&number) {
                     return Err(ParamError::Invalid);
                 }
                 port = (number & 0xffff) as u16;
             }
-            b"left" => seeding = query::decode_integer(value_of()?).unwrap_or(0) == 0,
+            // Upstream reads a `left` that is no number as 0.
+            b"left" => seeding = query::decode_integer(value_of()?)?.unwrap_or(0) == 0,
             b"event" => {
                 let mut buf = [0u8; 16];
                 event = match query::decode_into(value.unwrap_or(b""), &mut buf) {
@@ -74,9 +75,9 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
                 };
             }
             b"numwant" => {
-                numwant = Some(query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?)
+                numwant = Some(query::decode_integer(value_of()?)?.ok_or(ParamError::Invalid)?)
             }
-            b"compact" | b"compact6" => match query::decode_integer(value_of()?) {
+            b"compact" | b"compact6" => match query::decode_integer(value_of()?)? {
                 Some(0) => return Err(ParamError::CompactZero),
                 Some(_) => {}
                 None => return Err(ParamError::Invalid),
@@ -246,6 +247,13 @@ mod tests {
         assert!(p.seeding);
         assert_eq!(p.port, 65535);
         assert_eq!(p.event, Event::None);
+        let p = announce(format!("info_hash={HASH}&left=5abc&port=%31%32").as_bytes()).unwrap();
+        assert!(p.seeding, "left with junk after its digits is 0");
+        assert_eq!(p.port, 12);
+        let p = announce(format!("info_hash={HASH}&left=4294967296&numwant=4294967297").as_bytes())
+            .unwrap();
+        assert!(!p.seeding, "not wrapped to 0");
+        assert_eq!(p.numwant, Some(4294967297));
     }
 
     #[test]
@@ -274,6 +282,25 @@ mod tests {
             announce(format!("info_hash={HASH}&peer_id=x").as_bytes()),
             Err(ParamError::Invalid)
         );
+        // Anything after the digits, as upstream; past 32 bits no wrapping.
+        for bad in [
+            "port=12a",
+            "port=12+",
+            "port=12%20",
+            "port=-",
+            "port=-70000",
+            "port=4294967297",
+            "numwant=1.5",
+            "numwant=-",
+            "compact=1x",
+            "left=5%zz",
+        ] {
+            assert_eq!(
+                announce(format!("info_hash={HASH}&{bad}").as_bytes()),
+                Err(ParamError::Invalid),
+                "{bad}"
+            );
+        }
         assert_eq!(
             announce(format!("info_hash={HASH}&x=\"").as_bytes()),
             Err(ParamError::Invalid)

@@ -103,27 +103,50 @@ pub fn pairs(query: &[u8]) -> Pairs<'_> {
     Pairs { rest: query }
 }
 
+/// The bytes a raw value stands for, its `%xx` escapes decoded; a broken
+/// escape yields an error.
+struct Decoded<'a> {
+    rest: &'a [u8],
+}
+
+impl Iterator for Decoded<'_> {
+    type Item = Result<u8, QueryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&first, tail) = self.rest.split_first()?;
+        if first != b'%' {
+            self.rest = tail;
+            return Some(Ok(first));
+        }
+        let escaped = match tail {
+            [hi, lo, after @ ..] => super::hex_value(*hi)
+                .zip(super::hex_value(*lo))
+                .map(|(hi, lo)| (hi << 4 | lo, after)),
+            _ => None,
+        };
+        Some(match escaped {
+            Some((byte, after)) => {
+                self.rest = after;
+                Ok(byte)
+            }
+            None => {
+                self.rest = &[];
+                Err(QueryError::Malformed)
+            }
+        })
+    }
+}
+
+fn decoded(raw: &[u8]) -> Decoded<'_> {
+    Decoded { rest: raw }
+}
+
 /// Percent-decodes `raw` into `out`, returning the decoded length. Fails on a
 /// broken escape or when the result does not fit.
 pub fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
     let mut len = 0;
-    let mut rest = raw;
-    while let Some((&first, tail)) = rest.split_first() {
-        let byte = if first == b'%' {
-            let [hi, lo, after @ ..] = tail else {
-                return Err(QueryError::Malformed);
-            };
-            match (super::hex_value(*hi), super::hex_value(*lo)) {
-                (Some(hi), Some(lo)) => {
-                    rest = after;
-                    (hi << 4) | lo
-                }
-                _ => return Err(QueryError::Malformed),
-            }
-        } else {
-            rest = tail;
-            first
-        };
+    for byte in decoded(raw) {
+        let byte = byte?;
         *out.get_mut(len).ok_or(QueryError::BadValue)? = byte;
         len += 1;
     }
@@ -178,24 +201,33 @@ impl Name {
     }
 }
 
-/// A decimal integer as upstream's scanner reads it: an optional `-`, then
-/// digits; trailing junk ends the number. `None` when there are no digits.
-pub fn decode_integer(raw: &[u8]) -> Option<i64> {
-    let mut buf = [0u8; 24];
-    let len = decode_into(raw, &mut buf).ok()?;
-    let text = &buf[..len];
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    let digit_count = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digit_count == 0 {
-        return None;
+/// A decimal integer the way upstream reads one (`scan_fixed_int` on the
+/// decoded value): an optional `-`, then digits, and nothing after them.
+/// `Ok(None)` when the value is anything else: no digits, a lone `-` (which
+/// upstream reads as 0), or anything after the digits (`12a`, `1.5`, `12+`,
+/// an escaped space), which each parameter treats as upstream does. Beyond
+/// `i64` the value saturates (upstream wraps at 32 bits).
+pub fn decode_integer(raw: &[u8]) -> Result<Option<i64>, QueryError> {
+    let mut negative = false;
+    let mut value = None;
+    let mut junk = false;
+    for (at, byte) in decoded(raw).enumerate() {
+        match byte? {
+            b'-' if at == 0 => negative = true,
+            digit @ b'0'..=b'9' if !junk => {
+                let digits: i64 = value.unwrap_or(0);
+                value = Some(
+                    digits
+                        .saturating_mul(10)
+                        .saturating_add(i64::from(digit - b'0')),
+                );
+            }
+            _ => junk = true,
+        }
     }
-    let value = digits[..digit_count].iter().fold(0i64, |acc, &d| {
-        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
-    });
-    Some(if negative { -value } else { value })
+    Ok(value
+        .filter(|_| !junk)
+        .map(|value| if negative { -value } else { value }))
 }
 
 #[cfg(test)]
@@ -255,11 +287,33 @@ mod tests {
 
     #[test]
     fn integers() {
-        assert_eq!(decode_integer(b"50"), Some(50));
-        assert_eq!(decode_integer(b"-1"), Some(-1));
-        assert_eq!(decode_integer(b"12abc"), Some(12));
-        assert_eq!(decode_integer(b"abc"), None);
-        assert_eq!(decode_integer(b""), None);
+        assert_eq!(decode_integer(b"50"), Ok(Some(50)));
+        assert_eq!(decode_integer(b"-1"), Ok(Some(-1)));
+        assert_eq!(decode_integer(b"%31%32"), Ok(Some(12)));
+        assert_eq!(decode_integer(b"%2d7"), Ok(Some(-7)));
+        assert_eq!(
+            decode_integer(b"00000000000000000000000000080"),
+            Ok(Some(80))
+        );
+        assert_eq!(
+            decode_integer(b"99999999999999999999999"),
+            Ok(Some(i64::MAX))
+        );
+        for junk in [
+            &b"12abc"[..],
+            b"1.5",
+            b"12+",
+            b"+12",
+            b"12%20",
+            b"1-2",
+            b"--1",
+            b"-",
+            b"abc",
+            b"",
+        ] {
+            assert_eq!(decode_integer(junk), Ok(None), "{junk:?}");
+        }
+        assert_eq!(decode_integer(b"1x%zz"), Err(QueryError::Malformed));
         assert_eq!(Name::decode(b"info%5fhash").as_bytes(), b"info_hash");
         assert_eq!(Name::decode(b"port").as_bytes(), b"port");
         assert_eq!(
