@@ -303,10 +303,17 @@ fn stats_modes() {
         text("peer"),
         "2\n1\nopentracker serving 1 torrents\nopentracker"
     );
-    assert_eq!(
-        tracker.get("/stats").text(),
-        "2\n1\nopentracker serving 1 torrents\nopentracker"
-    );
+    // No mode is upstream's default, peer; an empty one is refused.
+    for target in ["/stats", "/stats?x=1", "/stats ?mode=torr"] {
+        assert_eq!(
+            tracker.get(target).text(),
+            "2\n1\nopentracker serving 1 torrents\nopentracker",
+            "{target}"
+        );
+    }
+    for target in ["/stats?mode=", "/stats?mode", "/stats?mode&x=1"] {
+        assert_eq!(tracker.get(target).status, 400, "{target}");
+    }
     assert_eq!(
         text("torr"),
         "1\n0\nopentracker serving 1 torrents\nopentracker"

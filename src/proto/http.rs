@@ -95,21 +95,23 @@ pub fn parse<'a>(
             passkey: None,
         })
     };
-    // Upstream tolerates `GET /announce ?info_hash=…` from broken clients by
-    // looking for a `?` further along the request line.
     let after_path = &rest[path_len..];
-    let query = match after_path.first() {
+    let direct_query = match after_path.first() {
         Some(b'?') => Some(super::query::query_end(&after_path[1..])),
-        _ => {
-            let line = &after_path[..after_path
-                .iter()
-                .position(|&b| b == b'\n')
-                .unwrap_or(after_path.len())];
-            line.iter()
-                .position(|&b| b == b'?')
-                .map(|q| super::query::query_end(&line[q + 1..]))
-        }
+        _ => None,
     };
+    // Upstream tolerates `GET /announce ?info_hash=…` from broken clients by
+    // looking for a `?` further along the request line (for announces and
+    // scrapes only).
+    let query = direct_query.or_else(|| {
+        let line = &after_path[..after_path
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(after_path.len())];
+        line.iter()
+            .position(|&b| b == b'?')
+            .map(|q| super::query::query_end(&line[q + 1..]))
+    });
     if keyed {
         // A key is never percent-encoded, so the raw path shows it.
         if let (Some(key), word) = passkey::split_path(raw_path) {
@@ -151,7 +153,7 @@ pub fn parse<'a>(
         return request(Route::Scrape(query.ok_or(RequestError::Parse)?));
     }
     if path == stats_path {
-        return request(Route::Stats(query.unwrap_or(b"")));
+        return request(Route::Stats(direct_query.unwrap_or(b"")));
     }
     if path == b"metrics" {
         return request(Route::Metrics);
@@ -419,6 +421,10 @@ mod tests {
             Ok(Route::Stats(b"mode=peer"))
         );
         assert_eq!(route("GET /stats HTTP/1.1\r\n\r\n"), Ok(Route::Stats(b"")));
+        assert_eq!(
+            route("GET /stats ?mode=conn HTTP/1.1\r\n\r\n"),
+            Ok(Route::Stats(b""))
+        );
         assert_eq!(route("GET /metrics HTTP/1.1\r\n\r\n"), Ok(Route::Metrics));
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /?info_hash=x HTTP/1.1\r\n\r\n"), Ok(Route::Root));

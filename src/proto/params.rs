@@ -166,14 +166,17 @@ pub enum TpbsFormat {
 /// Parses a stats query. Any `info_hash` is refused (clients that mistake
 /// the stats URL for an announce URL), as are unknown modes and formats.
 pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
-    let mut mode = [0u8; 16];
-    let mut mode_len = 0;
+    let mut mode = None;
     let mut format = None;
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
         match query::Name::decode(name).as_bytes() {
             b"info_hash" => return Err(ParamError::Invalid),
-            b"mode" => mode_len = query::decode_into(value.unwrap_or(b""), &mut mode)?,
+            b"mode" => {
+                let mut buf = [0u8; 16];
+                let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
+                mode = Some((buf, len));
+            }
             b"format" => {
                 let mut buf = [0u8; 8];
                 let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
@@ -190,8 +193,12 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
             _ => {}
         }
     }
-    Ok(match &mode[..mode_len] {
-        b"" | b"peer" => StatsMode::Peer,
+    // No mode is upstream's default; an empty one is no mode it knows.
+    let Some((mode, len)) = mode else {
+        return Ok(StatsMode::Peer);
+    };
+    Ok(match &mode[..len] {
+        b"peer" => StatsMode::Peer,
         b"torr" => StatsMode::Torrents,
         b"conn" => StatsMode::Conn,
         b"udp4" => StatsMode::Udp4,
@@ -323,6 +330,11 @@ mod tests {
     #[test]
     fn stats_modes() {
         assert_eq!(stats(b""), Ok(StatsMode::Peer));
+        assert_eq!(stats(b"x=1&format=txt"), Ok(StatsMode::Peer));
+        assert_eq!(stats(b"mode="), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode&x=1"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode=peer&mode="), Err(ParamError::Invalid));
         assert_eq!(stats(b"mode=top10"), Ok(StatsMode::Top10));
         assert_eq!(stats(b"mode=s24s"), Ok(StatsMode::BusyNetworks));
         assert_eq!(stats(b"mode=clients"), Ok(StatsMode::Clients));
