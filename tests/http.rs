@@ -385,6 +385,20 @@ fn stats_modes() {
     assert!(tracker.is_alive());
 }
 
+#[test]
+fn tpbs_url_format_escapes_hashes_byte_for_byte_as_upstream() {
+    let tracker = Tracker::start("");
+    // Letters, digits and `$/.=~-_` stay; the rest as lower-case `%xx`.
+    let info_hash = *b"$/.=~-_Az0!*'()\xab\xff\x00 +";
+    announce(&tracker, &info_hash, 1, "");
+    let response = tracker.get("/stats?mode=tpbs&format=url");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.text(),
+        "$/.=~-_Az0%21%2a%27%28%29%ab%ff%00%20%2b:0:1\n"
+    );
+}
+
 fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }

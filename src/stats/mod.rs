@@ -418,6 +418,21 @@ fn everything(
     out.push_str("    </http_error>\n    <mutex_stall>\n      <count>0</count>\n    </mutex_stall>\n  </debug>\n</stats>");
 }
 
+/// Percent-encodes `bytes` as libowfat's `fmt_urlencoded`, which upstream's
+/// `tpbs&format=url` uses: letters, digits and `$/.=~-_` as they are, any
+/// other byte as `%` and two lower-case hex digits.
+fn push_urlencoded(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &byte in bytes {
+        if byte.is_ascii_alphanumeric() || b"$/.=~-_".contains(&byte) {
+            out.push(byte);
+        } else {
+            let (high, low) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]);
+            out.extend_from_slice(&[b'%', high, low]);
+        }
+    }
+}
+
 /// One torrent's line of `mode=tpbs` in the given format.
 pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts: SwarmCounts) {
     match format {
@@ -428,13 +443,7 @@ pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts
         }
         TpbsFormat::Ben => crate::proto::bencode::scrape_entry(out, &hash.0, counts),
         TpbsFormat::Url => {
-            for byte in hash.0 {
-                if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-                    out.push(byte);
-                } else {
-                    out.extend_from_slice(format!("%{byte:02X}").as_bytes());
-                }
-            }
+            push_urlencoded(out, &hash.0);
             out.extend_from_slice(format!(":{}:{}\n", counts.seeders, counts.leechers).as_bytes());
         }
         TpbsFormat::Txt => {
@@ -1152,6 +1161,9 @@ mod tests {
         assert_eq!(sum.http_errors[HttpErrorKind::NotFound as usize], 2);
     }
 
+    /// The safe bytes of libowfat's `fmt_urlencoded`, and some it escapes.
+    const URL_TEST_HASH: [u8; 20] = *b"$/.=~-_Az0!*'()\xab\xff\x00 +";
+
     #[test]
     fn tpbs_formats() {
         let counts = SwarmCounts {
@@ -1165,6 +1177,9 @@ mod tests {
         out.clear();
         tpbs_entry(&mut out, TpbsFormat::Bin, &InfoHash([0; 20]), counts);
         assert_eq!(out.len(), 28);
+        out.clear();
+        tpbs_entry(&mut out, TpbsFormat::Url, &InfoHash(URL_TEST_HASH), counts);
+        assert_eq!(out, b"$/.=~-_Az0%21%2a%27%28%29%ab%ff%00%20%2b:1:2\n");
         out.clear();
         tpbs_entry(&mut out, TpbsFormat::Jsonl, &InfoHash([0xab; 20]), counts);
         let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
