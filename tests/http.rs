@@ -288,6 +288,28 @@ fn full_scrape_plain_and_gzip() {
 }
 
 #[test]
+fn without_accept_encoding_gzip_is_looked_for_where_upstream_looks() {
+    let tracker = tracker_with_three_torrents();
+    let gzipped = |target: &str, headers: &str| {
+        let response = http(
+            tracker.v4(),
+            &format!("GET {target} HTTP/1.1\r\n{headers}\r\n"),
+        );
+        assert_eq!(response.status, 200, "{target}");
+        response.header("content-encoding") == Some("gzip")
+    };
+    // The full scrape: anywhere in the request.
+    assert!(gzipped("/scrape", "User-Agent: gzipper\r\n"));
+    assert!(!gzipped("/scrape", "User-Agent: zipper\r\n"));
+    // tpbs and statedump: after the query only.
+    for stats in ["/stats?mode=tpbs&format=txt", "/stats?mode=statedump"] {
+        assert!(!gzipped(&format!("{stats}&x=gzip"), ""), "{stats}");
+        assert!(!gzipped(&format!("{stats}&gzip"), ""), "{stats}");
+        assert!(gzipped(stats, "User-Agent: gzipper\r\n"), "{stats}");
+    }
+}
+
+#[test]
 fn stats_modes() {
     let mut tracker = Tracker::start("");
     announce(&tracker, &hash(40), 1, "&left=0");

@@ -64,6 +64,10 @@ pub struct Request<'a> {
     pub http11: bool,
     /// The whole head, for header look-ups.
     pub head: &'a [u8],
+    /// The head after the query that follows the path's `?` (after the
+    /// path when there is none): where upstream's stats handler looks for
+    /// `gzip`.
+    pub after_query: &'a [u8],
     /// The passkey in the path, when routing looked for one.
     pub passkey: Option<&'a [u8]>,
 }
@@ -87,18 +91,22 @@ pub fn parse<'a>(
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
     // The version is the request line's last word.
     let http11 = head[..line_end].trim_ascii_end().ends_with(b"HTTP/1.1");
+    let after_path = &rest[path_len..];
+    let (direct_query, after_query) = match after_path.first() {
+        Some(b'?') => {
+            let query = super::query::query_end(&after_path[1..]);
+            (Some(query), &after_path[1 + query.len()..])
+        }
+        _ => (None, after_path),
+    };
     let request = |route| {
         Ok(Request {
             route,
             http11,
             head,
+            after_query,
             passkey: None,
         })
-    };
-    let after_path = &rest[path_len..];
-    let direct_query = match after_path.first() {
-        Some(b'?') => Some(super::query::query_end(&after_path[1..])),
-        _ => None,
     };
     // Upstream tolerates `GET /announce ?info_hash=…` from broken clients by
     // looking for a `?` further along the request line (for announces and
@@ -127,6 +135,7 @@ pub fn parse<'a>(
                 route,
                 http11,
                 head,
+                after_query,
                 passkey: Some(key),
             });
         }
@@ -261,10 +270,12 @@ pub fn forwarded_for(head: &[u8]) -> Option<IpAddr> {
 
 /// Whether a gzip body is acceptable. A present `Accept-Encoding` header is
 /// honoured exactly (`gzip;q=0` refuses); without one, upstream's loose rule
-/// applies: `gzip` anywhere in the request.
-pub fn accepts_gzip(head: &[u8]) -> bool {
+/// applies: `gzip` anywhere in `loose_scope`, the part of the head where
+/// upstream looks (all of it for a full scrape, [`Request::after_query`]
+/// for `/stats`).
+pub fn accepts_gzip(head: &[u8], loose_scope: &[u8]) -> bool {
     let Some(value) = header(head, "accept-encoding") else {
-        return head.windows(4).any(|w| w == b"gzip");
+        return loose_scope.windows(4).any(|w| w == b"gzip");
     };
     let mut gzip = None;
     let mut wildcard = None;
@@ -440,12 +451,27 @@ mod tests {
     fn headers() {
         let head = b"GET / HTTP/1.1\r\nX-Forwarded-For:  10.9.8.7, 1.1.1.1\r\nAccept-Encoding: br, gzip;q=0\r\n\r\n";
         assert_eq!(forwarded_for(head), Some("10.9.8.7".parse().unwrap()));
-        assert!(!accepts_gzip(head));
-        assert!(accepts_gzip(
-            b"GET / HTTP/1.1\r\naccept-encoding: gzip, deflate\r\n\r\n"
-        ));
-        assert!(accepts_gzip(b"GET / HTTP/1.1\r\nX-Whatever: gzip\r\n\r\n"));
-        assert!(!accepts_gzip(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(!accepts_gzip(head, head));
+        let gzip = b"GET / HTTP/1.1\r\naccept-encoding: gzip, deflate\r\n\r\n";
+        assert!(accepts_gzip(gzip, gzip));
+        let loose = b"GET / HTTP/1.1\r\nX-Whatever: gzip\r\n\r\n";
+        assert!(accepts_gzip(loose, loose));
+        assert!(!accepts_gzip(loose, b""), "only where upstream looks");
+        let none = b"GET / HTTP/1.1\r\n\r\n";
+        assert!(!accepts_gzip(none, none));
+        let stats = |head: &'static str| {
+            let request = parse(head.as_bytes(), b"stats", false).unwrap();
+            (
+                request.after_query,
+                accepts_gzip(request.head, request.after_query),
+            )
+        };
+        assert_eq!(
+            stats("GET /stats?mode=tpbs&x=gzip HTTP/1.1\r\n\r\n"),
+            (&b" HTTP/1.1\r\n\r\n"[..], false)
+        );
+        assert!(stats("GET /stats?mode=tpbs HTTP/1.1\r\nX: gzip\r\n\r\n").1);
+        assert_eq!(stats("GET /stats HTTP/1.0\r\n\r\n").0, b" HTTP/1.0\r\n\r\n");
         let req = parse(
             b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
             b"stats",

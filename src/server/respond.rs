@@ -200,7 +200,13 @@ pub fn respond(
             }
         }
         Answer::Stream(kind) => {
-            let gzip = http::accepts_gzip(head);
+            // Upstream's full scrape looks for `gzip` in the whole request,
+            // its stats handler only after the query.
+            let loose_scope = match kind {
+                BodyKind::FullScrape => head,
+                _ => request.after_query,
+            };
+            let gzip = http::accepts_gzip(head, loose_scope);
             if kind == BodyKind::FullScrape {
                 ctx.counters.full_scrapes += 1;
                 log::info!(
