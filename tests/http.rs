@@ -701,8 +701,24 @@ fn keep_alive_pipelining_and_request_cap() {
 
 /// The `400 ...` (parse error) line of `/stats?mode=herr`.
 fn parse_errors(tracker: &Tracker) -> String {
+    herr_line(tracker, 1)
+}
+
+fn herr_line(tracker: &Tracker, line: usize) -> String {
     let herr = tracker.get("/stats?mode=herr").text();
-    herr.lines().nth(1).unwrap_or_default().to_string()
+    herr.lines().nth(line).unwrap_or_default().to_string()
+}
+
+#[test]
+fn announce_and_scrape_paths_without_a_query_count_as_invalid_parameters() {
+    let tracker = Tracker::start("");
+    for target in ["/announce", "/scrapeXYZ", "/scrape%3F"] {
+        assert_eq!(tracker.get(target).status, 400, "{target}");
+    }
+    assert_eq!(parse_errors(&tracker), "400 ... 0");
+    assert_eq!(herr_line(&tracker, 2), "400 PAR 3");
+    assert_eq!(http(tracker.v4(), "POST / HTTP/1.0\r\n\r\n").status, 400);
+    assert_eq!(parse_errors(&tracker), "400 ... 1");
 }
 
 #[test]

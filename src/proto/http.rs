@@ -49,11 +49,14 @@ pub enum Route<'a> {
     NotFound,
 }
 
-/// Why a head could not be routed.
+/// Why a head could not be routed; either is answered 400.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestError {
-    /// Not `GET /…`, or no query where one is needed: 400.
+    /// Not `GET /…`.
     Parse,
+    /// An announce or scrape path without a query, which upstream counts
+    /// as an invalid parameter.
+    NoQuery,
 }
 
 /// A routed request head.
@@ -127,9 +130,9 @@ pub fn parse<'a>(
                 _ if word.starts_with(b"a") && asks_websocket(head) => {
                     Route::WebSocket(websocket_key(head))
                 }
-                _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::Parse)?),
+                _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::NoQuery)?),
                 None if word == b"scrape" => Route::FullScrape,
-                _ => Route::Scrape(query.ok_or(RequestError::Parse)?),
+                _ => Route::Scrape(query.ok_or(RequestError::NoQuery)?),
             };
             return Ok(Request {
                 route,
@@ -153,13 +156,13 @@ pub fn parse<'a>(
         return request(Route::WebSocket(websocket_key(head)));
     }
     if path[0] == b'a' {
-        return request(Route::Announce(query.ok_or(RequestError::Parse)?));
+        return request(Route::Announce(query.ok_or(RequestError::NoQuery)?));
     }
     if rest.starts_with(b"scrape HTTP/") {
         return request(Route::FullScrape);
     }
     if path.starts_with(b"sc") {
-        return request(Route::Scrape(query.ok_or(RequestError::Parse)?));
+        return request(Route::Scrape(query.ok_or(RequestError::NoQuery)?));
     }
     if path == stats_path {
         return request(Route::Stats(direct_query.unwrap_or(b"")));
@@ -373,7 +376,7 @@ mod tests {
         );
         assert_eq!(
             keyed("GET /k3y/announce HTTP/1.0\r\n\r\n"),
-            Err(RequestError::Parse),
+            Err(RequestError::NoQuery),
             "no query"
         );
         // Without a key, routing is upstream's.
@@ -416,8 +419,14 @@ mod tests {
         );
         assert_eq!(
             route("GET /announce HTTP/1.0\r\n\r\n"),
-            Err(RequestError::Parse)
+            Err(RequestError::NoQuery)
         );
+        for no_query in ["/scrapeXYZ", "/scrape%3F", "/sc"] {
+            assert_eq!(
+                route(&format!("GET {no_query} HTTP/1.0\r\n\r\n")),
+                Err(RequestError::NoQuery)
+            );
+        }
         assert_eq!(
             route("GET /Announce?x HTTP/1.0\r\n\r\n"),
             Ok(Route::NotFound)
