@@ -177,6 +177,25 @@ fn oversized_request_gets_500() {
     assert_eq!(response.status, 500);
     assert_eq!(response.text(), "<title>Internal Server Error</title>\n");
     assert_eq!(tracker.get(&announce_path(&hash(6), 1, "")).status, 200);
+    // Upstream's limit to the byte: a head may end at 8192, not at 8193,
+    // whether it comes in one piece or two.
+    let head_of = |len: usize| {
+        let start = "GET /stats?mode=version&x=";
+        let end = " HTTP/1.0\r\n\r\n";
+        format!("{start}{}{end}", "a".repeat(len - start.len() - end.len()))
+    };
+    for (len, status) in [(8192, 200), (8193, 500)] {
+        let head = head_of(len);
+        assert_eq!(http(tracker.v4(), &head).status, status, "{len}");
+        let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+        stream.write_all(&head.as_bytes()[..4000]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        stream.write_all(&head.as_bytes()[4000..]).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let (response, _) = parse_response(&raw).expect("a response");
+        assert_eq!(response.status, status, "{len} in two pieces");
+    }
 }
 
 #[test]

@@ -14,8 +14,11 @@ use super::passkey;
 pub const MAX_HEAD: usize = 8192;
 
 /// The length of the request head including its blank line, once complete.
-/// Like upstream, `\n\n`, `\r\n\r\n` and `\r\n\n` all end a head.
+/// Like upstream, `\n\n`, `\r\n\r\n` and `\r\n\n` all end a head, and
+/// only within [`MAX_HEAD`] bytes: a longer head is never complete (the
+/// server answers it 500 as upstream, also when its blank line has come).
 pub fn head_len(buf: &[u8]) -> Option<usize> {
+    let buf = &buf[..buf.len().min(MAX_HEAD)];
     let mut i = 0;
     while let Some(offset) = buf[i..].iter().position(|&b| b == b'\n') {
         let nl = i + offset;
@@ -401,6 +404,14 @@ mod tests {
         assert_eq!(head_len(b"GET / HTTP/1.0\n\n"), Some(16));
         assert_eq!(head_len(b"GET / HTTP/1.0\r\n\n"), Some(17));
         assert_eq!(head_len(b"GET / HTTP/1.0\r\n"), None);
+        let at_limit = |padding: usize| {
+            let mut head = b"GET /".to_vec();
+            head.resize(MAX_HEAD - padding, b'a');
+            head.extend_from_slice(b"\r\n\r\n");
+            head_len(&head)
+        };
+        assert_eq!(at_limit(4), Some(MAX_HEAD));
+        assert_eq!(at_limit(3), None, "one byte past the limit");
     }
 
     #[test]
