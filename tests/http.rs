@@ -440,6 +440,25 @@ fn tpbs_url_format_escapes_hashes_byte_for_byte_as_upstream() {
     );
 }
 
+#[test]
+fn everything_shows_a_random_tracker_id_that_lasts_the_process() {
+    let tracker_id = |tracker: &Tracker| {
+        let xml = tracker.get("/stats?mode=everything").text();
+        let id = xml
+            .split_once("<tracker_id>")
+            .and_then(|(_, rest)| rest.split_once("</tracker_id>"))
+            .map(|(id, _)| id.parse::<u32>().unwrap())
+            .unwrap_or_else(|| panic!("no tracker_id: {xml}"));
+        assert!(id < 1 << 31, "as upstream's random()");
+        id
+    };
+    let one = Tracker::start("");
+    let another = Tracker::start("");
+    let id = tracker_id(&one);
+    assert_eq!(tracker_id(&one), id);
+    assert_ne!(tracker_id(&another), id);
+}
+
 fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }

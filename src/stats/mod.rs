@@ -384,6 +384,13 @@ pub fn busy_networks(out: &mut String, busiest: &[Busiest]) {
     }
 }
 
+/// `mode=everything`'s `tracker_id`: random, and the same for the life of
+/// the process, as upstream's (`random()` at start, so below 2^31).
+fn tracker_id() -> u32 {
+    static TRACKER_ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *TRACKER_ID.get_or_init(|| fastrand::u32(..1 << 31))
+}
+
 fn everything(
     out: &mut String,
     c: &Counters,
@@ -393,7 +400,8 @@ fn everything(
 ) {
     let _ = write!(
         out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n  <tracker_id>0</tracker_id>\n  <version>\n{}  </version>\n  <uptime>{uptime}</uptime>\n  <torrents>\n    <count_mutex>{t}</count_mutex>\n    <count_iterator>{t}</count_iterator>\n  </torrents>\n  <peers>\n    <count>{}</count>\n  </peers>\n  <seeds>\n    <count>{}</count>\n  </seeds>\n  <completed>\n    <count>{}</count>\n  </completed>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n  <tracker_id>{}</tracker_id>\n  <version>\n{}  </version>\n  <uptime>{uptime}</uptime>\n  <torrents>\n    <count_mutex>{t}</count_mutex>\n    <count_iterator>{t}</count_iterator>\n  </torrents>\n  <peers>\n    <count>{}</count>\n  </peers>\n  <seeds>\n    <count>{}</count>\n  </seeds>\n  <completed>\n    <count>{}</count>\n  </completed>\n",
+        tracker_id(),
         VERSION,
         totals.peers,
         totals.seeders,
@@ -993,6 +1001,9 @@ mod tests {
         out.clear();
         render(StatsMode::Everything, &counters, &tracker, 10, &mut out);
         assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
+        let id = format!("<tracker_id>{}</tracker_id>", tracker_id());
+        assert!(out.contains(&id), "{out}");
+        assert!(tracker_id() < 1 << 31);
         assert!(!render(StatsMode::Busy, &counters, &tracker, 10, &mut out));
         out.clear();
         busy_networks(&mut out, &Networks::with_capacity(0).busiest(BUSY_NETWORKS));
