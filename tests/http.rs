@@ -170,6 +170,28 @@ fn bad_announces_get_upstream_answers() {
 }
 
 #[test]
+fn control_and_high_bytes_only_in_values_the_tracker_ignores() {
+    let tracker = Tracker::start("");
+    let get = |target: &[u8]| {
+        let request = [&b"GET "[..], target, b" HTTP/1.0\r\n\r\n"].concat();
+        http_bytes(tracker.v4(), &request).status
+    };
+    let announce = announce_path(&hash(7), 1, "");
+    let announce = announce.as_bytes();
+    for raw in [b'\x01', b'\t', b'\x7f', b'\xff'] {
+        // Upstream takes one such byte in an ignored value; two as well here.
+        assert_eq!(get(&[announce, b"&x=a", &[raw], b"b"].concat()), 200);
+        assert_eq!(get(&[announce, b"&x=a", &[raw, raw], b"b"].concat()), 200);
+        assert_eq!(get(&[b"/stats?mode=torr&x=", &[raw][..]].concat()), 200);
+        // Never in a name or a value the tracker reads.
+        assert_eq!(get(&[announce, b"&numwant=5", &[raw]].concat()), 400);
+        assert_eq!(get(&[announce, b"&event=stopped", &[raw]].concat()), 400);
+        assert_eq!(get(&[announce, b"&x", &[raw], b"=1"].concat()), 400);
+        assert_eq!(get(&[b"/stats?mode=torr", &[raw][..]].concat()), 400);
+    }
+}
+
+#[test]
 fn oversized_request_gets_500() {
     let tracker = Tracker::start("");
     let huge = format!("GET /announce?{} HTTP/1.0\r\n", "a".repeat(9000));

@@ -461,6 +461,14 @@ mod tests {
         assert_eq!(route("GET /?info_hash=x HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /x%zz HTTP/1.1\r\n\r\n"), Ok(Route::NotFound));
         assert_eq!(
+            route("GET /announce\x01?x=1 HTTP/1.1\r\n\r\n"),
+            Ok(Route::NotFound)
+        );
+        assert_eq!(
+            route("GET /announce%01?x=1 HTTP/1.1\r\n\r\n"),
+            Ok(Route::Announce(b"x=1"))
+        );
+        assert_eq!(
             route("POST /announce HTTP/1.1\r\n\r\n"),
             Err(RequestError::Parse)
         );

@@ -312,6 +312,22 @@ mod tests {
             announce(format!("info_hash={HASH}&x=\"").as_bytes()),
             Err(ParamError::Invalid)
         );
+        // A control or high byte: only in a value the tracker ignores.
+        let with =
+            |extra: &[u8]| announce(&[format!("info_hash={HASH}&").as_bytes(), extra].concat());
+        assert!(with(b"x=a\x01\x01b&key=\xff\t").is_ok());
+        for used in [
+            &b"port=1\x01"[..],
+            b"left=\x7f",
+            b"numwant=\t5",
+            b"compact=1\xff",
+            b"event=stopped\x01",
+            b"peer_id=\x01bcdefghijklmnopqrs",
+            b"info_hash=\x01bcdefghijklmnopqrs",
+            b"a\x01b=1",
+        ] {
+            assert_eq!(with(used), Err(ParamError::Invalid), "{used:?}");
+        }
     }
 
     #[test]
@@ -325,6 +341,8 @@ mod tests {
             scrape(b"info_hash=abc", &mut hashes),
             Err(ParamError::Invalid)
         );
+        let ignored = format!("info_hash={HASH}&x=\u{7f}");
+        assert_eq!(scrape(ignored.as_bytes(), &mut hashes), Ok(()));
     }
 
     #[test]
@@ -344,6 +362,8 @@ mod tests {
             Ok(StatsMode::Tpbs(TpbsFormat::Bin))
         );
         assert_eq!(stats(b"mode=nope"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode=torr&x=a\x01b"), Ok(StatsMode::Torrents));
+        assert_eq!(stats(b"mode=to\x01rr"), Err(ParamError::Invalid));
         assert_eq!(stats(b"mode=peer&info_hash=x"), Err(ParamError::Invalid));
     }
 }

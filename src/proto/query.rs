@@ -1,9 +1,11 @@
 //! URL query strings with upstream opentracker's grammar.
 //!
 //! Parameters are `name=value` separated by `&`; `%xx` escapes are decoded in
-//! either case and `+` stays a literal `+`. The bytes `" # $ [ \ ] ^ ` { | }`,
-//! control bytes and bytes >= 0x80 make the whole query invalid (upstream
-//! answers 400). A query ends at a space, CR, LF or NUL.
+//! either case and `+` stays a literal `+`. The bytes `" # $ [ \ ] ^ ` { | }`
+//! make the whole query invalid (upstream answers 400). So do control bytes
+//! and bytes >= 0x7f, unescaped, in a name or in a value the tracker reads;
+//! in the value of a parameter it ignores they are let be (upstream's skip
+//! steps over one of them). A query ends at a space, CR, LF or NUL.
 
 use super::SentHash;
 
@@ -28,17 +30,21 @@ pub fn query_end(bytes: &[u8]) -> &[u8] {
 
 /// What each byte means to the query scanner, as a table: this runs on every
 /// byte of every request, so one lookup tells a plain byte from a separator,
-/// an `=` or a byte that makes the query invalid.
+/// an `=`, a byte that makes the query invalid, or one that only an ignored
+/// value may hold.
 const PLAIN: u8 = 0;
 const SEPARATOR: u8 = 1;
 const EQUALS: u8 = 2;
 const FORBIDDEN: u8 = 3;
+/// A control byte or a byte >= 0x7f: fine in a value the tracker ignores,
+/// refused where a name is read or a value decoded.
+const RAW: u8 = 4;
 const CLASS: [u8; 256] = {
     let mut table = [PLAIN; 256];
     let mut byte = 0;
     while byte < 256 {
         if byte < 0x20 || byte >= 0x7f {
-            table[byte] = FORBIDDEN;
+            table[byte] = RAW;
         }
         byte += 1;
     }
@@ -55,7 +61,7 @@ const CLASS: [u8; 256] = {
 
 /// The raw `(name, value)` pairs of a query, found in one pass over it;
 /// `value` is `None` for a parameter without `=`. Yields an error at the
-/// first forbidden byte and nothing after it.
+/// first forbidden byte (or raw byte in a name) and nothing after it.
 pub struct Pairs<'a> {
     rest: &'a [u8],
 }
@@ -78,6 +84,7 @@ impl<'a> Iterator for Pairs<'a> {
                     EQUALS => {
                         equals.get_or_insert(end);
                     }
+                    RAW if equals.is_some() => {}
                     _ => {
                         self.rest = &[];
                         return Some(Err(QueryError::Malformed));
@@ -104,7 +111,7 @@ pub fn pairs(query: &[u8]) -> Pairs<'_> {
 }
 
 /// The bytes a raw value stands for, its `%xx` escapes decoded; a broken
-/// escape yields an error.
+/// escape or an unescaped control or high byte yields an error.
 struct Decoded<'a> {
     rest: &'a [u8],
 }
@@ -114,6 +121,10 @@ impl Iterator for Decoded<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (&first, tail) = self.rest.split_first()?;
+        if CLASS[usize::from(first)] == RAW {
+            self.rest = &[];
+            return Some(Err(QueryError::Malformed));
+        }
         if first != b'%' {
             self.rest = tail;
             return Some(Ok(first));
@@ -259,6 +270,25 @@ mod tests {
         assert!(pairs(b"a=\"x").any(|p| p.is_err()));
         assert!(pairs(b"a={").any(|p| p.is_err()));
         assert!(pairs(b"a=b&c=@?").all(|p| p.is_ok()));
+    }
+
+    #[test]
+    fn raw_bytes_only_in_values_that_are_not_decoded() {
+        for raw in [b'\x01', b'\t', b'\x7f', b'\xff'] {
+            let value = [b'a', raw, b'b'];
+            let query = [&b"x="[..], &value, b"&y=1"].concat();
+            let got: Vec<_> = pairs(&query).collect::<Result<_, _>>().unwrap();
+            assert_eq!(got, [(&b"x"[..], Some(&value[..])), (b"y", Some(b"1"))]);
+            let mut out = [0u8; 8];
+            assert_eq!(decode_into(&value, &mut out), Err(QueryError::Malformed));
+            assert_eq!(decode_integer(&[b'1', raw]), Err(QueryError::Malformed));
+            let name = [&[b'a', raw][..], b"=1"].concat();
+            assert!(pairs(&name).any(|p| p.is_err()), "{raw} in a name");
+            assert!(pairs(&[b'a', raw]).any(|p| p.is_err()), "{raw} without =");
+        }
+        // Escaped, they are plain bytes.
+        let mut out = [0u8; 8];
+        assert_eq!(decode_into(b"%01%ff", &mut out), Ok(2));
     }
 
     #[test]
