@@ -159,6 +159,11 @@ fn bad_announces_get_upstream_answers() {
     let not_found = tracker.get("/Announce?info_hash=x");
     assert_eq!(not_found.status, 404);
     assert_eq!(not_found.text(), "<title>Not Found</title>\n");
+    // A path byte upstream's path scan refuses.
+    for refused in ["\"", "@", "{", "\x01", "\x7f"] {
+        let target = announce_path(&hash(5), 1, "").replacen('?', &format!("{refused}?"), 1);
+        assert_eq!(tracker.get(&target).status, 404, "{target}");
+    }
     assert_eq!(tracker.get("/").status, 404);
     let post = http(tracker.v4(), "POST /announce HTTP/1.0\r\n\r\n");
     assert_eq!(post.status, 400);

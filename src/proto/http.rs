@@ -147,9 +147,12 @@ pub fn parse<'a>(
         }
     }
 
+    // Upstream's path scan stops with an error (404) at a byte a query may
+    // not hold (the decoder refuses those) and at `&`, `=` and `@`, which
+    // only a query may.
     let mut path_buf = [0u8; 64];
     let path = match super::query::decode_into(raw_path, &mut path_buf) {
-        Ok(len) if !raw_path.contains(&b'&') && !raw_path.contains(&b'=') => &path_buf[..len],
+        Ok(len) if !raw_path.iter().any(|b| matches!(b, b'&' | b'=' | b'@')) => &path_buf[..len],
         _ => return request(Route::NotFound),
     };
     if path.is_empty() {
@@ -460,10 +463,18 @@ mod tests {
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /?info_hash=x HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /x%zz HTTP/1.1\r\n\r\n"), Ok(Route::NotFound));
-        assert_eq!(
-            route("GET /announce\x01?x=1 HTTP/1.1\r\n\r\n"),
-            Ok(Route::NotFound)
-        );
+        for path in [
+            "/announce\x01",
+            "/announce\"",
+            "/sc{",
+            "/stats|",
+            "/a@",
+            "/a=",
+            "/a&",
+        ] {
+            let head = format!("GET {path}?x=1 HTTP/1.1\r\n\r\n");
+            assert_eq!(route(&head), Ok(Route::NotFound), "{path}");
+        }
         assert_eq!(
             route("GET /announce%01?x=1 HTTP/1.1\r\n\r\n"),
             Ok(Route::Announce(b"x=1"))

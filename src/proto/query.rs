@@ -111,7 +111,8 @@ pub fn pairs(query: &[u8]) -> Pairs<'_> {
 }
 
 /// The bytes a raw value stands for, its `%xx` escapes decoded; a broken
-/// escape or an unescaped control or high byte yields an error.
+/// escape, or an unescaped byte that may not stand in a query, yields an
+/// error.
 struct Decoded<'a> {
     rest: &'a [u8],
 }
@@ -121,7 +122,7 @@ impl Iterator for Decoded<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (&first, tail) = self.rest.split_first()?;
-        if CLASS[usize::from(first)] == RAW {
+        if matches!(CLASS[usize::from(first)], RAW | FORBIDDEN) {
             self.rest = &[];
             return Some(Err(QueryError::Malformed));
         }
