@@ -663,6 +663,8 @@ fn root_redirects_when_configured() {
         Some("https://example.org/tracker")
     );
     assert_eq!(tracker.get("///").status, 302);
+    // Also with a query (upstream: 404), as the README says.
+    assert_eq!(tracker.get("/?x=1").status, 302);
 }
 
 #[test]
