@@ -116,10 +116,14 @@ fn completed_counts_once_and_stopped_leaves() {
     assert!(stopped.get("downloaded").is_none());
     assert_eq!(stopped.bytes("peers"), b"");
     assert_eq!((stopped.int("complete"), stopped.int("incomplete")), (0, 1));
-    // left=garbage counts as a seeder, as upstream.
+    // left=garbage counts as a seeder, as upstream, also after digits.
     assert_eq!(
         announce(&tracker, &hash(4), 12, "&left=abc").int("complete"),
         1
+    );
+    assert_eq!(
+        announce(&tracker, &hash(4), 13, "&left=5abc").int("complete"),
+        2
     );
 }
 
@@ -134,6 +138,10 @@ fn bad_announces_get_upstream_answers() {
         announce_path(&hash(5), 1, "&compact=0"),
         announce_path(&hash(5), 1, "").replace("port=1", "port=99999"),
         announce_path(&hash(5), 1, "&numwant="),
+        // Anything after a number's digits.
+        announce_path(&hash(5), 1, "&port=12a"),
+        announce_path(&hash(5), 1, "&numwant=1.5"),
+        announce_path(&hash(5), 1, "&compact=1x"),
         announce_path(&hash(5), 1, "&peer_id=x"),
         announce_path(&hash(5), 1, "&x=\"quoted\""),
         format!(
@@ -151,6 +159,11 @@ fn bad_announces_get_upstream_answers() {
     let not_found = tracker.get("/Announce?info_hash=x");
     assert_eq!(not_found.status, 404);
     assert_eq!(not_found.text(), "<title>Not Found</title>\n");
+    // A path byte upstream's path scan refuses.
+    for refused in ["\"", "@", "{", "\x01", "\x7f"] {
+        let target = announce_path(&hash(5), 1, "").replacen('?', &format!("{refused}?"), 1);
+        assert_eq!(tracker.get(&target).status, 404, "{target}");
+    }
     assert_eq!(tracker.get("/").status, 404);
     let post = http(tracker.v4(), "POST /announce HTTP/1.0\r\n\r\n");
     assert_eq!(post.status, 400);
@@ -162,6 +175,28 @@ fn bad_announces_get_upstream_answers() {
 }
 
 #[test]
+fn control_and_high_bytes_only_in_values_the_tracker_ignores() {
+    let tracker = Tracker::start("");
+    let get = |target: &[u8]| {
+        let request = [&b"GET "[..], target, b" HTTP/1.0\r\n\r\n"].concat();
+        http_bytes(tracker.v4(), &request).status
+    };
+    let announce = announce_path(&hash(7), 1, "");
+    let announce = announce.as_bytes();
+    for raw in [b'\x01', b'\t', b'\x7f', b'\xff'] {
+        // Upstream takes one such byte in an ignored value; two as well here.
+        assert_eq!(get(&[announce, b"&x=a", &[raw], b"b"].concat()), 200);
+        assert_eq!(get(&[announce, b"&x=a", &[raw, raw], b"b"].concat()), 200);
+        assert_eq!(get(&[b"/stats?mode=torr&x=", &[raw][..]].concat()), 200);
+        // Never in a name or a value the tracker reads.
+        assert_eq!(get(&[announce, b"&numwant=5", &[raw]].concat()), 400);
+        assert_eq!(get(&[announce, b"&event=stopped", &[raw]].concat()), 400);
+        assert_eq!(get(&[announce, b"&x", &[raw], b"=1"].concat()), 400);
+        assert_eq!(get(&[b"/stats?mode=torr", &[raw][..]].concat()), 400);
+    }
+}
+
+#[test]
 fn oversized_request_gets_500() {
     let tracker = Tracker::start("");
     let huge = format!("GET /announce?{} HTTP/1.0\r\n", "a".repeat(9000));
@@ -169,6 +204,25 @@ fn oversized_request_gets_500() {
     assert_eq!(response.status, 500);
     assert_eq!(response.text(), "<title>Internal Server Error</title>\n");
     assert_eq!(tracker.get(&announce_path(&hash(6), 1, "")).status, 200);
+    // Upstream's limit to the byte: a head may end at 8192, not at 8193,
+    // whether it comes in one piece or two.
+    let head_of = |len: usize| {
+        let start = "GET /stats?mode=version&x=";
+        let end = " HTTP/1.0\r\n\r\n";
+        format!("{start}{}{end}", "a".repeat(len - start.len() - end.len()))
+    };
+    for (len, status) in [(8192, 200), (8193, 500)] {
+        let head = head_of(len);
+        assert_eq!(http(tracker.v4(), &head).status, status, "{len}");
+        let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+        stream.write_all(&head.as_bytes()[..4000]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        stream.write_all(&head.as_bytes()[4000..]).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        let (response, _) = parse_response(&raw).expect("a response");
+        assert_eq!(response.status, status, "{len} in two pieces");
+    }
 }
 
 #[test]
@@ -280,6 +334,28 @@ fn full_scrape_plain_and_gzip() {
 }
 
 #[test]
+fn without_accept_encoding_gzip_is_looked_for_where_upstream_looks() {
+    let tracker = tracker_with_three_torrents();
+    let gzipped = |target: &str, headers: &str| {
+        let response = http(
+            tracker.v4(),
+            &format!("GET {target} HTTP/1.1\r\n{headers}\r\n"),
+        );
+        assert_eq!(response.status, 200, "{target}");
+        response.header("content-encoding") == Some("gzip")
+    };
+    // The full scrape: anywhere in the request.
+    assert!(gzipped("/scrape", "User-Agent: gzipper\r\n"));
+    assert!(!gzipped("/scrape", "User-Agent: zipper\r\n"));
+    // tpbs and statedump: after the query only.
+    for stats in ["/stats?mode=tpbs&format=txt", "/stats?mode=statedump"] {
+        assert!(!gzipped(&format!("{stats}&x=gzip"), ""), "{stats}");
+        assert!(!gzipped(&format!("{stats}&gzip"), ""), "{stats}");
+        assert!(gzipped(stats, "User-Agent: gzipper\r\n"), "{stats}");
+    }
+}
+
+#[test]
 fn stats_modes() {
     let mut tracker = Tracker::start("");
     announce(&tracker, &hash(40), 1, "&left=0");
@@ -295,10 +371,17 @@ fn stats_modes() {
         text("peer"),
         "2\n1\nopentracker serving 1 torrents\nopentracker"
     );
-    assert_eq!(
-        tracker.get("/stats").text(),
-        "2\n1\nopentracker serving 1 torrents\nopentracker"
-    );
+    // No mode is upstream's default, peer; an empty one is refused.
+    for target in ["/stats", "/stats?x=1", "/stats ?mode=torr"] {
+        assert_eq!(
+            tracker.get(target).text(),
+            "2\n1\nopentracker serving 1 torrents\nopentracker",
+            "{target}"
+        );
+    }
+    for target in ["/stats?mode=", "/stats?mode", "/stats?mode&x=1"] {
+        assert_eq!(tracker.get(target).status, 400, "{target}");
+    }
     assert_eq!(
         text("torr"),
         "1\n0\nopentracker serving 1 torrents\nopentracker"
@@ -368,6 +451,39 @@ fn stats_modes() {
         400
     );
     assert!(tracker.is_alive());
+}
+
+#[test]
+fn tpbs_url_format_escapes_hashes_byte_for_byte_as_upstream() {
+    let tracker = Tracker::start("");
+    // Letters, digits and `$/.=~-_` stay; the rest as lower-case `%xx`.
+    let info_hash = *b"$/.=~-_Az0!*'()\xab\xff\x00 +";
+    announce(&tracker, &info_hash, 1, "");
+    let response = tracker.get("/stats?mode=tpbs&format=url");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.text(),
+        "$/.=~-_Az0%21%2a%27%28%29%ab%ff%00%20%2b:0:1\n"
+    );
+}
+
+#[test]
+fn everything_shows_a_random_tracker_id_that_lasts_the_process() {
+    let tracker_id = |tracker: &Tracker| {
+        let xml = tracker.get("/stats?mode=everything").text();
+        let id = xml
+            .split_once("<tracker_id>")
+            .and_then(|(_, rest)| rest.split_once("</tracker_id>"))
+            .map(|(id, _)| id.parse::<u32>().unwrap())
+            .unwrap_or_else(|| panic!("no tracker_id: {xml}"));
+        assert!(id < 1 << 31, "as upstream's random()");
+        id
+    };
+    let one = Tracker::start("");
+    let another = Tracker::start("");
+    let id = tracker_id(&one);
+    assert_eq!(tracker_id(&one), id);
+    assert_ne!(tracker_id(&another), id);
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
@@ -547,6 +663,8 @@ fn root_redirects_when_configured() {
         Some("https://example.org/tracker")
     );
     assert_eq!(tracker.get("///").status, 302);
+    // Also with a query (upstream: 404), as the README says.
+    assert_eq!(tracker.get("/?x=1").status, 302);
 }
 
 #[test]
@@ -646,6 +764,99 @@ fn keep_alive_pipelining_and_request_cap() {
         ),
     );
     assert_eq!(response.header("connection"), Some("close"));
+}
+
+/// The `400 ...` (parse error) line of `/stats?mode=herr`.
+fn parse_errors(tracker: &Tracker) -> String {
+    herr_line(tracker, 1)
+}
+
+fn herr_line(tracker: &Tracker, line: usize) -> String {
+    let herr = tracker.get("/stats?mode=herr").text();
+    herr.lines().nth(line).unwrap_or_default().to_string()
+}
+
+#[test]
+fn announce_and_scrape_paths_without_a_query_count_as_invalid_parameters() {
+    let tracker = Tracker::start("");
+    for target in ["/announce", "/scrapeXYZ", "/scrape%3F"] {
+        assert_eq!(tracker.get(target).status, 400, "{target}");
+    }
+    assert_eq!(parse_errors(&tracker), "400 ... 0");
+    assert_eq!(herr_line(&tracker, 2), "400 PAR 3");
+    assert_eq!(http(tracker.v4(), "POST / HTTP/1.0\r\n\r\n").status, 400);
+    assert_eq!(parse_errors(&tracker), "400 ... 1");
+}
+
+#[test]
+fn request_bodies_are_skipped_and_the_connection_kept() {
+    let tracker = Tracker::start("");
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let version = "GET /stats?mode=version HTTP/1.1\r\n";
+    let mut pending = Vec::new();
+    let mut expect_version = |stream: &mut TcpStream| {
+        let response = read_one(stream, &mut pending);
+        assert_eq!(response.status, 200, "{response:?}");
+        assert!(response.text().starts_with("opentracker "), "{response:?}");
+        assert!(response.header("connection").is_none(), "{response:?}");
+    };
+    // A body that looks like a blank line, then the next request.
+    let blank_line_body = format!("{version}Content-Length: 7\r\n\r\nabc\r\n\r\n");
+    stream.write_all(blank_line_body.as_bytes()).unwrap();
+    expect_version(&mut stream);
+    stream
+        .write_all(format!("{version}\r\n").as_bytes())
+        .unwrap();
+    expect_version(&mut stream);
+    // A body with a request pipelined right after it.
+    let glued = format!("{version}Content-Length: 3\r\n\r\nabc{version}\r\n");
+    stream.write_all(glued.as_bytes()).unwrap();
+    expect_version(&mut stream);
+    expect_version(&mut stream);
+    // A body that arrives after its answer, over several reads.
+    stream
+        .write_all(format!("{version}Content-Length: 10\r\n\r\n").as_bytes())
+        .unwrap();
+    expect_version(&mut stream);
+    for part in ["01234", "5678", "9"] {
+        std::thread::sleep(Duration::from_millis(50));
+        stream.write_all(part.as_bytes()).unwrap();
+    }
+    stream
+        .write_all(format!("{version}\r\n").as_bytes())
+        .unwrap();
+    expect_version(&mut stream);
+    assert_eq!(parse_errors(&tracker), "400 ... 0");
+}
+
+#[test]
+fn a_chunked_request_body_is_answered_then_the_connection_closes() {
+    let tracker = Tracker::start("");
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // More body than one read takes, so some is unread when the answer is
+    // out: a plain close then would reset the connection.
+    let mut request =
+        b"GET /stats?mode=version HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    request.extend_from_slice(b"8000\r\n");
+    request.extend_from_slice(&[b'x'; 0x8000]);
+    request.extend_from_slice(b"\r\n0\r\n\r\nGET /stats?mode=version HTTP/1.1\r\n\r\n");
+    stream.write_all(&request).unwrap();
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .expect("an answer, then the end");
+    let (response, used) = parse_response(&raw).expect("one response");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert!(response.text().starts_with("opentracker "));
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(used, raw.len(), "nothing after the answer");
+    assert_eq!(parse_errors(&tracker), "400 ... 0");
 }
 
 #[test]

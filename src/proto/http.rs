@@ -1,7 +1,8 @@
 //! HTTP/1.x request heads, the way upstream opentracker reads them.
 //!
 //! Only the request line is really parsed; headers are consulted for
-//! `Connection`, `X-Forwarded-For` and `Accept-Encoding`. The grammar is kept
+//! `Connection`, `X-Forwarded-For`, `Accept-Encoding`, and the length of a
+//! body to skip. The grammar is kept
 //! apart from buffering: [`head_len`] says whether a whole head is there
 //! (`None` means "read more", which is no failure), [`parse`] routes it.
 
@@ -13,8 +14,11 @@ use super::passkey;
 pub const MAX_HEAD: usize = 8192;
 
 /// The length of the request head including its blank line, once complete.
-/// Like upstream, `\n\n`, `\r\n\r\n` and `\r\n\n` all end a head.
+/// Like upstream, `\n\n`, `\r\n\r\n` and `\r\n\n` all end a head, and
+/// only within [`MAX_HEAD`] bytes: a longer head is never complete (the
+/// server answers it 500 as upstream, also when its blank line has come).
 pub fn head_len(buf: &[u8]) -> Option<usize> {
+    let buf = &buf[..buf.len().min(MAX_HEAD)];
     let mut i = 0;
     while let Some(offset) = buf[i..].iter().position(|&b| b == b'\n') {
         let nl = i + offset;
@@ -48,11 +52,14 @@ pub enum Route<'a> {
     NotFound,
 }
 
-/// Why a head could not be routed.
+/// Why a head could not be routed; either is answered 400.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestError {
-    /// Not `GET /…`, or no query where one is needed: 400.
+    /// Not `GET /…`.
     Parse,
+    /// An announce or scrape path without a query, which upstream counts
+    /// as an invalid parameter.
+    NoQuery,
 }
 
 /// A routed request head.
@@ -63,6 +70,10 @@ pub struct Request<'a> {
     pub http11: bool,
     /// The whole head, for header look-ups.
     pub head: &'a [u8],
+    /// The head after the query that follows the path's `?` (after the
+    /// path when there is none): where upstream's stats handler looks for
+    /// `gzip`.
+    pub after_query: &'a [u8],
     /// The passkey in the path, when routing looked for one.
     pub passkey: Option<&'a [u8]>,
 }
@@ -86,29 +97,35 @@ pub fn parse<'a>(
     let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
     // The version is the request line's last word.
     let http11 = head[..line_end].trim_ascii_end().ends_with(b"HTTP/1.1");
+    let after_path = &rest[path_len..];
+    let (direct_query, after_query) = match after_path.first() {
+        Some(b'?') => {
+            let query = super::query::query_end(&after_path[1..]);
+            (Some(query), &after_path[1 + query.len()..])
+        }
+        _ => (None, after_path),
+    };
     let request = |route| {
         Ok(Request {
             route,
             http11,
             head,
+            after_query,
             passkey: None,
         })
     };
     // Upstream tolerates `GET /announce ?info_hash=…` from broken clients by
-    // looking for a `?` further along the request line.
-    let after_path = &rest[path_len..];
-    let query = match after_path.first() {
-        Some(b'?') => Some(super::query::query_end(&after_path[1..])),
-        _ => {
-            let line = &after_path[..after_path
-                .iter()
-                .position(|&b| b == b'\n')
-                .unwrap_or(after_path.len())];
-            line.iter()
-                .position(|&b| b == b'?')
-                .map(|q| super::query::query_end(&line[q + 1..]))
-        }
-    };
+    // looking for a `?` further along the request line (for announces and
+    // scrapes only).
+    let query = direct_query.or_else(|| {
+        let line = &after_path[..after_path
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(after_path.len())];
+        line.iter()
+            .position(|&b| b == b'?')
+            .map(|q| super::query::query_end(&line[q + 1..]))
+    });
     if keyed {
         // A key is never percent-encoded, so the raw path shows it.
         if let (Some(key), word) = passkey::split_path(raw_path) {
@@ -116,22 +133,26 @@ pub fn parse<'a>(
                 _ if word.starts_with(b"a") && asks_websocket(head) => {
                     Route::WebSocket(websocket_key(head))
                 }
-                _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::Parse)?),
+                _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::NoQuery)?),
                 None if word == b"scrape" => Route::FullScrape,
-                _ => Route::Scrape(query.ok_or(RequestError::Parse)?),
+                _ => Route::Scrape(query.ok_or(RequestError::NoQuery)?),
             };
             return Ok(Request {
                 route,
                 http11,
                 head,
+                after_query,
                 passkey: Some(key),
             });
         }
     }
 
+    // Upstream's path scan stops with an error (404) at a byte a query may
+    // not hold (the decoder refuses those) and at `&`, `=` and `@`, which
+    // only a query may.
     let mut path_buf = [0u8; 64];
     let path = match super::query::decode_into(raw_path, &mut path_buf) {
-        Ok(len) if !raw_path.contains(&b'&') && !raw_path.contains(&b'=') => &path_buf[..len],
+        Ok(len) if !raw_path.iter().any(|b| matches!(b, b'&' | b'=' | b'@')) => &path_buf[..len],
         _ => return request(Route::NotFound),
     };
     if path.is_empty() {
@@ -141,16 +162,16 @@ pub fn parse<'a>(
         return request(Route::WebSocket(websocket_key(head)));
     }
     if path[0] == b'a' {
-        return request(Route::Announce(query.ok_or(RequestError::Parse)?));
+        return request(Route::Announce(query.ok_or(RequestError::NoQuery)?));
     }
     if rest.starts_with(b"scrape HTTP/") {
         return request(Route::FullScrape);
     }
     if path.starts_with(b"sc") {
-        return request(Route::Scrape(query.ok_or(RequestError::Parse)?));
+        return request(Route::Scrape(query.ok_or(RequestError::NoQuery)?));
     }
     if path == stats_path {
-        return request(Route::Stats(query.unwrap_or(b"")));
+        return request(Route::Stats(direct_query.unwrap_or(b"")));
     }
     if path == b"metrics" {
         return request(Route::Metrics);
@@ -158,15 +179,54 @@ pub fn parse<'a>(
     request(Route::NotFound)
 }
 
+/// The header fields of a head as `(name, trimmed value)`, in order.
+fn fields(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    head.split(|&b| b == b'\n').skip(1).filter_map(|line| {
+        let colon = line.iter().position(|&b| b == b':')?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
+}
+
 /// The trimmed value of the first header called `name` (case-insensitive).
 pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let colon = line.iter().position(|&b| b == b':')?;
-        if !line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
-            return None;
+    fields(head)
+        .find_map(|(field, value)| field.eq_ignore_ascii_case(name.as_bytes()).then_some(value))
+}
+
+/// What follows a request head before the next request can start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestBody {
+    None,
+    /// `Content-Length` bytes, which the tracker has no use for.
+    Length(u64),
+    /// A `Transfer-Encoding`, or a `Content-Length` that is no number (or
+    /// several that disagree): where the next request would start is not
+    /// worth finding out, so the connection ends after the answer.
+    Unframed,
+}
+
+/// How the request in `head` frames its body (RFC 9112 section 6.3).
+pub fn request_body(head: &[u8]) -> RequestBody {
+    if header(head, "transfer-encoding").is_some() {
+        return RequestBody::Unframed;
+    }
+    let mut length = None;
+    let lengths = fields(head).filter(|(field, _)| field.eq_ignore_ascii_case(b"content-length"));
+    for (_, value) in lengths {
+        let parsed = std::str::from_utf8(value)
+            .ok()
+            .filter(|text| text.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|text| text.parse::<u64>().ok());
+        match (parsed, length) {
+            (None, _) => return RequestBody::Unframed,
+            (Some(new), Some(old)) if new != old => return RequestBody::Unframed,
+            (Some(new), _) => length = Some(new),
         }
-        Some(line[colon + 1..].trim_ascii())
-    })
+    }
+    match length {
+        None | Some(0) => RequestBody::None,
+        Some(bytes) => RequestBody::Length(bytes),
+    }
 }
 
 /// Whether a header's comma-separated value list holds `token`
@@ -219,10 +279,12 @@ pub fn forwarded_for(head: &[u8]) -> Option<IpAddr> {
 
 /// Whether a gzip body is acceptable. A present `Accept-Encoding` header is
 /// honoured exactly (`gzip;q=0` refuses); without one, upstream's loose rule
-/// applies: `gzip` anywhere in the request.
-pub fn accepts_gzip(head: &[u8]) -> bool {
+/// applies: `gzip` anywhere in `loose_scope`, the part of the head where
+/// upstream looks (all of it for a full scrape, [`Request::after_query`]
+/// for `/stats`).
+pub fn accepts_gzip(head: &[u8], loose_scope: &[u8]) -> bool {
     let Some(value) = header(head, "accept-encoding") else {
-        return head.windows(4).any(|w| w == b"gzip");
+        return loose_scope.windows(4).any(|w| w == b"gzip");
     };
     let mut gzip = None;
     let mut wildcard = None;
@@ -320,7 +382,7 @@ mod tests {
         );
         assert_eq!(
             keyed("GET /k3y/announce HTTP/1.0\r\n\r\n"),
-            Err(RequestError::Parse),
+            Err(RequestError::NoQuery),
             "no query"
         );
         // Without a key, routing is upstream's.
@@ -345,6 +407,14 @@ mod tests {
         assert_eq!(head_len(b"GET / HTTP/1.0\n\n"), Some(16));
         assert_eq!(head_len(b"GET / HTTP/1.0\r\n\n"), Some(17));
         assert_eq!(head_len(b"GET / HTTP/1.0\r\n"), None);
+        let at_limit = |padding: usize| {
+            let mut head = b"GET /".to_vec();
+            head.resize(MAX_HEAD - padding, b'a');
+            head.extend_from_slice(b"\r\n\r\n");
+            head_len(&head)
+        };
+        assert_eq!(at_limit(4), Some(MAX_HEAD));
+        assert_eq!(at_limit(3), None, "one byte past the limit");
     }
 
     #[test]
@@ -363,8 +433,14 @@ mod tests {
         );
         assert_eq!(
             route("GET /announce HTTP/1.0\r\n\r\n"),
-            Err(RequestError::Parse)
+            Err(RequestError::NoQuery)
         );
+        for no_query in ["/scrapeXYZ", "/scrape%3F", "/sc"] {
+            assert_eq!(
+                route(&format!("GET {no_query} HTTP/1.0\r\n\r\n")),
+                Err(RequestError::NoQuery)
+            );
+        }
         assert_eq!(
             route("GET /Announce?x HTTP/1.0\r\n\r\n"),
             Ok(Route::NotFound)
@@ -379,10 +455,30 @@ mod tests {
             Ok(Route::Stats(b"mode=peer"))
         );
         assert_eq!(route("GET /stats HTTP/1.1\r\n\r\n"), Ok(Route::Stats(b"")));
+        assert_eq!(
+            route("GET /stats ?mode=conn HTTP/1.1\r\n\r\n"),
+            Ok(Route::Stats(b""))
+        );
         assert_eq!(route("GET /metrics HTTP/1.1\r\n\r\n"), Ok(Route::Metrics));
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /?info_hash=x HTTP/1.1\r\n\r\n"), Ok(Route::Root));
         assert_eq!(route("GET /x%zz HTTP/1.1\r\n\r\n"), Ok(Route::NotFound));
+        for path in [
+            "/announce\x01",
+            "/announce\"",
+            "/sc{",
+            "/stats|",
+            "/a@",
+            "/a=",
+            "/a&",
+        ] {
+            let head = format!("GET {path}?x=1 HTTP/1.1\r\n\r\n");
+            assert_eq!(route(&head), Ok(Route::NotFound), "{path}");
+        }
+        assert_eq!(
+            route("GET /announce%01?x=1 HTTP/1.1\r\n\r\n"),
+            Ok(Route::Announce(b"x=1"))
+        );
         assert_eq!(
             route("POST /announce HTTP/1.1\r\n\r\n"),
             Err(RequestError::Parse)
@@ -394,12 +490,27 @@ mod tests {
     fn headers() {
         let head = b"GET / HTTP/1.1\r\nX-Forwarded-For:  10.9.8.7, 1.1.1.1\r\nAccept-Encoding: br, gzip;q=0\r\n\r\n";
         assert_eq!(forwarded_for(head), Some("10.9.8.7".parse().unwrap()));
-        assert!(!accepts_gzip(head));
-        assert!(accepts_gzip(
-            b"GET / HTTP/1.1\r\naccept-encoding: gzip, deflate\r\n\r\n"
-        ));
-        assert!(accepts_gzip(b"GET / HTTP/1.1\r\nX-Whatever: gzip\r\n\r\n"));
-        assert!(!accepts_gzip(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(!accepts_gzip(head, head));
+        let gzip = b"GET / HTTP/1.1\r\naccept-encoding: gzip, deflate\r\n\r\n";
+        assert!(accepts_gzip(gzip, gzip));
+        let loose = b"GET / HTTP/1.1\r\nX-Whatever: gzip\r\n\r\n";
+        assert!(accepts_gzip(loose, loose));
+        assert!(!accepts_gzip(loose, b""), "only where upstream looks");
+        let none = b"GET / HTTP/1.1\r\n\r\n";
+        assert!(!accepts_gzip(none, none));
+        let stats = |head: &'static str| {
+            let request = parse(head.as_bytes(), b"stats", false).unwrap();
+            (
+                request.after_query,
+                accepts_gzip(request.head, request.after_query),
+            )
+        };
+        assert_eq!(
+            stats("GET /stats?mode=tpbs&x=gzip HTTP/1.1\r\n\r\n"),
+            (&b" HTTP/1.1\r\n\r\n"[..], false)
+        );
+        assert!(stats("GET /stats?mode=tpbs HTTP/1.1\r\nX: gzip\r\n\r\n").1);
+        assert_eq!(stats("GET /stats HTTP/1.0\r\n\r\n").0, b" HTTP/1.0\r\n\r\n");
         let req = parse(
             b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
             b"stats",
@@ -414,6 +525,29 @@ mod tests {
         )
         .unwrap();
         assert!(wants_keep_alive(&req));
+    }
+
+    #[test]
+    fn request_body_framing() {
+        let body =
+            |headers: &str| request_body(format!("GET / HTTP/1.1\r\n{headers}\r\n").as_bytes());
+        assert_eq!(body(""), RequestBody::None);
+        assert_eq!(body("Content-Length: 0\r\n"), RequestBody::None);
+        assert_eq!(body("content-length:  7 \r\n"), RequestBody::Length(7));
+        assert_eq!(
+            body("Content-Length: 7\r\nContent-Length: 7\r\n"),
+            RequestBody::Length(7)
+        );
+        for unframed in [
+            "Transfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: gzip\r\nContent-Length: 3\r\n",
+            "Content-Length: 7\r\nContent-Length: 8\r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length: +7\r\n",
+            "Content-Length: 99999999999999999999999\r\n",
+        ] {
+            assert_eq!(body(unframed), RequestBody::Unframed, "{unframed}");
+        }
     }
 
     #[test]

@@ -98,10 +98,11 @@ fn damaged_http_requests_are_refused_or_read_within_bounds() {
             if let Ok(request) = http::parse(&head, b"stats", keyed) {
                 let _ = http::wants_keep_alive(&request);
                 assert!(request.passkey.map_or(true, passkey::is_valid));
+                let _ = http::accepts_gzip(&head, request.after_query);
             }
         }
         let _ = http::forwarded_for(&head);
-        let _ = http::accepts_gzip(&head);
+        let _ = http::accepts_gzip(&head, &head);
     }
 }
 

@@ -27,7 +27,7 @@ pub struct AnnounceParams {
     pub info_hash: InfoHash,
     /// The port the peer listens on (`port=`, 0 when missing).
     pub port: u16,
-    /// `left=0` (or an unparsable `left`) makes the peer a seeder.
+    /// `left=0` (or a `left` that is no number) makes the peer a seeder.
     pub seeding: bool,
     pub event: Event,
     /// `numwant=` as sent; `None` when missing. Clamping is the tracker's job.
@@ -56,14 +56,15 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
             }
             b"peer_id" => peer_id = Some(query::decode_20(value_of()?)?),
             b"port" => {
-                let number = query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?;
+                let number = query::decode_integer(value_of()?)?.ok_or(ParamError::Invalid)?;
                 // Upstream accepts a leading minus and wraps it (-1 is 65535).
                 if !(-65535..=65535).contains(&number) {
                     return Err(ParamError::Invalid);
                 }
                 port = (number & 0xffff) as u16;
             }
-            b"left" => seeding = query::decode_integer(value_of()?).unwrap_or(0) == 0,
+            // Upstream reads a `left` that is no number as 0.
+            b"left" => seeding = query::decode_integer(value_of()?)?.unwrap_or(0) == 0,
             b"event" => {
                 let mut buf = [0u8; 16];
                 event = match query::decode_into(value.unwrap_or(b""), &mut buf) {
@@ -74,9 +75,9 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
                 };
             }
             b"numwant" => {
-                numwant = Some(query::decode_integer(value_of()?).ok_or(ParamError::Invalid)?)
+                numwant = Some(query::decode_integer(value_of()?)?.ok_or(ParamError::Invalid)?)
             }
-            b"compact" | b"compact6" => match query::decode_integer(value_of()?) {
+            b"compact" | b"compact6" => match query::decode_integer(value_of()?)? {
                 Some(0) => return Err(ParamError::CompactZero),
                 Some(_) => {}
                 None => return Err(ParamError::Invalid),
@@ -165,14 +166,17 @@ pub enum TpbsFormat {
 /// Parses a stats query. Any `info_hash` is refused (clients that mistake
 /// the stats URL for an announce URL), as are unknown modes and formats.
 pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
-    let mut mode = [0u8; 16];
-    let mut mode_len = 0;
+    let mut mode = None;
     let mut format = None;
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
         match query::Name::decode(name).as_bytes() {
             b"info_hash" => return Err(ParamError::Invalid),
-            b"mode" => mode_len = query::decode_into(value.unwrap_or(b""), &mut mode)?,
+            b"mode" => {
+                let mut buf = [0u8; 16];
+                let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
+                mode = Some((buf, len));
+            }
             b"format" => {
                 let mut buf = [0u8; 8];
                 let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
@@ -189,8 +193,12 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
             _ => {}
         }
     }
-    Ok(match &mode[..mode_len] {
-        b"" | b"peer" => StatsMode::Peer,
+    // No mode is upstream's default; an empty one is no mode it knows.
+    let Some((mode, len)) = mode else {
+        return Ok(StatsMode::Peer);
+    };
+    Ok(match &mode[..len] {
+        b"peer" => StatsMode::Peer,
         b"torr" => StatsMode::Torrents,
         b"conn" => StatsMode::Conn,
         b"udp4" => StatsMode::Udp4,
@@ -246,6 +254,13 @@ mod tests {
         assert!(p.seeding);
         assert_eq!(p.port, 65535);
         assert_eq!(p.event, Event::None);
+        let p = announce(format!("info_hash={HASH}&left=5abc&port=%31%32").as_bytes()).unwrap();
+        assert!(p.seeding, "left with junk after its digits is 0");
+        assert_eq!(p.port, 12);
+        let p = announce(format!("info_hash={HASH}&left=4294967296&numwant=4294967297").as_bytes())
+            .unwrap();
+        assert!(!p.seeding, "not wrapped to 0");
+        assert_eq!(p.numwant, Some(4294967297));
     }
 
     #[test]
@@ -274,10 +289,45 @@ mod tests {
             announce(format!("info_hash={HASH}&peer_id=x").as_bytes()),
             Err(ParamError::Invalid)
         );
+        // Anything after the digits, as upstream; past 32 bits no wrapping.
+        for bad in [
+            "port=12a",
+            "port=12+",
+            "port=12%20",
+            "port=-",
+            "port=-70000",
+            "port=4294967297",
+            "numwant=1.5",
+            "numwant=-",
+            "compact=1x",
+            "left=5%zz",
+        ] {
+            assert_eq!(
+                announce(format!("info_hash={HASH}&{bad}").as_bytes()),
+                Err(ParamError::Invalid),
+                "{bad}"
+            );
+        }
         assert_eq!(
             announce(format!("info_hash={HASH}&x=\"").as_bytes()),
             Err(ParamError::Invalid)
         );
+        // A control or high byte: only in a value the tracker ignores.
+        let with =
+            |extra: &[u8]| announce(&[format!("info_hash={HASH}&").as_bytes(), extra].concat());
+        assert!(with(b"x=a\x01\x01b&key=\xff\t").is_ok());
+        for used in [
+            &b"port=1\x01"[..],
+            b"left=\x7f",
+            b"numwant=\t5",
+            b"compact=1\xff",
+            b"event=stopped\x01",
+            b"peer_id=\x01bcdefghijklmnopqrs",
+            b"info_hash=\x01bcdefghijklmnopqrs",
+            b"a\x01b=1",
+        ] {
+            assert_eq!(with(used), Err(ParamError::Invalid), "{used:?}");
+        }
     }
 
     #[test]
@@ -291,11 +341,18 @@ mod tests {
             scrape(b"info_hash=abc", &mut hashes),
             Err(ParamError::Invalid)
         );
+        let ignored = format!("info_hash={HASH}&x=\u{7f}");
+        assert_eq!(scrape(ignored.as_bytes(), &mut hashes), Ok(()));
     }
 
     #[test]
     fn stats_modes() {
         assert_eq!(stats(b""), Ok(StatsMode::Peer));
+        assert_eq!(stats(b"x=1&format=txt"), Ok(StatsMode::Peer));
+        assert_eq!(stats(b"mode="), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode&x=1"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode=peer&mode="), Err(ParamError::Invalid));
         assert_eq!(stats(b"mode=top10"), Ok(StatsMode::Top10));
         assert_eq!(stats(b"mode=s24s"), Ok(StatsMode::BusyNetworks));
         assert_eq!(stats(b"mode=clients"), Ok(StatsMode::Clients));
@@ -305,6 +362,8 @@ mod tests {
             Ok(StatsMode::Tpbs(TpbsFormat::Bin))
         );
         assert_eq!(stats(b"mode=nope"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode=torr&x=a\x01b"), Ok(StatsMode::Torrents));
+        assert_eq!(stats(b"mode=to\x01rr"), Err(ParamError::Invalid));
         assert_eq!(stats(b"mode=peer&info_hash=x"), Err(ParamError::Invalid));
     }
 }

@@ -1,9 +1,11 @@
 //! URL query strings with upstream opentracker's grammar.
 //!
 //! Parameters are `name=value` separated by `&`; `%xx` escapes are decoded in
-//! either case and `+` stays a literal `+`. The bytes `" # $ [ \ ] ^ ` { | }`,
-//! control bytes and bytes >= 0x80 make the whole query invalid (upstream
-//! answers 400). A query ends at a space, CR, LF or NUL.
+//! either case and `+` stays a literal `+`. The bytes `" # $ [ \ ] ^ ` { | }`
+//! make the whole query invalid (upstream answers 400). So do control bytes
+//! and bytes >= 0x7f, unescaped, in a name or in a value the tracker reads;
+//! in the value of a parameter it ignores they are let be (upstream's skip
+//! steps over one of them). A query ends at a space, CR, LF or NUL.
 
 use super::SentHash;
 
@@ -28,17 +30,21 @@ pub fn query_end(bytes: &[u8]) -> &[u8] {
 
 /// What each byte means to the query scanner, as a table: this runs on every
 /// byte of every request, so one lookup tells a plain byte from a separator,
-/// an `=` or a byte that makes the query invalid.
+/// an `=`, a byte that makes the query invalid, or one that only an ignored
+/// value may hold.
 const PLAIN: u8 = 0;
 const SEPARATOR: u8 = 1;
 const EQUALS: u8 = 2;
 const FORBIDDEN: u8 = 3;
+/// A control byte or a byte >= 0x7f: fine in a value the tracker ignores,
+/// refused where a name is read or a value decoded.
+const RAW: u8 = 4;
 const CLASS: [u8; 256] = {
     let mut table = [PLAIN; 256];
     let mut byte = 0;
     while byte < 256 {
         if byte < 0x20 || byte >= 0x7f {
-            table[byte] = FORBIDDEN;
+            table[byte] = RAW;
         }
         byte += 1;
     }
@@ -55,7 +61,7 @@ const CLASS: [u8; 256] = {
 
 /// The raw `(name, value)` pairs of a query, found in one pass over it;
 /// `value` is `None` for a parameter without `=`. Yields an error at the
-/// first forbidden byte and nothing after it.
+/// first forbidden byte (or raw byte in a name) and nothing after it.
 pub struct Pairs<'a> {
     rest: &'a [u8],
 }
@@ -78,6 +84,7 @@ impl<'a> Iterator for Pairs<'a> {
                     EQUALS => {
                         equals.get_or_insert(end);
                     }
+                    RAW if equals.is_some() => {}
                     _ => {
                         self.rest = &[];
                         return Some(Err(QueryError::Malformed));
@@ -103,27 +110,55 @@ pub fn pairs(query: &[u8]) -> Pairs<'_> {
     Pairs { rest: query }
 }
 
+/// The bytes a raw value stands for, its `%xx` escapes decoded; a broken
+/// escape, or an unescaped byte that may not stand in a query, yields an
+/// error.
+struct Decoded<'a> {
+    rest: &'a [u8],
+}
+
+impl Iterator for Decoded<'_> {
+    type Item = Result<u8, QueryError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&first, tail) = self.rest.split_first()?;
+        if matches!(CLASS[usize::from(first)], RAW | FORBIDDEN) {
+            self.rest = &[];
+            return Some(Err(QueryError::Malformed));
+        }
+        if first != b'%' {
+            self.rest = tail;
+            return Some(Ok(first));
+        }
+        let escaped = match tail {
+            [hi, lo, after @ ..] => super::hex_value(*hi)
+                .zip(super::hex_value(*lo))
+                .map(|(hi, lo)| (hi << 4 | lo, after)),
+            _ => None,
+        };
+        Some(match escaped {
+            Some((byte, after)) => {
+                self.rest = after;
+                Ok(byte)
+            }
+            None => {
+                self.rest = &[];
+                Err(QueryError::Malformed)
+            }
+        })
+    }
+}
+
+fn decoded(raw: &[u8]) -> Decoded<'_> {
+    Decoded { rest: raw }
+}
+
 /// Percent-decodes `raw` into `out`, returning the decoded length. Fails on a
 /// broken escape or when the result does not fit.
 pub fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
     let mut len = 0;
-    let mut rest = raw;
-    while let Some((&first, tail)) = rest.split_first() {
-        let byte = if first == b'%' {
-            let [hi, lo, after @ ..] = tail else {
-                return Err(QueryError::Malformed);
-            };
-            match (super::hex_value(*hi), super::hex_value(*lo)) {
-                (Some(hi), Some(lo)) => {
-                    rest = after;
-                    (hi << 4) | lo
-                }
-                _ => return Err(QueryError::Malformed),
-            }
-        } else {
-            rest = tail;
-            first
-        };
+    for byte in decoded(raw) {
+        let byte = byte?;
         *out.get_mut(len).ok_or(QueryError::BadValue)? = byte;
         len += 1;
     }
@@ -178,24 +213,33 @@ impl Name {
     }
 }
 
-/// A decimal integer as upstream's scanner reads it: an optional `-`, then
-/// digits; trailing junk ends the number. `None` when there are no digits.
-pub fn decode_integer(raw: &[u8]) -> Option<i64> {
-    let mut buf = [0u8; 24];
-    let len = decode_into(raw, &mut buf).ok()?;
-    let text = &buf[..len];
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    let digit_count = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digit_count == 0 {
-        return None;
+/// A decimal integer the way upstream reads one (`scan_fixed_int` on the
+/// decoded value): an optional `-`, then digits, and nothing after them.
+/// `Ok(None)` when the value is anything else: no digits, a lone `-` (which
+/// upstream reads as 0), or anything after the digits (`12a`, `1.5`, `12+`,
+/// an escaped space), which each parameter treats as upstream does. Beyond
+/// `i64` the value saturates (upstream wraps at 32 bits).
+pub fn decode_integer(raw: &[u8]) -> Result<Option<i64>, QueryError> {
+    let mut negative = false;
+    let mut value = None;
+    let mut junk = false;
+    for (at, byte) in decoded(raw).enumerate() {
+        match byte? {
+            b'-' if at == 0 => negative = true,
+            digit @ b'0'..=b'9' if !junk => {
+                let digits: i64 = value.unwrap_or(0);
+                value = Some(
+                    digits
+                        .saturating_mul(10)
+                        .saturating_add(i64::from(digit - b'0')),
+                );
+            }
+            _ => junk = true,
+        }
     }
-    let value = digits[..digit_count].iter().fold(0i64, |acc, &d| {
-        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
-    });
-    Some(if negative { -value } else { value })
+    Ok(value
+        .filter(|_| !junk)
+        .map(|value| if negative { -value } else { value }))
 }
 
 #[cfg(test)]
@@ -230,6 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn raw_bytes_only_in_values_that_are_not_decoded() {
+        for raw in [b'\x01', b'\t', b'\x7f', b'\xff'] {
+            let value = [b'a', raw, b'b'];
+            let query = [&b"x="[..], &value, b"&y=1"].concat();
+            let got: Vec<_> = pairs(&query).collect::<Result<_, _>>().unwrap();
+            assert_eq!(got, [(&b"x"[..], Some(&value[..])), (b"y", Some(b"1"))]);
+            let mut out = [0u8; 8];
+            assert_eq!(decode_into(&value, &mut out), Err(QueryError::Malformed));
+            assert_eq!(decode_integer(&[b'1', raw]), Err(QueryError::Malformed));
+            let name = [&[b'a', raw][..], b"=1"].concat();
+            assert!(pairs(&name).any(|p| p.is_err()), "{raw} in a name");
+            assert!(pairs(&[b'a', raw]).any(|p| p.is_err()), "{raw} without =");
+        }
+        // Escaped, they are plain bytes.
+        let mut out = [0u8; 8];
+        assert_eq!(decode_into(b"%01%ff", &mut out), Ok(2));
+    }
+
+    #[test]
     fn info_hashes_of_twenty_or_thirty_two_bytes() {
         let v1 = decode_info_hash(b"aaaaaaaaaaaaaaaaaaaa").unwrap();
         assert_eq!(v1.as_sent(), b"aaaaaaaaaaaaaaaaaaaa");
@@ -255,11 +318,33 @@ mod tests {
 
     #[test]
     fn integers() {
-        assert_eq!(decode_integer(b"50"), Some(50));
-        assert_eq!(decode_integer(b"-1"), Some(-1));
-        assert_eq!(decode_integer(b"12abc"), Some(12));
-        assert_eq!(decode_integer(b"abc"), None);
-        assert_eq!(decode_integer(b""), None);
+        assert_eq!(decode_integer(b"50"), Ok(Some(50)));
+        assert_eq!(decode_integer(b"-1"), Ok(Some(-1)));
+        assert_eq!(decode_integer(b"%31%32"), Ok(Some(12)));
+        assert_eq!(decode_integer(b"%2d7"), Ok(Some(-7)));
+        assert_eq!(
+            decode_integer(b"00000000000000000000000000080"),
+            Ok(Some(80))
+        );
+        assert_eq!(
+            decode_integer(b"99999999999999999999999"),
+            Ok(Some(i64::MAX))
+        );
+        for junk in [
+            &b"12abc"[..],
+            b"1.5",
+            b"12+",
+            b"+12",
+            b"12%20",
+            b"1-2",
+            b"--1",
+            b"-",
+            b"abc",
+            b"",
+        ] {
+            assert_eq!(decode_integer(junk), Ok(None), "{junk:?}");
+        }
+        assert_eq!(decode_integer(b"1x%zz"), Err(QueryError::Malformed));
         assert_eq!(Name::decode(b"info%5fhash").as_bytes(), b"info_hash");
         assert_eq!(Name::decode(b"port").as_bytes(), b"port");
         assert_eq!(

@@ -15,7 +15,7 @@ use mio::net::TcpStream;
 use super::respond::respond;
 use super::sliced::SlicedBody;
 use super::Context;
-use crate::proto::http::{head_len, MAX_HEAD};
+use crate::proto::http::{self, head_len, RequestBody, MAX_HEAD};
 use crate::proto::proxy_protocol;
 use crate::proto::response::{self, HttpError};
 use crate::stats::HttpErrorKind;
@@ -44,6 +44,9 @@ pub struct Connection {
     /// When the connection is closed unless the client makes progress.
     pub deadline: Instant,
     served: u32,
+    /// Bytes of the last request's body still to come, discarded as they
+    /// arrive so that they are not taken for the next request.
+    body_left: u64,
     /// Close once the output is written.
     closing: bool,
     /// Response written and our side shut down; discarding input until the
@@ -107,6 +110,7 @@ impl Connection {
             slices_this_turn: 0,
             deadline,
             served: 0,
+            body_left: 0,
             closing: false,
             lingering: false,
             linger_on_close: false,
@@ -190,8 +194,9 @@ impl Connection {
                     progress = true;
                 }
                 Ok(n) => {
+                    let body = self.take_body(n);
                     if !self.lingering {
-                        self.input.extend_from_slice(&chunk[..n]);
+                        self.input.extend_from_slice(&chunk[body..n]);
                     }
                     self.drained = n < room;
                     progress = true;
@@ -247,8 +252,11 @@ impl Connection {
             return false;
         };
         self.served += 1;
-        let may_keep_alive =
-            ctx.settings.keep_alive && self.served < ctx.settings.max_requests && !ctx.stopping;
+        let body = http::request_body(&self.input[..len]);
+        let may_keep_alive = ctx.settings.keep_alive
+            && self.served < ctx.settings.max_requests
+            && !ctx.stopping
+            && body != RequestBody::Unframed;
         let client = self.peer.ip().to_canonical();
         let (reply, outcome) = respond(
             ctx,
@@ -261,8 +269,14 @@ impl Connection {
             log::info!("{} {outcome}", log.label(client));
         }
         self.input.drain(..len);
+        if let RequestBody::Length(length) = body {
+            self.body_left = length;
+            let buffered = self.take_body(self.input.len());
+            self.input.drain(..buffered);
+        }
         self.closing = reply.close;
-        self.linger_on_close = reply.error;
+        // Closing with input unread would reset the connection.
+        self.linger_on_close = reply.error || self.body_left > 0 || body == RequestBody::Unframed;
         self.body = reply.body;
         self.upgrade = reply.upgrade;
         self.deadline = ctx.instant
@@ -272,6 +286,14 @@ impl Connection {
                 Duration::from_secs(ctx.settings.request_timeout.into())
             };
         true
+    }
+
+    /// How many of `available` bytes at the front of the input belong to
+    /// the body being skipped; they are counted off.
+    fn take_body(&mut self, available: usize) -> usize {
+        let body = usize::try_from(self.body_left).map_or(available, |left| left.min(available));
+        self.body_left -= body as u64;
+        body
     }
 
     /// Whether a streamed body waits only for the next turn: all produced

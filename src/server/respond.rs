@@ -80,8 +80,11 @@ pub fn respond(
     let settings = &ctx.settings;
     let request = match http::parse(head, settings.stats_path.as_bytes(), settings.passkeys_file) {
         Ok(request) => request,
-        Err(RequestError::Parse) => {
-            ctx.counters.http_error(HttpErrorKind::ParseError);
+        Err(error) => {
+            ctx.counters.http_error(match error {
+                RequestError::Parse => HttpErrorKind::ParseError,
+                RequestError::NoQuery => HttpErrorKind::InvalidParameter,
+            });
             response::error(out, HttpError::BadRequest);
             return (Reply::ERROR, HttpError::BadRequest.status_line());
         }
@@ -120,7 +123,7 @@ pub fn respond(
         // Off, or not a handshake browsers make: what upstream answers an
         // announce path without a query.
         Route::WebSocket(_) => (
-            Answer::Error(HttpError::BadRequest, HttpErrorKind::ParseError),
+            Answer::Error(HttpError::BadRequest, HttpErrorKind::InvalidParameter),
             "",
         ),
         Route::Stats(query) => (stats(ctx, query, client), "stats"),
@@ -200,7 +203,13 @@ pub fn respond(
             }
         }
         Answer::Stream(kind) => {
-            let gzip = http::accepts_gzip(head);
+            // Upstream's full scrape looks for `gzip` in the whole request,
+            // its stats handler only after the query.
+            let loose_scope = match kind {
+                BodyKind::FullScrape => head,
+                _ => request.after_query,
+            };
+            let gzip = http::accepts_gzip(head, loose_scope);
             if kind == BodyKind::FullScrape {
                 ctx.counters.full_scrapes += 1;
                 log::info!(

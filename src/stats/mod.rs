@@ -384,6 +384,13 @@ pub fn busy_networks(out: &mut String, busiest: &[Busiest]) {
     }
 }
 
+/// `mode=everything`'s `tracker_id`: random, and the same for the life of
+/// the process, as upstream's (`random()` at start, so below 2^31).
+fn tracker_id() -> u32 {
+    static TRACKER_ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *TRACKER_ID.get_or_init(|| fastrand::u32(..1 << 31))
+}
+
 fn everything(
     out: &mut String,
     c: &Counters,
@@ -393,7 +400,8 @@ fn everything(
 ) {
     let _ = write!(
         out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n  <tracker_id>0</tracker_id>\n  <version>\n{}  </version>\n  <uptime>{uptime}</uptime>\n  <torrents>\n    <count_mutex>{t}</count_mutex>\n    <count_iterator>{t}</count_iterator>\n  </torrents>\n  <peers>\n    <count>{}</count>\n  </peers>\n  <seeds>\n    <count>{}</count>\n  </seeds>\n  <completed>\n    <count>{}</count>\n  </completed>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<stats>\n  <tracker_id>{}</tracker_id>\n  <version>\n{}  </version>\n  <uptime>{uptime}</uptime>\n  <torrents>\n    <count_mutex>{t}</count_mutex>\n    <count_iterator>{t}</count_iterator>\n  </torrents>\n  <peers>\n    <count>{}</count>\n  </peers>\n  <seeds>\n    <count>{}</count>\n  </seeds>\n  <completed>\n    <count>{}</count>\n  </completed>\n",
+        tracker_id(),
         VERSION,
         totals.peers,
         totals.seeders,
@@ -418,6 +426,21 @@ fn everything(
     out.push_str("    </http_error>\n    <mutex_stall>\n      <count>0</count>\n    </mutex_stall>\n  </debug>\n</stats>");
 }
 
+/// Percent-encodes `bytes` as libowfat's `fmt_urlencoded`, which upstream's
+/// `tpbs&format=url` uses: letters, digits and `$/.=~-_` as they are, any
+/// other byte as `%` and two lower-case hex digits.
+fn push_urlencoded(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &byte in bytes {
+        if byte.is_ascii_alphanumeric() || b"$/.=~-_".contains(&byte) {
+            out.push(byte);
+        } else {
+            let (high, low) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]);
+            out.extend_from_slice(&[b'%', high, low]);
+        }
+    }
+}
+
 /// One torrent's line of `mode=tpbs` in the given format.
 pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts: SwarmCounts) {
     match format {
@@ -428,13 +451,7 @@ pub fn tpbs_entry(out: &mut Vec<u8>, format: TpbsFormat, hash: &InfoHash, counts
         }
         TpbsFormat::Ben => crate::proto::bencode::scrape_entry(out, &hash.0, counts),
         TpbsFormat::Url => {
-            for byte in hash.0 {
-                if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-                    out.push(byte);
-                } else {
-                    out.extend_from_slice(format!("%{byte:02X}").as_bytes());
-                }
-            }
+            push_urlencoded(out, &hash.0);
             out.extend_from_slice(format!(":{}:{}\n", counts.seeders, counts.leechers).as_bytes());
         }
         TpbsFormat::Txt => {
@@ -984,6 +1001,9 @@ mod tests {
         out.clear();
         render(StatsMode::Everything, &counters, &tracker, 10, &mut out);
         assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
+        let id = format!("<tracker_id>{}</tracker_id>", tracker_id());
+        assert!(out.contains(&id), "{out}");
+        assert!(tracker_id() < 1 << 31);
         assert!(!render(StatsMode::Busy, &counters, &tracker, 10, &mut out));
         out.clear();
         busy_networks(&mut out, &Networks::with_capacity(0).busiest(BUSY_NETWORKS));
@@ -1152,6 +1172,9 @@ mod tests {
         assert_eq!(sum.http_errors[HttpErrorKind::NotFound as usize], 2);
     }
 
+    /// The safe bytes of libowfat's `fmt_urlencoded`, and some it escapes.
+    const URL_TEST_HASH: [u8; 20] = *b"$/.=~-_Az0!*'()\xab\xff\x00 +";
+
     #[test]
     fn tpbs_formats() {
         let counts = SwarmCounts {
@@ -1165,6 +1188,9 @@ mod tests {
         out.clear();
         tpbs_entry(&mut out, TpbsFormat::Bin, &InfoHash([0; 20]), counts);
         assert_eq!(out.len(), 28);
+        out.clear();
+        tpbs_entry(&mut out, TpbsFormat::Url, &InfoHash(URL_TEST_HASH), counts);
+        assert_eq!(out, b"$/.=~-_Az0%21%2a%27%28%29%ab%ff%00%20%2b:1:2\n");
         out.clear();
         tpbs_entry(&mut out, TpbsFormat::Jsonl, &InfoHash([0xab; 20]), counts);
         let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
