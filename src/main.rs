@@ -24,11 +24,16 @@ fn main() -> ExitCode {
             // The lists too: a reload with a bad one keeps the old one.
             // Nothing goes to stdout unless all is well, so that
             // `--check-config > new.toml` leaves no half-checked file.
-            return match server::check_lists(&config) {
-                Ok(lists) => {
+            return match server::check_files(&config) {
+                Ok(found) => {
                     print!("{}", config.to_toml());
-                    // A comment, so the output stays a configuration file.
-                    println!("# lists read: {lists}");
+                    for line in found.lines() {
+                        match line.strip_prefix("warning: ") {
+                            Some(warning) => eprintln!("opentracker: warning: {warning}"),
+                            // A comment, so the output stays a configuration file.
+                            None => println!("# {line}"),
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -307,4 +308,115 @@ fn check_config_as_root_reads_the_lists_as_the_tracker_user() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Permission denied"), "{stderr}");
     assert!(stderr.contains("read as user nobody"), "{stderr}");
+}
+
+#[test]
+fn check_config_opens_the_fifos_and_reads_the_state_file_as_the_start_would() {
+    let dir = TestDir::new();
+    dir.writable_by_tracker();
+    let white = dir.write("white.txt", &format!("{}\n", "ab".repeat(20)));
+    let (fifo, missing) = (dir.path("add.fifo"), dir.path("delete.fifo"));
+    let made = Command::new("mkfifo")
+        .args(["-m", "666"])
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let state = dir.write(
+        "state",
+        &format!(
+            "# opentracker state 1\n{}:{}:3\n\t127.0.0.1 6881 s {now}\n",
+            "AB".repeat(20),
+            now / 60
+        ),
+    );
+    let config = dir.write(
+        "opentracker.toml",
+        &format!(
+            "[tracker]\nstate_file = \"{}\"\nsave_state = true\n[access]\nwhitelist = \"{}\"\n\
+             fifo_add = \"{}\"\nfifo_delete = \"{}\"\n",
+            state.display(),
+            white.display(),
+            fifo.display(),
+            missing.display()
+        ),
+    );
+    let check = || run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
+    let (status, stdout, stderr) = check();
+    assert!(status.success(), "{stderr}");
+    for said in [
+        format!(
+            "\n# access.fifo_add {}: a FIFO, opened for reading\n",
+            fifo.display()
+        ),
+        format!(
+            "\n# access.fifo_delete {}: missing; made at start\n",
+            missing.display()
+        ),
+        format!(
+            "\n# state file {}: 1 torrents and 1 peers, loaded at start\n",
+            state.display()
+        ),
+    ] {
+        assert!(stdout.contains(&said), "{said:?} in {stdout}");
+    }
+    assert!(!missing.exists(), "a check makes no FIFO");
+    assert!(!dir.path("state.new").exists(), "nor leaves a save behind");
+
+    // A bad state file: the start would load nothing from it and carry on,
+    // so the check warns and passes.
+    std::fs::write(&state, "not a state\n").unwrap();
+    let (status, stdout, stderr) = check();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("warning: state file {}:1: ", state.display()))
+            && stderr.contains("; the tracker would load nothing from it"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("# state file"), "{stdout}");
+
+    // Something else where a FIFO goes fails the start, and so the check.
+    std::fs::write(&missing, "").unwrap();
+    let (status, stdout, stderr) = check();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "access.fifo_delete {}: exists and is not a FIFO",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stdout, "");
+    std::fs::remove_file(&missing).unwrap();
+
+    // So do a FIFO that cannot be made and a state that cannot be saved.
+    let without_fifos = dir.write(
+        "saves.toml",
+        &format!(
+            "[tracker]\nstate_file = \"{}\"\nsave_state = true\n",
+            state.display()
+        ),
+    );
+    dir.unwritable_by_tracker();
+    let (status, _, stderr) = check();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "access.fifo_delete {}: missing, and cannot be made in {}: Permission denied",
+            missing.display(),
+            dir.0.display()
+        )),
+        "{stderr}"
+    );
+    let (status, _, stderr) =
+        run_binary(&["--check-config", "-f", without_fifos.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("with tracker.save_state its directory must be writable"),
+        "{stderr}"
+    );
 }

@@ -560,8 +560,7 @@ impl Context {
 
     /// The tracker second and the Unix time, for state dumps.
     pub fn clock(&self) -> (u32, u64) {
-        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        (self.now, unix.map_or(0, |d| d.as_secs()))
+        (self.now, unix_seconds())
     }
 
     pub fn uptime_secs(&self) -> u64 {
@@ -576,4 +575,10 @@ impl Context {
         self.passkeys.refresh(&mut self.keys);
         self.hybrids.refresh(&mut self.links);
     }
+}
+
+/// Seconds since the Unix epoch, by the system clock.
+pub fn unix_seconds() -> u64 {
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    unix.map_or(0, |d| d.as_secs())
 }

@@ -97,17 +97,10 @@ pub struct Changeset {
 /// Reads the access list and the blocked networks, and opens the changeset
 /// FIFOs, as configured. Errors name the file.
 pub fn load_lists(config: &Config) -> Result<Lists, String> {
-    let a = &config.access;
-    let fifos = [
-        ("access.fifo_add", &a.fifo_add, true),
-        ("access.fifo_delete", &a.fifo_delete, false),
-    ];
     let mut changesets = Vec::new();
-    for (name, path, adds) in fifos {
-        if let Some(path) = path {
-            let fifo = Fifo::open(path).map_err(|e| format!("{name} {}: {e}", path.display()))?;
-            changesets.push(Changeset { fifo, adds, name });
-        }
+    for (name, path, adds) in changeset_fifos(config) {
+        let fifo = Fifo::open(path).map_err(|e| format!("{name} {}: {e}", path.display()))?;
+        changesets.push(Changeset { fifo, adds, name });
     }
     Ok(Lists {
         access: load_access_list(config)?,
@@ -116,6 +109,17 @@ pub fn load_lists(config: &Config) -> Result<Lists, String> {
         hybrids: load_hybrids(config)?,
         changesets,
     })
+}
+
+/// The configured changeset FIFOs: name, path and whether it adds.
+fn changeset_fifos(config: &Config) -> impl Iterator<Item = (&'static str, &Path, bool)> {
+    let a = &config.access;
+    [
+        ("access.fifo_add", &a.fifo_add, true),
+        ("access.fifo_delete", &a.fifo_delete, false),
+    ]
+    .into_iter()
+    .filter_map(|(name, path, adds)| Some((name, path.as_deref()?, adds)))
 }
 
 /// Reads the configured access lists, if any: both or neither. Relative
@@ -134,16 +138,29 @@ pub fn load_access_list(config: &Config) -> Result<AccessList, String> {
     Ok(list)
 }
 
-/// Reads the list files as the tracker would at start, without starting
-/// it (`--check-config`): in a child process that has dropped privileges
-/// as the tracker does (chroot, user), so a list its user cannot read, or a
-/// relative path that resolves elsewhere, fails here too. Returns what the
-/// lists hold, or the first error, naming file and line.
-pub fn check_lists(config: &Config) -> Result<String, String> {
+/// Does what the start does with files, without starting (`--check-config`):
+/// reads the list files, opens the FIFOs (not making a missing one), checks
+/// that a state save can be written and reads the state file. In a child
+/// process that has dropped privileges as the tracker does (chroot, user),
+/// so a file its user cannot read, or a relative path that resolves
+/// elsewhere, fails here too. Returns a line per finding, the first saying
+/// what the lists hold and any that start `warning:` something the start
+/// would only log; or the first error, naming file and line.
+pub fn check_files(config: &Config) -> Result<String, String> {
     let rootdir = config.tracker.rootdir.as_deref();
     sys::privileges::check_as_dropped(&config.tracker.user, rootdir, |outcome| {
-        read_lists_summary(config).map_err(|e| after_drop(e, config, outcome))
+        files_found(config).map_err(|e| after_drop(e, config, outcome))
     })
+}
+
+fn files_found(config: &Config) -> Result<String, String> {
+    let mut found = vec![format!("lists read: {}", read_lists_summary(config)?)];
+    for (name, path, _) in changeset_fifos(config) {
+        let what = Fifo::check(path).map_err(|e| format!("{name} {}: {e}", path.display()))?;
+        found.push(format!("{name} {}: {what}", path.display()));
+    }
+    found.extend(state::check(config)?);
+    Ok(found.join("\n"))
 }
 
 fn read_lists_summary(config: &Config) -> Result<String, String> {

@@ -73,6 +73,47 @@ fn for_each_line(
     Ok(())
 }
 
+/// Checks every line of `source`: how many torrents and peers it holds,
+/// or the first bad line.
+fn count_lines(source: Source, unix_now: u64) -> Result<(u64, u64), String> {
+    let (mut torrents, mut peers) = (0, 0);
+    for_each_line(source, |line| {
+        match state::parse_line(line, unix_now)? {
+            Line::Torrent(..) => torrents += 1,
+            Line::Peer(_) if torrents == 0 => {
+                return Err("a peer line before any torrent line".into())
+            }
+            Line::Peer(_) => peers += 1,
+            Line::Comment => {}
+        }
+        Ok(())
+    })?;
+    Ok((torrents, peers))
+}
+
+/// What a start would find of `tracker.state_file`, for `--check-config`:
+/// an error where the start would fail (a save that cannot be written),
+/// else a line on what it would load, which starts `warning:` when that is
+/// nothing because the file is bad.
+pub fn check(config: &Config) -> Result<Option<String>, String> {
+    check_writable(config)?;
+    let Some(path) = &config.tracker.state_file else {
+        return Ok(None);
+    };
+    let name = Source::File(path).name();
+    if !path.exists() && config.tracker.save_state {
+        return Ok(Some(format!("{name}: none yet; the tracker starts empty")));
+    }
+    Ok(Some(
+        match count_lines(Source::File(path), super::context::unix_seconds()) {
+            Ok((torrents, peers)) => {
+                format!("{name}: {torrents} torrents and {peers} peers, loaded at start")
+            }
+            Err(e) => format!("warning: {e}; the tracker would load nothing from it"),
+        },
+    ))
+}
+
 /// What a load did, for its log line.
 #[derive(Default)]
 struct Loaded {
@@ -148,18 +189,7 @@ fn load_from(source: Source, config: &Config, ctx: &Context) {
     let started = Instant::now();
     let clock = ctx.clock();
     // A first pass checks every line, so that a bad file loads nothing.
-    let mut seen_torrent = false;
-    let checked = for_each_line(source, |line| {
-        match state::parse_line(line, clock.1)? {
-            Line::Torrent(..) => seen_torrent = true,
-            Line::Peer(_) if !seen_torrent => {
-                return Err("a peer line before any torrent line".into())
-            }
-            Line::Peer(_) | Line::Comment => {}
-        }
-        Ok(())
-    });
-    if let Err(e) = checked {
+    if let Err(e) = count_lines(source, clock.1) {
         match source {
             Source::File(path) if !path.exists() && config.tracker.save_state => {
                 log::info!("state file {}: none yet; starting empty", path.display())

@@ -10,6 +10,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use mio::unix::SourceFd;
+
+use super::c_path;
 use mio::{event, Interest, Registry, Token};
 
 /// A line longer than this is dropped: no line the tracker reads is.
@@ -26,31 +28,35 @@ impl Fifo {
     /// Opens the FIFO at `path`, making it (mode 0600) when it is missing.
     /// Anything else already at `path` is an error.
     pub fn open(path: &Path) -> io::Result<Fifo> {
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_fifo() => {}
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "exists and is not a FIFO",
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => make_fifo(path)?,
-            Err(e) => return Err(e),
+        if !exists(path)? {
+            make_fifo(path)?;
         }
-        let reader = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)?;
-        // With a reader in place, opening for writing does not block.
-        let writer = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)?;
+        let (reader, writer) = open_ends(path)?;
         Ok(Fifo {
             reader,
             _writer: writer,
             partial: Vec::new(),
         })
+    }
+
+    /// What [`Fifo::open`] would find at `path`, making and changing
+    /// nothing: an error where it would fail, or else what it would do.
+    pub fn check(path: &Path) -> io::Result<&'static str> {
+        if exists(path)? {
+            open_ends(path)?;
+            return Ok("a FIFO, opened for reading");
+        }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        may_write_in(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("missing, and cannot be made in {}: {e}", dir.display()),
+            )
+        })?;
+        Ok("missing; made at start")
     }
 
     /// Calls `line` with every complete line written so far (without its
@@ -79,10 +85,46 @@ impl Fifo {
     }
 }
 
+/// Whether a FIFO is at `path`; anything else there is an error.
+fn exists(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_fifo() => Ok(true),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "exists and is not a FIFO",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens the FIFO at `path` to read and to write, neither blocking.
+fn open_ends(path: &Path) -> io::Result<(File, File)> {
+    let reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    // With a reader in place, opening for writing does not block.
+    let writer = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    Ok((reader, writer))
+}
+
+/// Whether this process may make files in `dir`.
+fn may_write_in(dir: &Path) -> io::Result<()> {
+    let dir = c_path(dir)?;
+    // SAFETY: access reads a NUL-terminated path.
+    if unsafe { libc::access(dir.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn make_fifo(path: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
+    let path = c_path(path)?;
     // SAFETY: mkfifo reads a NUL-terminated path.
     if unsafe { libc::mkfifo(path.as_ptr(), 0o600) } == 0 {
         Ok(())

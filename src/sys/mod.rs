@@ -32,3 +32,18 @@ pub mod privileges;
 pub mod process;
 pub mod signals;
 pub mod watch;
+
+use std::ffi::CString;
+use std::io;
+use std::path::Path;
+
+/// `path` as the NUL-terminated string system calls take.
+pub fn c_path(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: path contains a NUL byte", path.display()),
+        )
+    })
+}

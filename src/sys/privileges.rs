@@ -12,7 +12,6 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// What was done, for the start-up log line.
@@ -33,8 +32,7 @@ fn check(rc: libc::c_int, step: &str) -> Result<(), String> {
 }
 
 fn path_cstring(path: &Path) -> Result<CString, String> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("{}: path contains a NUL byte", path.display()))
+    super::c_path(path).map_err(|e| e.to_string())
 }
 
 fn chdir(path: &Path, step: &str) -> Result<(), String> {
