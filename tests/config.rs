@@ -154,15 +154,32 @@ fn bad_files_name_file_and_line() {
             "listen.tcp_udp 127.0.0.1\naccess.whitelst /x\n",
             ":2: unknown key \"access.whitelst\"",
         ),
+        // Settings that do not go together name the line of one of them,
+        // in the file's own terms.
         (
             "workers.toml",
             "[listen]\nudp_workers = 300\n",
-            "listen.udp_workers (300) must be at most 256",
+            ":2: listen.udp_workers (300) must be at most 256",
         ),
         (
             "pace.toml",
             "[tracker]\nmax_announce_rate = 1000\nmax_interval = 900\n",
-            "tracker.max_interval (900) is below tracker.interval (1800)",
+            ":3: tracker.max_interval (900) is below tracker.interval (1800)",
+        ),
+        (
+            "sweep.toml",
+            "[tracker]\n# only the timeout was changed\npeer_timeout = 5\n",
+            ":3: tracker.sweep_interval (60) must be under 7 times tracker.peer_timeout (5)",
+        ),
+        (
+            "workers.conf",
+            "listen.udp.workers 300\nlisten.udp 127.0.0.1:0\n",
+            ":1: listen.udp.workers (300) must be at most 256",
+        ),
+        (
+            "fifo.conf",
+            "# no list\n\naccess.fifo_add /run/add.fifo\n",
+            ":3: access.fifo_add and access.fifo_delete change an access list",
         ),
     ];
     for (name, text, expected) in cases {
@@ -267,6 +284,16 @@ fn several_upstream_files_add_up_and_a_failed_check_prints_no_configuration() {
     assert!(stdout.contains(&format!("127.0.0.1:{port}")), "{stdout}");
     assert!(stdout.contains(&format!("[::1]:{port}")), "{stdout}");
     assert!(stdout.contains("user = \"daemon\""), "{stdout}");
+
+    // An error that the files make together names the line that set it.
+    let fifo = dir.write("fifo.conf", "access.fifo_delete /run/delete.fifo\n");
+    let fifo = fifo.to_str().unwrap();
+    let (status, _, stderr) = run_binary(&["--check-config", "-f", fifo, "-f", second]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!("{fifo}:1: access.fifo_add and access.fifo_delete")),
+        "{stderr}"
+    );
 
     let toml = dir.write("c.toml", "[tracker]\ninterval = 900\n");
     let (status, _, stderr) = run_binary(&["-f", first, "-f", toml.to_str().unwrap()]);

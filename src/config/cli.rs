@@ -128,7 +128,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
     }
     let mut config = Config::load_all(&files)?;
     apply(&mut config, &flags)?;
-    config.validate().map_err(ConfigError::new)?;
+    config.validate()?;
     let advice = config.advice();
     config.warnings.extend(advice);
     Ok(if check {

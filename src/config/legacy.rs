@@ -50,6 +50,33 @@ fn parse_value<T: std::str::FromStr<Err = String>>(
         .map_err(|e: String| error(format!("{key}: {e}")))
 }
 
+/// Keys whose TOML name differs from upstream's.
+const RENAMED: [(&str, &str); 1] = [("listen.udp_workers", "listen.udp.workers")];
+
+/// `message`, which names keys as TOML does, with upstream's names.
+pub fn in_upstream_terms(message: &str) -> String {
+    RENAMED
+        .iter()
+        .fold(message.to_string(), |text, (toml, upstream)| {
+            text.replace(toml, upstream)
+        })
+}
+
+/// The last line of `text` that sets `key` (a TOML name), if one does.
+pub fn line_of(text: &str, key: &str) -> Option<usize> {
+    let key = RENAMED
+        .iter()
+        .find(|(toml, _)| *toml == key)
+        .map_or(key, |(_, upstream)| upstream);
+    let sets = |line: &str| line.split_whitespace().next() == Some(key);
+    let last = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| sets(line))
+        .last();
+    last.map(|(index, _)| index + 1)
+}
+
 /// Parses upstream's format into a [`Config`] (defaults for what it omits).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut config = Config::default();

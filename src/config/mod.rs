@@ -468,6 +468,68 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Settings that do not go together, or a value out of range: the message,
+/// and the keys it is about (in TOML's names), so that an error in a file
+/// can name the line that set one of them.
+#[derive(Debug)]
+pub struct Invalid {
+    keys: Vec<&'static str>,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(keys: &[&'static str], message: impl Into<String>) -> Self {
+        Invalid {
+            keys: keys.to_vec(),
+            message: message.into(),
+        }
+    }
+
+    /// The error in the terms of `files` (path and text, read in order):
+    /// at the line of the last file that sets one of the keys, with the
+    /// names that file's format uses.
+    fn in_files(self, files: &[(&Path, &str)]) -> ConfigError {
+        let found = files.iter().rev().find_map(|&(path, text)| {
+            let line = self
+                .keys
+                .iter()
+                .find_map(|key| match legacy::looks_legacy(text) {
+                    true => legacy::line_of(text, key),
+                    false => toml_line_of(text, key),
+                })?;
+            Some((path, text, line))
+        });
+        let (path, text, line) = match (found, files.last()) {
+            (Some((path, text, line)), _) => (path, text, Some(line)),
+            (None, Some(&(path, text))) => (path, text, None),
+            (None, None) => return ConfigError::new(self.message),
+        };
+        let message = match legacy::looks_legacy(text) {
+            true => legacy::in_upstream_terms(&self.message),
+            false => self.message,
+        };
+        ConfigError::at(path, line, message)
+    }
+}
+
+impl From<Invalid> for ConfigError {
+    fn from(invalid: Invalid) -> Self {
+        ConfigError::new(invalid.message)
+    }
+}
+
+/// The line of a TOML file that sets `key` (`section.name`), if it does.
+fn toml_line_of(text: &str, key: &str) -> Option<usize> {
+    type Sections = std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
+    >;
+    let (section, name) = key.split_once('.')?;
+    let sections: Sections = toml::from_str(text).ok()?;
+    let span = sections.get(section)?.get(name)?.span();
+    Some(text[..span.start].matches('\n').count() + 1)
+}
+
 impl Config {
     /// Reads a configuration file, TOML or upstream's format (told apart by
     /// the first meaningful line: upstream's lines have no `=` and no `[`).
@@ -482,6 +544,7 @@ impl Config {
             return Self::load(first);
         }
         let mut config = Config::default();
+        let mut texts = Vec::with_capacity(paths.len());
         for path in paths {
             let text = read_text(path)?;
             if !legacy::looks_legacy(&text) {
@@ -493,11 +556,16 @@ impl Config {
                 ));
             }
             legacy::apply(&text, path, &mut config)?;
+            texts.push(text);
         }
-        let last = more.last().unwrap_or(first);
+        let files: Vec<_> = paths
+            .iter()
+            .map(PathBuf::as_path)
+            .zip(texts.iter().map(String::as_str))
+            .collect();
         config
             .validate()
-            .map_err(|message| ConfigError::at(last, None, message))?;
+            .map_err(|invalid| invalid.in_files(&files))?;
         Ok(config)
     }
 
@@ -510,7 +578,7 @@ impl Config {
         };
         config
             .validate()
-            .map_err(|message| ConfigError::at(path, None, message))?;
+            .map_err(|invalid| invalid.in_files(&[(path, &text)]))?;
         Ok(config)
     }
 
@@ -546,9 +614,9 @@ impl Config {
     }
 
     /// Checks what no single value can: combinations and ranges.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let t = &self.tracker;
-        for (name, value) in [
+        let nonzero: [(&'static str, u32); 13] = [
             ("tracker.interval", t.interval),
             ("tracker.peer_timeout", t.peer_timeout),
             ("tracker.torrent_timeout", t.torrent_timeout),
@@ -568,30 +636,44 @@ impl Config {
                 "webtorrent.max_torrents_per_connection",
                 self.webtorrent.max_torrents_per_connection,
             ),
-        ] {
+        ];
+        for (name, value) in nonzero {
             if value == 0 {
-                return Err(format!("{name} must be at least 1"));
+                return Err(Invalid::new(&[name], format!("{name} must be at least 1")));
             }
         }
         // Peer time stamps are 14-bit and wrap after a few peer timeouts; the
         // sweep must visit every peer well before that.
         if u64::from(t.sweep_interval) >= 7 * u64::from(t.peer_timeout) {
-            return Err(format!(
-                "tracker.sweep_interval ({}) must be under 7 times tracker.peer_timeout ({})",
-                t.sweep_interval, t.peer_timeout
+            return Err(Invalid::new(
+                &["tracker.sweep_interval", "tracker.peer_timeout"],
+                format!(
+                    "tracker.sweep_interval ({}) must be under 7 times tracker.peer_timeout ({})",
+                    t.sweep_interval, t.peer_timeout
+                ),
             ));
         }
         if t.max_announce_rate > 0 && t.max_interval < t.interval {
-            return Err(format!(
-                "tracker.max_interval ({}) is below tracker.interval ({}); with \
+            return Err(Invalid::new(
+                &[
+                    "tracker.max_interval",
+                    "tracker.interval",
+                    "tracker.max_announce_rate",
+                ],
+                format!(
+                    "tracker.max_interval ({}) is below tracker.interval ({}); with \
                  tracker.max_announce_rate the interval only grows from there",
-                t.max_interval, t.interval
+                    t.max_interval, t.interval
+                ),
             ));
         }
         if t.numwant > t.numwant_max {
-            return Err(format!(
-                "tracker.numwant ({}) is above tracker.numwant_max ({})",
-                t.numwant, t.numwant_max
+            return Err(Invalid::new(
+                &["tracker.numwant", "tracker.numwant_max"],
+                format!(
+                    "tracker.numwant ({}) is above tracker.numwant_max ({})",
+                    t.numwant, t.numwant_max
+                ),
             ));
         }
         let a = &self.access;
@@ -599,78 +681,109 @@ impl Config {
             && a.whitelist.is_none()
             && a.blacklist.is_none()
         {
-            return Err(
+            return Err(Invalid::new(
+                &["access.fifo_add", "access.fifo_delete"],
                 "access.fifo_add and access.fifo_delete change an access list: set \
-                 access.whitelist or access.blacklist"
-                    .into(),
-            );
+                 access.whitelist or access.blacklist",
+            ));
         }
         if !(1..=32).contains(&a.rate_limit_ipv4_prefix)
             || !(1..=128).contains(&a.rate_limit_ipv6_prefix)
         {
-            return Err(format!(
-                "access.rate_limit_ipv4_prefix ({}) must be 1 to 32 and \
+            return Err(Invalid::new(
+                &[
+                    "access.rate_limit_ipv4_prefix",
+                    "access.rate_limit_ipv6_prefix",
+                ],
+                format!(
+                    "access.rate_limit_ipv4_prefix ({}) must be 1 to 32 and \
                  access.rate_limit_ipv6_prefix ({}) 1 to 128",
-                a.rate_limit_ipv4_prefix, a.rate_limit_ipv6_prefix
+                    a.rate_limit_ipv4_prefix, a.rate_limit_ipv6_prefix
+                ),
             ));
         }
         let c = &self.cluster;
         match (c.listen, c.peers.is_empty(), &c.key_file) {
             (None, true, None) | (Some(_), false, Some(_)) => {}
             _ => {
-                return Err(
-                    "cluster needs all of listen, peers and key_file (or none of them)".into(),
-                )
+                return Err(Invalid::new(
+                    &["cluster.listen", "cluster.peers", "cluster.key_file"],
+                    "cluster needs all of listen, peers and key_file (or none of them)",
+                ))
             }
         }
         if let Some(listen) = c.listen {
             if let Some(peer) = c.peers.iter().find(|p| p.is_ipv4() != listen.is_ipv4()) {
-                return Err(format!(
-                    "cluster.peers entry {peer} is not of the family of cluster.listen \
+                return Err(Invalid::new(
+                    &["cluster.peers", "cluster.listen"],
+                    format!(
+                        "cluster.peers entry {peer} is not of the family of cluster.listen \
                      ({listen}); write IPv4 peers of an IPv6 socket as [::ffff:a.b.c.d]:port"
+                    ),
                 ));
             }
         }
         if t.save_state && t.state_file.is_none() {
-            return Err("tracker.save_state needs tracker.state_file: where to save".into());
+            return Err(Invalid::new(
+                &["tracker.save_state"],
+                "tracker.save_state needs tracker.state_file: where to save",
+            ));
         }
         for prefix in &self.access.blocked_clients {
             let printable = |c: char| c.is_ascii_graphic() || c == ' ';
             if !(1..=20).contains(&prefix.len()) || !prefix.chars().all(printable) {
-                return Err(format!(
-                    "access.blocked_clients entry {prefix:?} must be 1 to 20 printable \
+                return Err(Invalid::new(
+                    &["access.blocked_clients"],
+                    format!(
+                        "access.blocked_clients entry {prefix:?} must be 1 to 20 printable \
                      ASCII characters: the start of a peer_id, such as \"-XL\""
+                    ),
                 ));
             }
         }
         if self.access.stats_path.is_empty() || self.access.stats_path.contains(['/', '?', ' ']) {
-            return Err(format!(
-                "access.stats_path {:?} must be a plain path segment",
-                self.access.stats_path
+            return Err(Invalid::new(
+                &["access.stats_path"],
+                format!(
+                    "access.stats_path {:?} must be a plain path segment",
+                    self.access.stats_path
+                ),
             ));
         }
         if t.user.is_empty() {
-            return Err("tracker.user must not be empty".into());
+            return Err(Invalid::new(
+                &["tracker.user"],
+                "tracker.user must not be empty",
+            ));
         }
         let w = &self.webtorrent;
         if w.idle_timeout <= w.interval {
-            return Err(format!(
-                "webtorrent.idle_timeout ({}) must be above webtorrent.interval ({}): \
+            return Err(Invalid::new(
+                &["webtorrent.idle_timeout", "webtorrent.interval"],
+                format!(
+                    "webtorrent.idle_timeout ({}) must be above webtorrent.interval ({}): \
                  browsers that announce on time would be cut off",
-                w.idle_timeout, w.interval
+                    w.idle_timeout, w.interval
+                ),
             ));
         }
         if w.max_message_size < 4096 {
-            return Err(format!(
-                "webtorrent.max_message_size ({}) must be at least 4096: an offer alone \
+            return Err(Invalid::new(
+                &["webtorrent.max_message_size"],
+                format!(
+                    "webtorrent.max_message_size ({}) must be at least 4096: an offer alone \
                  takes a few kilobytes",
-                w.max_message_size
+                    w.max_message_size
+                ),
             ));
         }
         if self.listen.udp_workers > MAX_UDP_WORKERS {
-            return Err(format!(
-                "listen.udp_workers ({}) must be at most {MAX_UDP_WORKERS}",
-                self.listen.udp_workers
+            return Err(Invalid::new(
+                &["listen.udp_workers"],
+                format!(
+                    "listen.udp_workers ({}) must be at most {MAX_UDP_WORKERS}",
+                    self.listen.udp_workers
+                ),
             ));
         }
         Ok(())
@@ -724,6 +837,32 @@ mod tests {
     }
 
     #[test]
+    fn errors_between_keys_find_the_line_that_set_one() {
+        let toml = "[log]\nlevel = \"warn\"\n[tracker]\n\n  interval = 0\n";
+        assert_eq!(toml_line_of(toml, "tracker.interval"), Some(5));
+        assert_eq!(
+            toml_line_of("tracker.interval = 0\n", "tracker.interval"),
+            Some(1)
+        );
+        assert_eq!(
+            toml_line_of("\ntracker = { interval = 0 }", "tracker.interval"),
+            Some(2)
+        );
+        assert_eq!(toml_line_of(toml, "tracker.peer_timeout"), None);
+        let upstream = "listen.udp.workers 2\n# listen.udp.workers 3\nlisten.udp.workers 300\n";
+        assert_eq!(legacy::line_of(upstream, "listen.udp_workers"), Some(3));
+        let invalid = Invalid::new(
+            &["tracker.peer_timeout", "listen.udp_workers"],
+            "listen.udp_workers",
+        );
+        let error = invalid.in_files(&[
+            (Path::new("a"), upstream),
+            (Path::new("b"), "tracker.user x\n"),
+        ]);
+        assert_eq!(error.to_string(), "a:3: listen.udp.workers");
+    }
+
+    #[test]
     fn listen_lists_replace_the_default() {
         let c = Config::parse_toml("[listen]\ntcp = [\"127.0.0.1:80\"]\n", Path::new("f")).unwrap();
         let l = c.listen.effective();
@@ -749,6 +888,7 @@ mod tests {
         assert!(c
             .validate()
             .unwrap_err()
+            .message
             .contains("needs tracker.state_file"));
         c.tracker.state_file = Some("/var/lib/opentracker/state".into());
         assert!(c.validate().is_ok());
@@ -760,7 +900,11 @@ mod tests {
         c.access.rate_limit_burst = 7;
         assert_eq!(c.access.rate().unwrap().burst, 7);
         c.access.rate_limit_ipv4_prefix = 33;
-        assert!(c.validate().unwrap_err().contains("must be 1 to 32"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("must be 1 to 32"));
         c.access.rate_limit_ipv4_prefix = 32;
         c.access.rate_limit_ipv6_prefix = 0;
         assert!(c.validate().is_err());
@@ -769,23 +913,28 @@ mod tests {
         c.cluster.listen = Some("[::]:6970".parse().unwrap());
         c.cluster.peers = vec!["10.0.0.2:6970".parse().unwrap()];
         c.cluster.key_file = Some("key".into());
-        assert!(c.validate().unwrap_err().contains("not of the family"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("not of the family"));
         c.cluster.peers = vec!["[::ffff:10.0.0.2]:6970".parse().unwrap()];
         assert!(c.validate().is_ok());
         c.cluster.key_file = None;
-        assert!(c.validate().unwrap_err().contains("needs all of"));
+        assert!(c.validate().unwrap_err().message.contains("needs all of"));
         c.cluster = Cluster::default();
         c.access.fifo_add = Some("add".into());
         assert!(c
             .validate()
             .unwrap_err()
+            .message
             .contains("set access.whitelist or"));
         c.access.blacklist = Some("blacklist".into());
         assert!(c.validate().is_ok());
         let mut c = Config::default();
         for refused in ["", "-XL0012-0123456789abc", "-XL\u{e9}", "-XL\n"] {
             c.access.blocked_clients = vec![refused.into()];
-            let error = c.validate().unwrap_err();
+            let error = c.validate().unwrap_err().message;
             assert!(error.starts_with("access.blocked_clients entry"), "{error}");
         }
         c.access.blocked_clients = vec!["-XL".into(), "-SD0100-".into(), "exbc".into()];
