@@ -126,9 +126,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
             }
         }
     }
-    let mut config = Config::load_all(&files)?;
+    let (mut config, texts) = Config::read_all(&files)?;
     apply(&mut config, &flags)?;
-    config.validate()?;
+    config
+        .validate()
+        .map_err(|invalid| match last_flag_setting(&flags, invalid.keys()) {
+            Some((flag, value)) => {
+                ConfigError::new(format!("{flag} {value:?}: {}", invalid.message))
+            }
+            None => invalid.in_files(&texts),
+        })?;
     let advice = config.advice();
     config.warnings.extend(advice);
     Ok(if check {
@@ -136,6 +143,35 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
     } else {
         Command::Run(Box::new(config))
     })
+}
+
+/// The settings each flag writes, for naming the flag behind an error.
+fn keys_set_by(flag: &str) -> &'static [&'static str] {
+    match flag {
+        "-p" => &["listen.tcp"],
+        "-P" => &["listen.udp"],
+        "-A" => &["access.stats", "access.proxy"],
+        "-r" => &["tracker.redirect_url"],
+        "-d" => &["tracker.rootdir"],
+        "-u" => &["tracker.user"],
+        "-l" => &["tracker.state_file"],
+        "-w" => &["access.whitelist"],
+        "-b" => &["access.blacklist"],
+        "--log" => &["log.target"],
+        _ => &[],
+    }
+}
+
+/// The last flag that set one of `keys`: flags apply after the files, so
+/// it, not a file's line, is what the value came from.
+fn last_flag_setting<'f>(
+    flags: &'f [(String, String)],
+    keys: &[&str],
+) -> Option<&'f (String, String)> {
+    flags
+        .iter()
+        .rev()
+        .find(|(flag, _)| keys_set_by(flag).iter().any(|key| keys.contains(key)))
 }
 
 fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigError> {
@@ -287,5 +323,31 @@ mod tests {
             parse([OsString::from("--healthcheck")]),
             Ok(Command::Healthcheck(_))
         ));
+    }
+
+    #[test]
+    fn invalid_settings_blame_the_flag_that_set_them_and_flags_complete_a_file() {
+        let err = run(&["-u", "ot", "-u", ""]).unwrap_err();
+        assert_eq!(err.to_string(), "-u \"\": tracker.user must not be empty");
+        let file = std::env::temp_dir().join(format!("ot-cli-fifo-{}", std::process::id()));
+        std::fs::write(
+            &file,
+            "[tracker]\nuser = \"ot\"\n[access]\nfifo_add = \"/run/a\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let alone = run(&["-f", path]).unwrap_err().to_string();
+        let with_list = run(&["-f", path, "-w", "/etc/list"]);
+        let unrelated = run(&["-f", path, "-u", "nobody"]).unwrap_err().to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            alone.starts_with(&format!("{path}:4: access.fifo_add")),
+            "{alone}"
+        );
+        assert!(
+            with_list.is_ok(),
+            "-w supplies the list the file's FIFO changes"
+        );
+        assert_eq!(unrelated, alone, "-u has no part in that error");
     }
 }

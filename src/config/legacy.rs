@@ -77,13 +77,6 @@ pub fn line_of(text: &str, key: &str) -> Option<usize> {
     last.map(|(index, _)| index + 1)
 }
 
-/// Parses upstream's format into a [`Config`] (defaults for what it omits).
-pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let mut config = Config::default();
-    apply(text, path, &mut config)?;
-    Ok(config)
-}
-
 /// Applies the lines of a file in upstream's format to `config`, as
 /// upstream reads each `-f` file in turn: listeners and networks add up,
 /// other keys take the last value.
@@ -148,6 +141,13 @@ pub fn apply(text: &str, path: &Path, config: &mut Config) -> Result<(), ConfigE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One file in upstream's format over the defaults.
+    fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        apply(text, path, &mut config)?;
+        Ok(config)
+    }
 
     const UPSTREAM: &str = "# opentracker config file\n\
         listen.tcp_udp 0.0.0.0\n\

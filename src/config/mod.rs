@@ -485,11 +485,16 @@ impl Invalid {
         }
     }
 
+    /// The settings the error is about.
+    pub fn keys(&self) -> &[&'static str] {
+        &self.keys
+    }
+
     /// The error in the terms of `files` (path and text, read in order):
     /// at the line of the last file that sets one of the keys, with the
     /// names that file's format uses.
-    fn in_files(self, files: &[(&Path, &str)]) -> ConfigError {
-        let found = files.iter().rev().find_map(|&(path, text)| {
+    pub fn in_files(self, files: &[(PathBuf, String)]) -> ConfigError {
+        let found = files.iter().rev().find_map(|(path, text)| {
             let line = self
                 .keys
                 .iter()
@@ -501,7 +506,7 @@ impl Invalid {
         });
         let (path, text, line) = match (found, files.last()) {
             (Some((path, text, line)), _) => (path, text, Some(line)),
-            (None, Some(&(path, text))) => (path, text, None),
+            (None, Some((path, text))) => (path, text, None),
             (None, None) => return ConfigError::new(self.message),
         };
         let message = match legacy::looks_legacy(text) {
@@ -509,12 +514,6 @@ impl Invalid {
             false => self.message,
         };
         ConfigError::at(path, line, message)
-    }
-}
-
-impl From<Invalid> for ConfigError {
-    fn from(invalid: Invalid) -> Self {
-        ConfigError::new(invalid.message)
     }
 }
 
@@ -533,53 +532,32 @@ fn toml_line_of(text: &str, key: &str) -> Option<usize> {
 impl Config {
     /// Reads a configuration file, TOML or upstream's format (told apart by
     /// the first meaningful line: upstream's lines have no `=` and no `[`).
-    /// Reads the files `-f` named, in order: none gives the defaults, one
-    /// may be TOML or upstream's format, and several must all be in
-    /// upstream's format, adding up as upstream reads them.
-    pub fn load_all(paths: &[PathBuf]) -> Result<Config, ConfigError> {
-        let [first, more @ ..] = paths else {
-            return Ok(Config::default());
-        };
-        if more.is_empty() {
-            return Self::load(first);
-        }
+    /// Reads the files `-f` named, in order, without validating: none
+    /// gives the defaults, one may be TOML or upstream's format, and several
+    /// must all be in upstream's format, adding up as upstream reads them.
+    /// Command-line flags apply on top before [`Config::validate`], so the
+    /// texts come back too, for [`Invalid::in_files`] to find the line.
+    pub fn read_all(paths: &[PathBuf]) -> Result<(Config, Vec<(PathBuf, String)>), ConfigError> {
         let mut config = Config::default();
         let mut texts = Vec::with_capacity(paths.len());
         for path in paths {
             let text = read_text(path)?;
             if !legacy::looks_legacy(&text) {
-                return Err(ConfigError::at(
-                    path,
-                    None,
-                    "several -f files must all be in upstream's format, which add up as \
-                     upstream's do; a TOML configuration comes alone",
-                ));
+                if paths.len() > 1 {
+                    return Err(ConfigError::at(
+                        path,
+                        None,
+                        "several -f files must all be in upstream's format, which add up as \
+                         upstream's do; a TOML configuration comes alone",
+                    ));
+                }
+                config = Self::parse_toml(&text, path)?;
+            } else {
+                legacy::apply(&text, path, &mut config)?;
             }
-            legacy::apply(&text, path, &mut config)?;
-            texts.push(text);
+            texts.push((path.clone(), text));
         }
-        let files: Vec<_> = paths
-            .iter()
-            .map(PathBuf::as_path)
-            .zip(texts.iter().map(String::as_str))
-            .collect();
-        config
-            .validate()
-            .map_err(|invalid| invalid.in_files(&files))?;
-        Ok(config)
-    }
-
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = read_text(path)?;
-        let config = if legacy::looks_legacy(&text) {
-            legacy::parse(&text, path)?
-        } else {
-            Self::parse_toml(&text, path)?
-        };
-        config
-            .validate()
-            .map_err(|invalid| invalid.in_files(&[(path, &text)]))?;
-        Ok(config)
+        Ok((config, texts))
     }
 
     pub fn parse_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -856,8 +834,8 @@ mod tests {
             "listen.udp_workers",
         );
         let error = invalid.in_files(&[
-            (Path::new("a"), upstream),
-            (Path::new("b"), "tracker.user x\n"),
+            ("a".into(), upstream.into()),
+            ("b".into(), "tracker.user x\n".into()),
         ]);
         assert_eq!(error.to_string(), "a:3: listen.udp.workers");
     }
