@@ -48,8 +48,9 @@ usage: bench/run.sh [--quick | --scale PEERS] [--tracker NAME=PATH]... [--upstre
                        BEP 15 responder, one datagram per system call, and
                        `loadgen floor --batched`, the same in batches: the
                        cheapest possible UDP server
-  --no-ipv6            skip the UDP phase over IPv6 (on [::1], clients from
-                       fd77::/64, which the namespace routes to loopback)
+  --no-ipv6            skip the phases over IPv6 (UDP, then HTTP, on [::1],
+                       clients from fd77::/64, which the namespace routes to
+                       loopback)
   --no-install         do not apt-get install missing tools
   --wait-quiet SECS    wait up to SECS for other processes to use under 10 %
                        of the CPUs before measuring (shared machines)
@@ -541,8 +542,10 @@ skipped() {
             return 1
         fi
         ;;
-    udp6)
-        if has "$tracker" ipv4-only; then
+    udp6 | http6 | http-keepalive6)
+        if [[ $step != udp6 ]] && has "$tracker" udp-only; then
+            printf 'UDP only'
+        elif has "$tracker" ipv4-only; then
             printf 'IPv4 only'
         elif [[ -n $IPV6_SKIPPED ]]; then
             printf '%s' "$IPV6_SKIPPED"
@@ -854,10 +857,12 @@ udp_phase() {
     stop_server
 }
 
-# The UDP phase over IPv6 on TRACKER (NAMES' INDEX), on [::1] with clients
-# in fd77::/64, started afresh and prefilled: its figures, idle and peak RSS
-# included, filed under R[TRACKER.udp6.*].
-udp6_phase() {
+# The phases over IPv6 on TRACKER (NAMES' INDEX), on [::1] with clients in
+# fd77::/64, started afresh: UDP, prefilled, then HTTP one request per
+# connection and keep-alive on the same swarms. Each scenario's figures go
+# under R[TRACKER.SCENARIO6.*] (udp6 with idle and peak RSS, http6,
+# http-keepalive6).
+ipv6_phase() {
     local tracker=$1 index=$2 port key
     port=$((BASE_PORT + 2 * index))
     port_free "$port" || die "port $port is in use"
@@ -872,9 +877,20 @@ udp6_phase() {
         --in-flight "$UDP_IN_FLIGHT" --duration "$DURATION" \
         --server-pid "$SERVER_PID" || R[$tracker.udp6.failed]=$LOAD_ERROR
     R[$tracker.udp6.hwm_kb]=$(memory_kb "$SERVER_PID" VmHWM 2>/dev/null || true)
+    if ! skipped "$tracker" http6 >/dev/null && server_alive; then
+        log "$tracker: HTTP over IPv6, one request per connection, then keep-alive"
+        load "$tracker@ipv6" http --target "[::1]:$port" "${SWARM[@]}" --duration "$DURATION" \
+            --server-pid "$SERVER_PID" || R[$tracker.http6.failed]=$LOAD_ERROR
+        load "$tracker@ipv6" http --keep-alive --target "[::1]:$port" "${SWARM[@]}" \
+            --duration "$DURATION" --server-pid "$SERVER_PID" ||
+            R[$tracker.http-keepalive6.failed]=$LOAD_ERROR
+    fi
     server_alive || R[$tracker.udp6.failed]="the server died: $(tail -n 1 "$WORK/$tracker.ipv6.log")"
+    local rest
     for key in "${!R[@]}"; do
-        [[ $key != "$tracker@ipv6.udp."* ]] || R[$tracker.udp6.${key#"$tracker@ipv6.udp."}]=${R[$key]}
+        [[ $key == "$tracker@ipv6."* ]] || continue
+        rest=${key#"$tracker@ipv6."}
+        R[$tracker.${rest%%.*}6.${rest#*.}]=${R[$key]}
     done
     stop_server
 }
@@ -937,7 +953,7 @@ if paired; then
     udp_pairs udp
 fi
 for i in "${!NAMES[@]}"; do
-    skipped "${NAMES[$i]}" udp6 >/dev/null || udp6_phase "${NAMES[$i]}" "$i"
+    skipped "${NAMES[$i]}" udp6 >/dev/null || ipv6_phase "${NAMES[$i]}" "$i"
 done
 if [[ -n $AQUATIC_LOAD ]]; then
     # Debian's tracker allows the cross-check's torrents instead.
@@ -1088,6 +1104,8 @@ http_target_rows() {
         target_row "HTTP responses per core-second, ours with keep-alive / upstream (measured, one per connection)" 3 \
             "b / a" "ours.$keep.cpu_us_per_response" "upstream.$close.cpu_us_per_response" ge
     fi
+    # Debian's build is IPv4 only: over IPv6 there is nothing to scale.
+    [[ -n ${KIND[debian]:-} ]] && skipped debian "$close" >/dev/null && return 0
     target_row "HTTP µs/response, one request per connection, ours / upstream, upstream = debian / $u" 0.7 \
         "a / (b / $u)" "ours.$close.cpu_us_per_response" "debian.$close.cpu_us_per_response" le
     target_row "HTTP responses per core-second, ours with keep-alive / upstream (one per connection), upstream = debian / $u" 3 \
@@ -1326,14 +1344,24 @@ state_cell() {
         "$peak" "$idle"
 }
 
-# The UDP phase over IPv6: each tracker's figures, the ratios, the memory
-# its swarms take (an IPv6 peer's address is 16 bytes where an IPv4 one's is
-# 4), and the targets read from it.
+# The phases over IPv6: each tracker's figures, the ratios, the memory its
+# swarms take (an IPv6 peer's address is 16 bytes where an IPv4 one's is 4),
+# and the targets read from them.
 ipv6_rows() {
-    local t reason
-    load_rows udp6
+    local t reason scenario
+    local -A title=([udp6]='UDP announce' [http6]='HTTP announce, one request per connection'
+        [http-keepalive6]='HTTP announce, keep-alive')
+    for scenario in udp6 http6 http-keepalive6; do
+        echo "### ${title[$scenario]} over IPv6"
+        echo
+        load_rows "$scenario"
+        echo
+    done
+    echo "### Ratios, memory and targets over IPv6"
     echo
-    ratio_table "UDP µs/resp=udp6:cpu_us_per_response" "UDP resp/s=udp6:rps" "peak RSS=udp6:hwm_kb"
+    ratio_table "UDP µs/resp=udp6:cpu_us_per_response" "UDP resp/s=udp6:rps" \
+        "HTTP µs/resp=http6:cpu_us_per_response" \
+        "keep-alive µs/resp=http-keepalive6:cpu_us_per_response" "peak RSS=udp6:hwm_kb"
     echo
     echo "| tracker | idle RSS | peak RSS after prefill | state per peer / per torrent | peak RSS, IPv6 / IPv4 |"
     echo "|---|---:|---:|---:|---:|"
@@ -1362,6 +1390,7 @@ ipv6_rows() {
         target_row "peak RSS after $TORRENTS torrents / $PEERS peers, ours / upstream (measured)" 0.6 \
             "a / b" ours.udp6.hwm_kb upstream.udp6.hwm_kb le
     fi
+    http_target_rows http6 http-keepalive6
     udp_bound_reach udp6
 }
 
@@ -1573,7 +1602,7 @@ fi
         udp_pair_rows udp "the UDP phase, in *UDP announce* below"
         echo
     fi
-    echo "## UDP over IPv6"
+    echo "## Over IPv6"
     echo
     if [[ -n $IPV6_SKIPPED ]]; then
         echo "Not measured: $IPV6_SKIPPED."
@@ -1581,8 +1610,10 @@ fi
         echo "The UDP phase again over IPv6, each tracker started afresh on [::1] and"
         echo "prefilled: the same workload, its $CLIENTS clients sending from fd77::1 upwards"
         echo "(a prefix the namespace routes to loopback, as 127.0.0.0/8 is), so every reply"
-        echo "carries 18-byte peers where IPv4's carry 6. Trackers built for IPv4 only are"
-        echo "skipped. The issue's targets are set over IPv4; they are read here as well."
+        echo "carries 18-byte peers where IPv4's carry 6. Then, on the same swarms, the HTTP"
+        echo "phases (one request per connection, and keep-alive) over IPv6 as well, their"
+        echo "replies' peers in \`peers6\`. Trackers built for IPv4 only are skipped. The"
+        echo "issue's targets are set over IPv4; they are read here as well."
         echo
         ipv6_rows
     fi

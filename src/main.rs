@@ -24,7 +24,10 @@ fn main() -> ExitCode {
             // The lists too: a reload with a bad one keeps the old one.
             // Nothing goes to stdout unless all is well, so that
             // `--check-config > new.toml` leaves no half-checked file.
-            return match server::check_files(&config) {
+            let destination = log_destination(config.log.target);
+            let found = sys::log::check(destination, config.log.syslog_socket())
+                .and_then(|log| Ok(format!("{log}\n{}", server::check_files(&config)?)));
+            return match found {
                 Ok(found) => {
                     print!("{}", config.to_toml());
                     for line in found.lines() {
@@ -109,12 +112,16 @@ fn raise_open_files_limit(config: &Config, listeners: &listeners::Listeners) {
     }
 }
 
-fn run(config: Config) -> Result<(), String> {
-    let destination = match config.log.target {
+fn log_destination(target: LogTarget) -> sys::log::Destination {
+    match target {
         LogTarget::Auto => sys::log::Destination::Auto,
         LogTarget::Syslog => sys::log::Destination::Syslog,
         LogTarget::Stderr => sys::log::Destination::Stderr,
-    };
+    }
+}
+
+fn run(config: Config) -> Result<(), String> {
+    let destination = log_destination(config.log.target);
     let level = match config.log.level {
         LogLevel::Error => log::LevelFilter::Error,
         LogLevel::Warn => log::LevelFilter::Warn,

@@ -447,3 +447,68 @@ fn check_config_opens_the_fifos_and_reads_the_state_file_as_the_start_would() {
         "{stderr}"
     );
 }
+
+/// What the start opens before it drops privileges, the check opens too:
+/// the cluster's key and the syslog socket.
+#[test]
+fn check_config_reads_the_cluster_key_and_reaches_syslog_as_the_start_would() {
+    let dir = TestDir::new();
+    let key = dir.write("cluster.key", "abc\n");
+    let socket_path = dir.path("log.sock");
+    let _syslog = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    let config = |target: &str, socket: &std::path::Path| {
+        dir.write(
+            "opentracker.toml",
+            &format!(
+                "[log]\ntarget = \"{target}\"\nsyslog_socket = \"{}\"\n[cluster]\n\
+                 listen = \"127.0.0.1:1\"\npeers = [\"127.0.0.1:2\"]\nkey_file = \"{}\"\n",
+                socket.display(),
+                key.display()
+            ),
+        )
+    };
+    let check =
+        |file: std::path::PathBuf| run_binary(&["--check-config", "-f", file.to_str().unwrap()]);
+
+    let (status, stdout, stderr) = check(config("syslog", &socket_path));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "cluster.key_file {}: the key has 3 bytes",
+            key.display()
+        )),
+        "{stderr}"
+    );
+
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let (status, stdout, stderr) = check(config("syslog", &socket_path));
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "\n# log: to syslog socket {}\n",
+            socket_path.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\n# cluster.key_file {}: a key of 32 bytes\n",
+            key.display()
+        )),
+        "{stdout}"
+    );
+
+    let nowhere = dir.path("no.sock");
+    let (status, stdout, stderr) = check(config("syslog", &nowhere));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!("syslog socket {}", nowhere.display())),
+        "{stderr}"
+    );
+    // Left to choose, the start falls back to standard error: no error.
+    let (status, stdout, stderr) = check(config("auto", &nowhere));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("\n# log: to standard error ("), "{stdout}");
+}

@@ -338,9 +338,14 @@ fn logs_to_syslog_socket() {
         },
     );
     tracker.get(&announce_path(&hash(3), 1, ""));
+    tracker.get("/scrape");
     let mut lines = Vec::new();
     assert!(
         wait_notify(&syslog, &mut lines, "127.0.0.0/24 announce"),
+        "{lines:?}"
+    );
+    assert!(
+        wait_notify(&syslog, &mut lines, "127.0.0.0/24 full scrape"),
         "{lines:?}"
     );
     let startup = lines
@@ -352,10 +357,13 @@ fn logs_to_syslog_socket() {
         startup.starts_with("<30>") && startup.contains("opentracker["),
         "{startup}"
     );
-    let requests: Vec<&String> = lines.iter().filter(|l| l.contains(" announce")).collect();
+    let requests: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" announce") || l.contains("full scrape"))
+        .collect();
     assert!(
         !requests.iter().any(|l| l.contains("127.0.0.1")),
-        "the address is truncated: {requests:?}"
+        "the address is truncated in every line about a request: {requests:?}"
     );
 }
 

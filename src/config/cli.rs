@@ -29,7 +29,7 @@ Usage: opentracker [-f config] [-i ip] [-p port] [-P port] [-A ip[/bits]] [-r ur
                    [-d dir] [-u user] [-w file] [-b file] [-l file]
                    [--log stderr|syslog]
        opentracker --check-config [-f config] [flags]
-       opentracker --healthcheck [host:port]
+       opentracker --healthcheck [ip:port]
        opentracker -v | -h";
 
 pub const HELP: &str = "
@@ -97,7 +97,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
                 i += 1;
                 flags.push(("--log".into(), value.clone()));
             }
-            "-s" => {
+            live_sync if live_sync.starts_with("-s") => {
                 return Err(ConfigError::new(
                     "-s: upstream's live sync is not supported; the [cluster] section of a \
                      TOML configuration passes announces between trackers instead",
@@ -289,8 +289,10 @@ mod tests {
 
     #[test]
     fn live_sync_flag_points_to_cluster() {
-        let err = run(&["-s", "9696"]).unwrap_err().to_string();
-        assert!(err.contains("[cluster]"), "{err}");
+        for args in [&["-s", "9696"][..], &["-s9696"]] {
+            let err = run(args).unwrap_err().to_string();
+            assert!(err.contains("[cluster]"), "{args:?}: {err}");
+        }
     }
 
     #[test]

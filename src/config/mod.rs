@@ -45,7 +45,7 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
 pub const DEFAULT_PORT: u16 = 6969;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Config {
     pub listen: Listen,
     pub access: Access,
@@ -62,7 +62,7 @@ pub struct Config {
 /// Listen addresses. `None` everywhere means the default, `[::]:6969` for
 /// HTTP and UDP; any list given replaces that default.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Listen {
     pub tcp_udp: Option<Vec<ListenAddr>>,
     pub tcp: Option<Vec<ListenAddr>>,
@@ -124,7 +124,7 @@ impl Listen {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Access {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub whitelist: Option<PathBuf>,
@@ -219,7 +219,7 @@ impl Default for Access {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct TrackerSection {
     pub user: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -317,7 +317,7 @@ impl Default for TrackerSection {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Http {
     pub keep_alive: bool,
     pub keep_alive_timeout: u32,
@@ -342,7 +342,7 @@ impl Default for Http {
 /// listeners and the tracker relays their WebRTC offers and answers. Off,
 /// as upstream has none; then an upgrade request is answered as HTTP.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Webtorrent {
     pub enabled: bool,
     /// Seconds between a browser's announces.
@@ -374,7 +374,7 @@ impl Default for Webtorrent {
 /// Trackers that pass each other their announces (see
 /// [`crate::proto::cluster`]). Off unless `listen` is set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Cluster {
     /// The UDP address other trackers send to.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -387,7 +387,7 @@ pub struct Cluster {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Log {
     pub target: LogTarget,
     pub level: LogLevel,
@@ -838,6 +838,23 @@ mod tests {
             ("b".into(), "tracker.user x\n".into()),
         ]);
         assert_eq!(error.to_string(), "a:3: listen.udp.workers");
+    }
+
+    #[test]
+    fn a_section_that_is_not_a_table_is_named_in_toml_terms() {
+        for text in [
+            "tracker = 5\n",
+            "[log]\nlevel = \"info\"\n[access]\nstats = [1]\n",
+            "http = \"x\"\n",
+        ] {
+            let err = Config::parse_toml(text, Path::new("f")).unwrap_err();
+            assert!(!err.message.contains("Section"), "{text:?}: {err}");
+        }
+        let err = Config::parse_toml("tracker = 5\n", Path::new("f")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f:1: invalid type: integer `5`, expected a table of settings"
+        );
     }
 
     #[test]

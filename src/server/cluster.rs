@@ -27,11 +27,10 @@ pub struct Cluster {
     id: u64,
 }
 
-/// Binds the cluster socket and reads the key, before the privilege drop:
-/// the key file may then be root's alone, and the port a privileged one.
-pub fn bind(config: &Config) -> Result<Option<Cluster>, String> {
-    let c = &config.cluster;
-    let (Some(listen), Some(key_file)) = (c.listen, &c.key_file) else {
+/// The cluster's key, read from `cluster.key_file` (None without a
+/// cluster); an error if it is unreadable or too short to authenticate.
+pub fn read_key(config: &Config) -> Result<Option<Vec<u8>>, String> {
+    let Some(key_file) = &config.cluster.key_file else {
         return Ok(None);
     };
     let key = std::fs::read(key_file)
@@ -45,6 +44,18 @@ pub fn bind(config: &Config) -> Result<Option<Cluster>, String> {
             key.len()
         ));
     }
+    Ok(Some(key))
+}
+
+/// Binds the cluster socket and reads the key, before the privilege drop:
+/// the key file may then be root's alone, and the port a privileged one.
+pub fn bind(config: &Config) -> Result<Option<Cluster>, String> {
+    let Some(listen) = config.cluster.listen else {
+        return Ok(None);
+    };
+    let Some(key) = read_key(config)? else {
+        return Ok(None);
+    };
     let socket = std::net::UdpSocket::bind(listen)
         .and_then(|socket| {
             socket.set_nonblocking(true)?;
@@ -53,7 +64,7 @@ pub fn bind(config: &Config) -> Result<Option<Cluster>, String> {
         .map_err(|e| format!("bind cluster UDP {listen}: {e}"))?;
     Ok(Some(Cluster {
         socket: UdpSocket::from_std(socket),
-        peers: c.peers.clone(),
+        peers: config.cluster.peers.clone(),
         key,
         id: fastrand::u64(..),
     }))

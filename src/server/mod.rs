@@ -147,10 +147,24 @@ pub fn load_access_list(config: &Config) -> Result<AccessList, String> {
 /// what the lists hold and any that start `warning:` something the start
 /// would only log; or the first error, naming file and line.
 pub fn check_files(config: &Config) -> Result<String, String> {
+    // The start reads the cluster key before dropping privileges.
+    let key = match (&config.cluster.key_file, cluster::read_key(config)?) {
+        (Some(path), Some(key)) => Some(format!(
+            "cluster.key_file {}: a key of {} bytes",
+            path.display(),
+            key.len()
+        )),
+        _ => None,
+    };
     let rootdir = config.tracker.rootdir.as_deref();
-    sys::privileges::check_as_dropped(&config.tracker.user, rootdir, |outcome| {
+    let found = sys::privileges::check_as_dropped(&config.tracker.user, rootdir, |outcome| {
         files_found(config).map_err(|e| after_drop(e, config, outcome))
-    })
+    })?;
+    Ok(key
+        .into_iter()
+        .chain([found])
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 fn files_found(config: &Config) -> Result<String, String> {

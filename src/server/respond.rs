@@ -210,12 +210,10 @@ pub fn respond(
                 _ => request.after_query,
             };
             let gzip = http::accepts_gzip(head, loose_scope);
+            // Logged, as every request, under `log.requests` with the
+            // client labelled as `log.client_ip` says.
             if kind == BodyKind::FullScrape {
                 ctx.counters.full_scrapes += 1;
-                log::info!(
-                    "full scrape{} for {client}",
-                    if gzip { " (gzip)" } else { "" }
-                );
             }
             response::streamed_head(out, kind.content_type(), gzip, request.http11);
             Reply {

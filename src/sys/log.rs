@@ -59,17 +59,9 @@ pub fn init(
         Destination::Auto => !std::io::stderr().is_terminal(),
     };
     let logger: Box<dyn Log> = if use_syslog {
-        let formatter = syslog::Formatter3164 {
-            facility: syslog::Facility::LOG_DAEMON,
-            hostname: None,
-            process: "opentracker".into(),
-            pid: std::process::id(),
-        };
-        match syslog::unix_custom(formatter, syslog_socket) {
+        match connect(syslog_socket) {
             Ok(writer) => Box::new(syslog::BasicLogger::new(writer)),
-            Err(e) if destination == Destination::Syslog => {
-                return Err(format!("syslog socket {}: {e}", syslog_socket.display()))
-            }
+            Err(e) if destination == Destination::Syslog => return Err(e),
             Err(_) => {
                 ON_STDERR.store(true, Ordering::Relaxed);
                 Box::new(StderrLogger)
@@ -82,4 +74,33 @@ pub fn init(
     log::set_boxed_logger(logger).map_err(|e| format!("logger: {e}"))?;
     log::set_max_level(level);
     Ok(())
+}
+
+type SyslogWriter = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+fn connect(syslog_socket: &Path) -> Result<SyslogWriter, String> {
+    let formatter = syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_DAEMON,
+        hostname: None,
+        process: "opentracker".into(),
+        pid: std::process::id(),
+    };
+    syslog::unix_custom(formatter, syslog_socket)
+        .map_err(|e| format!("syslog socket {}: {e}", syslog_socket.display()))
+}
+
+/// Where [`init`] would send log lines, found without logging anything;
+/// an error where `init` would fail. Whether `Auto` finds a terminal
+/// depends on how the tracker is started, so both cases are told.
+pub fn check(destination: Destination, syslog_socket: &Path) -> Result<String, String> {
+    let socket = syslog_socket.display();
+    match (destination, connect(syslog_socket)) {
+        (Destination::Stderr, _) => Ok("log: to standard error".into()),
+        (Destination::Syslog, Ok(_)) => Ok(format!("log: to syslog socket {socket}")),
+        (Destination::Syslog, Err(e)) => Err(e),
+        (Destination::Auto, Ok(_)) => Ok(format!(
+            "log: to syslog socket {socket}, or to standard error when it is a terminal"
+        )),
+        (Destination::Auto, Err(e)) => Ok(format!("log: to standard error ({e})")),
+    }
 }
