@@ -170,6 +170,11 @@ fn bad_announces_get_upstream_answers() {
     // Broken clients' "GET /announce ?info_hash=" is tolerated.
     let lenient = tracker.get(&announce_path(&hash(5), 7, "").replacen('?', " ?", 1));
     assert_eq!(lenient.status, 200);
+    // A path starting with "a" is an announce however long, as upstream.
+    let token = format!("/announce/{}?", "t".repeat(100));
+    let long = tracker.get(&announce_path(&hash(5), 8, "").replacen("/announce?", &token, 1));
+    assert_eq!(long.status, 200, "{long:?}");
+    assert!(long.text().contains("8:intervali"), "{long:?}");
     // Still serving after all that.
     assert_eq!(tracker.get(&announce_path(&hash(5), 1, "")).status, 200);
 }

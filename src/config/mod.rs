@@ -719,12 +719,17 @@ impl Config {
                 ));
             }
         }
-        if self.access.stats_path.is_empty() || self.access.stats_path.contains(['/', '?', ' ']) {
+        let stats_path = &self.access.stats_path;
+        if stats_path.is_empty()
+            || stats_path.len() > crate::proto::http::MAX_NAMED_PATH
+            || stats_path.contains(['/', '?', ' '])
+        {
             return Err(Invalid::new(
                 &["access.stats_path"],
                 format!(
-                    "access.stats_path {:?} must be a plain path segment",
-                    self.access.stats_path
+                    "access.stats_path {stats_path:?} must be a plain path segment of at most \
+                     {} bytes",
+                    crate::proto::http::MAX_NAMED_PATH
                 ),
             ));
         }

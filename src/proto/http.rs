@@ -12,6 +12,9 @@ use super::passkey;
 
 /// Upstream's request buffer: a head that grows past it gets a 500.
 pub const MAX_HEAD: usize = 8192;
+/// The longest path routed by its whole name (`access.stats_path`,
+/// `metrics`); longer ones route by their first bytes as upstream's do.
+pub const MAX_NAMED_PATH: usize = 64;
 
 /// The length of the request head including its blank line, once complete.
 /// Like upstream, `\n\n`, `\r\n\r\n` and `\r\n\n` all end a head, and
@@ -150,9 +153,13 @@ pub fn parse<'a>(
     // Upstream's path scan stops with an error (404) at a byte a query may
     // not hold (the decoder refuses those) and at `&`, `=` and `@`, which
     // only a query may.
-    let mut path_buf = [0u8; 64];
-    let path = match super::query::decode_into(raw_path, &mut path_buf) {
-        Ok(len) if !raw_path.iter().any(|b| matches!(b, b'&' | b'=' | b'@')) => &path_buf[..len],
+    // Routes look at a path's first bytes, or at the whole of a short one
+    // (the stats path, `metrics`); a longer path is still checked in full.
+    let mut path_buf = [0u8; MAX_NAMED_PATH];
+    let (path, whole) = match super::query::decode_prefix(raw_path, &mut path_buf) {
+        Ok(len) if !raw_path.iter().any(|b| matches!(b, b'&' | b'=' | b'@')) => {
+            (&path_buf[..len.min(MAX_NAMED_PATH)], len <= MAX_NAMED_PATH)
+        }
         _ => return request(Route::NotFound),
     };
     if path.is_empty() {
@@ -170,10 +177,10 @@ pub fn parse<'a>(
     if path.starts_with(b"sc") {
         return request(Route::Scrape(query.ok_or(RequestError::NoQuery)?));
     }
-    if path == stats_path {
+    if whole && path == stats_path {
         return request(Route::Stats(direct_query.unwrap_or(b"")));
     }
-    if path == b"metrics" {
+    if whole && path == b"metrics" {
         return request(Route::Metrics);
     }
     request(Route::NotFound)
@@ -258,11 +265,9 @@ fn websocket_key(head: &[u8]) -> Option<&[u8]> {
 
 /// Whether the client wants the connection kept open after the response.
 pub fn wants_keep_alive(request: &Request<'_>) -> bool {
-    if request.http11 {
-        !has_token(request.head, "connection", b"close")
-    } else {
-        has_token(request.head, "connection", b"keep-alive")
-    }
+    // `close` ends the connection whatever else the header says.
+    !has_token(request.head, "connection", b"close")
+        && (request.http11 || has_token(request.head, "connection", b"keep-alive"))
 }
 
 /// The leftmost address of `X-Forwarded-For`, if it starts with an IP literal.
@@ -511,20 +516,36 @@ mod tests {
         );
         assert!(stats("GET /stats?mode=tpbs HTTP/1.1\r\nX: gzip\r\n\r\n").1);
         assert_eq!(stats("GET /stats HTTP/1.0\r\n\r\n").0, b" HTTP/1.0\r\n\r\n");
-        let req = parse(
-            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
-            b"stats",
-            false,
-        )
-        .unwrap();
-        assert!(!wants_keep_alive(&req));
-        let req = parse(
-            b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
-            b"stats",
-            false,
-        )
-        .unwrap();
-        assert!(wants_keep_alive(&req));
+        let keeps =
+            |head: &str| wants_keep_alive(&parse(head.as_bytes(), b"stats", false).unwrap());
+        assert!(!keeps("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.1\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.0\r\n\r\n"));
+        // `close` wins over `keep-alive` in either version.
+        assert!(!keeps(
+            "GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n"
+        ));
+        assert!(!keeps(
+            "GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn long_paths_route_by_their_first_bytes_as_upstream() {
+        let long = |path: &str| format!("GET /{path}?info_hash=a HTTP/1.0\r\n\r\n");
+        let announce = long(&format!("a{}", "x".repeat(200)));
+        assert_eq!(route(&announce), Ok(Route::Announce(b"info_hash=a")));
+        let scrape = long(&format!("sc{}", "%41".repeat(100)));
+        assert_eq!(route(&scrape), Ok(Route::Scrape(b"info_hash=a")));
+        // Named routes match their whole name only.
+        let stats = long(&format!("stats{}", "s".repeat(100)));
+        assert_eq!(route(&stats), Ok(Route::NotFound));
+        let metrics = long(&format!("metrics{}", "s".repeat(100)));
+        assert_eq!(route(&metrics), Ok(Route::NotFound));
+        // A broken escape anywhere, even past the first bytes, is refused.
+        let broken = long(&format!("a{}%zz", "x".repeat(100)));
+        assert_eq!(route(&broken), Ok(Route::NotFound));
     }
 
     #[test]

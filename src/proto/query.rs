@@ -156,10 +156,22 @@ fn decoded(raw: &[u8]) -> Decoded<'_> {
 /// Percent-decodes `raw` into `out`, returning the decoded length. Fails on a
 /// broken escape or when the result does not fit.
 pub fn decode_into(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
+    match decode_prefix(raw, out)? {
+        len if len <= out.len() => Ok(len),
+        _ => Err(QueryError::BadValue),
+    }
+}
+
+/// Percent-decodes as much of `raw` as fits into `out`, checking all of it,
+/// and returns the whole decoded length, which may exceed `out`'s. Fails on
+/// a broken escape.
+pub fn decode_prefix(raw: &[u8], out: &mut [u8]) -> Result<usize, QueryError> {
     let mut len = 0;
     for byte in decoded(raw) {
         let byte = byte?;
-        *out.get_mut(len).ok_or(QueryError::BadValue)? = byte;
+        if let Some(slot) = out.get_mut(len) {
+            *slot = byte;
+        }
         len += 1;
     }
     Ok(len)
