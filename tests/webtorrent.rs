@@ -340,6 +340,13 @@ fn upgrades_are_plain_http_unless_enabled() {
         http(tracker.v4(), "GET /announce HTTP/1.0\r\n\r\n").status,
         400
     );
+    // With a query it announces, as upstream, which never reads `Upgrade`.
+    let with_query = upgrade(13)
+        .replacen("/announce", &announce_path(&[7; 20], 6881, ""), 1)
+        .replace("Connection: Upgrade", "Connection: Upgrade, close");
+    let announced = http(tracker.v4(), &with_query);
+    assert_eq!(announced.status, 200, "{announced:?}");
+    assert!(announced.text().contains("8:intervali"), "{announced:?}");
     assert!(tracker
         .get("/metrics")
         .text()

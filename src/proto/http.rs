@@ -49,9 +49,14 @@ pub enum Route<'a> {
     Stats(&'a [u8]),
     /// `/metrics`: the counters for Prometheus.
     Metrics,
-    /// An announce path asked to become a WebSocket (WebTorrent); the
-    /// handshake's key, if the request carries a usable one.
-    WebSocket(Option<&'a [u8]>),
+    /// An announce path asked to become a WebSocket (WebTorrent): the
+    /// handshake's key, if the request carries a usable one, and the query,
+    /// if any, for a tracker that serves no WebSockets and so announces as
+    /// upstream does, which never reads `Upgrade`.
+    WebSocket {
+        key: Option<&'a [u8]>,
+        query: Option<&'a [u8]>,
+    },
     NotFound,
 }
 
@@ -133,9 +138,10 @@ pub fn parse<'a>(
         // A key is never percent-encoded, so the raw path shows it.
         if let (Some(key), word) = passkey::split_path(raw_path) {
             let route = match query {
-                _ if word.starts_with(b"a") && asks_websocket(head) => {
-                    Route::WebSocket(websocket_key(head))
-                }
+                _ if word.starts_with(b"a") && asks_websocket(head) => Route::WebSocket {
+                    key: websocket_key(head),
+                    query,
+                },
                 _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::NoQuery)?),
                 None if word == b"scrape" => Route::FullScrape,
                 _ => Route::Scrape(query.ok_or(RequestError::NoQuery)?),
@@ -166,7 +172,10 @@ pub fn parse<'a>(
         return request(Route::Root);
     }
     if path[0] == b'a' && asks_websocket(head) {
-        return request(Route::WebSocket(websocket_key(head)));
+        return request(Route::WebSocket {
+            key: websocket_key(head),
+            query,
+        });
     }
     if path[0] == b'a' {
         return request(Route::Announce(query.ok_or(RequestError::NoQuery)?));
@@ -581,18 +590,57 @@ mod tests {
             )
         };
         let head = upgrade("/announce", &format!("Sec-WebSocket-Key: {key}\r\n"));
-        assert_eq!(route(&head), Ok(Route::WebSocket(Some(key.as_bytes()))));
+        assert_eq!(
+            route(&head),
+            Ok(Route::WebSocket {
+                key: Some(key.as_bytes()),
+                query: None
+            })
+        );
         // No query needed; an unusable key is still the WebSocket route.
-        assert_eq!(route(&upgrade("/announce", "")), Ok(Route::WebSocket(None)));
+        assert_eq!(
+            route(&upgrade("/announce", "")),
+            Ok(Route::WebSocket {
+                key: None,
+                query: None
+            })
+        );
         let bad_key = upgrade("/a", "Sec-WebSocket-Key: short\r\n");
-        assert_eq!(route(&bad_key), Ok(Route::WebSocket(None)));
+        assert_eq!(
+            route(&bad_key),
+            Ok(Route::WebSocket {
+                key: None,
+                query: None
+            })
+        );
         let old = head.replace("Version: 13", "Version: 8");
-        assert_eq!(route(&old), Ok(Route::WebSocket(None)));
+        assert_eq!(
+            route(&old),
+            Ok(Route::WebSocket {
+                key: None,
+                query: None
+            })
+        );
+        // The query comes along, for a tracker that announces instead.
+        let with_query = upgrade("/announce?info_hash=a", "");
+        assert_eq!(
+            route(&with_query),
+            Ok(Route::WebSocket {
+                key: None,
+                query: Some(&b"info_hash=a"[..])
+            })
+        );
         // Other paths stay what they were.
         assert_eq!(route(&upgrade("/stats", "")), Ok(Route::Stats(b"")));
         let keyed_head = head.replace("/announce", "/k3y/announce");
         let keyed = parse(keyed_head.as_bytes(), b"stats", true).unwrap();
-        assert_eq!(keyed.route, Route::WebSocket(Some(key.as_bytes())));
+        assert_eq!(
+            keyed.route,
+            Route::WebSocket {
+                key: Some(key.as_bytes()),
+                query: None
+            }
+        );
         assert_eq!(keyed.passkey, Some(&b"k3y"[..]));
     }
 }

@@ -91,20 +91,20 @@ pub fn respond(
     };
     ctx.body.clear();
     let (answer, outcome) = match request.route {
-        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket(_)
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket { .. }
             if refuses_network(ctx, &request, client) =>
         {
             ctx.counters.blocked_networks += 1;
             bencode::failure(&mut ctx.body, super::context::NETWORK_BLOCKED);
             (Answer::Body, "blocked network")
         }
-        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket(_)
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket { .. }
             if ctx.over_rate(peer_ip(ctx, &request, client)) =>
         {
             bencode::failure(&mut ctx.body, super::context::RATE_LIMITED);
             (Answer::Body, "rate limited")
         }
-        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket(_)
+        Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket { .. }
             if refuses_passkey(ctx, request.passkey) =>
         {
             (Answer::Body, "passkey refused")
@@ -117,12 +117,19 @@ pub fn respond(
                 Some(wait) => (Answer::NotModest(wait), ""),
             }
         }
-        Route::WebSocket(Some(key)) if ctx.settings.webtorrent.is_some() => {
+        Route::WebSocket { key: Some(key), .. } if ctx.settings.webtorrent.is_some() => {
             (Answer::Upgrade(key), "websocket")
         }
-        // Off, or not a handshake browsers make: what upstream answers an
-        // announce path without a query.
-        Route::WebSocket(_) => (
+        // Off, upstream's answer: it never reads `Upgrade`, so a query is
+        // an announce.
+        Route::WebSocket {
+            query: Some(query), ..
+        } if ctx.settings.webtorrent.is_none() => {
+            (announce(ctx, query, &request, client), "announce")
+        }
+        // Off without a query (upstream's 400 for an announce path without
+        // one), or not a handshake browsers make.
+        Route::WebSocket { .. } => (
             Answer::Error(HttpError::BadRequest, HttpErrorKind::InvalidParameter),
             "",
         ),
