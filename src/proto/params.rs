@@ -175,6 +175,9 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
             b"mode" => {
                 let mut buf = [0u8; 16];
                 let len = query::decode_into(value.unwrap_or(b""), &mut buf)?;
+                // Every mode given must be one upstream knows, as upstream
+                // checks each; the last one is served.
+                named_mode(&buf[..len], None).ok_or(ParamError::Invalid)?;
                 mode = Some((buf, len));
             }
             b"format" => {
@@ -197,7 +200,12 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
     let Some((mode, len)) = mode else {
         return Ok(StatsMode::Peer);
     };
-    Ok(match &mode[..len] {
+    named_mode(&mode[..len], format).ok_or(ParamError::Invalid)
+}
+
+/// The stats mode called `name`, `tpbs` in `format` (text by default).
+fn named_mode(name: &[u8], format: Option<TpbsFormat>) -> Option<StatsMode> {
+    Some(match name {
         b"peer" => StatsMode::Peer,
         b"torr" => StatsMode::Torrents,
         b"conn" => StatsMode::Conn,
@@ -221,7 +229,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
         // Upstream never answers tpbs without a format; text is the evident intent.
         b"tpbs" => StatsMode::Tpbs(format.unwrap_or(TpbsFormat::Txt)),
         b"statedump" => StatsMode::StateDump,
-        _ => return Err(ParamError::Invalid),
+        _ => return None,
     })
 }
 
@@ -362,6 +370,13 @@ mod tests {
             Ok(StatsMode::Tpbs(TpbsFormat::Bin))
         );
         assert_eq!(stats(b"mode=nope"), Err(ParamError::Invalid));
+        // Each mode is checked, as upstream does; the last one is served.
+        assert_eq!(stats(b"mode=nope&mode=peer"), Err(ParamError::Invalid));
+        assert_eq!(stats(b"mode=tpbs&mode=torr"), Ok(StatsMode::Torrents));
+        assert_eq!(
+            stats(b"format=url&mode=tpbs"),
+            Ok(StatsMode::Tpbs(TpbsFormat::Url))
+        );
         assert_eq!(stats(b"mode=torr&x=a\x01b"), Ok(StatsMode::Torrents));
         assert_eq!(stats(b"mode=to\x01rr"), Err(ParamError::Invalid));
         assert_eq!(stats(b"mode=peer&info_hash=x"), Err(ParamError::Invalid));
