@@ -144,6 +144,9 @@ fn bad_announces_get_upstream_answers() {
         announce_path(&hash(5), 1, "&compact=1x"),
         announce_path(&hash(5), 1, "&peer_id=x"),
         announce_path(&hash(5), 1, "&x=\"quoted\""),
+        // A broken escape in a name, as upstream's scan finds it.
+        announce_path(&hash(5), 1, "&x%zz=1"),
+        announce_path(&hash(5), 1, "&%=1"),
         format!(
             "{}&info_hash={}",
             announce_path(&hash(5), 1, ""),

@@ -47,7 +47,7 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
         let value_of = || value.filter(|v| !v.is_empty()).ok_or(ParamError::Invalid);
-        match query::Name::decode(name).as_bytes() {
+        match query::Name::decode(name)?.as_bytes() {
             b"info_hash" => {
                 if info_hash.is_some() {
                     return Err(ParamError::Invalid);
@@ -104,7 +104,7 @@ pub fn scrape(query_bytes: &[u8], hashes: &mut Vec<SentHash>) -> Result<(), Para
     hashes.clear();
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
-        if query::Name::decode(name).as_bytes() == b"info_hash" {
+        if query::Name::decode(name)?.as_bytes() == b"info_hash" {
             let hash = query::decode_info_hash(value.unwrap_or(b""))?;
             if hashes.len() < MAX_SCRAPE_HASHES {
                 hashes.push(hash);
@@ -170,7 +170,7 @@ pub fn stats(query_bytes: &[u8]) -> Result<StatsMode, ParamError> {
     let mut format = None;
     for pair in query::pairs(query_bytes) {
         let (name, value) = pair?;
-        match query::Name::decode(name).as_bytes() {
+        match query::Name::decode(name)?.as_bytes() {
             b"info_hash" => return Err(ParamError::Invalid),
             b"mode" => {
                 let mut buf = [0u8; 16];

@@ -198,15 +198,16 @@ pub fn decode_info_hash(raw: &[u8]) -> Result<SentHash, QueryError> {
 }
 
 /// A parameter name with its escapes decoded, kept on the stack. Names
-/// longer than any keyword, or with broken escapes, decode to nothing and
-/// match no keyword (such parameters are skipped, as unknown ones are).
+/// longer than any keyword decode to nothing and match no keyword (such
+/// parameters are skipped, as unknown ones are); a broken escape is a
+/// malformed query, as upstream's scan finds it.
 pub struct Name {
     bytes: [u8; 16],
     len: usize,
 }
 
 impl Name {
-    pub fn decode(raw: &[u8]) -> Name {
+    pub fn decode(raw: &[u8]) -> Result<Name, QueryError> {
         let mut name = Name {
             bytes: [0; 16],
             len: 0,
@@ -214,10 +215,11 @@ impl Name {
         if raw.len() <= name.bytes.len() && !raw.contains(&b'%') {
             name.bytes[..raw.len()].copy_from_slice(raw);
             name.len = raw.len();
-        } else if let Ok(len) = decode_into(raw, &mut name.bytes) {
-            name.len = len;
+        } else {
+            let len = decode_prefix(raw, &mut name.bytes)?;
+            name.len = if len <= name.bytes.len() { len } else { 0 };
         }
-        name
+        Ok(name)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -357,11 +359,18 @@ mod tests {
             assert_eq!(decode_integer(junk), Ok(None), "{junk:?}");
         }
         assert_eq!(decode_integer(b"1x%zz"), Err(QueryError::Malformed));
-        assert_eq!(Name::decode(b"info%5fhash").as_bytes(), b"info_hash");
-        assert_eq!(Name::decode(b"port").as_bytes(), b"port");
-        assert_eq!(
-            Name::decode(b"a_name_longer_than_any_keyword").as_bytes(),
-            b""
-        );
+        let name = |raw: &[u8]| Name::decode(raw).map(|n| n.as_bytes().to_vec());
+        assert_eq!(name(b"info%5fhash"), Ok(b"info_hash".to_vec()));
+        assert_eq!(name(b"port"), Ok(b"port".to_vec()));
+        assert_eq!(name(b"a_name_longer_than_any_keyword"), Ok(Vec::new()));
+        assert_eq!(name(b"a_name_longer%41than_any_keyword"), Ok(Vec::new()));
+        for broken in [
+            &b"x%zz"[..],
+            b"x%4",
+            b"%",
+            b"a_name_longer_than_any_keyword%z",
+        ] {
+            assert_eq!(name(broken), Err(QueryError::Malformed), "{broken:?}");
+        }
     }
 }
