@@ -19,6 +19,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// networks active at once.
 pub const SLOTS: usize = 1 << 16;
 
+/// How far behind another caller's a caller's clock reading may be and
+/// still get its due: threads read the clock before they count a request,
+/// so one may come in with a `now` a little older than the one that moved
+/// the slot last, and would be refused the last request of a burst. Under
+/// half an interval, so neither the burst nor the sustained rate grows.
+const CLOCK_SKEW_NS: u64 = 1_000_000;
+
 /// How requests are limited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -55,12 +62,8 @@ impl RateLimiter {
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             key: seed | 1,
             interval_ns,
-            // Half an interval over the burst: callers read the clock at
-            // different moments (each UDP worker once per batch), so one
-            // may come in with a `now` a little behind the one that moved
-            // the slot last. Less than a whole interval, so neither the
-            // burst nor the sustained rate grows.
-            tolerance_ns: interval_ns * u64::from(rate.burst.max(1) - 1) + interval_ns / 2,
+            tolerance_ns: interval_ns * u64::from(rate.burst.max(1) - 1)
+                + CLOCK_SKEW_NS.min(interval_ns / 2),
             masks: (mask4, mask6),
         }
     }
@@ -209,13 +212,15 @@ mod tests {
 
     #[test]
     fn callers_whose_clocks_lag_a_little_still_get_the_whole_burst() {
-        // Two workers: one read the clock 30 ms after the other, and its
-        // requests were counted first.
+        // Two workers: one read the clock 0.3 ms after the other, and its
+        // request was counted first.
         let l = limiter(1, 3);
-        let (early, late) = (50 * SECOND, 50 * SECOND + 30_000_000);
+        let (early, late) = (50 * SECOND, 50 * SECOND + 300_000);
         assert!(l.allow(ip("10.0.0.1"), late));
         assert_eq!(allowed(&l, "10.0.0.1", 5, early), 2);
-        // Nor does the lag let more through a second later.
+        // Nor does the slack let more through: not 0.9 s later, and one
+        // a second later.
+        assert_eq!(allowed(&l, "10.0.0.1", 5, late + SECOND * 9 / 10), 0);
         assert_eq!(allowed(&l, "10.0.0.1", 5, late + SECOND), 1);
     }
 

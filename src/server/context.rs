@@ -415,7 +415,9 @@ impl Context {
         let Some(limiter) = &self.rate_limiter else {
             return false;
         };
-        let now_ns = self.instant.duration_since(self.started).as_nanos() as u64;
+        // Read afresh, not the turn's `instant`: other threads count into
+        // the same slots, and a reading one batch old would be behind theirs.
+        let now_ns = self.started.elapsed().as_nanos() as u64;
         if limiter.allow(ip, now_ns) {
             return false;
         }
