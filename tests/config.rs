@@ -141,14 +141,24 @@ fn bad_files_name_file_and_line() {
         (
             "unknown.toml",
             "[tracker]\ninterval = 900\nintervall = 5\n",
-            ":3: unknown field `intervall`",
+            ":3: tracker: unknown field `intervall`",
+        ),
+        // The setting is named, and the type in TOML's terms.
+        (
+            "numwant.toml",
+            "tracker.numwant = -1\n",
+            ":1: tracker.numwant: invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
         ),
         (
             "value.toml",
             "[listen]\ntcp = [\"127.0.0.1:99999\"]\n",
             ":2: ",
         ),
-        ("type.toml", "[http]\nkeep_alive = \"yes\"\n", ":2: "),
+        (
+            "type.toml",
+            "[http]\nkeep_alive = \"yes\"\n",
+            ":2: http.keep_alive: invalid type: string \"yes\", expected a boolean",
+        ),
         (
             "legacy.conf",
             "listen.tcp_udp 127.0.0.1\naccess.whitelst /x\n",

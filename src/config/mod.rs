@@ -7,6 +7,7 @@ pub mod cli;
 pub mod legacy;
 pub mod network_list;
 pub mod passkey_list;
+mod spans;
 pub mod types;
 
 use std::fmt;
@@ -24,6 +25,27 @@ pub use types::{ClientIp, ListenAddr, LogLevel, LogTarget, Network};
 /// A configuration file's text. Upstream reads bytes, so a comment in
 /// another encoding (Latin-1, say) is let through; anywhere else, text that
 /// is not UTF-8 is refused with its line.
+/// A serde message with Rust's type names (`expected u32`) put as an
+/// operator reads a TOML file.
+fn in_plain_words(message: &str) -> String {
+    const TYPES: [(&str, &str); 7] = [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number from 0 to 18446744073709551615"),
+        ("usize", "a whole number from 0 to 18446744073709551615"),
+        ("a sequence", "an array"),
+        ("path string", "a path (a string)"),
+    ];
+    match message.rsplit_once(", expected ") {
+        Some((head, wanted)) => match TYPES.iter().find(|(rust, _)| *rust == wanted) {
+            Some((_, plain)) => format!("{head}, expected {plain}"),
+            None => message.to_string(),
+        },
+        None => message.to_string(),
+    }
+}
+
 fn read_text(path: &Path) -> Result<String, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
@@ -500,7 +522,7 @@ impl Invalid {
                 .iter()
                 .find_map(|key| match legacy::looks_legacy(text) {
                     true => legacy::line_of(text, key),
-                    false => toml_line_of(text, key),
+                    false => spans::line_of(text, key),
                 })?;
             Some((path, text, line))
         });
@@ -515,18 +537,6 @@ impl Invalid {
         };
         ConfigError::at(path, line, message)
     }
-}
-
-/// The line of a TOML file that sets `key` (`section.name`), if it does.
-fn toml_line_of(text: &str, key: &str) -> Option<usize> {
-    type Sections = std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<String, toml::Spanned<toml::Value>>,
-    >;
-    let (section, name) = key.split_once('.')?;
-    let sections: Sections = toml::from_str(text).ok()?;
-    let span = sections.get(section)?.get(name)?.span();
-    Some(text[..span.start].matches('\n').count() + 1)
 }
 
 impl Config {
@@ -562,10 +572,15 @@ impl Config {
 
     pub fn parse_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text[..span.start].matches('\n').count() + 1);
-            ConfigError::at(path, line, e.message().trim().to_string())
+            let message = in_plain_words(e.message().trim());
+            let Some(span) = e.span() else {
+                return ConfigError::at(path, None, message);
+            };
+            let message = match spans::key_at(text, span.start) {
+                Some(key) => format!("{key}: {message}"),
+                None => message,
+            };
+            ConfigError::at(path, Some(spans::line_at(text, span.start)), message)
         })
     }
 
@@ -821,17 +836,6 @@ mod tests {
 
     #[test]
     fn errors_between_keys_find_the_line_that_set_one() {
-        let toml = "[log]\nlevel = \"warn\"\n[tracker]\n\n  interval = 0\n";
-        assert_eq!(toml_line_of(toml, "tracker.interval"), Some(5));
-        assert_eq!(
-            toml_line_of("tracker.interval = 0\n", "tracker.interval"),
-            Some(1)
-        );
-        assert_eq!(
-            toml_line_of("\ntracker = { interval = 0 }", "tracker.interval"),
-            Some(2)
-        );
-        assert_eq!(toml_line_of(toml, "tracker.peer_timeout"), None);
         let upstream = "listen.udp.workers 2\n# listen.udp.workers 3\nlisten.udp.workers 300\n";
         assert_eq!(legacy::line_of(upstream, "listen.udp_workers"), Some(3));
         let invalid = Invalid::new(
@@ -858,7 +862,7 @@ mod tests {
         let err = Config::parse_toml("tracker = 5\n", Path::new("f")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "f:1: invalid type: integer `5`, expected a table of settings"
+            "f:1: tracker: invalid type: integer `5`, expected a table of settings"
         );
     }
 
