@@ -382,9 +382,17 @@ fn check_config_opens_the_fifos_and_reads_the_state_file_as_the_start_would() {
             missing.display()
         ),
     );
+    // A save the running tracker is writing: the check must not touch it.
+    let in_progress = dir.write("state.new", "a save being written\n");
     let check = || run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
     let (status, stdout, stderr) = check();
     assert!(status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&in_progress).unwrap(),
+        "a save being written\n",
+        "a save in progress is left alone"
+    );
+    std::fs::remove_file(&in_progress).unwrap();
     for said in [
         format!(
             "\n# access.fifo_add {}: a FIFO, opened for reading\n",
@@ -402,7 +410,12 @@ fn check_config_opens_the_fifos_and_reads_the_state_file_as_the_start_would() {
         assert!(stdout.contains(&said), "{said:?} in {stdout}");
     }
     assert!(!missing.exists(), "a check makes no FIFO");
-    assert!(!dir.path("state.new").exists(), "nor leaves a save behind");
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("state."))
+        .collect();
+    assert!(left.is_empty(), "nor leaves a file behind: {left:?}");
 
     // A bad state file: the start would load nothing from it and carry on,
     // so the check warns and passes.
@@ -453,7 +466,7 @@ fn check_config_opens_the_fifos_and_reads_the_state_file_as_the_start_would() {
         run_binary(&["--check-config", "-f", without_fifos.to_str().unwrap()]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("with tracker.save_state its directory must be writable"),
+        stderr.contains("with tracker.save_state the directory must be writable"),
         "{stderr}"
     );
 }

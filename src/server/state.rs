@@ -242,15 +242,20 @@ pub fn check_writable(config: &Config) -> Result<(), String> {
     let (true, Some(path)) = (config.tracker.save_state, &config.tracker.state_file) else {
         return Ok(());
     };
-    let temporary = temporary_path(path);
-    open_new(&temporary)
-        .and_then(|_| std::fs::remove_file(&temporary))
+    // Not the save's own temporary file: a running tracker may be writing
+    // it while `--check-config` looks, and truncating or removing it would
+    // spoil that save. A process id names a file no other process uses.
+    let mut probe = path.as_os_str().to_owned();
+    probe.push(format!(".check-{}", std::process::id()));
+    let probe = PathBuf::from(probe);
+    open_new(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| {
             format!(
-                "state file {}: cannot write {}: {e}; with tracker.save_state its directory \
-                 must be writable by the tracker's user",
+                "state file {}: cannot create a file in its directory ({}: {e}); with \
+                 tracker.save_state the directory must be writable by the tracker's user",
                 path.display(),
-                temporary.display()
+                probe.display()
             )
         })
 }
