@@ -30,7 +30,7 @@ Usage: opentracker [-f config] [-i ip] [-p port] [-P port] [-A ip[/bits]] [-r ur
                    [--log stderr|syslog]
        opentracker --check-config [-f config] [flags]
        opentracker --healthcheck [ip:port]
-       opentracker -v | -h";
+       opentracker -v | --version | -h | --help";
 
 pub const HELP: &str = "
 An opentracker-compatible BitTorrent tracker (HTTP and UDP, IPv4 and IPv6).
@@ -49,8 +49,8 @@ An opentracker-compatible BitTorrent tracker (HTTP and UDP, IPv4 and IPv6).
   -b file   blacklist: these info hashes are refused (with -w: the
             whitelist's, less these)
   -l file   load a state dump (/stats?mode=statedump) at start
-  -v        print the version
-  -h        this help
+  -v, --version        print the version
+  -h, --help           this help
   --check-config       validate the configuration and read the lists it
                        names, print it, and exit
   --healthcheck [addr] exit 0 if a tracker answers UDP and HTTP at addr
