@@ -155,6 +155,11 @@ fn bad_files_name_file_and_line() {
             ":2: ",
         ),
         (
+            "element.toml",
+            "[access]\nproxy = [\n  \"10.0.0.0/8\",\n  \"bogus\",\n]\n",
+            ":4: access.proxy: \"bogus\" is not an address or network",
+        ),
+        (
             "type.toml",
             "[http]\nkeep_alive = \"yes\"\n",
             ":2: http.keep_alive: invalid type: string \"yes\", expected a boolean",

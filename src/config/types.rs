@@ -120,11 +120,27 @@ macro_rules! string_serde {
 
         impl<'de> Deserialize<'de> for $type {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
+                deserializer.deserialize_str(Parsed(std::marker::PhantomData))
             }
         }
     };
+}
+
+/// Reads a value from its text inside the deserializer's call, so that a
+/// parse error carries the span of the value itself (an element's line in
+/// a multi-line array), not of whatever holds it.
+struct Parsed<T>(std::marker::PhantomData<T>);
+
+impl<T: FromStr<Err = String>> serde::de::Visitor<'_> for Parsed<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        text.parse().map_err(E::custom)
+    }
 }
 
 string_serde!(ListenAddr);
