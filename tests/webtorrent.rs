@@ -420,3 +420,40 @@ fn logs_name_each_message_and_each_completed_download() {
     let stats: Value = serde_json::from_str(&tracker.get("/stats?mode=json").text()).unwrap();
     assert_eq!(stats["webtorrent"]["completed"], 1);
 }
+
+#[test]
+fn a_browser_sending_without_pause_does_not_hold_up_other_clients() {
+    let tracker = Tracker::start(ENABLED);
+    let browser = Browser::connect(tracker.v4());
+    let mut stream = browser.socket.get_ref().try_clone().unwrap();
+    let mut pongs = stream.try_clone().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut buffer = vec![0u8; 1 << 16];
+        while matches!(std::io::Read::read(&mut pongs, &mut buffer), Ok(1..)) {}
+    });
+    // Masked, empty pings, as many as fill a few writes: the tracker never
+    // finds the socket empty while they keep coming.
+    let pings: Vec<u8> = [0x89, 0x80, 1, 2, 3, 4].repeat(2000);
+    let flood_for = Duration::from_secs(3);
+    let ((), answered_meanwhile) = udp_answered_between(
+        tracker.v4(),
+        || (),
+        |()| {
+            let started = Instant::now();
+            while started.elapsed() < flood_for {
+                std::io::Write::write_all(&mut stream, &pings).expect("the tracker reads on");
+            }
+        },
+    );
+    // Before, the loop read this one socket until it ran dry: nothing else
+    // was answered until the flood stopped.
+    assert!(
+        answered_meanwhile >= 5,
+        "{answered_meanwhile} UDP requests answered during the flood"
+    );
+    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    reading.join().unwrap();
+    let mut again = Browser::connect(tracker.v4());
+    again.send(announce(1, 3, 5));
+    assert_eq!(again.receive()["incomplete"], 1);
+}

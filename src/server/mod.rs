@@ -1090,10 +1090,17 @@ impl Server {
         };
         let mut relays = std::mem::take(&mut self.relays);
         let mut alive = true;
-        loop {
-            let text = match connection.next_message() {
-                Ok(Some(text)) => text,
-                Ok(None) => break,
+        let mut drained = false;
+        // A bounded number of frames per turn, as for every socket: one
+        // browser sending without a pause must not hold up everyone else.
+        for _ in 0..BURST {
+            let text = match connection.read() {
+                Ok(ws::Read::Text(text)) => text,
+                Ok(ws::Read::Frame) => continue,
+                Ok(ws::Read::Drained) => {
+                    drained = true;
+                    break;
+                }
                 Err(e) => {
                     alive = false;
                     count_ended(&mut self.ctx, e);
@@ -1118,6 +1125,9 @@ impl Server {
         let mut dead: Vec<usize> = Vec::new();
         if !alive {
             dead.push(key);
+        } else if !drained {
+            // Edge-triggered: no new event comes for what is left unread.
+            self.backlog.push(Token(FIRST_CONNECTION + key));
         }
         for relay in relays.drain(..) {
             if let Some(Connection::WebSocket(to)) = self.connections.get_mut(relay.to) {

@@ -31,6 +31,20 @@ const NO_FULL_SCRAPE: &str = "Name the torrents to scrape: there is no full scra
 const TOO_MANY_TORRENTS: &str =
     "This connection has announced as many torrents as the tracker allows.";
 
+/// Bytes read from the socket at a time.
+const READ_BUFFER: usize = 4096;
+
+/// What a read found.
+pub enum Read {
+    /// A message to answer.
+    Text(Utf8Bytes),
+    /// A frame with nothing to answer (a ping, answered by the protocol
+    /// code, a pong or a fragment).
+    Frame,
+    /// Nothing more for now.
+    Drained,
+}
+
 /// One WebSocket connection.
 pub struct Connection {
     socket: WebSocket<TcpStream>,
@@ -56,7 +70,11 @@ impl Connection {
         let largest = settings.max_message_size as usize;
         // Each message goes out as it is made, and a peer that does not
         // read its offers gets cut off rather than hold them all.
+        // Reads go through a small buffer that grows only for the message
+        // at hand: an idle connection then holds a few KiB, not the
+        // default's 128 KiB.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(largest))
             .max_frame_size(Some(largest))
             .write_buffer_size(0)
@@ -78,21 +96,17 @@ impl Connection {
         self.socket.get_mut()
     }
 
-    /// The next text message, or `None` once the socket has nothing more
-    /// for now. Pings are answered by the protocol code.
-    pub fn next_message(&mut self) -> Result<Option<Utf8Bytes>, Ended> {
-        loop {
-            match self.socket.read() {
-                Ok(Message::Text(text)) => return Ok(Some(text)),
-                Ok(Message::Binary(bytes)) => {
-                    return Utf8Bytes::try_from(bytes)
-                        .map(Some)
-                        .map_err(|e| ended(WsError::Utf8(e.to_string())))
-                }
-                Ok(_) => {}
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(ended(e)),
-            }
+    /// Reads the next frame: a text message (binary ones must be UTF-8
+    /// too), another frame, or nothing once the socket has no more for now.
+    pub fn read(&mut self) -> Result<Read, Ended> {
+        match self.socket.read() {
+            Ok(Message::Text(text)) => Ok(Read::Text(text)),
+            Ok(Message::Binary(bytes)) => Utf8Bytes::try_from(bytes)
+                .map(Read::Text)
+                .map_err(|e| ended(WsError::Utf8(e.to_string()))),
+            Ok(_) => Ok(Read::Frame),
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::Drained),
+            Err(e) => Err(ended(e)),
         }
     }
 
