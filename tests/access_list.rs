@@ -414,6 +414,9 @@ fn udp_worker_threads_follow_a_reloaded_network_list() {
 }
 
 /// How many of `n` UDP connects sent at once from `local` are answered.
+/// How many of `n` scrapes sent at once from `local` are answered. The
+/// connect before them is not counted by the rate limit: its source is not
+/// proven, and a forged one would use up another network's allowance.
 fn udp_answers_from(tracker: &Tracker, local: &str, n: usize) -> usize {
     let socket = std::net::UdpSocket::bind((local, 0)).unwrap();
     socket
@@ -421,11 +424,20 @@ fn udp_answers_from(tracker: &Tracker, local: &str, n: usize) -> usize {
         .unwrap();
     let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
     connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+    socket.send_to(&connect, tracker.v4()).unwrap();
+    let mut reply = [0u8; 64];
+    let got = socket
+        .recv(&mut reply)
+        .expect("connects are not rate limited");
+    assert_eq!(got, 16);
+    let mut scrape = reply[8..16].to_vec();
+    scrape.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 8]);
+    scrape.extend_from_slice(&hash(1));
     for _ in 0..n {
-        socket.send_to(&connect, tracker.v4()).unwrap();
+        socket.send_to(&scrape, tracker.v4()).unwrap();
     }
     (0..n)
-        .take_while(|_| socket.recv(&mut [0u8; 64]).is_ok())
+        .take_while(|_| socket.recv(&mut reply).is_ok())
         .count()
 }
 
@@ -438,6 +450,19 @@ fn a_network_over_the_rate_limit_is_refused_and_others_are_not() {
     assert!((3..=4).contains(&answered), "{answered} answered");
     // Its /24 shares the allowance; another /24 has its own.
     assert_eq!(udp_answers_from(&tracker, "127.0.5.2", 1), 0);
+    // Datagrams whose source is not proven, as a forger's would be, use up
+    // nothing: junk, connects, and requests with a made-up connection id.
+    let forger = std::net::UdpSocket::bind(("127.0.6.9", 0)).unwrap();
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+    let mut made_up = 0xdead_beef_u64.to_be_bytes().to_vec();
+    made_up.extend_from_slice(&[0, 0, 0, 2, 0, 0, 0, 8]);
+    made_up.extend_from_slice(&hash(1));
+    for _ in 0..20 {
+        for datagram in [&b"x"[..], &connect, &made_up] {
+            forger.send_to(datagram, tracker.v4()).unwrap();
+        }
+    }
     assert_eq!(udp_answers_from(&tracker, "127.0.6.1", 3), 3);
     // Behind the trusted proxy, the forwarded address is the one counted.
     let served: Vec<bool> = (0..5)
@@ -457,7 +482,7 @@ fn a_network_over_the_rate_limit_is_refused_and_others_are_not() {
         .expect("the counter is exported")
         .parse()
         .unwrap();
-    // At least 6 UDP connects from 127.0.5.1, the one from 127.0.5.2, and
+    // At least 6 UDP scrapes from 127.0.5.1, the one from 127.0.5.2, and
     // one HTTP announce.
     let least = 6 + 1 + 1;
     assert!(refused >= least, "{refused}");

@@ -56,11 +56,6 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
         ctx.counters.blocked_networks += 1;
         return;
     }
-    // Nor is a network over its rate answered: an answer costs what the
-    // limit is there to save, and would go to an unverified source.
-    if ctx.over_rate(ip) {
-        return;
-    }
     let Some(request) = udp::parse(packet) else {
         return;
     };
@@ -72,6 +67,13 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
             if packet.len() >= 8 + udp::MISMATCH_MESSAGE.len() {
                 udp::mismatch_reply(out, transaction_id);
             }
+            return;
+        }
+        // Only requests whose source has proven its address count against
+        // its network's rate: anyone can send connects, or junk, from a
+        // forged address, and would use up that network's allowance.
+        // Beyond the rate, silence: an answer costs what the limit saves.
+        if ctx.over_rate(ip) {
             return;
         }
     }
