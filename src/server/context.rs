@@ -137,6 +137,28 @@ impl Settings {
     }
 }
 
+/// `network` (cut at `prefix` bits) as a log line may name it under
+/// `log.client_ip`: whole when that is no finer than a truncated address,
+/// else the /24 or /48 holding it; nothing when addresses are hashed.
+pub fn network_label(mode: ClientIp, network: IpAddr, prefix: u8) -> Option<String> {
+    let coarsest = match network {
+        IpAddr::V4(_) => 24,
+        IpAddr::V6(_) => 48,
+    };
+    match mode {
+        ClientIp::Full => Some(format!("{network}/{prefix}")),
+        ClientIp::Truncated if prefix <= coarsest => Some(format!("{network}/{prefix}")),
+        ClientIp::Truncated => Some(
+            ClientLabels {
+                mode,
+                key: Default::default(),
+            }
+            .label(network),
+        ),
+        ClientIp::Hashed => None,
+    }
+}
+
 /// Writes client addresses into log lines (requests, completed downloads)
 /// as `log.client_ip` says.
 #[derive(Clone)]
@@ -583,4 +605,34 @@ impl Context {
 pub fn unix_seconds() -> u64 {
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     unix.map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_are_named_no_finer_than_log_client_ip_allows() {
+        let v4: IpAddr = "192.0.2.68".parse().unwrap();
+        let v6: IpAddr = "2001:db8:1:2::".parse().unwrap();
+        let named = |mode, ip, prefix| network_label(mode, ip, prefix);
+        assert_eq!(
+            named(ClientIp::Full, v4, 32).as_deref(),
+            Some("192.0.2.68/32")
+        );
+        assert_eq!(
+            named(ClientIp::Truncated, v4, 32).as_deref(),
+            Some("192.0.2.0/24")
+        );
+        let network: IpAddr = "192.0.0.0".parse().unwrap();
+        assert_eq!(
+            named(ClientIp::Truncated, network, 16).as_deref(),
+            Some("192.0.0.0/16")
+        );
+        assert_eq!(
+            named(ClientIp::Truncated, v6, 64).as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(named(ClientIp::Hashed, v4, 24), None);
+    }
 }

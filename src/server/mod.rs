@@ -590,9 +590,12 @@ impl Server {
                 IpAddr::V4(_) => a.rate_limit_ipv4_prefix,
                 IpAddr::V6(_) => a.rate_limit_ipv6_prefix,
             };
-            let what = format!(
-                "{limited} requests over access.rate_limit in {every} s, one from {network}/{prefix}"
-            );
+            let what = match context::network_label(self.config.log.client_ip, network, prefix) {
+                Some(network) => format!(
+                    "{limited} requests over access.rate_limit in {every} s, one from {network}"
+                ),
+                None => format!("{limited} requests over access.rate_limit in {every} s"),
+            };
             log::warn!("{what}");
             status = format!("{status}; {what}");
         }
