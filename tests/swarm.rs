@@ -195,6 +195,11 @@ fn a_saved_state_brings_the_swarms_back_after_a_restart() {
     // Never downloaded and left: nothing to keep.
     first.get(&announce_path(&hash(4), 5, ""));
     first.get(&announce_path(&hash(4), 5, "&event=stopped"));
+    // Left by a save that was cut short, readable by all: the save makes
+    // its own file rather than write into this one.
+    let left_over = keep.write("state.new", "a save cut short\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&left_over, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert!(first.stop().success());
     assert!(
         first.stderr().contains(": 3 torrents and 3 peers saved in"),
@@ -221,7 +226,6 @@ fn a_saved_state_brings_the_swarms_back_after_a_restart() {
         "{text}"
     );
     assert!(!keep.path("state.new").exists());
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "peer addresses are for the owner only");
 

@@ -268,11 +268,17 @@ fn temporary_path(path: &Path) -> PathBuf {
 }
 
 fn open_new(path: &Path) -> io::Result<File> {
+    // Made afresh: a file left there (by a save that was cut short, or
+    // planted) keeps its mode and owner when opened, and a symbolic link
+    // would send the write elsewhere; O_EXCL follows neither.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     // Peers' addresses are personal data: the owner alone may read them.
     std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
 }
