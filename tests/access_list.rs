@@ -767,6 +767,10 @@ fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
         !tracker.stderr().contains(alice),
         "keys stay out of the log"
     );
+    assert!(
+        !tracker.stderr().contains("not a key"),
+        "nor does a bad line, which may be a key"
+    );
 }
 
 #[test]

@@ -23,9 +23,10 @@ impl PasskeyList {
                 continue;
             }
             if !passkey::is_valid(entry.as_bytes()) {
-                return Err(LineError::new(
+                // It may be a key with a typo, or a key and a comment
+                // without its '#': keys never go to the log.
+                return Err(LineError::hiding_the_line(
                     index,
-                    line,
                     "a passkey: 1 to 64 letters, digits, '-', '.', '_' or '~'",
                 ));
             }
@@ -59,8 +60,9 @@ mod tests {
         assert!(list.contains(b"0123456789abcdef0123456789abcdef"));
         assert!(list.contains(b"bob-key"));
         assert!(!list.contains(b"bob"));
-        let error = PasskeyList::parse("good\nnot good\n").unwrap_err();
+        let error = PasskeyList::parse("good\nBobsSecretKey42 bob\n").unwrap_err();
         assert_eq!(error.line, 2);
+        assert!(!error.to_string().contains("Bobs"), "{error}");
         assert!(PasskeyList::parse(&"k".repeat(65)).is_err());
         assert!(PasskeyList::parse("").unwrap().is_empty());
     }

@@ -140,10 +140,12 @@ impl AccessList {
 pub struct LineError {
     /// 1-based line number.
     pub line: usize,
-    /// The line, cut to 80 characters.
+    /// The line, cut to 80 characters; empty for a secret one.
     pub text: String,
     /// What an entry looks like.
     pub expected: &'static str,
+    /// Whether the line may hold a secret, which must not reach the log.
+    secret: bool,
 }
 
 impl LineError {
@@ -152,6 +154,17 @@ impl LineError {
             line: index + 1,
             text: line.chars().take(80).collect(),
             expected,
+            secret: false,
+        }
+    }
+
+    /// An error on a line of secrets (passkeys): it names the line only.
+    pub fn hiding_the_line(index: usize, expected: &'static str) -> Self {
+        LineError {
+            line: index + 1,
+            text: String::new(),
+            expected,
+            secret: true,
         }
     }
 }
@@ -162,8 +175,12 @@ impl fmt::Display for LineError {
             line,
             text,
             expected,
+            secret,
         } = self;
-        write!(f, "line {line}: expected {expected}, found {text:?}")
+        match secret {
+            true => write!(f, "line {line}: expected {expected} (the line is not shown)"),
+            false => write!(f, "line {line}: expected {expected}, found {text:?}"),
+        }
     }
 }
 
