@@ -889,6 +889,35 @@ fn a_hybrid_torrents_v1_and_v2_hashes_share_one_swarm() {
 }
 
 #[test]
+fn a_blacklisted_v2_hash_is_refused_though_a_hybrid_links_it() {
+    let dir = TestDir::new();
+    let (v1, v2) = (hash(1), hash(2));
+    let v2_whole = hex(&v2) + &hex(&[0xee; 20])[..24];
+    let hybrids = dir.write("hybrids.txt", &format!("{} {v2_whole}\n", hex(&v1)));
+    let black = dir.write("black.txt", &format!("{v2_whole}\n"));
+    let toml = format!(
+        "[access]\nhybrids = \"{}\"\nblacklist = \"{}\"\n",
+        hybrids.display(),
+        black.display()
+    );
+    let tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    assert!(http_allowed(&tracker, 1), "the v1 hash is not listed");
+    assert!(!http_allowed(&tracker, 2), "the v2 hash is");
+    let udp = Udp::new(tracker.v4());
+    let reply = udp.announce(&v2, 2002, 5, 0, 10);
+    assert_eq!(reply.len(), 8, "upstream's refusal, a bare header: {reply:?}");
+    // Its scrape is a blacklisted torrent's: nothing, not the v1 swarm.
+    let udp_scrape = udp.scrape(&[v2]);
+    assert_eq!((be32(&udp_scrape, 8), be32(&udp_scrape, 16)), (0, 0));
+}
+
+#[test]
 fn a_bad_hybrids_file_at_start_is_fatal_and_checked() {
     let dir = TestDir::new();
     let config = |name: &str, list: &std::path::Path| {

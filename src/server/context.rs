@@ -513,7 +513,13 @@ impl Context {
     /// The hash whose swarm serves requests for `hash`: with
     /// `access.hybrids`, a hybrid torrent's v1 hash for its v2 hash.
     pub fn swarm_of(&self, hash: InfoHash) -> InfoHash {
-        self.links.1.swarm_of(hash)
+        let linked = self.links.1.swarm_of(hash);
+        // A v2 hash the blacklist names stays itself, and so is refused,
+        // rather than reach its v1 hash's swarm.
+        if linked != hash && self.tracker.blacklists(&hash) {
+            return hash;
+        }
+        linked
     }
 
     /// Announces, leaving the sampled peers in `peers4` and `peers6`.

@@ -127,6 +127,11 @@ impl AccessList {
         }
     }
 
+    /// Whether the blacklist names `hash`.
+    pub fn blacklists(&self, hash: &InfoHash) -> bool {
+        self.blacklist.as_ref().is_some_and(|b| b.contains(hash))
+    }
+
     /// Whether announces for `hash` are accepted.
     pub fn allows(&self, hash: &InfoHash) -> bool {
         self.whitelist.as_ref().map_or(true, |w| w.contains(hash))
@@ -178,7 +183,10 @@ impl fmt::Display for LineError {
             secret,
         } = self;
         match secret {
-            true => write!(f, "line {line}: expected {expected} (the line is not shown)"),
+            true => write!(
+                f,
+                "line {line}: expected {expected} (the line is not shown)"
+            ),
             false => write!(f, "line {line}: expected {expected}, found {text:?}"),
         }
     }

@@ -121,6 +121,11 @@ impl ShardedTracker {
         self.shard(hash).access_list().allows(hash)
     }
 
+    /// Whether the blacklist in force names `hash`.
+    pub fn blacklists(&self, hash: &InfoHash) -> bool {
+        self.shard(hash).access_list().blacklists(hash)
+    }
+
     /// How many hashes each access list in force holds.
     pub fn access_list(&self) -> Sizes {
         *self.access.lock().unwrap_or_else(PoisonError::into_inner)
