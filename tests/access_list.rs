@@ -911,7 +911,11 @@ fn a_blacklisted_v2_hash_is_refused_though_a_hybrid_links_it() {
     assert!(!http_allowed(&tracker, 2), "the v2 hash is");
     let udp = Udp::new(tracker.v4());
     let reply = udp.announce(&v2, 2002, 5, 0, 10);
-    assert_eq!(reply.len(), 8, "upstream's refusal, a bare header: {reply:?}");
+    assert_eq!(
+        reply.len(),
+        8,
+        "upstream's refusal, a bare header: {reply:?}"
+    );
     // Its scrape is a blacklisted torrent's: nothing, not the v1 swarm.
     let udp_scrape = udp.scrape(&[v2]);
     assert_eq!((be32(&udp_scrape, 8), be32(&udp_scrape, 16)), (0, 0));

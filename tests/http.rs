@@ -1384,3 +1384,63 @@ fn seeders_can_be_answered_with_leechers_only() {
     let seeder = announce(&tracker, &hash(1), 20, "&left=0");
     assert_eq!(ports_of(seeder.bytes("peers")), [1, 11, 20]);
 }
+
+#[test]
+fn full_scrapes_going_out_at_once_are_capped_and_others_told_when_to_come_back() {
+    // Torrents enough that a full scrape outgrows what the sockets hold, so
+    // one whose client does not read stays open.
+    let minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60;
+    let state: String = (0..150_000u32)
+        .map(|i| format!("{:08X}{:032X}:{minute}:1\n", i, 0xaa))
+        .collect();
+    let tracker = started_with_state(&state);
+    let ask = || {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&tracker.v4().into()).unwrap();
+        let mut stream = TcpStream::from(socket);
+        stream
+            .write_all(b"GET /scrape HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut status = [0u8; 12];
+        stream.read_exact(&mut status).unwrap();
+        (stream, String::from_utf8_lossy(&status).into_owned())
+    };
+    let mut held: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let (stream, status) = ask();
+            assert_eq!(status, "HTTP/1.1 200");
+            stream
+        })
+        .collect();
+    let busy = full_scrape(&tracker, "");
+    assert_eq!(busy.status, 402, "{}", busy.status_line);
+    assert_eq!(busy.header("Retry-After"), Some("30"));
+    // Other requests are served as ever.
+    assert_eq!(
+        tracker
+            .get(&format!("/scrape?info_hash={}", urlencode(&hash(1))))
+            .status,
+        200
+    );
+    // A stream that ends gives its place back.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let (stream, status) = ask();
+        if status == "HTTP/1.1 200" || Instant::now() > deadline {
+            held.push(stream);
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, "HTTP/1.1 200");
+}

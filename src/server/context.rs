@@ -3,11 +3,11 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use super::sliced::NetworksTurn;
+use super::sliced::{NetworksTurn, StreamTicket};
 use crate::config::network_list::NetworkList;
 use crate::config::passkey_list::PasskeyList;
 use crate::config::{ClientIp, Config, Network};
@@ -260,6 +260,8 @@ pub struct Context {
     rate_limiter: Option<Arc<RateLimiter>>,
     /// `tracker.full_scrape_min_interval`, on the thread that serves HTTP.
     full_scrape_quota: Option<FullScrapeQuota>,
+    /// Streamed bodies going out (see [`StreamTicket`]).
+    open_streams: Arc<AtomicUsize>,
     /// This tracker's announces waiting for the cluster, with `[cluster]`.
     pub cluster_outbox: Option<Arc<Outbox>>,
     pace: Arc<SharedPace>,
@@ -360,6 +362,7 @@ impl Context {
             hybrids,
             rate_limiter,
             full_scrape_quota,
+            open_streams: Arc::default(),
             cluster_outbox,
             pace,
             rng: fastrand::Rng::new(),
@@ -466,6 +469,12 @@ impl Context {
     /// Under `tracker.full_scrape_min_interval`, the seconds the client at
     /// `ip` must wait for its next full scrape, if it must; else its full
     /// scrape is counted against it.
+    /// A place for a streamed body, if fewer than [`super::sliced::MAX_STREAMS`] are
+    /// going out.
+    pub fn stream_ticket(&self) -> Option<StreamTicket> {
+        StreamTicket::take(&self.open_streams)
+    }
+
     pub fn full_scrape_wait(&mut self, ip: IpAddr) -> Option<u32> {
         let quota = self.full_scrape_quota.as_mut()?;
         quota.take(ip, self.now).err()

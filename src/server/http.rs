@@ -21,7 +21,9 @@ use crate::proto::response::{self, HttpError};
 use crate::stats::HttpErrorKind;
 
 /// How long a streamed body may take to reach the client without progress
-/// (upstream allows full scrapes 15 minutes in all).
+/// (upstream allows full scrapes 15 minutes in all). Progress is a whole
+/// slice taken (tens of KB), not any byte: a client reading a byte now and
+/// then would otherwise hold a stream's buffers, and its encoder, forever.
 const STREAM_STALL: Duration = Duration::from_secs(60);
 
 /// Slices of a streamed body produced per turn of the event loop. A client
@@ -337,9 +339,6 @@ impl Connection {
                 Ok(n) => {
                     self.written += n;
                     progress = true;
-                    if self.body.is_some() {
-                        self.deadline = ctx.instant + STREAM_STALL;
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progress),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

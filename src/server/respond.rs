@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::sliced::{BodyKind, Rank, Ranking, SlicedBody, StreamedBody};
+use super::sliced::{BodyKind, Rank, Ranking, SlicedBody, StreamTicket, StreamedBody};
 use super::Context;
 use crate::proto::http::{self, RequestError, Route};
 use crate::proto::params::{self, ParamError, StatsMode};
@@ -55,11 +55,24 @@ enum Answer<'a> {
     /// A full scrape too soon: ask again in this many seconds.
     NotModest(u32),
     Redirect,
-    Stream(BodyKind),
+    Stream(BodyKind, StreamTicket),
     /// A `/stats` ranking, answered once gathered.
     Rank(Rank),
     /// Switch to a WebSocket, answering this `Sec-WebSocket-Key`.
     Upgrade(&'a [u8]),
+}
+
+/// When [`super::sliced::MAX_STREAMS`] streamed bodies are going out, the seconds a client
+/// asking for another is told to wait, with upstream's answer to a full
+/// scrape too soon (402 and, here, `Retry-After`), which scrapers heed.
+const STREAMS_BUSY_RETRY: u32 = 30;
+
+/// A streamed body of `kind`, if there is room for one more.
+fn stream(ctx: &Context, kind: BodyKind) -> Answer<'static> {
+    match ctx.stream_ticket() {
+        Some(ticket) => Answer::Stream(kind, ticket),
+        None => Answer::NotModest(STREAMS_BUSY_RETRY),
+    }
 }
 
 fn param_error(error: ParamError) -> Answer<'static> {
@@ -113,7 +126,7 @@ pub fn respond(
         Route::Scrape(query) => (scrape(ctx, query), "scrape"),
         Route::FullScrape if ctx.settings.full_scrape => {
             match ctx.full_scrape_wait(peer_ip(ctx, &request, client)) {
-                None => (Answer::Stream(BodyKind::FullScrape), "full scrape"),
+                None => (stream(ctx, BodyKind::FullScrape), "full scrape"),
                 Some(wait) => (Answer::NotModest(wait), ""),
             }
         }
@@ -146,7 +159,7 @@ pub fn respond(
         Answer::Error(error, _) => error.status_line(),
         Answer::NotModest(_) => HttpError::PaymentRequired.status_line(),
         Answer::Redirect => "302 Found",
-        Answer::Body | Answer::Json | Answer::Stream(_) | Answer::Rank(_) | Answer::Upgrade(_) => {
+        Answer::Body | Answer::Json | Answer::Stream(..) | Answer::Rank(_) | Answer::Upgrade(_) => {
             outcome
         }
     };
@@ -209,7 +222,7 @@ pub fn respond(
                 upgrade: Some(peer_ip(ctx, &request, client)),
             }
         }
-        Answer::Stream(kind) => {
+        Answer::Stream(kind, ticket) => {
             // Upstream's full scrape looks for `gzip` in the whole request,
             // its stats handler only after the query.
             let loose_scope = match kind {
@@ -228,6 +241,7 @@ pub fn respond(
                 error: false,
                 body: Some(SlicedBody::Streamed(StreamedBody::new(
                     kind,
+                    ticket,
                     gzip,
                     request.http11,
                 ))),
@@ -397,8 +411,8 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
         Err(error) => return param_error(error),
     };
     match mode {
-        StatsMode::Tpbs(format) => return Answer::Stream(BodyKind::Tpbs(format)),
-        StatsMode::StateDump => return Answer::Stream(BodyKind::StateDump),
+        StatsMode::Tpbs(format) => return stream(ctx, BodyKind::Tpbs(format)),
+        StatsMode::StateDump => return stream(ctx, BodyKind::StateDump),
         StatsMode::Top10 => return Answer::Rank(Rank::Torrents(10)),
         StatsMode::Top100 => return Answer::Rank(Rank::Torrents(100)),
         StatsMode::BusyNetworks => return Answer::Rank(Rank::Networks),

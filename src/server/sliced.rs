@@ -12,7 +12,7 @@
 //!   upstream's framing (Content-Length, keep-alive).
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use flate2::write::GzEncoder;
@@ -191,8 +191,36 @@ impl BodyKind {
     }
 }
 
+/// Streamed bodies going out at once, at most. Each holds a slice's
+/// buffer and, gzipped, an encoder (together up to about half a MB) until
+/// its client has taken it, and a client may take its time: without a cap,
+/// thousands of connections that ask and read slowly hold gigabytes.
+pub const MAX_STREAMS: usize = 64;
+
+/// One of the [`MAX_STREAMS`] places, given back when its body is dropped.
+pub struct StreamTicket(Arc<AtomicUsize>);
+
+impl StreamTicket {
+    /// A place among those `open` counts, if one is free.
+    pub fn take(open: &Arc<AtomicUsize>) -> Option<StreamTicket> {
+        open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < MAX_STREAMS).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| StreamTicket(Arc::clone(open)))
+    }
+}
+
+impl Drop for StreamTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub struct StreamedBody {
     kind: BodyKind,
+    /// Its place among the streams going out.
+    _ticket: StreamTicket,
     cursor: Option<InfoHash>,
     started: bool,
     gzip: Option<GzEncoder<Vec<u8>>>,
@@ -204,9 +232,10 @@ pub struct StreamedBody {
 }
 
 impl StreamedBody {
-    pub fn new(kind: BodyKind, gzip: bool, chunked: bool) -> Self {
+    pub fn new(kind: BodyKind, ticket: StreamTicket, gzip: bool, chunked: bool) -> Self {
         StreamedBody {
             kind,
+            _ticket: ticket,
             cursor: None,
             started: false,
             // Hashes do not compress; the fastest level saves nearly as much.
@@ -324,8 +353,23 @@ mod tests {
         }
     }
 
+    fn ticket() -> StreamTicket {
+        StreamTicket::take(&Arc::default()).unwrap()
+    }
+
+    #[test]
+    fn streams_take_one_of_a_fixed_number_of_places_while_they_last() {
+        let open = Arc::default();
+        let tickets: Vec<_> = (0..MAX_STREAMS)
+            .map(|_| StreamTicket::take(&open).expect("a free place"))
+            .collect();
+        assert!(StreamTicket::take(&open).is_none());
+        drop(tickets);
+        assert!(StreamTicket::take(&open).is_some());
+    }
+
     fn stream(tracker: &ShardedTracker, gzip: bool) -> Vec<u8> {
-        let mut body = StreamedBody::new(BodyKind::FullScrape, gzip, true);
+        let mut body = StreamedBody::new(BodyKind::FullScrape, ticket(), gzip, true);
         let mut out = Vec::new();
         while !body.fill(tracker, (0, 0), &mut out) {}
         unchunk(&out)
@@ -335,7 +379,7 @@ mod tests {
     fn unchunked_for_http_10_is_the_same_body() {
         let tracker = tracker_with(3000, 4);
         for gzip in [false, true] {
-            let mut body = StreamedBody::new(BodyKind::FullScrape, gzip, false);
+            let mut body = StreamedBody::new(BodyKind::FullScrape, ticket(), gzip, false);
             let mut out = Vec::new();
             while !body.fill(&tracker, (0, 0), &mut out) {}
             if gzip {
