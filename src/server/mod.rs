@@ -1174,6 +1174,14 @@ impl Server {
             .map(|(k, _)| k)
             .collect();
         for key in expired {
+            if let Some(Connection::Http(c)) = self.connections.get(key) {
+                if c.is_writing() {
+                    // A reset, not a FIN behind what is queued: the kernel
+                    // would otherwise keep a stalled client's megabytes of
+                    // send buffer until it read them, or gave up.
+                    let _ = socket2::SockRef::from(&c.stream).set_linger(Some(Duration::ZERO));
+                }
+            }
             self.close(key);
         }
     }
