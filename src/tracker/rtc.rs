@@ -78,8 +78,10 @@ pub struct RtcSwarms {
 
 impl RtcSwarms {
     /// Records an announce made at `now` on `connection`. A stopped peer
-    /// leaves; a peer id seen on another connection moves to this one (a
-    /// browser that reconnected).
+    /// leaves, when the stop comes on its own connection: peer ids travel
+    /// in every relayed offer, so anyone could otherwise stop anyone. A
+    /// peer id seen on another connection moves to this one (a browser
+    /// that reconnected).
     pub fn announce(
         &mut self,
         hash: InfoHash,
@@ -93,12 +95,12 @@ impl RtcSwarms {
         let completing = seeder && event == Event::Completed;
         let mut completed = false;
         match (torrent.find(id), event) {
-            (Ok(at), Event::Stopped) => {
+            (Ok(at), Event::Stopped) if torrent.peers[at].connection == connection => {
                 let peer = torrent.remove_at(at);
                 self.peers -= 1;
                 self.seeders -= usize::from(peer.seeder);
             }
-            (Err(_), Event::Stopped) => {}
+            (_, Event::Stopped) => {}
             (Ok(at), _) => {
                 let peer = &mut torrent.peers[at];
                 completed = completing && !peer.seeder;
@@ -306,6 +308,17 @@ mod tests {
         swarms.announce(other, &id(3), 12, false, Event::Stopped, 1);
         assert_eq!(swarms.totals().torrents, 1);
         assert_eq!(swarms.counts(&other), SwarmCounts::default());
+    }
+
+    #[test]
+    fn only_its_own_connection_stops_a_peer() {
+        let mut swarms = RtcSwarms::default();
+        swarms.announce(HASH, &id(1), 10, false, Event::None, 0);
+        let forged = swarms.announce(HASH, &id(1), 66, false, Event::Stopped, 1);
+        assert_eq!(forged.counts, counts(0, 1, 0));
+        assert_eq!(swarms.connection_of(&HASH, &id(1)), Some(10));
+        let own = swarms.announce(HASH, &id(1), 10, false, Event::Stopped, 2);
+        assert_eq!(own.counts, counts(0, 0, 0));
     }
 
     #[test]
