@@ -677,7 +677,10 @@ fn root_redirects_when_configured() {
 
 #[test]
 fn forwarded_for_only_from_trusted_proxies() {
-    let trusted = Tracker::start("[access]\nproxy = [\"127.0.0.1\"]\n");
+    let trusted = Tracker::start(
+        "[access]\nproxy = [\"127.0.0.1\"]\n\
+         [log]\ntarget = \"stderr\"\nrequests = true\nclient_ip = \"full\"\n",
+    );
     let request = format!(
         "GET {} HTTP/1.0\r\nX-Forwarded-For: 10.9.8.7, 1.1.1.1\r\n\r\n",
         announce_path(&hash(50), 80, "")
@@ -686,6 +689,10 @@ fn forwarded_for_only_from_trusted_proxies() {
         http(trusted.v4(), &request).bencode().bytes("peers"),
         &[10, 9, 8, 7, 0, 80]
     );
+    // The request log names the client the proxy speaks for, and the proxy.
+    trusted.wait_for_log("10.9.8.7 via 127.0.0.1 announce");
+    trusted.get("/scrape?info_hash=aaaaaaaaaaaaaaaaaaaa");
+    trusted.wait_for_log("127.0.0.1 scrape");
     let untrusted = Tracker::start("");
     assert_eq!(
         http(untrusted.v4(), &request).bencode().bytes("peers"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use super::respond::respond;
+use super::respond::{self, respond};
 use super::sliced::SlicedBody;
 use super::Context;
 use crate::proto::http::{self, head_len, RequestBody, MAX_HEAD};
@@ -34,6 +34,13 @@ const STREAM_STALL: Duration = Duration::from_secs(60);
 /// in the same turn, so announces keep the larger share of a busy core.
 const SLICES_PER_TURN: u32 = 1;
 
+/// Reads and answers one connection gets per turn of the event loop, as a
+/// UDP socket gets a burst of datagrams. A client sending without pause (an
+/// endless body, requests pipelined as fast as they are answered) would
+/// otherwise keep the socket from ever running dry and hold the loop: this
+/// bounds a turn to 1 MiB of input read in 4 KiB chunks.
+const STEPS_PER_TURN: u32 = 256;
+
 pub struct Connection {
     pub stream: TcpStream,
     peer: SocketAddr,
@@ -43,6 +50,8 @@ pub struct Connection {
     body: Option<SlicedBody>,
     /// Slices of `body` produced in this turn of the event loop.
     slices_this_turn: u32,
+    /// Reads and answers left to this connection in this turn.
+    steps_left: u32,
     /// When the connection is closed unless the client makes progress.
     pub deadline: Instant,
     served: u32,
@@ -88,8 +97,9 @@ pub enum Next {
     /// The response switching to a WebSocket is out: hand the socket over
     /// ([`Connection::into_websocket`]).
     Upgrade,
-    /// The socket takes more of a streamed body than one turn may produce:
-    /// drive it again after the other work of this turn.
+    /// The connection has more to do than one turn allows (a streamed body
+    /// the socket takes faster than slices are produced, input beyond
+    /// [`STEPS_PER_TURN`]): drive it again after the other work of this turn.
     Yield,
 }
 
@@ -110,6 +120,7 @@ impl Connection {
             written: 0,
             body: None,
             slices_this_turn: 0,
+            steps_left: STEPS_PER_TURN,
             deadline,
             served: 0,
             body_left: 0,
@@ -143,6 +154,7 @@ impl Connection {
     /// Runs read → answer → write until nothing more can happen now.
     pub fn drive(&mut self, ctx: &mut Context) -> Next {
         self.slices_this_turn = 0;
+        self.steps_left = STEPS_PER_TURN;
         loop {
             let read = match self.read(&mut ctx.read_buffer) {
                 Ok(read) => read,
@@ -174,7 +186,7 @@ impl Connection {
                 return Next::Close;
             }
             if !read && !answered && !wrote {
-                return if self.turn_used_up() {
+                return if self.turn_used_up() || self.steps_left == 0 {
                     Next::Yield
                 } else {
                     Next::Keep
@@ -188,7 +200,8 @@ impl Connection {
     /// queued, and data arriving later raises a new edge-triggered event.
     fn read(&mut self, chunk: &mut [u8]) -> io::Result<bool> {
         let mut progress = false;
-        while !self.eof && !self.drained && self.input.len() <= MAX_HEAD {
+        while !self.eof && !self.drained && self.input.len() <= MAX_HEAD && self.steps_left > 0 {
+            self.steps_left -= 1;
             let room = (MAX_HEAD + 1 - self.input.len()).min(chunk.len());
             match self.stream.read(&mut chunk[..room]) {
                 Ok(0) => {
@@ -216,7 +229,7 @@ impl Connection {
 
     /// Answers the next complete request once the previous response is out.
     fn answer(&mut self, ctx: &mut Context) -> bool {
-        if self.is_writing() || self.closing || self.upgrade.is_some() {
+        if self.is_writing() || self.closing || self.upgrade.is_some() || self.steps_left == 0 {
             return false;
         }
         self.output.clear();
@@ -254,6 +267,7 @@ impl Connection {
             return false;
         };
         self.served += 1;
+        self.steps_left -= 1;
         let body = http::request_body(&self.input[..len]);
         let may_keep_alive = ctx.settings.keep_alive
             && self.served < ctx.settings.max_requests
@@ -268,7 +282,14 @@ impl Connection {
             &mut self.output,
         );
         if let Some(log) = &ctx.request_log {
-            log::info!("{} {outcome}", log.label(client));
+            // Behind a trusted proxy the line names the client it forwards,
+            // and the proxy too, so that a misbehaving proxy can be found.
+            let peer = respond::peer_ip(ctx, &self.input[..len], client);
+            if peer == client {
+                log::info!("{} {outcome}", log.label(client));
+            } else {
+                log::info!("{} via {} {outcome}", log.label(peer), log.label(client));
+            }
         }
         self.input.drain(..len);
         if let RequestBody::Length(length) = body {
@@ -351,5 +372,62 @@ impl Connection {
                 ctx.instant + Duration::from_secs(ctx.settings.keep_alive_timeout.into());
         }
         Ok(progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::tracker::{ShardedTracker, Timeouts};
+    use std::sync::Arc;
+
+    fn context() -> Context {
+        let timeouts = Timeouts {
+            peer: 1800,
+            peer_longest: 1800,
+            torrent: 1800,
+        };
+        let tracker = Arc::new(ShardedTracker::new(timeouts, 1, 1));
+        Context::new(&Config::default(), tracker)
+    }
+
+    /// A connection over loopback with `input` waiting in its socket, and
+    /// the client end.
+    fn connection_with(input: &[u8]) -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        client.write_all(input).unwrap();
+        let stream = TcpStream::from_std(server);
+        let mut queued = vec![0; input.len() + 1];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stream.peek(&mut queued).unwrap_or(0) < input.len() {
+            assert!(Instant::now() < deadline, "the input never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let connection = Connection::new(stream, peer, deadline, false);
+        (connection, client)
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_a_turns_worth_at_a_time() {
+        let mut ctx = context();
+        let scrape = b"GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n";
+        let (mut connection, mut client) = connection_with(&scrape.repeat(600));
+        std::thread::spawn(move || io::copy(&mut client, &mut io::sink()));
+        // Everything is there to be answered, but the loop has other
+        // sockets to serve: each turn reads and answers its share, yields,
+        // and is driven again after the others.
+        let mut turns = 1;
+        while connection.drive(&mut ctx) == Next::Yield {
+            assert!(connection.served < turns * STEPS_PER_TURN);
+            turns += 1;
+            assert!(turns < 20, "{} answered", connection.served);
+        }
+        assert!(turns >= 3, "{turns} turns");
+        assert_eq!(connection.served, 600);
+        assert_eq!(ctx.counters.tcp_scrapes, 600);
     }
 }

@@ -112,7 +112,7 @@ pub fn respond(
             (Answer::Body, "blocked network")
         }
         Route::Announce(_) | Route::Scrape(_) | Route::FullScrape | Route::WebSocket { .. }
-            if ctx.over_rate(peer_ip(ctx, &request, client)) =>
+            if ctx.over_rate(peer_ip(ctx, request.head, client)) =>
         {
             bencode::failure(&mut ctx.body, super::context::RATE_LIMITED);
             (Answer::Body, "rate limited")
@@ -125,7 +125,7 @@ pub fn respond(
         Route::Announce(query) => (announce(ctx, query, &request, client), "announce"),
         Route::Scrape(query) => (scrape(ctx, query), "scrape"),
         Route::FullScrape if ctx.settings.full_scrape => {
-            match ctx.full_scrape_wait(peer_ip(ctx, &request, client)) {
+            match ctx.full_scrape_wait(peer_ip(ctx, request.head, client)) {
                 None => (stream(ctx, BodyKind::FullScrape), "full scrape"),
                 Some(wait) => (Answer::NotModest(wait), ""),
             }
@@ -219,7 +219,7 @@ pub fn respond(
                 close: false,
                 error: false,
                 body: None,
-                upgrade: Some(peer_ip(ctx, &request, client)),
+                upgrade: Some(peer_ip(ctx, request.head, client)),
             }
         }
         Answer::Stream(kind, ticket) => {
@@ -255,12 +255,9 @@ pub fn respond(
 /// The address the peer announces from: the connection's, or the one a
 /// trusted proxy forwards. Only a trusted proxy's header counts; it is not
 /// even looked for otherwise.
-fn peer_ip(ctx: &Context, request: &http::Request<'_>, client: IpAddr) -> IpAddr {
+pub fn peer_ip(ctx: &Context, head: &[u8], client: IpAddr) -> IpAddr {
     let trusted_proxy = ctx.settings.proxy.iter().any(|net| net.contains(client));
-    match trusted_proxy
-        .then(|| http::forwarded_for(request.head))
-        .flatten()
-    {
+    match trusted_proxy.then(|| http::forwarded_for(head)).flatten() {
         Some(forwarded) => forwarded.to_canonical(),
         None => client,
     }
@@ -269,7 +266,7 @@ fn peer_ip(ctx: &Context, request: &http::Request<'_>, client: IpAddr) -> IpAddr
 /// Whether the peer behind `request` is in `access.blocked_networks`.
 fn refuses_network(ctx: &Context, request: &http::Request<'_>, client: IpAddr) -> bool {
     ctx.blocks_networks()
-        && (ctx.blocks_network(client) || ctx.blocks_network(peer_ip(ctx, request, client)))
+        && (ctx.blocks_network(client) || ctx.blocks_network(peer_ip(ctx, request.head, client)))
 }
 
 /// Under `access.passkeys`, answers a request without a known passkey with
@@ -303,7 +300,7 @@ fn announce(
         bencode::failure(&mut ctx.body, super::context::CLIENT_BLOCKED);
         return Answer::Body;
     }
-    let ip = peer_ip(ctx, request, client);
+    let ip = peer_ip(ctx, request.head, client);
     let numwant = match params.numwant {
         Some(n) if n >= 0 => (n as u64).min(ctx.settings.numwant_max.into()) as usize,
         _ => ctx.settings.numwant as usize,
