@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,7 +20,21 @@ struct Browser {
 
 impl Browser {
     fn connect(addr: SocketAddr) -> Browser {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Browser::open(TcpStream::connect(addr).expect("connect"), addr)
+    }
+
+    /// A browser at another loopback address than 127.0.0.1.
+    fn connect_from(source: IpAddr, addr: SocketAddr) -> Browser {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .expect("bind");
+        socket.connect(&addr.into()).expect("connect");
+        Browser::open(socket.into(), addr)
+    }
+
+    fn open(stream: TcpStream, addr: SocketAddr) -> Browser {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -215,6 +229,53 @@ fn browsers_meet_through_relayed_offers_and_answers() {
     let stats: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(stats["webtorrent"]["connections"], 1);
     assert_eq!(stats["webtorrent"]["messages"]["announce"], 4);
+}
+
+#[test]
+fn a_peer_id_is_not_taken_over_from_another_address() {
+    let tracker = Tracker::start(ENABLED);
+    let hash = binary(&common::hash(3));
+    let mut victim = Browser::connect(tracker.v4());
+    victim.send(announce(3, 1, 1000));
+    assert_eq!(victim.receive()["incomplete"], 1);
+
+    // Another address announces with the victim's id, as read from a
+    // relayed offer, then stops it: both are refused.
+    let thief_address = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let mut thief = Browser::connect_from(thief_address, tracker.v4());
+    for event in ["started", "stopped"] {
+        let mut message = announce(3, 1, 1000);
+        message["event"] = json!(event);
+        thief.send(message);
+        let reply = thief.receive();
+        let reason = reply["failure reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("in use on another connection"), "{reply}");
+    }
+
+    // The victim is still in the swarm, and answers for it still reach it.
+    let mut other = Browser::connect(tracker.v4());
+    other.send(json!({ "action": "scrape", "info_hash": hash }));
+    assert_eq!(other.receive()["files"][&hash]["incomplete"], 1);
+    let answer_to_first = json!({
+        "action": "announce",
+        "info_hash": hash,
+        "peer_id": peer_id(2),
+        "to_peer_id": peer_id(1),
+        "offer_id": binary(&[5; 20]),
+        "answer": { "type": "answer", "sdp": "v=0\r\na=answer" },
+    });
+    other.send(answer_to_first.clone());
+    assert_eq!(victim.receive()["peer_id"], peer_id(2).as_str());
+
+    // The victim's browser reconnecting from its own address takes its id
+    // over while the old connection is still open.
+    let mut reconnected = Browser::connect(tracker.v4());
+    reconnected.send(announce(3, 1, 1000));
+    // Two leechers: the victim's id once, and the answering peer.
+    assert_eq!(reconnected.receive()["incomplete"], 2);
+    other.send(answer_to_first);
+    assert_eq!(reconnected.receive()["peer_id"], peer_id(2).as_str());
+    assert_eq!(webtorrent_metric(&tracker, "peers"), 2);
 }
 
 #[test]

@@ -1079,7 +1079,7 @@ impl Server {
             }
         }
         entry.insert(Connection::WebSocket(websocket));
-        signalling.opened();
+        signalling.opened(new_key, client);
         self.drive_websocket(new_key);
     }
 

@@ -8,6 +8,7 @@
 //! which owns every connection, delivers.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -27,6 +28,8 @@ use crate::proto::{Event, InfoHash};
 use crate::stats::WebtorrentGauges;
 use crate::tracker::rtc::{ConnectionKey, PeerId, RtcSwarms};
 
+const PEER_ID_IN_USE: &str =
+    "This peer_id is in use on another connection; announce it again once that one has closed.";
 const NO_FULL_SCRAPE: &str = "Name the torrents to scrape: there is no full scrape here.";
 const TOO_MANY_TORRENTS: &str =
     "This connection has announced as many torrents as the tracker allows.";
@@ -161,7 +164,9 @@ pub struct Relay {
 pub struct Signalling {
     pub settings: Webtorrent,
     swarms: RtcSwarms,
-    connections: usize,
+    /// The client of each open connection: a peer id moves to another
+    /// connection only from its own address.
+    clients: HashMap<ConnectionKey, IpAddr>,
     rng: fastrand::Rng,
     targets: Vec<(PeerId, ConnectionKey)>,
 }
@@ -171,19 +176,20 @@ impl Signalling {
         Signalling {
             settings,
             swarms: RtcSwarms::default(),
-            connections: 0,
+            clients: HashMap::new(),
             rng: fastrand::Rng::new(),
             targets: Vec::new(),
         }
     }
 
-    pub fn opened(&mut self) {
-        self.connections += 1;
+    /// Connection `key`, from `client`, was opened.
+    pub fn opened(&mut self, key: ConnectionKey, client: IpAddr) {
+        self.clients.insert(key, client);
     }
 
     /// Connection `key` closed: its peers leave their swarms.
     pub fn closed(&mut self, key: ConnectionKey, connection: &Connection) {
-        self.connections -= 1;
+        self.clients.remove(&key);
         for (hash, id) in &connection.announced {
             self.swarms.leave(hash, id, key);
         }
@@ -196,7 +202,7 @@ impl Signalling {
 
     pub fn gauges(&self) -> WebtorrentGauges {
         WebtorrentGauges {
-            connections: self.connections,
+            connections: self.clients.len(),
             swarms: self.swarms.totals(),
         }
     }
@@ -259,6 +265,8 @@ impl Signalling {
             Some(CLIENT_BLOCKED)
         } else if full && announce.event != Event::Stopped {
             Some(TOO_MANY_TORRENTS)
+        } else if self.held_elsewhere(&hash, &announce.peer_id, key, connection.client) {
+            Some(PEER_ID_IN_USE)
         } else {
             None
         };
@@ -308,6 +316,24 @@ impl Signalling {
         let mut out = String::new();
         webtorrent::announce_reply(&mut out, &hash, self.settings.interval, announced.counts);
         (Some(out), "webtorrent announce")
+    }
+
+    /// Whether peer `id` of the torrent belongs to another open connection,
+    /// from another address than `client`. Peer ids travel in every relayed
+    /// offer: taking one over would let anyone receive a peer's answers and
+    /// stop it. A browser that reconnects from the same address takes its
+    /// id over at once; from another, once its old connection has closed
+    /// (it leaves its swarms then).
+    fn held_elsewhere(
+        &self,
+        hash: &InfoHash,
+        id: &PeerId,
+        key: ConnectionKey,
+        client: IpAddr,
+    ) -> bool {
+        self.swarms.connection_of(hash, id).is_some_and(|owner| {
+            owner != key && self.clients.get(&owner).is_some_and(|c| *c != client)
+        })
     }
 }
 

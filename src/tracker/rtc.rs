@@ -81,7 +81,8 @@ impl RtcSwarms {
     /// leaves, when the stop comes on its own connection: peer ids travel
     /// in every relayed offer, so anyone could otherwise stop anyone. A
     /// peer id seen on another connection moves to this one (a browser
-    /// that reconnected).
+    /// that reconnected; the server allows that only from the address the
+    /// id is held from).
     pub fn announce(
         &mut self,
         hash: InfoHash,
