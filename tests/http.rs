@@ -1393,7 +1393,7 @@ fn seeders_can_be_answered_with_leechers_only() {
 }
 
 #[test]
-fn full_scrapes_going_out_at_once_are_capped_and_others_told_when_to_come_back() {
+fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back() {
     // Torrents enough that a full scrape outgrows what the sockets hold, so
     // one whose client does not read stays open.
     let minute = std::time::SystemTime::now()
@@ -1431,6 +1431,10 @@ fn full_scrapes_going_out_at_once_are_capped_and_others_told_when_to_come_back()
     let busy = full_scrape(&tracker, "");
     assert_eq!(busy.status, 402, "{}", busy.status_line);
     assert_eq!(busy.header("Retry-After"), Some("30"));
+    // Rankings, which walk every torrent too, take the same places.
+    let ranking = tracker.get("/stats?mode=top10");
+    assert_eq!(ranking.status, 402, "{}", ranking.status_line);
+    assert_eq!(ranking.header("Retry-After"), Some("30"));
     // Other requests are served as ever.
     assert_eq!(
         tracker
@@ -1450,4 +1454,16 @@ fn full_scrapes_going_out_at_once_are_capped_and_others_told_when_to_come_back()
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status, "HTTP/1.1 200");
+    // Once a ranking has its place, it gives it back when answered.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracker.get("/stats?mode=top10").status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "no place came free for a ranking"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_stream, status) = ask();
+    assert_eq!(status, "HTTP/1.1 200", "the ranking kept its place");
 }

@@ -466,15 +466,15 @@ impl Context {
         );
     }
 
-    /// Under `tracker.full_scrape_min_interval`, the seconds the client at
-    /// `ip` must wait for its next full scrape, if it must; else its full
-    /// scrape is counted against it.
-    /// A place for a streamed body, if fewer than [`super::sliced::MAX_STREAMS`] are
-    /// going out.
+    /// A place for a body sliced over many turns (streamed or a ranking),
+    /// if fewer than [`super::sliced::MAX_STREAMS`] are going out.
     pub fn stream_ticket(&self) -> Option<StreamTicket> {
         StreamTicket::take(&self.open_streams)
     }
 
+    /// Under `tracker.full_scrape_min_interval`, the seconds the client at
+    /// `ip` must wait for its next full scrape, if it must; else its full
+    /// scrape is counted against it.
     pub fn full_scrape_wait(&mut self, ip: IpAddr) -> Option<u32> {
         let quota = self.full_scrape_quota.as_mut()?;
         quota.take(ip, self.now).err()

@@ -57,20 +57,29 @@ enum Answer<'a> {
     Redirect,
     Stream(BodyKind, StreamTicket),
     /// A `/stats` ranking, answered once gathered.
-    Rank(Rank),
+    Rank(Rank, StreamTicket),
     /// Switch to a WebSocket, answering this `Sec-WebSocket-Key`.
     Upgrade(&'a [u8]),
 }
 
-/// When [`super::sliced::MAX_STREAMS`] streamed bodies are going out, the seconds a client
+/// When [`super::sliced::MAX_STREAMS`] sliced bodies are going out, the seconds a client
 /// asking for another is told to wait, with upstream's answer to a full
 /// scrape too soon (402 and, here, `Retry-After`), which scrapers heed.
 const STREAMS_BUSY_RETRY: u32 = 30;
 
-/// A streamed body of `kind`, if there is room for one more.
+/// A body of `kind` streamed over many turns, if there is room for one more.
 fn stream(ctx: &Context, kind: BodyKind) -> Answer<'static> {
+    sliced(ctx, |ticket| Answer::Stream(kind, ticket))
+}
+
+/// A ranking gathered over many turns, if there is room for one more.
+fn rank(ctx: &Context, rank: Rank) -> Answer<'static> {
+    sliced(ctx, |ticket| Answer::Rank(rank, ticket))
+}
+
+fn sliced(ctx: &Context, answer: impl FnOnce(StreamTicket) -> Answer<'static>) -> Answer<'static> {
     match ctx.stream_ticket() {
-        Some(ticket) => Answer::Stream(kind, ticket),
+        Some(ticket) => answer(ticket),
         None => Answer::NotModest(STREAMS_BUSY_RETRY),
     }
 }
@@ -159,9 +168,11 @@ pub fn respond(
         Answer::Error(error, _) => error.status_line(),
         Answer::NotModest(_) => HttpError::PaymentRequired.status_line(),
         Answer::Redirect => "302 Found",
-        Answer::Body | Answer::Json | Answer::Stream(..) | Answer::Rank(_) | Answer::Upgrade(_) => {
-            outcome
-        }
+        Answer::Body
+        | Answer::Json
+        | Answer::Stream(..)
+        | Answer::Rank(..)
+        | Answer::Upgrade(_) => outcome,
     };
     let reply = match answer {
         Answer::Body | Answer::Json => {
@@ -179,7 +190,7 @@ pub fn respond(
                 upgrade: None,
             }
         }
-        Answer::Rank(rank) => {
+        Answer::Rank(rank, ticket) => {
             let connection = Connection::of(keep_alive, request.http11);
             Reply {
                 close: !keep_alive,
@@ -188,6 +199,7 @@ pub fn respond(
                     rank,
                     &ctx.networks_turn,
                     connection,
+                    ticket,
                 ))),
                 upgrade: None,
             }
@@ -410,9 +422,9 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
     match mode {
         StatsMode::Tpbs(format) => return stream(ctx, BodyKind::Tpbs(format)),
         StatsMode::StateDump => return stream(ctx, BodyKind::StateDump),
-        StatsMode::Top10 => return Answer::Rank(Rank::Torrents(10)),
-        StatsMode::Top100 => return Answer::Rank(Rank::Torrents(100)),
-        StatsMode::BusyNetworks => return Answer::Rank(Rank::Networks),
+        StatsMode::Top10 => return rank(ctx, Rank::Torrents(10)),
+        StatsMode::Top100 => return rank(ctx, Rank::Torrents(100)),
+        StatsMode::BusyNetworks => return rank(ctx, Rank::Networks),
         StatsMode::Json => {
             let json = stats::json(&ctx.all_counters(), &ctx.tracker, &readings(ctx));
             ctx.body.extend_from_slice(json.as_bytes());

@@ -111,10 +111,17 @@ pub struct Ranking {
     ranked: Ranked,
     cursor: Option<InfoHash>,
     connection: Connection,
+    /// Its place among the bodies going out over many turns.
+    _ticket: StreamTicket,
 }
 
 impl Ranking {
-    pub fn new(rank: Rank, networks_turn: &NetworksTurn, connection: Connection) -> Self {
+    pub fn new(
+        rank: Rank,
+        networks_turn: &NetworksTurn,
+        connection: Connection,
+        ticket: StreamTicket,
+    ) -> Self {
         let ranked = match rank {
             Rank::Torrents(n) => Ranked::Torrents(Tops::new(n)),
             Rank::Networks => Ranked::NetworksQueued(networks_turn.clone()),
@@ -123,6 +130,7 @@ impl Ranking {
             ranked,
             cursor: None,
             connection,
+            _ticket: ticket,
         }
     }
 
@@ -191,10 +199,12 @@ impl BodyKind {
     }
 }
 
-/// Streamed bodies going out at once, at most. Each holds a slice's
-/// buffer and, gzipped, an encoder (together up to about half a MB) until
-/// its client has taken it, and a client may take its time: without a cap,
-/// thousands of connections that ask and read slowly hold gigabytes.
+/// Sliced bodies going out at once, at most. A streamed one holds a
+/// slice's buffer and, gzipped, an encoder (together up to about half a
+/// MB) until its client has taken it, and a client may take its time:
+/// without a cap, thousands of connections that ask and read slowly hold
+/// gigabytes. A ranking walks every torrent: without a cap, as many as
+/// there are connections would share the event loop with everyone else.
 pub const MAX_STREAMS: usize = 64;
 
 /// One of the [`MAX_STREAMS`] places, given back when its body is dropped.
@@ -395,7 +405,7 @@ mod tests {
 
     /// The whole response a ranking gives after as many slices as it takes.
     fn gathered(tracker: &ShardedTracker, rank: Rank) -> (String, usize) {
-        let mut ranking = Ranking::new(rank, &NetworksTurn::default(), Connection::Close);
+        let mut ranking = Ranking::new(rank, &NetworksTurn::default(), Connection::Close, ticket());
         let mut out = Vec::new();
         let mut slices = 1;
         while !ranking.fill(tracker, 0, &mut out) {
@@ -438,8 +448,8 @@ mod tests {
     fn one_count_of_networks_at_a_time() {
         let tracker = tracker_with(3000, 4);
         let turn = NetworksTurn::default();
-        let mut first = Ranking::new(Rank::Networks, &turn, Connection::Close);
-        let mut second = Ranking::new(Rank::Networks, &turn, Connection::Close);
+        let mut first = Ranking::new(Rank::Networks, &turn, Connection::Close, ticket());
+        let mut second = Ranking::new(Rank::Networks, &turn, Connection::Close, ticket());
         let mut out = Vec::new();
         assert!(!first.fill(&tracker, 0, &mut out));
         // The second waits for its turn, which the first gives up when it
@@ -448,7 +458,7 @@ mod tests {
             assert!(!second.fill(&tracker, 0, &mut out));
         }
         assert!(second.cursor.is_none());
-        let mut top = Ranking::new(Rank::Torrents(10), &turn, Connection::Close);
+        let mut top = Ranking::new(Rank::Torrents(10), &turn, Connection::Close, ticket());
         while !top.fill(&tracker, 0, &mut out) {}
         drop(first);
         let mut turns = 1;
