@@ -76,7 +76,8 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     // Linux reports twice what it grants, for its bookkeeping.
-    let granted = socket.recv_buffer_size()?;
+    let reported_per_granted = if cfg!(target_os = "linux") { 2 } else { 1 };
+    let granted = socket.recv_buffer_size()? / reported_per_granted;
     if granted < UDP_RECV_BUFFER {
         log::info!(
             "udp {addr}: receive buffer {} KiB, not the {} KiB asked for: the system caps it \

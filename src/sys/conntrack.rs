@@ -45,6 +45,7 @@ pub fn read() -> Option<Conntrack> {
 /// The `drop` column of `/proc/net/stat/nf_conntrack` summed over its rows
 /// (one per CPU, hexadecimal). Columns are found by the header's names,
 /// which differ between kernel versions.
+#[cfg(any(target_os = "linux", test))]
 fn drops(stats: &str) -> Option<u64> {
     let mut lines = stats.lines();
     let column = lines

@@ -180,7 +180,10 @@ impl Datagrams {
                     self.destinations.push(None);
                     self.count += 1;
                 }
-                Err(e) if self.count > 0 && e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // What came before an error is answered; the error, if it
+                // lasts, shows on the next call.
+                Err(_) if self.count > 0 => break,
                 Err(e) => return Err(e),
             }
         }

@@ -59,6 +59,7 @@ fn memory() -> Option<(u64, u64)> {
 }
 
 /// (total, resident) pages: the first two fields.
+#[cfg(any(target_os = "linux", test))]
 fn parse_statm(statm: &str) -> Option<(u64, u64)> {
     let mut fields = statm.split_whitespace().map(|f| f.parse::<u64>().ok());
     Some((fields.next()??, fields.next()??))
