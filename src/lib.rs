@@ -11,10 +11,11 @@
 //! - [`state`]: the state file's lines, for warm restarts.
 //! - [`rate_limit`]: requests per network and second, shared by threads.
 //! - [`config`]: defaults, TOML, upstream's `opentracker.conf`, the CLI.
-//! - [`server`]: the only code with sockets — the mio loop, HTTP connections,
-//!   UDP, streamed full scrapes, listeners.
+//! - [`server`]: the only code that opens and serves the tracker's sockets —
+//!   the mio loop, HTTP connections, UDP, streamed full scrapes, listeners.
 //! - [`sys`]: OS integration that knows nothing of BitTorrent — signals,
-//!   logging, sd_notify, socket activation, privilege drop.
+//!   logging, sd_notify, socket activation, privilege drop, and the batch
+//!   system calls (`recvmmsg`/`sendmmsg`) the server moves datagrams with.
 //!
 //! `main.rs` runs the start-up in one straight line: configuration → log →
 //! listeners → privilege drop → access list → READY → serve.

@@ -5,10 +5,41 @@ use std::process::ExitCode;
 use opentracker::config::cli::{self, Command};
 use opentracker::config::{Config, LogLevel, LogTarget};
 use opentracker::server::{self, listeners, Server};
-use opentracker::sys::{self, notify::Notifier, privileges::Outcome, signals::Signals};
+use opentracker::sys::{self, notify::Notifier, signals::Signals};
 
 /// Upstream's exit status for fatal start-up errors.
 const EXIT_FATAL: u8 = 111;
+
+/// `--check-config`: the configuration as the start would take it, on
+/// stdout, once its files have been read as the start reads them.
+fn check_config(config: &Config) -> ExitCode {
+    for warning in &config.warnings {
+        eprintln!("opentracker: warning: {warning}");
+    }
+    // The lists too: a reload with a bad one keeps the old one.
+    // Nothing goes to stdout unless all is well, so that
+    // `--check-config > new.toml` leaves no half-checked file.
+    let destination = log_destination(config.log.target);
+    let found = sys::log::check(destination, config.log.syslog_socket())
+        .and_then(|log| Ok(format!("{log}\n{}", server::check_files(config)?)));
+    match found {
+        Ok(found) => {
+            print!("{}", config.to_toml());
+            for line in found.lines() {
+                match line.strip_prefix("warning: ") {
+                    Some(warning) => eprintln!("opentracker: warning: {warning}"),
+                    // A comment, so the output stays a configuration file.
+                    None => println!("# {line}"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("opentracker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
@@ -17,34 +48,7 @@ fn main() -> ExitCode {
             sys::heap::use_huge_pages();
             config
         }
-        Ok(Command::CheckConfig(config)) => {
-            for warning in &config.warnings {
-                eprintln!("opentracker: warning: {warning}");
-            }
-            // The lists too: a reload with a bad one keeps the old one.
-            // Nothing goes to stdout unless all is well, so that
-            // `--check-config > new.toml` leaves no half-checked file.
-            let destination = log_destination(config.log.target);
-            let found = sys::log::check(destination, config.log.syslog_socket())
-                .and_then(|log| Ok(format!("{log}\n{}", server::check_files(&config)?)));
-            return match found {
-                Ok(found) => {
-                    print!("{}", config.to_toml());
-                    for line in found.lines() {
-                        match line.strip_prefix("warning: ") {
-                            Some(warning) => eprintln!("opentracker: warning: {warning}"),
-                            // A comment, so the output stays a configuration file.
-                            None => println!("# {line}"),
-                        }
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("opentracker: {e}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Ok(Command::CheckConfig(config)) => return check_config(&config),
         Ok(Command::Healthcheck(addr)) => {
             return match server::healthcheck::probe(addr) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -158,48 +162,9 @@ fn run(config: Config) -> Result<(), String> {
         sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
     let lists =
         server::load_lists(&config).map_err(|e| server::after_drop(e, &config, &outcome))?;
-    server::check_state_file(&config)?;
+    server::check_state_saves_can_be_written(&config)?;
 
-    let identity = match &outcome {
-        Outcome::Dropped { user, uid, gid } => format!("user {user} ({uid}:{gid})"),
-        Outcome::Unprivileged { uid } => format!("uid {uid} (not started as root)"),
-    };
-    let root = config
-        .tracker
-        .rootdir
-        .as_ref()
-        .map_or("/".into(), |dir| dir.display().to_string());
-    let access = lists.access.sizes();
-    if access.refuses_everything() {
-        log::warn!("{}", server::EMPTY_WHITELIST);
-    }
-    let blocked = match config.access.blocked_networks {
-        Some(_) => format!("; {} blocked networks", lists.blocked_networks.len()),
-        None => String::new(),
-    };
-    let rate_limit = match config.access.rate() {
-        Some(rate) => format!(
-            "; at most {}/s per /{} and /{} network (burst {})",
-            rate.per_second, rate.prefixes.0, rate.prefixes.1, rate.burst
-        ),
-        None => String::new(),
-    };
-    let balancers = match config.access.proxy_protocol.len() {
-        0 => String::new(),
-        n => format!("; PROXY protocol from {n} balancer networks"),
-    };
-    let cluster_line = cluster
-        .as_ref()
-        .map_or(String::new(), |c| format!("; {}", c.describe()));
-    let udp_threads = match config.listen.udp_workers {
-        0 => String::new(),
-        n => format!("; UDP by {n} threads per socket"),
-    };
-    log::info!(
-        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {access}{blocked}{rate_limit}{balancers}{cluster_line}",
-        env!("CARGO_PKG_VERSION"),
-        listeners.describe()
-    );
+    server::log_start(&config, &listeners, &lists, cluster.as_ref(), &outcome);
     Server::new(
         config,
         listeners,

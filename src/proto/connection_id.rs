@@ -24,16 +24,13 @@ pub struct ConnectionIdKey<S: BuildHasher = std::collections::hash_map::RandomSt
     keyed: S,
 }
 
-impl ConnectionIdKey {
-    /// A key drawn from the OS's random source.
-    pub fn random() -> Self {
-        ConnectionIdKey {
-            keyed: std::collections::hash_map::RandomState::new(),
-        }
-    }
-}
-
 impl<S: BuildHasher> ConnectionIdKey<S> {
+    /// A key from `keyed`, a hasher keyed with a secret the caller draws
+    /// (this module draws no randomness).
+    pub fn new(keyed: S) -> Self {
+        ConnectionIdKey { keyed }
+    }
+
     fn id_for_window(&self, ip: IpAddr, window: u64) -> u64 {
         let mut hasher = self.keyed.build_hasher();
         let canonical = match ip {
@@ -61,22 +58,23 @@ impl<S: BuildHasher> ConnectionIdKey<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::hash_map::RandomState;
 
     #[test]
     fn valid_for_one_to_two_minutes() {
-        let key = ConnectionIdKey::random();
+        let key = ConnectionIdKey::new(RandomState::new());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let id = key.make(ip, 1000);
         assert!(key.check(ip, 1000, id));
         assert!(key.check(ip, 1000 + WINDOW_SECS, id));
         assert!(!key.check(ip, 1000 + 2 * WINDOW_SECS, id));
         assert!(!key.check("192.0.2.2".parse().unwrap(), 1000, id));
-        assert!(!ConnectionIdKey::random().check(ip, 1000, id));
+        assert!(!ConnectionIdKey::new(RandomState::new()).check(ip, 1000, id));
     }
 
     #[test]
     fn v4_and_mapped_v6_agree() {
-        let key = ConnectionIdKey::random();
+        let key = ConnectionIdKey::new(RandomState::new());
         let v4: IpAddr = "192.0.2.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(key.make(v4, 5), key.make(mapped, 5));

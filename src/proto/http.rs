@@ -1,8 +1,9 @@
 //! HTTP/1.x request heads, the way upstream opentracker reads them.
 //!
 //! Only the request line is really parsed; headers are consulted for
-//! `Connection`, `X-Forwarded-For`, `Accept-Encoding`, and the length of a
-//! body to skip. The grammar is kept
+//! `Connection`, `X-Forwarded-For`, `Accept-Encoding`, a WebSocket
+//! handshake's `Upgrade`, `Sec-WebSocket-Key` and `-Version`, and the
+//! framing of a body to skip (`Content-Length`, `Transfer-Encoding`). The grammar is kept
 //! apart from buffering: [`head_len`] says whether a whole head is there
 //! (`None` means "read more", which is no failure), [`parse`] routes it.
 

@@ -86,11 +86,11 @@ pub struct Settings {
     pub proxy_protocol: Vec<Network>,
     pub blocked_clients: Vec<Vec<u8>>,
     /// `access.blocked_networks` is set (its list may be empty).
-    pub blocked_networks_file: bool,
+    pub has_blocked_networks_list: bool,
     /// `access.passkeys` is set: requests need a passkey.
-    pub passkeys_file: bool,
+    pub needs_passkeys: bool,
     /// `access.hybrids` is set (its list may be empty).
-    pub hybrids_file: bool,
+    pub has_hybrids_list: bool,
     pub redirect_url: Option<String>,
     pub keep_alive: bool,
     pub keep_alive_timeout: u32,
@@ -120,9 +120,9 @@ impl Settings {
             blocked_clients: (config.access.blocked_clients.iter())
                 .map(|prefix| prefix.as_bytes().to_vec())
                 .collect(),
-            blocked_networks_file: config.access.blocked_networks.is_some(),
-            passkeys_file: config.access.passkeys.is_some(),
-            hybrids_file: config.access.hybrids.is_some(),
+            has_blocked_networks_list: config.access.blocked_networks.is_some(),
+            needs_passkeys: config.access.passkeys.is_some(),
+            has_hybrids_list: config.access.hybrids.is_some(),
             redirect_url: config.tracker.redirect_url.clone(),
             clock_start: (config.tracker.torrent_timeout)
                 .max(config.tracker.peer_timeout)
@@ -184,9 +184,6 @@ impl ClientLabels {
     }
 }
 
-/// Everything a request handler may touch. Each serving thread has its own;
-/// the tracker and the keys behind connection ids and hashed log labels are
-/// shared, so any thread can answer any client.
 /// This tracker's announces, encoded for the cluster until the event loop
 /// sends them (every second).
 #[derive(Default)]
@@ -243,6 +240,9 @@ struct Shared {
     started: Instant,
 }
 
+/// Everything a request handler may touch. Each serving thread has its own;
+/// the tracker and the keys behind connection ids and hashed log labels are
+/// shared, so any thread can answer any client.
 pub struct Context {
     pub tracker: Arc<ShardedTracker>,
     pub counters: Counters,
@@ -312,7 +312,7 @@ impl Context {
                 cluster_outbox,
                 tracker,
                 worker_counters: Arc::default(),
-                connection_ids: ConnectionIdKey::random(),
+                connection_ids: ConnectionIdKey::new(std::collections::hash_map::RandomState::new()),
                 request_log,
                 completed_log,
                 blocked_networks: Arc::default(),
@@ -402,7 +402,7 @@ impl Context {
                 started: self.started,
             },
         );
-        ctx.tick();
+        ctx.begin_turn();
         ctx
     }
 
@@ -490,7 +490,7 @@ impl Context {
     /// Why a request carrying `key` is refused under `access.passkeys`, if
     /// it is; counted.
     pub fn passkey_refusal(&mut self, key: Option<&[u8]>) -> Option<&'static str> {
-        if !self.settings.passkeys_file {
+        if !self.settings.needs_passkeys {
             return None;
         }
         let reason = match key {
@@ -606,7 +606,10 @@ impl Context {
         self.instant.duration_since(self.started).as_secs()
     }
 
-    pub fn tick(&mut self) {
+    /// Starts a turn of serving: reads the clock, and takes up the blocked
+    /// networks, passkeys and hybrid links last reloaded, so that a turn
+    /// sees one version of each.
+    pub fn begin_turn(&mut self) {
         self.instant = Instant::now();
         let now = self.uptime_secs() + u64::from(self.settings.clock_start);
         self.now = now.min(u64::from(u32::MAX)) as u32;

@@ -1,4 +1,6 @@
-//! The only code with sockets: one mio event loop serving every listener,
+//! The only code that serves the tracker's sockets (`sys` lends it batch
+//! system calls, and has sockets of its own for syslog and systemd): one
+//! mio event loop serving every listener,
 //! or every TCP listener when UDP sockets have worker threads of their own
 //! ([`udp_workers`]).
 //!
@@ -213,8 +215,56 @@ pub fn after_drop(error: String, config: &Config, outcome: &Outcome) -> String {
     }
 }
 
-pub use reload::EMPTY_WHITELIST;
-pub use state::check_writable as check_state_file;
+/// Logs the one start-up line: what is served, by whom, from where, and
+/// with which lists and limits; and a warning if the lists refuse every
+/// torrent.
+pub fn log_start(
+    config: &Config,
+    listeners: &Listeners,
+    lists: &Lists,
+    cluster: Option<&cluster::Cluster>,
+    outcome: &Outcome,
+) {
+    let identity = match outcome {
+        Outcome::Dropped { user, uid, gid } => format!("user {user} ({uid}:{gid})"),
+        Outcome::Unprivileged { uid } => format!("uid {uid} (not started as root)"),
+    };
+    let root = config
+        .tracker
+        .rootdir
+        .as_ref()
+        .map_or("/".into(), |dir| dir.display().to_string());
+    let access = lists.access.sizes();
+    if access.refuses_everything() {
+        log::warn!("{}", reload::EMPTY_WHITELIST);
+    }
+    let blocked = match config.access.blocked_networks {
+        Some(_) => format!("; {} blocked networks", lists.blocked_networks.len()),
+        None => String::new(),
+    };
+    let rate_limit = match config.access.rate() {
+        Some(rate) => format!(
+            "; at most {}/s per /{} and /{} network (burst {})",
+            rate.per_second, rate.prefixes.0, rate.prefixes.1, rate.burst
+        ),
+        None => String::new(),
+    };
+    let balancers = match config.access.proxy_protocol.len() {
+        0 => String::new(),
+        n => format!("; PROXY protocol from {n} balancer networks"),
+    };
+    let cluster_line = cluster.map_or(String::new(), |c| format!("; {}", c.describe()));
+    let udp_threads = match config.listen.udp_workers {
+        0 => String::new(),
+        n => format!("; UDP by {n} threads per socket"),
+    };
+    log::info!(
+        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {access}{blocked}{rate_limit}{balancers}{cluster_line}",
+        env!("CARGO_PKG_VERSION"),
+        listeners.describe()
+    );
+}
+pub use state::check_writable as check_state_saves_can_be_written;
 
 /// Reads `access.blocked_networks`, if set, as the access list is read.
 pub fn load_blocked_networks(config: &Config) -> Result<NetworkList, String> {
@@ -428,7 +478,7 @@ impl Server {
         ctx.blocked_networks.replace(blocked_networks);
         ctx.passkeys.replace(passkeys);
         ctx.hybrids.replace(hybrids);
-        ctx.tick();
+        ctx.begin_turn();
         let read_at = ctx.clock().1;
         for lists in [
             ListFiles::Access,
@@ -692,7 +742,7 @@ impl Server {
                     return Err(e);
                 }
             }
-            self.ctx.tick();
+            self.ctx.begin_turn();
             let mut work: Vec<(Token, bool, bool)> = events
                 .iter()
                 .map(|e| {
@@ -863,7 +913,7 @@ impl Server {
             self.ctx.counters.list_reloaded(lists, taken, now);
         }
         // Served from the next request on, not the next loop turn.
-        self.ctx.tick();
+        self.ctx.begin_turn();
         self.notifier.ready(&self.status_line(0));
         if again {
             self.reload();

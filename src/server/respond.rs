@@ -100,7 +100,11 @@ pub fn respond(
     out: &mut Vec<u8>,
 ) -> (Reply, Outcome) {
     let settings = &ctx.settings;
-    let request = match http::parse(head, settings.stats_path.as_bytes(), settings.passkeys_file) {
+    let request = match http::parse(
+        head,
+        settings.stats_path.as_bytes(),
+        settings.needs_passkeys,
+    ) {
         Ok(request) => request,
         Err(error) => {
             ctx.counters.http_error(match error {
@@ -403,10 +407,10 @@ fn readings(ctx: &Context) -> stats::Readings {
         },
         kernel: ctx.kernel,
         process: sys::process::usage(),
-        blocked_networks: (ctx.settings.blocked_networks_file)
+        blocked_networks: (ctx.settings.has_blocked_networks_list)
             .then(|| ctx.blocked_networks.current().1.len()),
-        passkeys: (ctx.settings.passkeys_file).then(|| ctx.passkeys.current().1.len()),
-        hybrids: (ctx.settings.hybrids_file).then(|| ctx.hybrids.current().1.len()),
+        passkeys: (ctx.settings.needs_passkeys).then(|| ctx.passkeys.current().1.len()),
+        hybrids: (ctx.settings.has_hybrids_list).then(|| ctx.hybrids.current().1.len()),
         webtorrent: ctx.settings.webtorrent.as_ref().map(|_| ctx.webtorrent_now),
     }
 }

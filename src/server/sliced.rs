@@ -36,8 +36,8 @@ pub enum SlicedBody {
 
 impl SlicedBody {
     /// Appends the next slice's output to `out` (none, for a ranking until
-    /// its last slice), at tracker second `now` and `unix_now` seconds
-    /// since the Unix epoch. Returns true once the response is complete.
+    /// its last slice), at `clock`: the tracker's second and seconds since
+    /// the Unix epoch. Returns true once the response is complete.
     pub fn fill(&mut self, tracker: &ShardedTracker, clock: (u32, u64), out: &mut Vec<u8>) -> bool {
         match self {
             SlicedBody::Streamed(body) => body.fill(tracker, clock, out),

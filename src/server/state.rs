@@ -319,7 +319,7 @@ impl Saver {
             .spawn(move || {
                 let stopping = || !matches!(stopped.try_recv(), Err(TryRecvError::Empty));
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    ctx.tick();
+                    ctx.begin_turn();
                     save_logged(&path, &mut ctx, &stopping);
                     ctx.publish_counters();
                 }

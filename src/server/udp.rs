@@ -147,7 +147,6 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
     }
 }
 
-/// Upstream's syslog line for a completed download, at debug level here.
 /// Why `request` is refused under `access.passkeys`, if it is. Connects
 /// need no key. An announce carries it in its BEP 41 URL data; a scrape has
 /// no room for any (its hashes run to the end of the datagram), so UDP
@@ -157,7 +156,7 @@ fn passkey_refusal(
     request: &udp::Request<'_>,
     packet: &[u8],
 ) -> Option<&'static str> {
-    if !ctx.settings.passkeys_file {
+    if !ctx.settings.needs_passkeys {
         return None;
     }
     match request {

@@ -115,7 +115,7 @@ fn serve(socket: &UdpSocket, mut ctx: Context, beat: &Beat) {
     loop {
         match batch.receive_waiting(socket) {
             Ok(_) => {
-                ctx.tick();
+                ctx.begin_turn();
                 beat.begin(ctx.instant);
                 udp::answer_batch(&mut ctx, &mut batch, &mut reply);
                 // Before the replies go: a client that reads /stats after

@@ -30,6 +30,8 @@ use crate::tracker::rtc::{ConnectionKey, PeerId, RtcSwarms};
 
 const PEER_ID_IN_USE: &str =
     "This peer_id is in use on another connection; announce it again once that one has closed.";
+/// Torrents one scrape message may name: as many as a UDP scrape.
+const MAX_SCRAPE_HASHES: usize = crate::proto::udp::MAX_SCRAPE_HASHES;
 const NO_FULL_SCRAPE: &str = "Name the torrents to scrape: there is no full scrape here.";
 const TOO_MANY_TORRENTS: &str =
     "This connection has announced as many torrents as the tracker allows.";
@@ -223,7 +225,7 @@ impl Signalling {
         let reason: Cow<'static, str> = if ctx.over_rate(connection.client) {
             RATE_LIMITED.into()
         } else {
-            match webtorrent::parse(text, max_offers, crate::proto::udp::MAX_SCRAPE_HASHES) {
+            match webtorrent::parse(text, max_offers, MAX_SCRAPE_HASHES) {
                 Ok(Request::Announce(announce)) => {
                     return self.announce(ctx, key, connection, &announce, relays)
                 }

@@ -344,7 +344,9 @@ pub fn render(
             }
         }
         StatsMode::Everything => everything(out, c, tracker, &totals, uptime),
-        // JSON, and the modes that walk every torrent a slice per turn.
+        // `busy` (upstream's, never implemented there: it answers 500) is
+        // refused; JSON and the modes that walk every torrent a slice per
+        // turn are answered elsewhere.
         StatsMode::Busy
         | StatsMode::Json
         | StatsMode::Tpbs(_)

@@ -16,6 +16,9 @@
 //! - [`process`]: this process's CPU time, memory and descriptors.
 //! - [`watch`]: files looked at now and then for changes.
 //! - [`fifo`]: named pipes read line by line from the event loop.
+//! - [`datagrams`]: UDP datagrams moved in batches (`recvmmsg`/`sendmmsg`
+//!   on Linux, one call each elsewhere), answered from the address each
+//!   arrived on.
 //!
 //! Linux-only pieces sit behind `cfg(target_os = "linux")`; elsewhere the
 //! same functions exist and do the portable part (or nothing).

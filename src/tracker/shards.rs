@@ -155,7 +155,7 @@ impl ShardedTracker {
         sum
     }
 
-    /// See [`Tracker::top`]; ties keep ascending hash order.
+    /// See [`Tracker::restore_peer`].
     pub fn restore_peer(&self, hash: &InfoHash, peer: &SavedPeer, now: u32) -> bool {
         self.shard(hash).restore_peer(hash, peer, now)
     }
