@@ -100,13 +100,14 @@ fn datagrams_without_the_key_are_refused() {
     let (port_a, port_b) = (cluster_port(), cluster_port());
     let b = start_member(&dir, port_b, port_a);
     // A look-alike datagram with a made-up tag, claiming a peer for torrent 3.
-    let mut forged = b"OTC1".to_vec();
+    let mut forged = b"OTC2".to_vec();
     forged.extend_from_slice(&7u64.to_be_bytes());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     forged.extend_from_slice(&now.to_be_bytes());
+    forged.extend_from_slice(&0u64.to_be_bytes());
     forged.push(0);
     forged.extend_from_slice(&hash(3));
     forged.extend_from_slice(&[10, 0, 0, 1, 0x1a, 0xe1]);
@@ -122,6 +123,54 @@ fn datagrams_without_the_key_are_refused() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(scrape_counts(&b, 3), None);
+}
+
+/// Waits (bounded) until `tracker`'s `metric` reads `value`.
+fn wait_for_metric(tracker: &Tracker, metric: &str, value: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracker.metric(metric) != value {
+        assert!(
+            Instant::now() < deadline,
+            "{metric} is {}, not {value}",
+            tracker.metric(metric)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_datagram_heard_again_is_refused_and_a_download_counts_once() {
+    let dir = TestDir::new();
+    // A's "other member" is this test, which records what A sends.
+    let recorder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    recorder
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (port_a, port_b) = (cluster_port(), cluster_port());
+    let a = start_member(&dir, port_a, recorder.local_addr().unwrap().port());
+    let b = start_member(&dir, port_b, port_a);
+    a.get(&announce_path(&hash(4), 6881, "&left=0&event=completed"));
+    let mut datagram = [0u8; 2048];
+    let (len, _) = recorder.recv_from(&mut datagram).expect("A's datagram");
+    let datagram = &datagram[..len];
+    // Delivered to B once, then replayed as someone on the path could.
+    recorder.send_to(datagram, ("127.0.0.1", port_b)).unwrap();
+    wait_for_counts(&b, 4, Some((1, 0, 1)));
+    recorder.send_to(datagram, ("127.0.0.1", port_b)).unwrap();
+    wait_for_metric(&b, "opentracker_cluster_datagrams_refused_total", 1);
+    assert_eq!(scrape_counts(&b, 4), Some((1, 0, 1)), "one download");
+    assert_eq!(b.metric("opentracker_cluster_announces_received_total"), 1);
+    // Stopped, then the earlier announce replayed: the peer stays gone.
+    a.get(&announce_path(&hash(4), 6881, "&left=0&event=stopped"));
+    let mut stop = [0u8; 2048];
+    let (len, _) = recorder.recv_from(&mut stop).expect("A's stop");
+    recorder
+        .send_to(&stop[..len], ("127.0.0.1", port_b))
+        .unwrap();
+    wait_for_counts(&b, 4, Some((0, 0, 1)));
+    recorder.send_to(datagram, ("127.0.0.1", port_b)).unwrap();
+    wait_for_metric(&b, "opentracker_cluster_datagrams_refused_total", 2);
+    assert_eq!(scrape_counts(&b, 4), Some((0, 0, 1)));
 }
 
 #[test]

@@ -138,6 +138,7 @@ fn damaged_udp_packets_are_dropped_or_read_within_bounds() {
 #[test]
 fn damaged_proxy_headers_are_refused_or_read_within_bounds() {
     let mut rng = fastrand::Rng::with_seed(9);
+    let mut cluster_opener = cluster::Opener::new(b"key".to_vec(), 1);
     let v1 = b"PROXY TCP4 1.2.3.4 5.6.7.8 1000 2000\r\nGET /".to_vec();
     let mut v2 = proxy_protocol::SIGNATURE_V2.to_vec();
     v2.extend_from_slice(b"\x21\x11\x00\x0c\x01\x02\x03\x04\x05\x06\x07\x08\x00\x10\x00\x20body");
@@ -151,7 +152,7 @@ fn damaged_proxy_headers_are_refused_or_read_within_bounds() {
                 assert!(header.len <= bytes.len());
             }
             let _ = InfoHash::from_hex(&bytes);
-            assert!(cluster::open(&bytes, b"key", 1, 100).is_err());
+            assert!(cluster_opener.open(&bytes, 100).is_err());
         }
     }
 }

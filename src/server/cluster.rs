@@ -12,7 +12,7 @@ use mio::{Interest, Registry, Token};
 
 use super::Context;
 use crate::config::Config;
-use crate::proto::cluster::{self, Refused};
+use crate::proto::cluster::{Opener, Refused, Sealer};
 use crate::tracker::{Announce, Families};
 
 /// Keys shorter than this are refused: a guessable key lets anyone add
@@ -22,9 +22,8 @@ const MIN_KEY: usize = 16;
 pub struct Cluster {
     socket: UdpSocket,
     peers: Vec<SocketAddr>,
-    key: Vec<u8>,
-    /// Drawn at start; datagrams carrying it are this tracker's own.
-    id: u64,
+    sealer: Sealer,
+    opener: Opener,
 }
 
 /// The cluster's key, read from `cluster.key_file` (None without a
@@ -62,11 +61,13 @@ pub fn bind(config: &Config) -> Result<Option<Cluster>, String> {
             Ok(socket)
         })
         .map_err(|e| format!("bind cluster UDP {listen}: {e}"))?;
+    // Drawn at start: datagrams carrying it are this tracker's own.
+    let id = fastrand::u64(..);
     Ok(Some(Cluster {
         socket: UdpSocket::from_std(socket),
         peers: config.cluster.peers.clone(),
-        key,
-        id: fastrand::u64(..),
+        sealer: Sealer::new(key.clone(), id),
+        opener: Opener::new(key, id),
     }))
 }
 
@@ -85,7 +86,7 @@ impl Cluster {
     }
 
     /// Sends the announces waiting in the outbox to every other tracker.
-    pub fn send(&self, ctx: &mut Context) {
+    pub fn send(&mut self, ctx: &mut Context) {
         let Some(outbox) = &ctx.cluster_outbox else {
             return;
         };
@@ -95,7 +96,8 @@ impl Cluster {
             return;
         }
         let (mut sent, mut failed) = (0, 0);
-        cluster::seal_all(&entries, &self.key, self.id, ctx.clock().1, |datagram| {
+        let now = ctx.clock().1;
+        self.sealer.seal_all(&entries, now, |datagram| {
             for peer in &self.peers {
                 match self.socket.send_to(datagram, *peer) {
                     Ok(_) => sent += 1,
@@ -123,7 +125,7 @@ impl Cluster {
                     return;
                 }
             };
-            match cluster::open(&buffer[..len], &self.key, self.id, ctx.clock().1) {
+            match self.opener.open(&buffer[..len], ctx.clock().1) {
                 Ok(entries) => {
                     for entry in entries {
                         let request = Announce {

@@ -806,7 +806,7 @@ impl Server {
                 }
             }
             if now >= next_deadline_check {
-                if let Some(cluster) = &self.cluster {
+                if let Some(cluster) = &mut self.cluster {
                     cluster.send(&mut self.ctx);
                 }
                 self.close_expired();

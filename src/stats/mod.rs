@@ -81,7 +81,7 @@ pub struct Counters {
     /// valid header.
     pub proxy_header_errors: u64,
     /// Cluster sync: datagrams sent and failed, entries applied, datagrams
-    /// refused (a bad tag, too old, damaged).
+    /// refused (a bad tag, too old, heard before, damaged).
     pub cluster_sent: u64,
     pub cluster_unsent: u64,
     pub cluster_received: u64,
@@ -868,7 +868,7 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
         ),
         (
             "cluster_datagrams_refused_total",
-            "Cluster sync datagrams dropped: a tag that does not verify, too old, or damaged.",
+            "Cluster sync datagrams dropped: a tag that does not verify, too old, heard before, or damaged.",
             c.cluster_refused,
         ),
         (
