@@ -516,8 +516,8 @@ print(s.recv(2048)[:4].decode())' >"$WORK/cluster.out" 2>&1 &
 	wait "$listener" || true
 	out=$(head -c 40 "$WORK/cluster.out")
 	check "with the cluster drop-in, announces go out to the other trackers (a datagram starting ${out:-nothing})" \
-		test "$out" = OTC1
-	[ "$out" = OTC1 ] || ct journalctl -u opentracker.service -n 12 --no-pager | indent
+		test "$out" = OTC2
+	[ "$out" = OTC2 ] || ct journalctl -u opentracker.service -n 12 --no-pager | indent
 	ct sh -c 'rm -r /run/systemd/system/opentracker.service.d /etc/opentracker/cluster.toml \
 			/etc/opentracker/cluster.key &&
 		systemctl daemon-reload && systemctl restart opentracker.service'
