@@ -339,15 +339,22 @@ fn logs_to_syslog_socket() {
     );
     tracker.get(&announce_path(&hash(3), 1, ""));
     tracker.get("/scrape");
+    let udp = Udp::new(tracker.v4());
+    udp.announce(&hash(3), 2, 5, 0, 50);
+    udp.scrape(&[hash(3)]);
+    // A datagram that is no request at all is logged too.
+    assert_eq!(udp.exchange(b"not a request"), None);
     let mut lines = Vec::new();
-    assert!(
-        wait_notify(&syslog, &mut lines, "127.0.0.0/24 announce"),
-        "{lines:?}"
-    );
-    assert!(
-        wait_notify(&syslog, &mut lines, "127.0.0.0/24 full scrape"),
-        "{lines:?}"
-    );
+    for line in [
+        "127.0.0.0/24 announce",
+        "127.0.0.0/24 full scrape",
+        "127.0.0.0/24 udp connect",
+        "127.0.0.0/24 udp announce",
+        "127.0.0.0/24 udp scrape",
+        "127.0.0.0/24 udp malformed",
+    ] {
+        assert!(wait_notify(&syslog, &mut lines, line), "{line}: {lines:?}");
+    }
     let startup = lines
         .iter()
         .find(|l| l.contains("serving"))
@@ -357,10 +364,7 @@ fn logs_to_syslog_socket() {
         startup.starts_with("<30>") && startup.contains("opentracker["),
         "{startup}"
     );
-    let requests: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.contains(" announce") || l.contains("full scrape"))
-        .collect();
+    let requests: Vec<&String> = lines.iter().filter(|l| !l.contains(" serving ")).collect();
     assert!(
         !requests.iter().any(|l| l.contains("127.0.0.1")),
         "the address is truncated in every line about a request: {requests:?}"

@@ -176,10 +176,21 @@ impl ClientLabels {
                 format!("{a}.{b}.{c}.0/24")
             }
             (ClientIp::Truncated, IpAddr::V6(v6)) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+                let network = u128::from(v6) & !(u128::MAX >> 48);
+                format!("{}/48", std::net::Ipv6Addr::from(network))
             }
             (ClientIp::Hashed, ip) => format!("client-{:016x}", self.key.hash_one(ip)),
+        }
+    }
+
+    /// Logs one request line from `client`, which came through `via`: a
+    /// trusted proxy or balancer, named too so a misbehaving one can be
+    /// found, or the client itself.
+    pub fn request(&self, client: IpAddr, via: IpAddr, outcome: &str) {
+        if client == via {
+            log::info!("{} {outcome}", self.label(client));
+        } else {
+            log::info!("{} via {} {outcome}", self.label(client), self.label(via));
         }
     }
 }
@@ -652,5 +663,18 @@ mod tests {
             Some("2001:db8:1::/48")
         );
         assert_eq!(named(ClientIp::Hashed, v4, 24), None);
+    }
+
+    #[test]
+    fn truncated_addresses_are_written_as_networks_are() {
+        let labels = ClientLabels {
+            mode: ClientIp::Truncated,
+            key: Default::default(),
+        };
+        let label = |ip: &str| labels.label(ip.parse().unwrap());
+        assert_eq!(label("192.0.2.68"), "192.0.2.0/24");
+        assert_eq!(label("2001:db8:1:2::7"), "2001:db8:1::/48");
+        assert_eq!(label("::1"), "::/48");
+        assert_eq!(label("2001:0:0:ffff::1"), "2001::/48");
     }
 }

@@ -282,14 +282,8 @@ impl Connection {
             &mut self.output,
         );
         if let Some(log) = &ctx.request_log {
-            // Behind a trusted proxy the line names the client it forwards,
-            // and the proxy too, so that a misbehaving proxy can be found.
             let peer = respond::peer_ip(ctx, &self.input[..len], client);
-            if peer == client {
-                log::info!("{} {outcome}", log.label(client));
-            } else {
-                log::info!("{} via {} {outcome}", log.label(peer), log.label(client));
-            }
+            log.request(peer, client, outcome);
         }
         self.input.drain(..len);
         if let RequestBody::Length(length) = body {

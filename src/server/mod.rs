@@ -1163,7 +1163,8 @@ impl Server {
             let (reply, outcome) =
                 signalling.answer(&mut self.ctx, key, connection, &text, &mut relays);
             if let Some(log) = &self.ctx.request_log {
-                log::info!("{} {outcome}", log.label(connection.client()));
+                let client = connection.client();
+                log.request(client, client, outcome);
             }
             if let Some(reply) = reply {
                 if let Err(e) = connection.send(reply) {

@@ -5,9 +5,10 @@
 //! the error reply for a wrong id is only sent when it is no larger than the
 //! request that provoked it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::context::CLIENT_BLOCKED;
+use super::respond::Outcome;
 use super::Context;
 use crate::proto::peer_id::ClientTag;
 use crate::proto::{passkey, proxy_protocol, udp, InfoHash};
@@ -39,25 +40,40 @@ pub fn answer_batch(ctx: &mut Context, batch: &mut Datagrams, reply: &mut Vec<u8
 pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Vec<u8>) {
     out.clear();
     ctx.counters.udp_packets += 1;
-    let (packet, source) = if ctx.expects_proxy_header(source.ip().to_canonical()) {
+    let (packet, client) = if ctx.expects_proxy_header(source.ip().to_canonical()) {
         match proxy_protocol::parse_datagram(packet) {
             Ok(header) => (&packet[header.len..], header.source.unwrap_or(source)),
             Err(_) => {
                 ctx.counters.proxy_header_errors += 1;
+                if let Some(log) = &ctx.request_log {
+                    let balancer = source.ip().to_canonical();
+                    log.request(balancer, balancer, "udp bad proxy header");
+                }
                 return;
             }
         }
     } else {
         (packet, source)
     };
-    let ip = source.ip().to_canonical();
+    let ip = client.ip().to_canonical();
+    let outcome = answer(ctx, packet, ip, out);
+    // As over HTTP, a PROXY protocol balancer is not named: it is the
+    // same for every line, and its header is checked.
+    if let Some(log) = &ctx.request_log {
+        log.request(ip, ip, outcome);
+    }
+}
+
+/// Answers the request in `packet` from `ip`; what it got, for the request
+/// log.
+fn answer(ctx: &mut Context, packet: &[u8], ip: IpAddr, out: &mut Vec<u8>) -> Outcome {
     // Silence is the cheapest answer to a network an operator has shut out.
     if ctx.blocks_network(ip) {
         ctx.counters.blocked_networks += 1;
-        return;
+        return "udp blocked network";
     }
     let Some(request) = udp::parse(packet) else {
-        return;
+        return "udp malformed";
     };
     let now = ctx.now;
     let transaction_id = request.transaction_id();
@@ -67,28 +83,30 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
             if packet.len() >= 8 + udp::MISMATCH_MESSAGE.len() {
                 udp::mismatch_reply(out, transaction_id);
             }
-            return;
+            return "udp connection id mismatch";
         }
         // Only requests whose source has proven its address count against
         // its network's rate: anyone can send connects, or junk, from a
         // forged address, and would use up that network's allowance.
         // Beyond the rate, silence: an answer costs what the limit saves.
         if ctx.over_rate(ip) {
-            return;
+            return "udp rate limited";
         }
     }
     if let Some(reason) = passkey_refusal(ctx, &request, packet) {
         udp::error_reply(out, transaction_id, reason);
-        return;
+        return "udp passkey refused";
     }
     match request {
         udp::Request::Connect { transaction_id } => {
             ctx.counters.udp_connects += 1;
             udp::connect_reply(out, transaction_id, ctx.connection_ids.make(ip, now.into()));
+            "udp connect"
         }
         udp::Request::Announce(announce) if ctx.blocks_client(&announce.peer_id) => {
             ctx.counters.blocked_clients += 1;
             udp::error_reply(out, transaction_id, CLIENT_BLOCKED);
+            "udp blocked client"
         }
         udp::Request::Announce(announce) => {
             ctx.counters.udp_announces += 1;
@@ -129,6 +147,7 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
                     udp::not_authorized_reply(out, transaction_id);
                 }
             }
+            "udp announce"
         }
         udp::Request::Scrape {
             transaction_id,
@@ -143,6 +162,7 @@ pub fn handle(ctx: &mut Context, packet: &[u8], source: SocketAddr, out: &mut Ve
                 let counts = ctx.tracker.scrape(&ctx.swarm_of(hash));
                 udp::scrape_reply_entry(out, counts.unwrap_or_default());
             }
+            "udp scrape"
         }
     }
 }
