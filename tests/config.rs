@@ -184,7 +184,7 @@ fn bad_files_name_file_and_line() {
         (
             "sweep.toml",
             "[tracker]\n# only the timeout was changed\npeer_timeout = 5\n",
-            ":3: tracker.sweep_interval (60) must be under 7 times tracker.peer_timeout (5)",
+            ":3: tracker.sweep_interval (60) must be under 6 times tracker.peer_timeout (5)",
         ),
         (
             "workers.conf",

@@ -331,6 +331,25 @@ fn a_paced_restart_keeps_the_saved_peers_told_a_longer_interval() {
 }
 
 #[test]
+fn a_saved_torrent_from_an_impossible_minute_loads_as_active_now() {
+    // Hand-edited or damaged, not written by a tracker: a minute past any
+    // clock's reach is read as now, not wrapped around.
+    let keep = TestDir::new();
+    let hex: String = hash(7).iter().map(|b| format!("{b:02X}")).collect();
+    let state = keep.write(
+        "state",
+        &format!("{hex}:{}:3\n\t10.0.0.1 1 s {}\n", u64::MAX, unix_now()),
+    );
+    let tracker = Tracker::start(&format!(
+        "[tracker]\nstate_file = \"{}\"\n",
+        state.display()
+    ));
+    let log = tracker.stderr();
+    assert!(log.contains(": 1 torrents loaded, 1 peers, in "), "{log}");
+    assert_eq!(scrape_counts(&tracker, 7), Some((1, 0, 3)));
+}
+
+#[test]
 fn a_bad_saved_state_loads_nothing_and_names_its_line() {
     let keep = TestDir::new();
     keep.writable_by_tracker();

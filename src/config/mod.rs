@@ -636,12 +636,12 @@ impl Config {
             }
         }
         // Peer time stamps are 14-bit and wrap after a few peer timeouts; the
-        // sweep must visit every peer well before that.
-        if u64::from(t.sweep_interval) >= 7 * u64::from(t.peer_timeout) {
+        // sweep must visit every peer well before that (tracker::clock).
+        if u64::from(t.sweep_interval) >= 6 * u64::from(t.peer_timeout) {
             return Err(Invalid::new(
                 &["tracker.sweep_interval", "tracker.peer_timeout"],
                 format!(
-                    "tracker.sweep_interval ({}) must be under 7 times tracker.peer_timeout ({})",
+                    "tracker.sweep_interval ({}) must be under 6 times tracker.peer_timeout ({})",
                     t.sweep_interval, t.peer_timeout
                 ),
             ));

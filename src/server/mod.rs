@@ -520,12 +520,9 @@ impl Server {
             signalling: None,
             relays: Vec::new(),
         };
-        server.signalling = server
-            .ctx
-            .settings
-            .webtorrent
-            .clone()
-            .map(ws::Signalling::new);
+        let torrent_timeout = server.config.tracker.torrent_timeout;
+        server.signalling = (server.ctx.settings.webtorrent.clone())
+            .map(|settings| ws::Signalling::new(settings, torrent_timeout));
         // Peers loaded from a state file may have been told a longer
         // interval than the configured one.
         server.repace();

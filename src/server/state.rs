@@ -145,7 +145,7 @@ impl Loaded {
         let timeout = config.tracker.pace().longest_peer_timeout();
         peers.retain(|p| p.age <= timeout);
         self.timed_out += total - peers.len() as u64;
-        let idle = unix_now.saturating_sub(minute * 60);
+        let idle = unix_now.saturating_sub(minute.saturating_mul(60));
         // The minute rounds down: the last announce was at least as recent
         // as the youngest peer's.
         let idle = peers.iter().map(|p| u64::from(p.age)).fold(idle, u64::min);

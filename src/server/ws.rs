@@ -165,6 +165,9 @@ pub struct Relay {
 /// The WebTorrent swarms and what answering needs besides the context.
 pub struct Signalling {
     pub settings: Webtorrent,
+    /// `tracker.torrent_timeout`: how long a peerless swarm with
+    /// downloads is kept.
+    torrent_timeout: u32,
     swarms: RtcSwarms,
     /// The client of each open connection: a peer id moves to another
     /// connection only from its own address.
@@ -174,9 +177,10 @@ pub struct Signalling {
 }
 
 impl Signalling {
-    pub fn new(settings: Webtorrent) -> Signalling {
+    pub fn new(settings: Webtorrent, torrent_timeout: u32) -> Signalling {
         Signalling {
             settings,
+            torrent_timeout,
             swarms: RtcSwarms::default(),
             clients: HashMap::new(),
             rng: fastrand::Rng::new(),
@@ -197,9 +201,10 @@ impl Signalling {
         }
     }
 
-    /// Forgets peers that stopped announcing.
+    /// Forgets peers that stopped announcing, and swarms left empty.
     pub fn sweep(&mut self, now: u32) {
-        self.swarms.sweep(now, self.settings.idle_timeout);
+        let (peer_timeout, torrent_timeout) = (self.settings.idle_timeout, self.torrent_timeout);
+        self.swarms.sweep(now, peer_timeout, torrent_timeout);
     }
 
     pub fn gauges(&self) -> WebtorrentGauges {

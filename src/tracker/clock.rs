@@ -8,7 +8,8 @@
 //! which visits every peer once per sweep interval (a minute by default),
 //! drops a peer long before its stamp could wrap and look fresh again. With
 //! the default 45-minute timeout the unit is 2 s and the wrap is 9 hours.
-//! In general the wrap is 8 to 16 timeouts, so a sweep interval under 7
+//! In general the wrap is 8 to 16 timeouts; the last 1/16 of it is taken as
+//! the near future (see [`AHEAD_UNITS_MAX`]), so a sweep interval under 6
 //! peer timeouts is safe. When announce pacing may lengthen the timeout
 //! later, the unit is sized for the longest it may become, and the shorter
 //! timeouts in between are only coarser.
@@ -19,6 +20,11 @@ const SEEDING: u16 = 1 << 14;
 const COMPLETED: u16 = 1 << 15;
 /// Timeouts are kept under this many units, 1/8 of the wrap period.
 const TIMEOUT_UNITS_MAX: u32 = 1 << (STAMP_BITS - 3);
+/// A stamp up to this many units after a reader's `now` is fresh, not
+/// nearly a wrap old: threads read the clock at different moments, and a
+/// state save or a sweep walks with the second it started at while others
+/// stamp peers with later ones.
+const AHEAD_UNITS_MAX: u16 = 1 << (STAMP_BITS - 4);
 
 /// Converts between tracker seconds and peer stamps for one peer timeout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +72,15 @@ impl PeerClock {
         (now >> self.shift) as u16 & STAMP_MASK
     }
 
-    /// Units elapsed from `mark`'s stamp to `now`.
+    /// Units elapsed from `mark`'s stamp to `now`; none for a stamp in
+    /// the near future.
     fn age_units(self, mark: Mark, now: u32) -> u16 {
-        self.stamp(now).wrapping_sub(mark.stamp()) & STAMP_MASK
+        let age = self.stamp(now).wrapping_sub(mark.stamp()) & STAMP_MASK;
+        if age > STAMP_MASK - AHEAD_UNITS_MAX {
+            0
+        } else {
+            age
+        }
     }
 
     /// Seconds since the announce that left `mark` (to the unit).
@@ -143,6 +155,25 @@ mod tests {
         assert!(!clock.expired(mark, start + 100));
         assert!(clock.expired(mark, start + 101));
         assert!(mark.completed() && !mark.seeding());
+    }
+
+    #[test]
+    fn stamps_from_a_clock_a_little_ahead_are_fresh() {
+        let clock = PeerClock::new(100);
+        let mark = Mark::new(clock.stamp(5000), true, false);
+        for reader in [4999, 5000 - 1024] {
+            assert_eq!(clock.age(mark, reader), 0, "read at {reader}");
+            assert!(!clock.expired(mark, reader), "read at {reader}");
+        }
+        // Further back than that, it is a stamp from nearly a wrap ago.
+        assert!(clock.expired(mark, 5000 - 1025));
+        // A peer the sweep drops is at most 7 timeouts old (a timeout,
+        // then a sweep interval under 6 timeouts), clear of that window
+        // whatever the unit.
+        let slowest = PeerClock::new(TIMEOUT_UNITS_MAX - 1);
+        assert_eq!(slowest.shift, 0);
+        let mark = Mark::new(slowest.stamp(0), false, false);
+        assert!(slowest.expired(mark, 7 * (TIMEOUT_UNITS_MAX - 1)));
     }
 
     #[test]

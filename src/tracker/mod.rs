@@ -292,7 +292,7 @@ impl Tracker {
             clock: self.clock,
             now,
             seeding: request.seeding,
-            completed: request.event == Event::Completed,
+            completed: request.event == Event::Completed && request.seeding,
             key: self.bucket_key,
         };
         let hash = &request.info_hash.0;

@@ -39,8 +39,10 @@ pub struct Visit {
     pub clock: PeerClock,
     pub now: u32,
     pub seeding: bool,
-    /// `event=completed`; counts only for a seeder, as upstream: a
-    /// "completed" with bytes left is discarded.
+    /// The peer is marked as having completed: an announce's
+    /// `event=completed` from a seeder (a "completed" with bytes left is
+    /// discarded, as upstream's), or a saved peer's mark, kept while it
+    /// leeches again so that its next completion is not counted twice.
     pub completed: bool,
     /// The tracker's key for spreading a big swarm over buckets.
     pub key: BucketKey,
@@ -49,23 +51,21 @@ pub struct Visit {
 impl Visit {
     /// The mark of a peer first seen by this announce.
     pub fn fresh_mark(&self) -> Mark {
-        let completed = self.completed && self.seeding;
-        Mark::new(self.clock.stamp(self.now), self.seeding, completed)
+        Mark::new(self.clock.stamp(self.now), self.seeding, self.completed)
     }
 
     /// Refreshes an existing peer's mark; returns what changed.
     pub fn refresh(&self, mark: &mut Mark) -> Updated {
         let old = *mark;
-        let completed = self.completed && self.seeding;
         *mark = Mark::new(
             self.clock.stamp(self.now),
             self.seeding,
-            old.completed() || completed,
+            old.completed() || self.completed,
         );
         Updated {
             new: false,
             since_last: self.clock.age(old, self.now),
-            newly_completed: completed && !old.completed(),
+            newly_completed: self.completed && !old.completed(),
             seeder_delta: i32::from(self.seeding) - i32::from(old.seeding()),
         }
     }
@@ -415,12 +415,6 @@ mod tests {
         assert_eq!(u.since_last, 10);
         assert_eq!(list.seeders(), 1);
         assert!(!list.update(addr(1), &visit(30, true, true)).newly_completed);
-        // A completed event while still leeching is discarded.
-        assert!(
-            !list
-                .update(addr(2), &visit(30, false, true))
-                .newly_completed
-        );
         assert_eq!(
             list.update(addr(1), &visit(40, false, false)).seeder_delta,
             -1

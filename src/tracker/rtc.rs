@@ -19,6 +19,8 @@ struct RtcPeer {
     id: PeerId,
     connection: ConnectionKey,
     seeder: bool,
+    /// Sticky, as a BitTorrent peer's: its download is counted once.
+    completed: bool,
     last_announce: u32,
 }
 
@@ -28,6 +30,9 @@ struct RtcTorrent {
     peers: Vec<RtcPeer>,
     seeders: u32,
     completed: u32,
+    /// The last announce: a peerless torrent with downloads is kept for
+    /// the torrent timeout after it, as a BitTorrent one.
+    last_active: u32,
 }
 
 impl RtcTorrent {
@@ -63,9 +68,8 @@ pub struct RtcTotals {
 pub struct RtcAnnounced {
     /// The torrent's counts after it.
     pub counts: SwarmCounts,
-    /// Whether it counted a download: `completed` from a peer that becomes
-    /// a seeder with it, newcomer or leecher until now, as for BitTorrent
-    /// peers.
+    /// Whether it counted a download: `completed` from a seeder not
+    /// counted before, as for BitTorrent peers.
     pub completed: bool,
 }
 
@@ -104,7 +108,7 @@ impl RtcSwarms {
             (_, Event::Stopped) => {}
             (Ok(at), _) => {
                 let peer = &mut torrent.peers[at];
-                completed = completing && !peer.seeder;
+                completed = completing && !peer.completed;
                 if seeder != peer.seeder {
                     if seeder {
                         torrent.seeders += 1;
@@ -118,6 +122,7 @@ impl RtcSwarms {
                     id: *id,
                     connection,
                     seeder,
+                    completed: peer.completed || completing,
                     last_announce: now,
                 };
             }
@@ -126,6 +131,7 @@ impl RtcSwarms {
                     id: *id,
                     connection,
                     seeder,
+                    completed: completing,
                     last_announce: now,
                 };
                 torrent.peers.insert(at, peer);
@@ -136,6 +142,7 @@ impl RtcSwarms {
             }
         }
         torrent.completed += u32::from(completed);
+        torrent.last_active = now;
         let counts = torrent.counts();
         if torrent.peers.is_empty() && torrent.completed == 0 {
             self.torrents.remove(&hash);
@@ -224,19 +231,23 @@ impl RtcSwarms {
         }
     }
 
-    /// Forgets peers that have not announced for `timeout` seconds, and
-    /// torrents left without peers; how many peers went.
-    pub fn sweep(&mut self, now: u32, timeout: u32) -> usize {
+    /// Forgets peers that have not announced for `peer_timeout` seconds,
+    /// and torrents left without peers: at once without downloads, else
+    /// `torrent_timeout` seconds after their last announce. How many peers
+    /// went.
+    pub fn sweep(&mut self, now: u32, peer_timeout: u32, torrent_timeout: u32) -> usize {
         let before = self.peers;
         let (mut peers, mut seeders) = (0, 0);
         self.torrents.retain(|_, torrent| {
             torrent
                 .peers
-                .retain(|p| now.saturating_sub(p.last_announce) < timeout);
+                .retain(|p| now.saturating_sub(p.last_announce) < peer_timeout);
             torrent.seeders = torrent.peers.iter().filter(|p| p.seeder).count() as u32;
             peers += torrent.peers.len();
             seeders += torrent.seeders as usize;
             !torrent.peers.is_empty()
+                || torrent.completed > 0
+                    && now.saturating_sub(torrent.last_active) < torrent_timeout
         });
         self.peers = peers;
         self.seeders = seeders;
@@ -284,12 +295,14 @@ mod tests {
         let mut swarms = RtcSwarms::default();
         // (peer, connection, seeder, event, counts after, a download
         // counted): completing, a leecher turned seeder counts a download,
-        // once; so does a newcomer that completed; a "completed" with
-        // bytes left counts none.
+        // once, even after leeching again (a recheck); so does a newcomer
+        // that completed; a "completed" with bytes left counts none.
         let steps = [
             (1, 10, false, Event::None, counts(0, 1, 0), false),
             (2, 11, true, Event::None, counts(1, 1, 0), false),
             (1, 10, true, Event::Completed, counts(2, 0, 1), true),
+            (1, 10, true, Event::Completed, counts(2, 0, 1), false),
+            (1, 10, false, Event::None, counts(1, 1, 1), false),
             (1, 10, true, Event::Completed, counts(2, 0, 1), false),
             (3, 12, false, Event::Completed, counts(2, 1, 1), false),
             (4, 13, true, Event::Completed, counts(3, 1, 2), true),
@@ -396,9 +409,22 @@ mod tests {
         let mut swarms = RtcSwarms::default();
         swarms.announce(HASH, &id(1), 1, true, Event::None, 0);
         swarms.announce(HASH, &id(2), 2, false, Event::None, 100);
-        assert_eq!(swarms.sweep(150, 120), 1);
+        assert_eq!(swarms.sweep(150, 120, 1000), 1);
         assert_eq!(swarms.counts(&HASH), counts(0, 1, 0));
-        assert_eq!(swarms.sweep(300, 120), 1);
+        assert_eq!(swarms.sweep(300, 120, 1000), 1);
+        assert_eq!(swarms.totals(), RtcTotals::default());
+    }
+
+    #[test]
+    fn a_peerless_swarm_keeps_its_downloads_for_the_torrent_timeout() {
+        let mut swarms = RtcSwarms::default();
+        swarms.announce(HASH, &id(1), 1, true, Event::Completed, 0);
+        assert_eq!(swarms.sweep(200, 120, 1000), 1);
+        assert_eq!(swarms.counts(&HASH), counts(0, 0, 1));
+        assert_eq!(swarms.totals().torrents, 1);
+        swarms.sweep(999, 120, 1000);
+        assert_eq!(swarms.counts(&HASH), counts(0, 0, 1));
+        swarms.sweep(1000, 120, 1000);
         assert_eq!(swarms.totals(), RtcTotals::default());
     }
 }

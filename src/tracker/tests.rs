@@ -709,6 +709,9 @@ fn saved_peers_come_back_with_their_flags_and_ages() {
     let hash = InfoHash([1; 20]);
     announce(&mut t, "10.0.0.4:4", false, Event::None, now - 150);
     announce(&mut t, "10.0.0.1:1", true, Event::Completed, now - 60);
+    // Completed, then leeching again (a recheck): the mark stays.
+    announce(&mut t, "10.0.0.5:5", true, Event::Completed, now - 30);
+    announce(&mut t, "10.0.0.5:5", false, Event::None, now - 20);
     announce(&mut t, "10.0.0.2:2", false, Event::None, now - 10);
     announce(&mut t, "[2001:db8::3]:3", true, Event::None, now);
     let before = saved_state(&t, now);
@@ -716,14 +719,15 @@ fn saved_peers_come_back_with_their_flags_and_ages() {
     let expected = vec![
         saved("10.0.0.1:1", true, true, 60),
         saved("10.0.0.2:2", false, false, 10),
+        saved("10.0.0.5:5", false, true, 20),
         saved("[2001:db8::3]:3", true, false, 0),
     ];
-    assert_eq!(before, [(1, 1, 0, expected.clone())]);
+    assert_eq!(before, [(1, 2, 0, expected.clone())]);
 
     // Restored into another tracker 20 s later, in the order loading uses.
     let mut restored = Tracker::new(TIMEOUTS, 1);
     let later = 7000;
-    assert!(restored.restore(&hash, 1, 20, later));
+    assert!(restored.restore(&hash, 2, 20, later));
     for peer in &expected {
         let peer = SavedPeer {
             age: peer.age + 20,
@@ -742,17 +746,50 @@ fn saved_peers_come_back_with_their_flags_and_ages() {
             ..*p
         })
         .collect();
-    assert_eq!(saved_state(&restored, later), [(1, 1, 20, aged)]);
+    assert_eq!(saved_state(&restored, later), [(1, 2, 20, aged)]);
     let totals = restored.totals();
-    assert_eq!((totals.peers, totals.seeders, totals.completed), (3, 2, 0));
-    // A completed announce from the restored seeder is not counted twice.
+    assert_eq!((totals.peers, totals.seeders, totals.completed), (4, 2, 0));
+    // Completed announces from the restored seeder, and from the restored
+    // leecher that had completed before, are not counted twice.
     announce(&mut restored, "10.0.0.1:1", true, Event::Completed, later);
-    assert_eq!(restored.scrape(&hash).map(|c| c.completed), Some(1));
+    announce(&mut restored, "10.0.0.5:5", true, Event::Completed, later);
+    assert_eq!(restored.scrape(&hash).map(|c| c.completed), Some(2));
     // The leecher expires 100 s after its last announce before the save.
     assert!(restored.sweep(later + 69, 100));
-    assert_eq!(restored.totals().peers, 3);
+    assert_eq!(restored.totals().peers, 4);
     assert!(restored.sweep(later + 71, 100));
-    assert_eq!(restored.totals().peers, 2);
+    assert_eq!(restored.totals().peers, 3);
+    // A completed announce with bytes left is discarded, and leaves no mark.
+    announce(
+        &mut restored,
+        "10.0.0.6:6",
+        false,
+        Event::Completed,
+        later + 72,
+    );
+    assert_eq!(restored.scrape(&hash).map(|c| c.completed), Some(2));
+    announce(
+        &mut restored,
+        "10.0.0.6:6",
+        true,
+        Event::Completed,
+        later + 73,
+    );
+    assert_eq!(restored.scrape(&hash).map(|c| c.completed), Some(3));
+}
+
+#[test]
+fn a_save_or_sweep_reading_an_earlier_second_keeps_peers_stamped_later() {
+    // A save walks with the second it started at; meanwhile other threads
+    // stamp announces with later ones.
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    announce(&mut t, "10.0.0.1:1", true, Event::None, 5003);
+    assert_eq!(
+        saved_state(&t, 5000),
+        [(1, 0, 0, vec![saved("10.0.0.1:1", true, false, 0)])]
+    );
+    t.sweep(5000, 100);
+    assert_eq!(t.totals().peers, 1);
 }
 
 #[test]
