@@ -136,6 +136,24 @@ fn a_full_tracker_answers_newcomers_from_its_swarms_without_storing_them() {
 }
 
 #[test]
+fn with_udp_workers_the_limits_bound_the_whole_tracker_not_each_shard() {
+    // Two workers split the swarms into 8 shards; one swarm may still take
+    // all of max_peers, and no more.
+    let tracker = Tracker::launch(Launch {
+        toml: "[tracker]\nmax_peers = 3\n".into(),
+        listen: "udp_workers = 2".into(),
+        ..Launch::default()
+    });
+    let udp = Udp::new(tracker.v4());
+    for port in 1..=4 {
+        udp.announce(&hash(1), port, 1, 0, 50);
+    }
+    assert_eq!(scrape_counts(&tracker, 1), Some((0, 3, 0)));
+    tracker.get(&announce_path(&hash(2), 1, ""));
+    assert_eq!(scrape_counts(&tracker, 2), None);
+}
+
+#[test]
 fn one_address_keeps_at_most_its_share_of_a_torrent() {
     let tracker = Tracker::start("[tracker]\nmax_peers_per_network = 2\n");
     for port in [1, 2] {

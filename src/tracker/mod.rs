@@ -37,6 +37,8 @@ mod tests;
 mod torrent;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::proto::{Event, InfoHash, SwarmCounts};
 use access_list::AccessList;
@@ -129,16 +131,16 @@ impl Limits {
         torrents: usize::MAX,
         peers_per_network: usize::MAX,
     };
+}
 
-    /// Each of `shares` equal parts of these limits, rounded up.
-    pub fn share(self, shares: usize) -> Limits {
-        Limits {
-            peers: self.peers.div_ceil(shares as u64),
-            torrents: self.torrents.div_ceil(shares),
-            // A torrent lives in one shard: its limit is not split.
-            peers_per_network: self.peers_per_network,
-        }
-    }
+/// Peers and torrents held by all shards of a [`ShardedTracker`] together,
+/// which its [`Limits`] bound: each shard adds its own changes. Shards
+/// check it under their own locks, so with several threads the tracker may
+/// pass a limit by a peer or torrent per thread.
+#[derive(Debug, Default)]
+pub struct Held {
+    peers: AtomicU64,
+    torrents: AtomicUsize,
 }
 
 /// One torrent as a walk sees it.
@@ -190,6 +192,9 @@ pub struct Tracker {
     completed: u64,
     renew: [u64; RENEW_BUCKETS],
     limits: Limits,
+    /// What the tracker this shard is part of holds; `None` when it is
+    /// the whole tracker, whose own counts then say.
+    held: Option<Arc<Held>>,
     /// Seeders are sent leechers only (`tracker.leechers_only_for_seeders`).
     leechers_only_for_seeders: bool,
     unstored: u64,
@@ -207,12 +212,19 @@ pub fn jittered_interval(rng: &mut fastrand::Rng, base: u32) -> u32 {
 impl Tracker {
     /// An empty tracker; `seed` drives peer sampling.
     pub fn new(timeouts: Timeouts, seed: u64) -> Self {
-        Tracker::for_share(timeouts, seed, 0, 1)
+        Tracker::for_share(timeouts, seed, 0, 1, None)
     }
 
     /// An empty tracker for the info hashes whose first byte falls in
-    /// share `share` of `shares` (see [`ShardedTracker`]).
-    pub fn for_share(timeouts: Timeouts, seed: u64, share: usize, shares: usize) -> Self {
+    /// share `share` of `shares` (see [`ShardedTracker`]), counting what it
+    /// holds into `held` as well when it is one shard of several.
+    pub fn for_share(
+        timeouts: Timeouts,
+        seed: u64,
+        share: usize,
+        shares: usize,
+        held: Option<Arc<Held>>,
+    ) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let bucket_key = BucketKey::draw(&mut rng);
         Tracker {
@@ -227,6 +239,7 @@ impl Tracker {
             completed: 0,
             renew: [0; RENEW_BUCKETS],
             limits: Limits::NONE,
+            held,
             leechers_only_for_seeders: false,
             unstored: 0,
             sweep_cursor: None,
@@ -237,6 +250,38 @@ impl Tracker {
     /// past a lowered limit stay until they expire.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// The peers and torrents the whole tracker holds, against its limits.
+    fn held(&self) -> (u64, usize) {
+        match &self.held {
+            Some(held) => (
+                held.peers.load(Ordering::Relaxed),
+                held.torrents.load(Ordering::Relaxed),
+            ),
+            None => (self.peers, self.index.len()),
+        }
+    }
+
+    fn peers_added(&mut self, count: u64) {
+        self.peers += count;
+        if let Some(held) = &self.held {
+            held.peers.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+
+    fn peers_removed(&mut self, count: u64) {
+        self.peers -= count;
+        if let Some(held) = &self.held {
+            held.peers.fetch_sub(count, Ordering::Relaxed);
+        }
+    }
+
+    fn torrent_added(&mut self) {
+        self.index.added();
+        if let Some(held) = &self.held {
+            held.torrents.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Whether a seeder's announce is answered with leechers only: another
@@ -297,6 +342,7 @@ impl Tracker {
         };
         let hash = &request.info_hash.0;
         let leechers_only = request.seeding && self.leechers_only_for_seeders;
+        let (held_peers, held_torrents) = self.held();
         let rng = &mut self.rng;
         let mut sample = |torrent: &Torrent| {
             // A seeder sent leechers only has them split between families.
@@ -313,8 +359,8 @@ impl Tracker {
             torrent.sample_into(quotas, leechers_only, rng, peers4, peers6);
         };
         let limits = self.limits;
-        if self.peers >= limits.peers
-            || self.index.len() >= limits.torrents
+        if held_peers >= limits.peers
+            || held_torrents >= limits.torrents
             || limits.peers_per_network != Limits::NONE.peers_per_network
         {
             let leaf = self.index.leaf(hash);
@@ -324,9 +370,9 @@ impl Tracker {
             // Counting the network's peers takes a search per bucket: only
             // for a newcomer.
             let full = || match found {
-                None => self.index.len() >= limits.torrents || self.peers >= limits.peers,
+                None => held_torrents >= limits.torrents || held_peers >= limits.peers,
                 Some(torrent) => {
-                    self.peers >= limits.peers
+                    held_peers >= limits.peers
                         || torrent.peers_in_network(&addr) >= limits.peers_per_network
                 }
             };
@@ -351,11 +397,11 @@ impl Tracker {
         let counts = torrent.counts();
         sample(&torrent);
         if new_torrent {
-            self.index.added();
+            self.torrent_added();
         }
 
         if updated.new {
-            self.peers += 1;
+            self.peers_added(1);
         } else {
             let minutes = (updated.since_last / 60) as usize;
             self.renew[minutes.min(RENEW_BUCKETS - 1)] += 1;
@@ -377,7 +423,7 @@ impl Tracker {
             return SwarmCounts::default();
         };
         if let Some(seeding) = removed_seeding {
-            self.peers -= 1;
+            self.peers_removed(1);
             self.seeders -= u64::from(seeding);
         }
         counts
@@ -387,7 +433,7 @@ impl Tracker {
     /// last announced `idle` seconds before `now`. Returns false, changing
     /// nothing, when the access list refuses it or it is already tracked.
     pub fn restore(&mut self, hash: &InfoHash, completed: u32, idle: u32, now: u32) -> bool {
-        if !self.access.allows(hash) || self.index.len() >= self.limits.torrents {
+        if !self.access.allows(hash) || self.held().1 >= self.limits.torrents {
             return false;
         }
         let last_active = now.saturating_sub(idle);
@@ -399,7 +445,7 @@ impl Tracker {
             now,
         );
         if restored {
-            self.index.added();
+            self.torrent_added();
         }
         restored
     }
@@ -411,12 +457,13 @@ impl Tracker {
     /// limit is reached, or the peer was there already.
     pub fn restore_peer(&mut self, hash: &InfoHash, peer: &SavedPeer, now: u32) -> bool {
         let addr = Addr::new(peer.addr.ip().to_canonical(), peer.addr.port());
+        let held_peers = self.held().0;
         let leaf = self.index.leaf_mut(&hash.0);
         let Some(slot) = leaf.find(&hash.0) else {
             return false;
         };
         let torrent = leaf.get(slot);
-        if self.peers >= self.limits.peers
+        if held_peers >= self.limits.peers
             || torrent.contains(&addr)
             || torrent.peers_in_network(&addr) >= self.limits.peers_per_network
         {
@@ -430,7 +477,7 @@ impl Tracker {
             key: self.bucket_key,
         };
         let (updated, _) = leaf.restore_peer(&hash.0, addr, &visit);
-        self.peers += u64::from(updated.new);
+        self.peers_added(u64::from(updated.new));
         self.seeders = self
             .seeders
             .wrapping_add_signed(updated.seeder_delta.into());
@@ -553,14 +600,19 @@ impl Tracker {
         let (clock, torrent_timeout) = (self.clock, self.timeouts.torrent);
         let mut swept = Swept::default();
         let cursor = self.sweep_cursor.take();
+        let torrents_before = self.index.len();
         self.sweep_cursor = self.index.sweep(cursor.as_ref(), max, &mut |leaf| {
             let dropped = leaf.sweep(clock, now, torrent_timeout);
             swept.peers += dropped.peers;
             swept.seeders += dropped.seeders;
             dropped.torrents
         });
-        self.peers -= swept.peers;
+        self.peers_removed(swept.peers);
         self.seeders -= swept.seeders;
+        if let Some(held) = &self.held {
+            let dropped = torrents_before - self.index.len();
+            held.torrents.fetch_sub(dropped, Ordering::Relaxed);
+        }
         self.sweep_cursor.is_none()
     }
 }

@@ -8,12 +8,12 @@
 //! uncontended atomic operations per request.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::access_list::{AccessList, Sizes};
 use super::networks::Networks;
 use super::torrent::Torrent;
-use super::{Limits, Listed, Saved, SavedPeer, Timeouts, Totals, Tracker, RENEW_BUCKETS};
+use super::{Held, Limits, Listed, Saved, SavedPeer, Timeouts, Totals, Tracker, RENEW_BUCKETS};
 use crate::proto::{InfoHash, SwarmCounts};
 
 /// Most shards a tracker is split into: one per value of the first byte.
@@ -37,9 +37,15 @@ impl ShardedTracker {
     pub fn new(timeouts: Timeouts, shards: usize, seed: u64) -> Self {
         let count = shards.clamp(1, MAX_SHARDS).next_power_of_two();
         let mut seeds = fastrand::Rng::with_seed(seed);
+        // A lone shard's own counts are the tracker's.
+        let held = (count > 1).then(|| Arc::new(Held::default()));
         ShardedTracker {
             shards: (0..count)
-                .map(|share| Mutex::new(Tracker::for_share(timeouts, seeds.u64(..), share, count)))
+                .map(|share| {
+                    let seed = seeds.u64(..);
+                    let tracker = Tracker::for_share(timeouts, seed, share, count, held.clone());
+                    Mutex::new(tracker)
+                })
                 .collect(),
             sweep_shard: AtomicUsize::new(0),
             access: Mutex::new(Sizes::default()),
@@ -69,13 +75,11 @@ impl ShardedTracker {
         self.shard(hash).scrape(hash)
     }
 
-    /// Sets what the tracker stores at most, each shard taking an equal
-    /// share: info hashes are spread evenly, and a flood aimed at a few
-    /// prefixes fills only their shards.
+    /// Sets what the tracker stores at most, across all its shards: one
+    /// huge swarm may take all of `max_peers`, as in a tracker of one shard.
     pub fn set_limits(&self, limits: Limits) {
-        let share = limits.share(self.shards.len());
         for shard in self.shards.iter() {
-            lock(shard).set_limits(share);
+            lock(shard).set_limits(limits);
         }
     }
 
@@ -394,6 +398,59 @@ mod tests {
         let firsts: Vec<u8> = all.iter().map(|(_, h)| h.0[0]).collect();
         assert_eq!(firsts, [0xff, 0xc0, 0xbf]);
         assert_eq!(leechers[0].0, 8);
+    }
+
+    #[test]
+    fn limits_bound_the_whole_tracker_so_one_swarm_may_take_them_all() {
+        let t = ShardedTracker::new(TIMEOUTS, 8, 7);
+        t.set_limits(Limits {
+            peers: 6,
+            torrents: 3,
+            peers_per_network: Limits::NONE.peers_per_network,
+        });
+        let stored = |t: &ShardedTracker| (t.totals().peers, t.totals().torrents);
+        let leave = |hash: InfoHash, peer: &str, now: u32| {
+            let stop = Announce {
+                info_hash: hash,
+                peer: peer.parse().unwrap(),
+                seeding: false,
+                event: Event::Stopped,
+                numwant: 0,
+            };
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
+            t.shard(&hash)
+                .announce(&stop, Families::Both, now, &mut v4, &mut v6);
+        };
+        // One swarm in one shard takes all six peers, not an eighth of them.
+        for peer in 0..7 {
+            announce(&t, hash(0x10, 1), &format!("10.0.0.{peer}:1"), 0);
+        }
+        assert_eq!(stored(&t), (6, 1));
+        assert_eq!(t.totals().unstored, 1);
+        // Full: a newcomer in another shard is answered but not stored.
+        announce(&t, hash(0xf0, 1), "10.0.1.1:1", 0);
+        assert_eq!(stored(&t), (6, 1));
+        // A peer leaving makes room, wherever the next one comes.
+        leave(hash(0x10, 1), "10.0.0.0:1", 1);
+        announce(&t, hash(0xf0, 1), "10.0.1.1:1", 1);
+        assert_eq!(stored(&t), (6, 2));
+        // The torrent limit counts every shard's torrents too.
+        leave(hash(0xf0, 1), "10.0.1.1:1", 2);
+        announce(&t, hash(0x80, 1), "10.0.2.1:1", 2);
+        assert_eq!(stored(&t), (6, 3));
+        leave(hash(0x80, 1), "10.0.2.1:1", 3);
+        announce(&t, hash(0x40, 1), "10.0.2.2:1", 3);
+        assert_eq!(stored(&t), (5, 3));
+        announce(&t, hash(0x10, 1), "10.0.2.2:1", 3);
+        assert_eq!(stored(&t), (6, 3));
+        // Once the sweep has dropped expired peers and torrents, the
+        // tracker has room for as many as before.
+        while !t.sweep(5000, usize::MAX) {}
+        assert_eq!(stored(&t), (0, 0));
+        for peer in 0..7 {
+            announce(&t, hash(0xc0 + peer, 1), &format!("10.0.3.{peer}:1"), 5000);
+        }
+        assert_eq!(stored(&t), (3, 3));
     }
 
     #[test]

@@ -634,25 +634,6 @@ fn an_ipv6_network_is_its_slash_64() {
 }
 
 #[test]
-fn limits_are_shared_out_rounding_up() {
-    let limits = Limits {
-        peers: 10,
-        torrents: 3,
-        peers_per_network: 5,
-    };
-    assert_eq!(
-        limits.share(4),
-        Limits {
-            peers: 3,
-            torrents: 1,
-            // One torrent's peers are all in one shard.
-            peers_per_network: 5,
-        }
-    );
-    assert_eq!(Limits::NONE.share(256).peers, u64::MAX / 256 + 1);
-}
-
-#[test]
 fn restored_torrents_keep_their_downloads_and_expire_on_time() {
     let mut t = Tracker::new(TIMEOUTS, 1);
     let now = 5000;
