@@ -887,37 +887,68 @@ fn a_hybrid_torrents_v1_and_v2_hashes_share_one_swarm() {
     assert!(tracker.is_alive());
 }
 
-#[test]
-fn a_blacklisted_v2_hash_is_refused_though_a_hybrid_links_it() {
+/// A tracker with hash(1) and hash(2) paired as a hybrid torrent's v1 and
+/// v2 hashes, and `list` (`whitelist` or `blacklist`) naming `listed`, the
+/// v2 hash whole.
+fn hybrid_with_list(list: &str, listed: &[u8; 20]) -> Tracker {
     let dir = TestDir::new();
+    let whole = |hash: &[u8; 20]| hex(hash) + &hex(&[0xee; 20])[..24];
     let (v1, v2) = (hash(1), hash(2));
-    let v2_whole = hex(&v2) + &hex(&[0xee; 20])[..24];
-    let hybrids = dir.write("hybrids.txt", &format!("{} {v2_whole}\n", hex(&v1)));
-    let black = dir.write("black.txt", &format!("{v2_whole}\n"));
+    let hybrids = dir.write("hybrids.txt", &format!("{} {}\n", hex(&v1), whole(&v2)));
+    let named = if listed == &v2 {
+        whole(&v2)
+    } else {
+        hex(listed)
+    };
+    let file = dir.write("list.txt", &format!("{named}\n"));
     let toml = format!(
-        "[access]\nhybrids = \"{}\"\nblacklist = \"{}\"\n",
+        "[access]\nhybrids = \"{}\"\n{list} = \"{}\"\n",
         hybrids.display(),
-        black.display()
+        file.display()
     );
-    let tracker = Tracker::launch_in(
+    Tracker::launch_in(
         dir,
         Launch {
             toml,
             ..Launch::default()
         },
-    );
-    assert!(http_allowed(&tracker, 1), "the v1 hash is not listed");
-    assert!(!http_allowed(&tracker, 2), "the v2 hash is");
-    let udp = Udp::new(tracker.v4());
-    let reply = udp.announce(&v2, 2002, 5, 0, 10);
-    assert_eq!(
-        reply.len(),
-        8,
-        "upstream's refusal, a bare header: {reply:?}"
-    );
-    // Its scrape is a blacklisted torrent's: nothing, not the v1 swarm.
-    let udp_scrape = udp.scrape(&[v2]);
-    assert_eq!((be32(&udp_scrape, 8), be32(&udp_scrape, 16)), (0, 0));
+    )
+}
+
+#[test]
+fn a_blacklist_naming_either_hash_of_a_hybrid_refuses_both() {
+    for listed in [hash(1), hash(2)] {
+        let tracker = hybrid_with_list("blacklist", &listed);
+        let which = hex(&listed);
+        assert!(!http_allowed(&tracker, 1), "v1, with {which} blacklisted");
+        assert!(!http_allowed(&tracker, 2), "v2, with {which} blacklisted");
+        let udp = Udp::new(tracker.v4());
+        for hash in [hash(1), hash(2)] {
+            let reply = udp.announce(&hash, 2002, 5, 0, 10);
+            assert_eq!(reply.len(), 8, "upstream's refusal, a bare header");
+            // Its scrape is a blacklisted torrent's: nothing.
+            let udp_scrape = udp.scrape(&[hash]);
+            assert_eq!((be32(&udp_scrape, 8), be32(&udp_scrape, 16)), (0, 0));
+        }
+        assert_eq!(tracker.metric("opentracker_torrents"), 0);
+    }
+}
+
+#[test]
+fn a_whitelist_naming_either_hash_of_a_hybrid_admits_both_into_one_swarm() {
+    for listed in [hash(1), hash(2)] {
+        let tracker = hybrid_with_list("whitelist", &listed);
+        let which = hex(&listed);
+        assert!(http_allowed(&tracker, 1), "v1, with {which} whitelisted");
+        let udp = Udp::new(tracker.v4());
+        let reply = udp.announce(&hash(2), 2002, 5, 0, 10);
+        assert_eq!(udp_swarm(&reply), ((0, 2), vec![1, 2002]), "{which}");
+        // The one torrent is kept under the hash the whitelist names.
+        let full = tracker.get("/scrape").bencode();
+        let full = full.get("files").unwrap().dict();
+        assert_eq!(full.keys().collect::<Vec<_>>(), vec![&listed.to_vec()]);
+        assert!(!http_allowed(&tracker, 3), "an unlisted hash is refused");
+    }
 }
 
 #[test]

@@ -531,15 +531,23 @@ impl Context {
     }
 
     /// The hash whose swarm serves requests for `hash`: with
-    /// `access.hybrids`, a hybrid torrent's v1 hash for its v2 hash.
+    /// `access.hybrids`, one swarm for both hashes of a hybrid torrent, its
+    /// v1 hash's unless the whitelist names only the v2 hash.
     pub fn swarm_of(&self, hash: InfoHash) -> InfoHash {
-        let linked = self.links.1.swarm_of(hash);
-        // A v2 hash the blacklist names stays itself, and so is refused,
-        // rather than reach its v1 hash's swarm.
-        if linked != hash && self.tracker.blacklists(&hash) {
+        let Some((v1, v2)) = self.links.1.pair_of(&hash) else {
             return hash;
+        };
+        // The access lists judge the pair as one torrent: a blacklist that
+        // names either hash refuses both, and a whitelist that names either
+        // admits both, into the swarm of the hash it names.
+        let tracker = &self.tracker;
+        if tracker.blacklists(&v2) {
+            return v2;
         }
-        linked
+        if !tracker.blacklists(&v1) && !tracker.allows(&v1) && tracker.allows(&v2) {
+            return v2;
+        }
+        v1
     }
 
     /// Announces, leaving the sampled peers in `peers4` and `peers6`.

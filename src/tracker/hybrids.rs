@@ -12,7 +12,7 @@
 //! lines and `#` comments as in access lists. A hash may be in one pair
 //! only, so no swarm is linked to two others.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::access_list::LineError;
 use crate::proto::InfoHash;
@@ -20,17 +20,16 @@ use crate::proto::InfoHash;
 const PAIR: &str = "a v1 hash (40 hex digits), then a v2 hash (64 hex digits)";
 const UNLINKED: &str = "hashes in no other pair";
 
-/// The listed pairs: each v2 hash's v1 hash.
+/// The listed pairs, (v1, v2), under each of their two hashes.
 #[derive(Clone, Debug, Default)]
 pub struct HybridLinks {
-    v1_of: HashMap<InfoHash, InfoHash, foldhash::fast::RandomState>,
+    pairs: HashMap<InfoHash, (InfoHash, InfoHash), foldhash::fast::RandomState>,
 }
 
 impl HybridLinks {
     /// Parses the text of a hybrids file.
     pub fn parse(text: &str) -> Result<Self, LineError> {
         let mut links = HybridLinks::default();
-        let mut v1s = HashSet::new();
         for (index, line) in text.lines().enumerate() {
             let content = line.split('#').next().unwrap_or_default();
             let mut words = content.split_whitespace();
@@ -42,32 +41,37 @@ impl HybridLinks {
             let (Some(v1), Some(v2)) = (hash(v1), hash(v2)) else {
                 return Err(LineError::new(index, line, PAIR));
             };
-            let taken = |h: &InfoHash| v1s.contains(h) || links.v1_of.contains_key(h);
+            let taken = |h: &InfoHash| links.pairs.contains_key(h);
             if v1 == v2 || taken(&v1) || taken(&v2) {
                 return Err(LineError::new(index, line, UNLINKED));
             }
-            v1s.insert(v1);
-            links.v1_of.insert(v2, v1);
+            links.pairs.insert(v1, (v1, v2));
+            links.pairs.insert(v2, (v1, v2));
         }
         Ok(links)
     }
 
     /// How many pairs are listed.
     pub fn len(&self) -> usize {
-        self.v1_of.len()
+        self.pairs.len() / 2
     }
 
     pub fn is_empty(&self) -> bool {
-        self.v1_of.is_empty()
+        self.pairs.is_empty()
     }
 
     /// The hash whose swarm serves `hash`: its v1 hash if it is a listed v2
     /// hash, otherwise itself.
     pub fn swarm_of(&self, hash: InfoHash) -> InfoHash {
+        self.pair_of(&hash).map_or(hash, |(v1, _)| v1)
+    }
+
+    /// The pair, (v1, v2), that `hash` is either hash of.
+    pub fn pair_of(&self, hash: &InfoHash) -> Option<(InfoHash, InfoHash)> {
         if self.is_empty() {
-            return hash;
+            return None;
         }
-        self.v1_of.get(&hash).copied().unwrap_or(hash)
+        self.pairs.get(hash).copied()
     }
 }
 
@@ -102,8 +106,12 @@ mod tests {
             hash(OTHER_V1).unwrap()
         );
         assert_eq!(links.swarm_of(v1), v1, "a v1 hash is its own swarm");
+        let whole_pair = Some((v1, InfoHash([0xab; 20])));
+        assert_eq!(links.pair_of(&v1), whole_pair);
+        assert_eq!(links.pair_of(&InfoHash([0xab; 20])), whole_pair);
         let unlisted = InfoHash([7; 20]);
         assert_eq!(links.swarm_of(unlisted), unlisted);
+        assert_eq!(links.pair_of(&unlisted), None);
         assert_eq!(HybridLinks::default().swarm_of(unlisted), unlisted);
     }
 
