@@ -770,6 +770,7 @@ fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
         !tracker.stderr().contains("not a key"),
         "nor does a bad line, which may be a key"
     );
+    assert!(tracker.stderr().contains("; no access list; 2 passkeys"));
 }
 
 #[test]
@@ -856,6 +857,9 @@ fn a_hybrid_torrents_v1_and_v2_hashes_share_one_swarm() {
     assert_eq!(full.keys().collect::<Vec<_>>(), vec![&v1.to_vec()]);
     assert_eq!(tracker.metric("opentracker_torrents"), 1);
     assert_eq!(list_metric(&tracker, "list_entries", "hybrids"), Some(1));
+    assert!(tracker
+        .stderr()
+        .contains("; no access list; 1 hybrid torrents"));
     let json = tracker.get("/stats?mode=json").text();
     assert!(json.contains("\"hybrids\":1"), "{json}");
 

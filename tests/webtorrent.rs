@@ -125,6 +125,9 @@ fn webtorrent_metric(tracker: &Tracker, sample: &str) -> u64 {
 #[test]
 fn browsers_meet_through_relayed_offers_and_answers() {
     let mut tracker = Tracker::start(ENABLED);
+    assert!(tracker
+        .stderr()
+        .contains("; WebTorrent on the http listeners; "));
     let hash = binary(&common::hash(1));
     let mut leecher = Browser::connect(tracker.v4());
     leecher.send(announce(1, 1, 1000));

@@ -242,6 +242,14 @@ pub fn log_start(
         Some(_) => format!("; {} blocked networks", lists.blocked_networks.len()),
         None => String::new(),
     };
+    let passkeys = match config.access.passkeys {
+        Some(_) => format!("; {} passkeys", lists.passkeys.len()),
+        None => String::new(),
+    };
+    let hybrids = match config.access.hybrids {
+        Some(_) => format!("; {} hybrid torrents", lists.hybrids.len()),
+        None => String::new(),
+    };
     let rate_limit = match config.access.rate() {
         Some(rate) => format!(
             "; at most {}/s per /{} and /{} network (burst {})",
@@ -258,8 +266,14 @@ pub fn log_start(
         0 => String::new(),
         n => format!("; UDP by {n} threads per socket"),
     };
+    let webtorrent = if config.webtorrent.enabled && !listeners.tcp.is_empty() {
+        "; WebTorrent on the http listeners"
+    } else {
+        ""
+    };
     log::info!(
-        "opentracker {} serving {}{udp_threads}; {identity}; root {root}; {access}{blocked}{rate_limit}{balancers}{cluster_line}",
+        "opentracker {} serving {}{udp_threads}{webtorrent}; {identity}; root {root}; \
+         {access}{blocked}{passkeys}{hybrids}{rate_limit}{balancers}{cluster_line}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()
     );
