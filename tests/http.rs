@@ -313,6 +313,12 @@ fn tracker_with_three_torrents() -> Tracker {
 #[test]
 fn full_scrape_plain_and_gzip() {
     let tracker = tracker_with_three_torrents();
+    // Other streamed bodies are not full scrapes, and count as none.
+    for stats in ["/stats?mode=statedump", "/stats?mode=tpbs&format=txt"] {
+        assert_eq!(tracker.get(stats).status, 200);
+    }
+    let bytes = "opentracker_full_scrape_bytes_total";
+    assert_eq!(tracker.metric(bytes), 0);
     let plain = full_scrape(&tracker, "");
     assert_eq!(plain.status, 200);
     assert_eq!(plain.header("transfer-encoding"), Some("chunked"));
@@ -339,6 +345,11 @@ fn full_scrape_plain_and_gzip() {
     let refused = full_scrape(&tracker, "Accept-Encoding: gzip;q=0\r\n");
     assert!(refused.header("content-encoding").is_none());
     assert_eq!(refused.body, plain.body);
+    // The bodies as sent, without their chunks' framing.
+    let sent = 2 * plain.body.len() + zipped.body.len();
+    assert_eq!(tracker.metric(bytes), sent as u64);
+    let fscr = tracker.get("/stats?mode=fscr").text();
+    assert!(fscr.starts_with(&format!("3000\n{sent}\n")), "{fscr}");
 }
 
 #[test]
@@ -1354,6 +1365,18 @@ fn announces_are_counted_by_client_software() {
         2
     );
     assert_eq!(refusing.get("/stats?mode=clients").text(), "");
+    // Nor as announces answered, over either protocol, nor by numwant.
+    for protocol in ["http", "udp"] {
+        let answered =
+            format!("opentracker_requests_total{{protocol=\"{protocol}\",request=\"announce\"}}");
+        assert_eq!(refusing.metric(&answered), 0, "{protocol}");
+    }
+    let tcp4 = refusing.get("/stats?mode=tcp4").text();
+    let udp4 = refusing.get("/stats?mode=udp4").text();
+    assert_eq!(tcp4.lines().nth(1), Some("0"), "{tcp4}");
+    assert_eq!(udp4.lines().nth(1), Some("1"), "the connect alone: {udp4}");
+    let numwants = refusing.get("/stats?mode=numwants").text();
+    assert!(numwants.lines().all(|l| l.ends_with(" 0")), "{numwants}");
 }
 
 /// The ports of compact IPv4 peers, sorted.

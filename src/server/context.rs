@@ -552,11 +552,11 @@ impl Context {
 
     /// Announces, leaving the sampled peers in `peers4` and `peers6`.
     pub fn announce(&mut self, request: &Announce, families: Families) -> Announced {
-        self.counters.numwants.count(request.numwant);
         let request = &self.linked(request);
         let announced = self.announce_linked(request, families);
-        if let Some(outbox) = &self.cluster_outbox {
-            if announced != Announced::NotAuthorized {
+        if announced != Announced::NotAuthorized {
+            self.counters.numwants.count(request.numwant);
+            if let Some(outbox) = &self.cluster_outbox {
                 outbox.push(request);
             }
         }

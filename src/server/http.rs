@@ -335,7 +335,7 @@ impl Connection {
                 self.output.clear();
                 self.written = 0;
                 if body.fill(&ctx.tracker, ctx.clock(), &mut self.output) {
-                    ctx.counters.full_scrape_bytes += body.streamed_bytes();
+                    ctx.counters.full_scrape_bytes += body.full_scrape_bytes();
                     self.body = None;
                 }
                 // A ranking being gathered makes progress without the client.

@@ -45,11 +45,12 @@ impl SlicedBody {
         }
     }
 
-    /// Body bytes streamed so far, for the full scrape counters.
-    pub fn streamed_bytes(&self) -> u64 {
+    /// Body bytes of a full scrape produced so far, for its counters; 0
+    /// for any other body.
+    pub fn full_scrape_bytes(&self) -> u64 {
         match self {
-            SlicedBody::Streamed(body) => body.produced,
-            SlicedBody::Ranking(_) => 0,
+            SlicedBody::Streamed(body) if body.kind == BodyKind::FullScrape => body.produced,
+            _ => 0,
         }
     }
 }
@@ -237,7 +238,8 @@ pub struct StreamedBody {
     /// Sent in chunks (HTTP/1.1), or as is until the connection closes.
     chunked: bool,
     plain: Vec<u8>,
-    /// Body bytes produced so far (after compression), for the stats.
+    /// Body bytes produced so far (after compression, before chunk
+    /// framing), for the stats.
     produced: u64,
 }
 
@@ -289,7 +291,6 @@ impl StreamedBody {
         if finished && (kind == BodyKind::FullScrape || kind == BodyKind::Tpbs(TpbsFormat::Ben)) {
             self.plain.extend_from_slice(bencode::FILES_CLOSE);
         }
-        let before = out.len();
         let chunked = self.chunked;
         let frame = |out: &mut Vec<u8>, data: &[u8]| {
             if chunked {
@@ -307,10 +308,13 @@ impl StreamedBody {
                 }
                 let compressed = std::mem::take(encoder.get_mut());
                 frame(out, &compressed);
+                self.produced += compressed.len() as u64;
             }
-            None => frame(out, &self.plain),
+            None => {
+                frame(out, &self.plain);
+                self.produced += self.plain.len() as u64;
+            }
         }
-        self.produced += (out.len() - before) as u64;
         if finished && chunked {
             out.extend_from_slice(response::LAST_CHUNK);
         }

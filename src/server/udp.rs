@@ -109,7 +109,6 @@ fn answer(ctx: &mut Context, packet: &[u8], ip: IpAddr, out: &mut Vec<u8>) -> Ou
             "udp blocked client"
         }
         udp::Request::Announce(announce) => {
-            ctx.counters.udp_announces += 1;
             let cap = if ip.is_ipv4() {
                 MAX_PEERS_V4
             } else {
@@ -123,7 +122,10 @@ fn answer(ctx: &mut Context, packet: &[u8], ip: IpAddr, out: &mut Vec<u8>) -> Ou
                 numwant: announce.numwant.min(cap) as usize,
             };
             let outcome = ctx.announce(&request, Families::Own);
+            // As over HTTP, an announce the access lists refuse is counted
+            // there alone (upstream counts it as a successful one too).
             if outcome != Announced::NotAuthorized {
+                ctx.counters.udp_announces += 1;
                 (ctx.counters.clients).count(ClientTag::of(&announce.peer_id));
             }
             let interval = ctx.interval();
