@@ -69,6 +69,10 @@ fn two_trackers_hand_out_each_others_peers() {
     wait_for_counts(&b, 1, Some((0, 1, 1)));
     assert!(a.metric("opentracker_cluster_datagrams_sent_total") >= 2);
     assert_eq!(b.metric("opentracker_cluster_announces_received_total"), 2);
+    // Upstream's live-sync counters show them too.
+    assert!(b.get("/stats?mode=syncs").text().starts_with("2\n0\n"));
+    let everything = b.get("/stats?mode=everything").text();
+    assert!(everything.contains("<livesync>\n      <count>2</count>"));
     assert_eq!(b.metric("opentracker_cluster_datagrams_refused_total"), 0);
     assert_eq!(a.metric("opentracker_cluster_announces_dropped_total"), 0);
     // Announces from the cluster are not passed on again: A received only

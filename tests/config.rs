@@ -191,6 +191,17 @@ fn bad_files_name_file_and_line() {
             "listen.udp.workers 300\nlisten.udp 127.0.0.1:0\n",
             ":1: listen.udp.workers (300) must be at most 256",
         ),
+        // A statistics path upstream's routing never reaches.
+        (
+            "stats.toml",
+            "[access]\nstats_path = \"admin\"\n",
+            ":2: access.stats_path \"admin\" would never be reached: paths starting with \"a\" are announces",
+        ),
+        (
+            "stats.conf",
+            "access.stats_path /st=ts\n",
+            ":1: access.stats_path \"st=ts\" would never be reached: a path holding '&', '=' or '@' is not found",
+        ),
         (
             "fifo.conf",
             "# no list\n\naccess.fifo_add /run/add.fifo\n",

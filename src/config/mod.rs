@@ -748,6 +748,24 @@ impl Config {
                 ),
             ));
         }
+        // Routed as upstream routes, these paths never reach the statistics.
+        let unreachable = if stats_path.starts_with('a') {
+            Some("paths starting with \"a\" are announces")
+        } else if stats_path.starts_with("sc") {
+            Some("paths starting with \"sc\" are scrapes")
+        } else if stats_path.contains(['&', '=', '@']) {
+            Some("a path holding '&', '=' or '@' is not found")
+        } else if stats_path == "metrics" {
+            Some("/metrics is the Prometheus endpoint")
+        } else {
+            None
+        };
+        if let Some(why) = unreachable {
+            return Err(Invalid::new(
+                &["access.stats_path"],
+                format!("access.stats_path {stats_path:?} would never be reached: {why}"),
+            ));
+        }
         if t.user.is_empty() {
             return Err(Invalid::new(
                 &["tracker.user"],

@@ -321,7 +321,9 @@ pub fn render(
                 per_second(conns, uptime),
                 per_second(successes, uptime)
             );
-            mrtg(out, 0, 0, uptime, &label);
+            // Upstream's live sync counted the peers other trackers sent;
+            // [cluster], which replaces it, counts the announces.
+            mrtg(out, c.cluster_received, 0, uptime, &label);
         }
         StatsMode::HttpErrors => {
             let e = &c.http_errors;
@@ -412,8 +414,8 @@ fn everything(
     );
     let _ = write!(
         out,
-        "  <connections>\n    <tcp>\n      <accept>{}</accept>\n      <announce>{}</announce>\n      <scrape>{}</scrape>\n    </tcp>\n    <udp>\n      <overall>{}</overall>\n      <connect>{}</connect>\n      <announce>{}</announce>\n      <scrape>{}</scrape>\n      <missmatch>{}</missmatch>\n    </udp>\n    <livesync>\n      <count>0</count>\n    </livesync>\n  </connections>\n  <debug>\n    <renew>\n",
-        c.tcp_accepts, c.tcp_announces, c.tcp_scrapes, c.udp_packets, c.udp_connects, c.udp_announces, c.udp_scrapes, c.udp_mismatches
+        "  <connections>\n    <tcp>\n      <accept>{}</accept>\n      <announce>{}</announce>\n      <scrape>{}</scrape>\n    </tcp>\n    <udp>\n      <overall>{}</overall>\n      <connect>{}</connect>\n      <announce>{}</announce>\n      <scrape>{}</scrape>\n      <missmatch>{}</missmatch>\n    </udp>\n    <livesync>\n      <count>{}</count>\n    </livesync>\n  </connections>\n  <debug>\n    <renew>\n",
+        c.tcp_accepts, c.tcp_announces, c.tcp_scrapes, c.udp_packets, c.udp_connects, c.udp_announces, c.udp_scrapes, c.udp_mismatches, c.cluster_received
     );
     for (minutes, count) in tracker.renew_histogram().iter().enumerate() {
         let _ = writeln!(
