@@ -310,6 +310,13 @@ fn several_upstream_files_add_up_and_a_failed_check_prints_no_configuration() {
     assert!(stdout.contains(&format!("127.0.0.1:{port}")), "{stdout}");
     assert!(stdout.contains(&format!("[::1]:{port}")), "{stdout}");
     assert!(stdout.contains("user = \"daemon\""), "{stdout}");
+    // A file of comments alone, as upstream's sample is, adds nothing.
+    let comments = dir.write("sample.conf", "# listen.tcp_udp 0.0.0.0\n\n");
+    let comments = comments.to_str().unwrap();
+    let (status, again, stderr) =
+        run_binary(&["--check-config", "-f", first, "-f", comments, "-f", second]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(again, stdout);
 
     // An error that the files make together names the line that set it.
     let fifo = dir.write("fifo.conf", "access.fifo_delete /run/delete.fifo\n");

@@ -13,12 +13,14 @@ use super::{Config, ConfigError};
 
 /// Whether `text` is in upstream's format rather than TOML: its first
 /// meaningful line is `key value`, not `[section]` or `key = value`. Only
-/// the key decides, as an upstream value may hold `=` (a URL's query).
+/// the key decides, as an upstream value may hold `=` (a URL's query). A
+/// file with no setting at all (upstream's sample is all comments) is
+/// either, and is taken as upstream's, so it may join other `-f` files.
 pub fn looks_legacy(text: &str) -> bool {
     text.lines()
         .map(str::trim)
         .find(|line| !line.is_empty() && !line.starts_with('#'))
-        .is_some_and(|line| {
+        .is_none_or(|line| {
             let after_key = line.trim_start_matches(|c: char| !c.is_whitespace() && c != '=');
             !line.starts_with('[') && !after_key.trim_start().starts_with('=')
         })
@@ -205,6 +207,9 @@ mod tests {
         assert!(!looks_legacy("tracker.user = \"x\"\n"));
         assert!(!looks_legacy("interval=5\n"));
         assert!(!looks_legacy("[tracker]\n"));
+        // Nothing set: either, and so upstream's.
+        assert!(looks_legacy("# listen.tcp_udp 0.0.0.0\n\n"));
+        assert!(looks_legacy(""));
     }
 
     #[test]

@@ -65,9 +65,15 @@ impl Network {
         self.prefix
     }
 
-    /// Whether `ip` (IPv4-mapped addresses count as IPv4) is inside.
+    /// Whether `ip` (IPv4-mapped addresses count as IPv4) is inside. An
+    /// IPv6 network holds IPv4 addresses in their mapped form, as upstream
+    /// compares them, so `::/0` and `::ffff:0:0/96` hold every IPv4 client.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip.to_canonical()) {
+        let ip = match (self.addr, ip.to_canonical()) {
+            (IpAddr::V6(_), IpAddr::V4(ip)) => IpAddr::V6(ip.to_ipv6_mapped()),
+            (_, ip) => ip,
+        };
+        match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))
@@ -94,7 +100,13 @@ impl FromStr for Network {
             Some((ip, bits)) => (ip, Some(bits.parse::<u8>().map_err(|_| bad())?)),
             None => (text.trim(), None),
         };
-        let addr = ip_text.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
+        let written = ip_text.parse::<IpAddr>().map_err(|_| bad())?;
+        // A mapped network is the IPv4 network it maps, when it is one.
+        let (addr, bits) = match (written, written.to_canonical(), bits) {
+            (IpAddr::V6(_), IpAddr::V4(_), Some(bits)) if bits < 96 => (written, Some(bits)),
+            (IpAddr::V6(_), v4 @ IpAddr::V4(_), Some(bits)) => (v4, Some(bits - 96)),
+            (_, canonical, bits) => (canonical, bits),
+        };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = bits.unwrap_or(max);
         if prefix > max {
@@ -210,6 +222,23 @@ mod tests {
         assert!(v6.contains("2001:db8:1::1".parse().unwrap()));
         let all: Network = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("8.8.8.8".parse().unwrap()));
+        // IPv6 networks hold IPv4 addresses mapped, as upstream's do.
+        let everyone: Network = "::/0".parse().unwrap();
+        assert!(everyone.contains("8.8.8.8".parse().unwrap()));
+        assert!(everyone.contains("::1".parse().unwrap()));
+        let mapped: Network = "::ffff:0:0/96".parse().unwrap();
+        assert!(mapped.contains("10.1.2.3".parse().unwrap()));
+        assert!(!mapped.contains("::1".parse().unwrap()));
+        let ten: Network = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(ten.to_string(), "10.0.0.0/8");
+        assert!(ten.contains("10.1.2.3".parse().unwrap()));
+        let wider: Network = "::/80".parse().unwrap();
+        assert!(
+            wider.contains("10.1.2.3".parse().unwrap()),
+            "mapped, as upstream"
+        );
+        assert!("::ffff:10.0.0.0/129".parse::<Network>().is_err());
+        assert!(!v6.contains("10.1.2.3".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<Network>().is_err());
     }
 }
