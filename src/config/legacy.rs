@@ -20,7 +20,7 @@ pub fn looks_legacy(text: &str) -> bool {
     text.lines()
         .map(str::trim)
         .find(|line| !line.is_empty() && !line.starts_with('#'))
-        .is_none_or(|line| {
+        .map_or(true, |line| {
             let after_key = line.trim_start_matches(|c: char| !c.is_whitespace() && c != '=');
             !line.starts_with('[') && !after_key.trim_start().starts_with('=')
         })
