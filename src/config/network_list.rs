@@ -31,6 +31,10 @@ fn merged<T: Copy + Ord>(mut ranges: Vec<(T, T)>, next: impl Fn(T) -> Option<T>)
     out
 }
 
+/// The IPv4-mapped block, `::ffff:0:0/96`.
+const MAPPED_FIRST: u128 = 0xffff << 32;
+const MAPPED_LAST: u128 = MAPPED_FIRST | u32::MAX as u128;
+
 fn covers<T: Copy + Ord>(ranges: &[(T, T)], value: T) -> bool {
     let after = ranges.partition_point(|&(first, _)| first <= value);
     after > 0 && ranges[after - 1].1 >= value
@@ -66,7 +70,14 @@ impl NetworkList {
                         .checked_shr(u32::from(network.prefix()))
                         .unwrap_or(0);
                     let first = u128::from(addr) & !size;
-                    v6.push((first, first | size));
+                    let last = first | size;
+                    v6.push((first, last));
+                    // Clients are matched as IPv4 when mapped, so the part of
+                    // the range that maps IPv4 (as in `::/0`) blocks them too.
+                    let (lo, hi) = (first.max(MAPPED_FIRST), last.min(MAPPED_LAST));
+                    if lo <= hi {
+                        v4.push((lo as u32, hi as u32));
+                    }
                 }
             }
             entries += 1;
@@ -141,6 +152,14 @@ mod tests {
         assert_eq!(list.v4, [(0, u32::MAX)]);
         assert_eq!(list.v6, [(0, u128::MAX)]);
         assert_eq!(list.len(), 5);
+        // An IPv6 network blocks the IPv4 clients it holds mapped.
+        let everyone = NetworkList::parse("::/0\n").unwrap();
+        assert!(everyone.contains(ip("192.0.2.1")));
+        let partly = NetworkList::parse("::ffff:0:0/95\n").unwrap();
+        assert!(partly.contains(ip("10.0.0.1")) && partly.contains(ip("::fffe:0:1")));
+        assert!(!NetworkList::parse("2001:db8::/32\n")
+            .unwrap()
+            .contains(ip("10.0.0.1")));
         let split =
             NetworkList::parse("10.0.0.0/16\n10.0.0.5\n10.2.0.0/16\n10.1.0.0/16\n").unwrap();
         assert_eq!(
