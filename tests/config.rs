@@ -447,9 +447,13 @@ fn check_config_opens_the_fifos_and_reads_the_state_file_as_the_start_would() {
     assert!(status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!("warning: state file {}:1: ", state.display()))
-            && stderr.contains("; the tracker would load nothing from it"),
+            && stderr.contains(&format!(
+                "; the tracker would load nothing from it, and move it to {}.unloaded-",
+                state.display()
+            )),
         "{stderr}"
     );
+    assert!(state.exists(), "a check moves nothing");
     assert!(!stdout.contains("# state file"), "{stdout}");
 
     // Something else where a FIFO goes fails the start, and so the check.

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -383,14 +384,119 @@ fn a_bad_saved_state_loads_nothing_and_names_its_line() {
         ),
     ] {
         let state = keep.write("state", &text);
-        let tracker = Tracker::start(&format!(
+        let mut tracker = Tracker::start(&format!(
             "[tracker]\nstate_file = \"{}\"\nsave_state = true\n",
             state.display()
         ));
         let log = tracker.stderr();
         assert!(log.contains(error), "{log}");
-        assert!(log.contains("; nothing loaded"), "{log}");
+        assert!(
+            log.contains("; nothing loaded, and the file moved to "),
+            "{log}"
+        );
         assert_eq!(scrape_counts(&tracker, 7), None);
+        // Moved aside whole, so the save at stop does not replace it.
+        let aside = moved_aside(&keep);
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), text);
+        assert!(
+            log.contains(&format!("moved to {}", aside.display())),
+            "{log}"
+        );
+        assert!(tracker.stop().success());
+        assert!(std::fs::read_to_string(&state)
+            .unwrap()
+            .starts_with("# opentracker state"));
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), text);
+        std::fs::remove_file(aside).unwrap();
+    }
+    // Without save_state nothing replaces it: it stays where it is.
+    let text = format!("{hex}:1:0\n\t10.0.0.1 1 x 5\n");
+    let state = keep.write("state", &text);
+    let mut tracker = Tracker::start(&format!(
+        "[tracker]\nstate_file = \"{}\"\n",
+        state.display()
+    ));
+    assert!(tracker.stop().success());
+    assert!(tracker.stderr().contains("state:2: flags \"x\""));
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), text);
+    assert!(!moved_aside_exists(&keep));
+}
+
+/// The state file a failed load moved aside, in `keep`.
+fn moved_aside(keep: &TestDir) -> std::path::PathBuf {
+    let mut found = std::fs::read_dir(keep.path(""))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().contains("/state.unloaded-"));
+    let aside = found.next().expect("a file moved aside");
+    assert!(found.next().is_none());
+    aside
+}
+
+fn moved_aside_exists(keep: &TestDir) -> bool {
+    std::fs::read_dir(keep.path("")).unwrap().any(|entry| {
+        entry
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("state.unloaded-")
+    })
+}
+
+#[test]
+fn an_unreadable_state_file_is_moved_aside_before_a_save_could_replace_it() {
+    let keep = TestDir::new();
+    keep.writable_by_tracker();
+    let hex: String = hash(9).iter().map(|b| format!("{b:02X}")).collect();
+    let text = format!("{hex}:{}:4\n", unix_now() / 60);
+    let state = keep.write("state", &text);
+    keep.unreadable_by_tracker(&state);
+    let mut tracker = Tracker::start(&format!(
+        "[tracker]\nstate_file = \"{}\"\nsave_state = true\n",
+        state.display()
+    ));
+    tracker.get(&announce_path(&hash(1), 1, "&left=0"));
+    assert!(tracker.stop().success());
+    let log = tracker.stderr();
+    assert!(
+        log.contains("Permission denied (os error 13); nothing loaded, and the file moved to "),
+        "{log}"
+    );
+    let aside = moved_aside(&keep);
+    std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::read_to_string(aside).unwrap(), text);
+    assert!(std::fs::read_to_string(&state)
+        .unwrap()
+        .contains(":0\n\t127.0.0.1 1 s "));
+}
+
+#[test]
+fn a_state_file_that_is_no_file_is_fatal_at_start() {
+    let keep = TestDir::new();
+    let state = keep.path("state");
+    std::fs::create_dir(&state).unwrap();
+    for save in ["true", "false"] {
+        let config = keep.write(
+            "opentracker.toml",
+            &format!(
+                "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[tracker]\nstate_file = \"{}\"\nsave_state = {save}\n",
+                free_port(),
+                state.display()
+            ),
+        );
+        let expected = format!(
+            "state file {}: a directory; it must be a file, or not exist yet when \
+             tracker.save_state is on",
+            state.display()
+        );
+        for check in [&[][..], &["--check-config"]] {
+            let mut args = vec!["-f", config.to_str().unwrap(), "--log", "stderr"];
+            args.extend_from_slice(check);
+            let (status, _, stderr) = run_binary(&args);
+            let code = if check.is_empty() { 111 } else { 1 };
+            assert_eq!(status.code(), Some(code), "{args:?}: {stderr}");
+            assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        }
     }
 }
 
@@ -413,7 +519,8 @@ fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
     let log = tracker.stderr();
     assert!(
         log.contains(&format!(
-            "state file {}: Permission denied (os error 13); not saved",
+            "state file {}: writing {}.new: Permission denied (os error 13); not saved",
+            state.display(),
             state.display()
         )),
         "{log}"

@@ -278,7 +278,7 @@ pub fn log_start(
         listeners.describe()
     );
 }
-pub use state::check_writable as check_state_saves_can_be_written;
+pub use state::check_usable as check_state_file;
 
 /// Reads `access.blocked_networks`, if set, as the access list is read.
 pub fn load_blocked_networks(config: &Config) -> Result<NetworkList, String> {
@@ -502,7 +502,7 @@ impl Server {
         ] {
             ctx.counters.list_loaded(lists, read_at);
         }
-        state::load(&config, &ctx, stored_state.as_ref());
+        state::load(&config, &ctx, stored_state.as_ref()).map_err(io::Error::other)?;
         if stored_state.is_some() {
             // Loaded: a crash from here on must not bring back that moment.
             notifier.forget(state::STORED_NAME);

@@ -96,7 +96,7 @@ fn count_lines(source: Source, unix_now: u64) -> Result<(u64, u64), String> {
 /// else a line on what it would load, which starts `warning:` when that is
 /// nothing because the file is bad.
 pub fn check(config: &Config) -> Result<Option<String>, String> {
-    check_writable(config)?;
+    check_usable(config)?;
     let Some(path) = &config.tracker.state_file else {
         return Ok(None);
     };
@@ -109,6 +109,11 @@ pub fn check(config: &Config) -> Result<Option<String>, String> {
             Ok((torrents, peers)) => {
                 format!("{name}: {torrents} torrents and {peers} peers, loaded at start")
             }
+            Err(e) if config.tracker.save_state => format!(
+                "warning: {e}; the tracker would load nothing from it, and move it to {} \
+                 so that its saves do not replace it",
+                aside_path(path, super::context::unix_seconds()).display()
+            ),
             Err(e) => format!("warning: {e}; the tracker would load nothing from it"),
         },
     ))
@@ -176,16 +181,26 @@ impl Loaded {
 /// peers that would have expired by now, or that the access list refuses,
 /// are skipped. A file that is unreadable or has a bad line is logged and
 /// nothing is loaded: the tracker starts empty, and the file stays as it
-/// was.
-pub fn load(config: &Config, ctx: &Context, stored: Option<&File>) {
+/// was; with `tracker.save_state` it is first moved aside (see
+/// [`aside_path`]), so the next save does not replace it. The error is a
+/// bad file that could not be moved aside.
+pub fn load(config: &Config, ctx: &Context, stored: Option<&File>) -> Result<(), String> {
     match (stored, &config.tracker.state_file) {
         (Some(file), _) => load_from(Source::Stored(file), config, ctx),
         (None, Some(path)) => load_from(Source::File(path), config, ctx),
-        (None, None) => {}
+        (None, None) => Ok(()),
     }
 }
 
-fn load_from(source: Source, config: &Config, ctx: &Context) {
+/// Where a state file that failed to load is moved, at Unix second
+/// `unix_now`: beside it, named for the time, so none replaces another.
+fn aside_path(path: &Path, unix_now: u64) -> PathBuf {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".unloaded-{unix_now}"));
+    aside.into()
+}
+
+fn load_from(source: Source, config: &Config, ctx: &Context) -> Result<(), String> {
     let started = Instant::now();
     let clock = ctx.clock();
     // A first pass checks every line, so that a bad file loads nothing.
@@ -194,9 +209,25 @@ fn load_from(source: Source, config: &Config, ctx: &Context) {
             Source::File(path) if !path.exists() && config.tracker.save_state => {
                 log::info!("state file {}: none yet; starting empty", path.display())
             }
+            Source::File(path) if config.tracker.save_state => {
+                // The operator's only copy of the swarms, maybe: keep it.
+                let aside = aside_path(path, clock.1);
+                std::fs::rename(path, &aside).map_err(|moving| {
+                    format!(
+                        "{e}; and it could not be moved to {} so that saves do not replace \
+                         it: {moving}",
+                        aside.display()
+                    )
+                })?;
+                log::warn!(
+                    "{e}; nothing loaded, and the file moved to {} so that saves do not \
+                     replace it",
+                    aside.display()
+                )
+            }
             _ => log::warn!("{e}; nothing loaded"),
         }
-        return;
+        return Ok(());
     }
     let mut loaded = Loaded::default();
     let mut torrent = None;
@@ -233,15 +264,35 @@ fn load_from(source: Source, config: &Config, ctx: &Context) {
         source.name(),
         started.elapsed().as_millis()
     );
+    Ok(())
 }
 
-/// With `tracker.save_state`, makes sure the state file can be written,
-/// so that a directory the tracker's user cannot write is found at start,
-/// not when the swarms are about to be lost.
-pub fn check_writable(config: &Config) -> Result<(), String> {
-    let (true, Some(path)) = (config.tracker.save_state, &config.tracker.state_file) else {
+/// Makes sure the state file is one: a regular file or none yet (a
+/// directory cannot be loaded nor replaced by a save, and reading a FIFO
+/// or a device would hold up the start). With `tracker.save_state`, also
+/// that it can be written, so that a directory the tracker's user cannot
+/// write is found at start, not when the swarms are about to be lost.
+pub fn check_usable(config: &Config) -> Result<(), String> {
+    let Some(path) = &config.tracker.state_file else {
         return Ok(());
     };
+    if let Ok(found) = std::fs::metadata(path) {
+        if !found.is_file() {
+            let kind = if found.is_dir() {
+                "a directory"
+            } else {
+                "not a regular file"
+            };
+            return Err(format!(
+                "state file {}: {kind}; it must be a file, or not exist yet when \
+                 tracker.save_state is on",
+                path.display()
+            ));
+        }
+    }
+    if !config.tracker.save_state {
+        return Ok(());
+    }
     // Not the save's own temporary file: a running tracker may be writing
     // it while `--check-config` looks, and truncating or removing it would
     // spoil that save. A process id names a file no other process uses.
@@ -378,12 +429,26 @@ fn write(
     ctx: &Context,
     give_up: &dyn Fn() -> bool,
 ) -> io::Result<Option<(u64, u64)>> {
-    let mut out = BufWriter::with_capacity(1 << 16, open_new(temporary)?);
-    let Some(counts) = write_lines(&mut out, ctx, give_up)? else {
+    let named = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let writing = |e| named(&format!("writing {}", temporary.display()), e);
+    let mut out = BufWriter::with_capacity(1 << 16, open_new(temporary).map_err(writing)?);
+    let Some(counts) = write_lines(&mut out, ctx, give_up).map_err(writing)? else {
         return Ok(None);
     };
-    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(temporary, path)?;
+    (out.into_inner().map_err(|e| e.into_error()))
+        .and_then(|file| file.sync_all())
+        .map_err(writing)?;
+    std::fs::rename(temporary, path)
+        .map_err(|e| named(&format!("renaming {} over it", temporary.display()), e))?;
+    // The rename is an entry in the directory: synced too, so a power cut
+    // does not bring back the previous file, or none.
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| named(&format!("syncing directory {}", directory.display()), e))?;
     Ok(Some(counts))
 }
 

@@ -77,6 +77,19 @@ impl TestDir {
     }
 }
 
+impl TestDir {
+    /// Keeps the tracker from reading `file`: as root, whose tracker runs
+    /// as `nobody`, by giving it to root alone; otherwise by taking away
+    /// read permission.
+    pub fn unreadable_by_tracker(&self, file: &Path) {
+        if is_root() {
+            std::os::unix::fs::chown(file, Some(0), Some(0)).expect("chown test file");
+        }
+        let mode = if is_root() { 0o600 } else { 0o000 };
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+}
+
 impl Drop for TestDir {
     fn drop(&mut self) {
         let writable = std::fs::Permissions::from_mode(0o755);
