@@ -312,11 +312,25 @@ fn bad_messages_get_a_reason_and_limits_hold() {
             .contains("info_hash"),
         "{reply}"
     );
-    browser.send(json!({ "action": "scrape" }));
-    assert!(
-        browser.receive()["failure reason"].is_string(),
-        "no full scrape"
-    );
+    // A refused scrape is answered as a scrape: a client hands each reply
+    // to the request of its action.
+    for (scrape, reason) in [
+        (json!({ "action": "scrape" }), "full scrape"),
+        (
+            json!({ "action": "scrape", "info_hash": "short" }),
+            "info_hash",
+        ),
+        (
+            json!({ "action": "scrape", "info_hash": vec![binary(&[b'a'; 20]); 76] }),
+            "hashes",
+        ),
+    ] {
+        browser.send(scrape);
+        let reply = browser.receive();
+        assert_eq!(reply["action"], "scrape", "{reply}");
+        let said = reply["failure reason"].as_str().unwrap();
+        assert!(said.contains(reason), "{reply}");
+    }
 
     // The blacklisted torrent is refused; two others fill the connection.
     browser.send(announce(9, 1, 0));
@@ -347,7 +361,7 @@ fn bad_messages_get_a_reason_and_limits_hold() {
     assert_eq!(webtorrent_metric(&tracker, "torrents"), 2);
     let metrics = tracker.get("/metrics").text();
     assert!(
-        metrics.contains("\nopentracker_webtorrent_messages_total{kind=\"refused\"} 5\n"),
+        metrics.contains("\nopentracker_webtorrent_messages_total{kind=\"refused\"} 7\n"),
         "{metrics}"
     );
     assert!(
@@ -387,6 +401,35 @@ fn silent_connections_are_closed() {
     assert!(closed, "still open after {:?}", started.elapsed());
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(webtorrent_metric(&tracker, "peers"), 0);
+}
+
+#[test]
+fn pings_keep_a_connection_open_and_forgotten_peers_free_its_torrents() {
+    let tracker = Tracker::start(
+        "[tracker]\nsweep_interval = 1\n[webtorrent]\nenabled = true\ninterval = 1\n\
+         idle_timeout = 2\nmax_torrents_per_connection = 1\n",
+    );
+    let mut browser = Browser::connect(tracker.v4());
+    browser.send(announce(1, 1, 0));
+    assert_eq!(browser.receive()["complete"], 1);
+    // Pings alone, past the idle timeout: the connection stays, while its
+    // peer, which has not announced, is forgotten.
+    let started = Instant::now();
+    while webtorrent_metric(&tracker, "peers") > 0 || started.elapsed() < Duration::from_secs(3) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "peer never forgotten"
+        );
+        browser
+            .socket
+            .send(Message::Ping(Vec::new().into()))
+            .expect("ping");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    // Its torrent no longer counts against the connection's one.
+    browser.send(announce(2, 1, 0));
+    let reply = browser.receive();
+    assert_eq!(reply["complete"], 1, "{reply}");
 }
 
 #[test]

@@ -231,6 +231,17 @@ pub fn info_hash_of(text: &str) -> Option<InfoHash> {
     binary(raw).map(InfoHash)
 }
 
+/// The action a refusal of `text` answers: "scrape" for a scrape, else
+/// "announce". A client hands a reply to the request of its action, so a
+/// scrape refused as an announce would never reach the one waiting.
+pub fn action_of(text: &str) -> &'static str {
+    let action = Fields::of(text).and_then(|fields| fields.string("action"));
+    match action.as_deref() {
+        Some("scrape") => "scrape",
+        _ => "announce",
+    }
+}
+
 /// Displays its characters as a JSON string literal.
 struct Quoted<I>(I);
 

@@ -1160,7 +1160,10 @@ impl Server {
         for _ in 0..BURST {
             let text = match connection.read() {
                 Ok(ws::Read::Text(text)) => text,
-                Ok(ws::Read::Frame) => continue,
+                Ok(ws::Read::Frame) => {
+                    signalling.heard(&self.ctx, connection);
+                    continue;
+                }
                 Ok(ws::Read::Drained) => {
                     drained = true;
                     break;

@@ -214,6 +214,12 @@ impl Signalling {
         }
     }
 
+    /// Notes that `connection` sent a frame, a message or a ping: it is
+    /// alive, and its idle timeout starts again.
+    pub fn heard(&self, ctx: &Context, connection: &mut Connection) {
+        connection.deadline = ctx.instant + Duration::from_secs(self.settings.idle_timeout.into());
+    }
+
     /// Answers `text`, which came on connection `key`: the reply for it,
     /// if any, and what was answered, with messages for other connections
     /// added to `relays`.
@@ -225,7 +231,7 @@ impl Signalling {
         text: &str,
         relays: &mut Vec<Relay>,
     ) -> (Option<String>, Outcome) {
-        connection.deadline = ctx.instant + Duration::from_secs(self.settings.idle_timeout.into());
+        self.heard(ctx, connection);
         let max_offers = self.settings.max_offers as usize;
         let reason: Cow<'static, str> = if ctx.over_rate(connection.client) {
             RATE_LIMITED.into()
@@ -245,8 +251,8 @@ impl Signalling {
                 Err(error) => error.to_string().into(),
             }
         };
-        let hash = webtorrent::info_hash_of(text);
-        (Some(refuse(ctx, hash.as_ref(), &reason)), REFUSED)
+        let (action, hash) = (webtorrent::action_of(text), webtorrent::info_hash_of(text));
+        (Some(refuse(ctx, action, hash.as_ref(), &reason)), REFUSED)
     }
 
     fn announce(
@@ -262,8 +268,13 @@ impl Signalling {
             .announced
             .iter()
             .position(|(h, id)| *h == hash && *id == announce.peer_id);
-        let full = known.is_none()
-            && connection.announced.len() >= self.settings.max_torrents_per_connection as usize;
+        let most = self.settings.max_torrents_per_connection as usize;
+        if known.is_none() && connection.announced.len() >= most {
+            // Torrents whose peer the sweep has forgotten no longer count.
+            let swarms = &self.swarms;
+            (connection.announced).retain(|(h, id)| swarms.connection_of(h, id) == Some(key));
+        }
+        let full = known.is_none() && connection.announced.len() >= most;
         let refusal = if !ctx.tracker.allows(&hash) {
             ctx.counters.not_authorized += 1;
             Some(NOT_AUTHORIZED)
@@ -278,7 +289,7 @@ impl Signalling {
             None
         };
         if let Some(reason) = refusal {
-            return (Some(refuse(ctx, Some(&hash), reason)), REFUSED);
+            return (Some(refuse(ctx, "announce", Some(&hash), reason)), REFUSED);
         }
         ctx.counters.webtorrent.announces += 1;
         ctx.counters.clients.count(ClientTag::of(&announce.peer_id));
@@ -349,10 +360,11 @@ pub type Outcome = &'static str;
 
 const REFUSED: Outcome = "webtorrent refused";
 
-/// Counts a refused message; the failure reply naming `hash`, if known.
-fn refuse(ctx: &mut Context, hash: Option<&InfoHash>, reason: &str) -> String {
+/// Counts a refused message; the failure reply to its `action`, naming
+/// `hash`, if known.
+fn refuse(ctx: &mut Context, action: &str, hash: Option<&InfoHash>, reason: &str) -> String {
     ctx.counters.webtorrent.refused += 1;
     let mut out = String::new();
-    webtorrent::failure(&mut out, "announce", hash, reason);
+    webtorrent::failure(&mut out, action, hash, reason);
     out
 }
