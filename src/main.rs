@@ -136,7 +136,7 @@ fn run(config: Config) -> Result<(), String> {
     for warning in &config.warnings {
         log::warn!("{warning}");
     }
-    let notifier = Notifier::from_env().map_err(|e| format!("sd_notify: {e}"))?;
+    let notifier = Notifier::from_env();
 
     let mut passed = sys::activation::take()?;
     let stored_state = passed.take_stored(server::STORED_STATE);

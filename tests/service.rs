@@ -293,11 +293,7 @@ fn runs_under_systemd_socket_activate() {
             .unwrap(),
     );
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "socket-activate never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_serving(addr);
     let response = http(
         addr,
         &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(2), 1, "")),
@@ -309,6 +305,45 @@ fn runs_under_systemd_socket_activate() {
         .unwrap()
         .success());
     assert!(wait_exit(&mut child.0, Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn a_passed_socket_it_cannot_serve_on_is_refused_by_name() {
+    const TEST: &str = "a_passed_socket_it_cannot_serve_on_is_refused_by_name";
+    let Ok(path) = which("systemd-socket-activate") else {
+        return skip(TEST, "systemd-socket-activate is not installed");
+    };
+    // A Unix stream socket, as ListenStream=/run/tracker.sock would pass.
+    let dir = TestDir::new();
+    let socket = dir.path("tracker.sock");
+    let stderr = dir.path("stderr.log");
+    let mut child = KillOnDrop(
+        Command::new(path)
+            .arg("-l")
+            .arg(&socket)
+            .args([BINARY, "--log", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // socket-activate starts the tracker at the first connection.
+    let started = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = wait_exit(&mut child.0, Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(111));
+    let log = std::fs::read_to_string(stderr).unwrap();
+    assert!(
+        log.contains("socket activation: fd 3 (") && log.contains("): not an IPv4 or IPv6 socket"),
+        "{log}"
+    );
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
@@ -456,6 +491,102 @@ fn root_drops_into_chroot_as_nobody_without_capabilities() {
     );
     assert!(!now_allowed.text().contains("failure"), "{now_allowed:?}");
     assert_eq!(tracker.stop().code(), Some(0));
+}
+
+/// Waits, at most 15 s, until a tracker started without the harness
+/// accepts connections at `addr`.
+fn wait_until_serving(addr: SocketAddr) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never served at {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_unreachable_notify_socket_is_logged_and_the_tracker_serves() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let config = dir.write(
+        "opentracker.toml",
+        &format!("[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[log]\ntarget = \"stderr\"\n"),
+    );
+    let stderr = dir.path("stderr.log");
+    let missing = dir.path("gone/notify.sock");
+    let mut child = Command::new(BINARY)
+        .arg("-f")
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &missing)
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("spawn opentracker");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_serving(addr);
+    assert_eq!(Udp::new(addr).announce(&hash(7), 1, 0, 0, 5).len(), 26);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(stderr).unwrap();
+    assert!(
+        log.contains(&format!(
+            "warn: sd_notify: NOTIFY_SOCKET {missing:?}: No such file"
+        )) && log.contains("the service manager will hear nothing from the tracker"),
+        "{log}"
+    );
+}
+
+#[test]
+fn started_unprivileged_with_a_capability_it_clears_it_once_bound() {
+    const TEST: &str = "started_unprivileged_with_a_capability_it_clears_it_once_bound";
+    if !is_root() {
+        return skip(
+            TEST,
+            "needs root to start the tracker as nobody with a capability",
+        );
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        return skip(TEST, "needs setpriv (util-linux)");
+    }
+    let dir = TestDir::new();
+    let port = privileged_port();
+    let config = dir.write(
+        "opentracker.toml",
+        &format!("[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[log]\ntarget = \"stderr\"\n"),
+    );
+    // As a unit with User= and AmbientCapabilities=CAP_NET_BIND_SERVICE.
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([
+            "--inh-caps=+net_bind_service",
+            "--ambient-caps=+net_bind_service",
+        ])
+        .arg(BINARY)
+        .arg("-f")
+        .arg(&config)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv");
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_serving(addr);
+    // Serving: bound on the low port, then every capability let go.
+    let pid = child.id();
+    assert_eq!(status_field(pid, "Uid"), "65534\t65534\t65534\t65534");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(status_field(pid, cap), "0000000000000000", "{cap}");
+    }
+    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    assert_eq!(Udp::new(addr).announce(&hash(7), 1, 0, 0, 5).len(), 26);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]

@@ -331,6 +331,11 @@ mod tests {
     fn invalid_settings_blame_the_flag_that_set_them_and_flags_complete_a_file() {
         let err = run(&["-u", "ot", "-u", ""]).unwrap_err();
         assert_eq!(err.to_string(), "-u \"\": tracker.user must not be empty");
+        let err = run(&["-d", ""]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "-d \"\": tracker.rootdir must not be empty: leave it out for none"
+        );
         let file = std::env::temp_dir().join(format!("ot-cli-fifo-{}", std::process::id()));
         std::fs::write(
             &file,

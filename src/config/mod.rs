@@ -772,6 +772,15 @@ impl Config {
                 "tracker.user must not be empty",
             ));
         }
+        if t.rootdir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
+            return Err(Invalid::new(
+                &["tracker.rootdir"],
+                "tracker.rootdir must not be empty: leave it out for none",
+            ));
+        }
         let w = &self.webtorrent;
         if w.idle_timeout <= w.interval {
             return Err(Invalid::new(

@@ -1,5 +1,6 @@
 //! systemd socket activation: adopt the sockets passed as fds 3, 4, … when
-//! `LISTEN_PID` is this process, tell TCP from UDP by `SO_TYPE`, log the
+//! `LISTEN_PID` is this process, tell TCP from UDP by `SO_TYPE` (refusing
+//! sockets that are not IPv4 or IPv6, or streams not listening), log the
 //! names from `LISTEN_FDNAMES`, and unset the variables so no child
 //! inherits them. Descriptors that are not sockets come back from the
 //! manager's file descriptor store ([`super::notify`]) and are kept by
@@ -30,25 +31,42 @@ impl Passed {
     }
 }
 
+/// An integer socket option of `fd` at level SOL_SOCKET.
 #[cfg(target_os = "linux")]
-fn socket_type(fd: std::os::fd::RawFd) -> std::io::Result<libc::c_int> {
-    let mut kind: libc::c_int = 0;
+fn socket_option(fd: std::os::fd::RawFd, option: libc::c_int) -> std::io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `kind`.
+    // SAFETY: getsockopt writes at most `len` bytes into `value`.
     let rc = unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&mut kind as *mut libc::c_int).cast(),
+            option,
+            (&mut value as *mut libc::c_int).cast(),
             &mut len,
         )
     };
     if rc == 0 {
-        Ok(kind)
+        Ok(value)
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// What a passed socket must be to serve: an IPv4 or IPv6 one, and when a
+/// stream, one listening; else why not.
+#[cfg(target_os = "linux")]
+fn unusable(fd: std::os::fd::RawFd, kind: libc::c_int) -> std::io::Result<Option<&'static str>> {
+    let domain = socket_option(fd, libc::SO_DOMAIN)?;
+    Ok(if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        Some("not an IPv4 or IPv6 socket (ListenStream= and ListenDatagram= take an address or a port)")
+    } else if kind == libc::SOCK_STREAM && socket_option(fd, libc::SO_ACCEPTCONN)? == 0 {
+        Some("a stream socket that is not listening")
+    } else if kind != libc::SOCK_STREAM && kind != libc::SOCK_DGRAM {
+        Some("neither a stream nor a datagram socket")
+    } else {
+        None
+    })
 }
 
 /// Takes the passed sockets, if any.
@@ -56,11 +74,12 @@ fn socket_type(fd: std::os::fd::RawFd) -> std::io::Result<libc::c_int> {
 pub fn take() -> Result<Passed, String> {
     use std::os::fd::FromRawFd;
 
-    let fds =
-        sd_notify::listen_fds_with_names(true).map_err(|e| format!("socket activation: {e}"))?;
+    let counted = std::env::var("LISTEN_FDS").unwrap_or_default();
+    let fds = sd_notify::listen_fds_with_names(true)
+        .map_err(|e| format!("socket activation (LISTEN_FDS={counted:?}): {e}"))?;
     let mut passed = Passed::default();
     for (fd, name) in fds {
-        let kind = match socket_type(fd) {
+        let kind = match socket_option(fd, libc::SO_TYPE) {
             Ok(kind) => kind,
             Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
                 log::info!("fd {fd} named {name:?} came back from the descriptor store");
@@ -70,16 +89,17 @@ pub fn take() -> Result<Passed, String> {
             }
             Err(e) => return Err(format!("socket activation: fd {fd} ({name}): {e}")),
         };
+        let failed =
+            |why: &dyn std::fmt::Display| format!("socket activation: fd {fd} ({name}): {why}");
+        if let Some(why) = unusable(fd, kind).map_err(|e| failed(&e))? {
+            return Err(failed(&why));
+        }
         // SAFETY: systemd passed us this fd for our exclusive use; it is a
-        // socket of the type just checked, and nothing else owns it.
-        match kind {
-            libc::SOCK_STREAM => passed.tcp.push(unsafe { TcpListener::from_raw_fd(fd) }),
-            libc::SOCK_DGRAM => passed.udp.push(unsafe { UdpSocket::from_raw_fd(fd) }),
-            _ => {
-                return Err(format!(
-                    "socket activation: fd {fd} ({name}) is neither a stream nor a datagram socket"
-                ))
-            }
+        // socket of the kind just checked, and nothing else owns it.
+        if kind == libc::SOCK_STREAM {
+            passed.tcp.push(unsafe { TcpListener::from_raw_fd(fd) });
+        } else {
+            passed.udp.push(unsafe { UdpSocket::from_raw_fd(fd) });
         }
         log::info!(
             "adopted {} socket fd {fd} named {name:?}",

@@ -125,31 +125,36 @@ impl Notifier {
     /// Connects to `NOTIFY_SOCKET` and reads `WATCHDOG_USEC` and `FDSTORE`,
     /// then unsets them so that no child inherits them.
     #[cfg(target_os = "linux")]
-    pub fn from_env() -> io::Result<Notifier> {
+    /// A socket that cannot be reached is logged, and the tracker runs
+    /// without: as libsystemd's clients do, so a variable left over in an
+    /// environment does not stop a tracker started by hand.
+    pub fn from_env() -> Notifier {
         let watchdog = watchdog_timeout();
         let fd_store = fd_store_size();
-        let socket = match std::env::var_os("NOTIFY_SOCKET") {
-            Some(path) => {
-                std::env::remove_var("NOTIFY_SOCKET");
-                Some(connect(&path).map_err(|e| {
-                    io::Error::new(e.kind(), format!("NOTIFY_SOCKET {path:?}: {e}"))
-                })?)
-            }
-            None => None,
-        };
-        Ok(Notifier {
+        let socket = std::env::var_os("NOTIFY_SOCKET").and_then(|path| {
+            std::env::remove_var("NOTIFY_SOCKET");
+            connect(&path)
+                .map_err(|e| {
+                    log::warn!(
+                        "sd_notify: NOTIFY_SOCKET {path:?}: {e}; the service manager will hear \
+                         nothing from the tracker"
+                    )
+                })
+                .ok()
+        });
+        Notifier {
             socket,
             watchdog,
             fd_store,
-        })
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn from_env() -> io::Result<Notifier> {
-        Ok(Notifier {
+    pub fn from_env() -> Notifier {
+        Notifier {
             watchdog: None,
             fd_store: 0,
-        })
+        }
     }
 
     /// Whether the manager keeps descriptors for this service.

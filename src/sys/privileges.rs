@@ -7,8 +7,11 @@
 //! clear every remaining capability set, and set no_new_privs. Each step
 //! that fails is fatal and named; nothing falls back silently.
 //!
-//! Started as another user there is nothing to drop: only chdir into the
-//! root directory (as upstream) and set no_new_privs.
+//! Started as another user there is no user to drop: only chdir into the
+//! root directory (as upstream), clear the capability sets such a user may
+//! have been given (file capabilities, `AmbientCapabilities=`) to bind a
+//! low port, which the bound listeners no longer need, and set
+//! no_new_privs.
 
 use std::ffi::CString;
 use std::io;
@@ -96,6 +99,9 @@ pub fn drop_privileges(user: &str, rootdir: Option<&Path>) -> Result<Outcome, St
         if let Some(dir) = rootdir {
             chdir(dir, &format!("chdir {}", dir.display()))?;
         }
+        // The bounding set needs CAP_SETPCAP to empty; with no_new_privs
+        // nothing can be regained through it.
+        clear_capabilities(false)?;
         set_no_new_privs()?;
         return Ok(Outcome::Unprivileged { uid: euid });
     }
@@ -122,7 +128,7 @@ pub fn drop_privileges(user: &str, rootdir: Option<&Path>) -> Result<Outcome, St
     if unsafe { libc::getuid() } == 0 || unsafe { libc::geteuid() } == 0 {
         return Err(format!("still root after switching to user {user:?}"));
     }
-    clear_capabilities()?;
+    clear_capabilities(true)?;
     set_no_new_privs()?;
     Ok(Outcome::Dropped {
         user: user.to_string(),
@@ -140,8 +146,10 @@ fn clear_bounding_set() -> Result<(), String> {
     Ok(())
 }
 
+/// Clears every capability set, and checks that they are empty, the
+/// bounding set too when `bounding` (emptied before).
 #[cfg(target_os = "linux")]
-fn clear_capabilities() -> Result<(), String> {
+fn clear_capabilities(bounding: bool) -> Result<(), String> {
     use caps::CapSet;
     for set in [
         CapSet::Ambient,
@@ -151,13 +159,16 @@ fn clear_capabilities() -> Result<(), String> {
     ] {
         caps::clear(None, set).map_err(|e| format!("clear {set:?} capabilities: {e}"))?;
     }
-    for set in [
+    let checked = [
         CapSet::Ambient,
         CapSet::Effective,
         CapSet::Permitted,
         CapSet::Inheritable,
-        CapSet::Bounding,
-    ] {
+    ];
+    for set in checked
+        .into_iter()
+        .chain(bounding.then_some(CapSet::Bounding))
+    {
         let left = caps::read(None, set).map_err(|e| format!("read {set:?} capabilities: {e}"))?;
         if !left.is_empty() {
             return Err(format!("{set:?} capabilities still hold {left:?}"));
@@ -183,7 +194,7 @@ fn clear_bounding_set() -> Result<(), String> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn clear_capabilities() -> Result<(), String> {
+fn clear_capabilities(_bounding: bool) -> Result<(), String> {
     Ok(())
 }
 
