@@ -157,7 +157,9 @@ fn run(config: Config) -> Result<(), String> {
     let signals = Signals::install().map_err(|e| format!("signal handlers: {e}"))?;
     raise_open_files_limit(&config, &listeners);
 
-    // After bind, before serving: the point where privileges go.
+    // After bind, before serving: the point where privileges go, and with
+    // a chroot /proc.
+    sys::keep_proc_files();
     let outcome =
         sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
     let lists =

@@ -478,6 +478,23 @@ fn root_drops_into_chroot_as_nobody_without_capabilities() {
         &format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(8), 1, "")),
     );
     assert!(refused.text().contains("not authorized"));
+    // /proc is out of sight in the chroot; the files read for memory and
+    // connection tracking were opened before.
+    let metrics = http(addr, "GET /metrics HTTP/1.0\r\n\r\n").text();
+    assert!(
+        metrics.contains("\nprocess_resident_memory_bytes "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nprocess_virtual_memory_bytes "),
+        "{metrics}"
+    );
+    if std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_count").exists() {
+        assert!(
+            metrics.contains("\nopentracker_conntrack_entries "),
+            "{metrics}"
+        );
+    }
 
     // The list is read inside the chroot on reload.
     let more: String = hash(8).iter().map(|b| format!("{b:02x}")).collect();

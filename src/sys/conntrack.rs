@@ -21,15 +21,27 @@ impl Conntrack {
     }
 }
 
+use super::ProcFile;
+
+static COUNT: ProcFile = ProcFile::new("/proc/sys/net/netfilter/nf_conntrack_count");
+static MAX: ProcFile = ProcFile::new("/proc/sys/net/netfilter/nf_conntrack_max");
+static STATS: ProcFile = ProcFile::new("/proc/net/stat/nf_conntrack");
+
+/// See [`super::keep_proc_files`].
+pub fn keep_proc_files() {
+    for file in [&COUNT, &MAX, &STATS] {
+        file.keep();
+    }
+}
+
 /// The table of this network namespace, or `None` when connections are not
 /// tracked here (no conntrack module, or not Linux).
 #[cfg(target_os = "linux")]
 pub fn read() -> Option<Conntrack> {
-    let number =
-        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
-    let entries = number("/proc/sys/net/netfilter/nf_conntrack_count")?;
-    let limit = number("/proc/sys/net/netfilter/nf_conntrack_max")?;
-    let stats = std::fs::read_to_string("/proc/net/stat/nf_conntrack").unwrap_or_default();
+    let number = |file: &ProcFile| -> Option<u64> { file.read()?.trim().parse().ok() };
+    let entries = number(&COUNT)?;
+    let limit = number(&MAX)?;
+    let stats = STATS.read().unwrap_or_default();
     Some(Conntrack {
         entries,
         limit,

@@ -14,6 +14,7 @@
 //! - [`limits`]: the open-files limit raised to what the server may hold.
 //! - [`conntrack`]: how full the kernel's connection-tracking table is.
 //! - [`process`]: this process's CPU time, memory and descriptors.
+//! - [`ProcFile`]: `/proc` files kept open across a chroot.
 //! - [`watch`]: files looked at now and then for changes.
 //! - [`fifo`]: named pipes read line by line from the event loop.
 //! - [`datagrams`]: UDP datagrams moved in batches (`recvmmsg`/`sendmmsg`
@@ -37,8 +38,59 @@ pub mod signals;
 pub mod watch;
 
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// A `/proc` file that may be opened before a chroot hides `/proc`
+/// ([`ProcFile::keep`]), then read afresh from that descriptor.
+pub struct ProcFile {
+    path: &'static str,
+    kept: OnceLock<Option<File>>,
+}
+
+impl ProcFile {
+    pub const fn new(path: &'static str) -> ProcFile {
+        ProcFile {
+            path,
+            kept: OnceLock::new(),
+        }
+    }
+
+    /// Opens the file now, if it is there, for reads after a chroot.
+    pub fn keep(&self) {
+        let _ = self.kept.set(File::open(self.path).ok());
+    }
+
+    /// The file's text, from the descriptor kept, else by its path.
+    pub fn read(&self) -> Option<String> {
+        let Some(Some(file)) = self.kept.get() else {
+            return std::fs::read_to_string(self.path).ok();
+        };
+        use std::os::unix::fs::FileExt;
+        // The kernel writes the text anew for a read from offset 0.
+        let mut text = Vec::with_capacity(512);
+        let mut chunk = [0u8; 4096];
+        loop {
+            match file.read_at(&mut chunk, text.len() as u64) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        String::from_utf8(text).ok()
+    }
+}
+
+/// Opens the `/proc` files read later (memory, connection tracking), so
+/// that a chroot, which hides `/proc`, leaves them readable. Files, not
+/// directories: nothing outside the chroot can be reached through them.
+pub fn keep_proc_files() {
+    process::keep_proc_files();
+    conntrack::keep_proc_files();
+}
 
 /// `path` as the NUL-terminated string system calls take.
 pub fn c_path(path: &Path) -> io::Result<CString> {

@@ -42,10 +42,19 @@ fn cpu_seconds() -> f64 {
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
+static STATM: super::ProcFile = super::ProcFile::new("/proc/self/statm");
+
+/// See [`super::keep_proc_files`]. The descriptors' count stays unread in
+/// a chroot: counting needs the `/proc/self/fd` directory, and a directory
+/// kept open outside the chroot would be a way out of it.
+pub fn keep_proc_files() {
+    STATM.keep();
+}
+
 /// Resident and virtual size, from `/proc/self/statm` (in pages).
 #[cfg(target_os = "linux")]
 fn memory() -> Option<(u64, u64)> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let statm = STATM.read()?;
     let (size, resident) = parse_statm(&statm)?;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
