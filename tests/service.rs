@@ -6,6 +6,7 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -403,6 +404,22 @@ fn logs_to_syslog_socket() {
     assert!(
         !requests.iter().any(|l| l.contains("127.0.0.1")),
         "the address is truncated in every line about a request: {requests:?}"
+    );
+
+    // The syslog daemon restarts and makes its socket anew: lines go there.
+    drop(syslog);
+    std::fs::remove_file(&log_path).unwrap();
+    let restarted = UnixDatagram::bind(&log_path).unwrap();
+    // Anyone may write to a syslog socket; the tracker runs as nobody now.
+    std::fs::set_permissions(&log_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    restarted
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    tracker.get(&announce_path(&hash(4), 1, ""));
+    let mut lines = Vec::new();
+    assert!(
+        wait_notify(&restarted, &mut lines, "127.0.0.0/24 announce"),
+        "{lines:?}"
     );
 }
 

@@ -1,11 +1,13 @@
 //! Logging through the `log` facade, to syslog or to stderr.
 //!
 //! The syslog socket is opened here, at start-up, so it keeps working after
-//! a chroot has hidden `/dev/log`.
+//! a chroot has hidden `/dev/log`; when the daemon restarts and makes a new
+//! socket, the next line is sent to that one, unless a chroot hides it.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -46,6 +48,48 @@ impl Log for StderrLogger {
     fn flush(&self) {}
 }
 
+/// Syslog over the socket connected at start.
+struct SyslogLogger {
+    writer: Mutex<SyslogWriter>,
+    /// Connected again when a send fails: a restarted syslog daemon (not
+    /// journald, whose socket systemd holds) makes a new socket there.
+    path: PathBuf,
+}
+
+impl Log for SyslogLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let message = record.args().to_string();
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if send(&mut writer, record.level(), &message).is_err() {
+            if let Ok(fresh) = connect(&self.path) {
+                *writer = fresh;
+                let _ = send(&mut writer, record.level(), &message);
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn send(writer: &mut SyslogWriter, level: log::Level, message: &str) -> syslog::Result<()> {
+    match level {
+        log::Level::Error => writer.err(message),
+        log::Level::Warn => writer.warning(message),
+        log::Level::Info => writer.info(message),
+        log::Level::Debug | log::Level::Trace => writer.debug(message),
+    }
+}
+
 /// Installs the logger. Fails when syslog was asked for explicitly and the
 /// socket cannot be connected; `Auto` falls back to stderr in that case.
 pub fn init(
@@ -60,7 +104,10 @@ pub fn init(
     };
     let logger: Box<dyn Log> = if use_syslog {
         match connect(syslog_socket) {
-            Ok(writer) => Box::new(syslog::BasicLogger::new(writer)),
+            Ok(writer) => Box::new(SyslogLogger {
+                writer: Mutex::new(writer),
+                path: syslog_socket.to_path_buf(),
+            }),
             Err(e) if destination == Destination::Syslog => return Err(e),
             Err(_) => {
                 ON_STDERR.store(true, Ordering::Relaxed);
