@@ -100,8 +100,12 @@ pub fn drop_privileges(user: &str, rootdir: Option<&Path>) -> Result<Outcome, St
             chdir(dir, &format!("chdir {}", dir.display()))?;
         }
         // The bounding set needs CAP_SETPCAP to empty; with no_new_privs
-        // nothing can be regained through it.
-        clear_capabilities(false)?;
+        // nothing can be regained through it. Only when some are held: a
+        // sandbox may refuse capset(2) to a process that holds none (systemd's
+        // SystemCallFilter=~@privileged).
+        if holds_capabilities()? {
+            clear_capabilities(false)?;
+        }
         set_no_new_privs()?;
         return Ok(Outcome::Unprivileged { uid: euid });
     }
@@ -144,6 +148,29 @@ fn clear_bounding_set() -> Result<(), String> {
             .map_err(|e| format!("drop {cap} from the bounding set: {e}"))?;
     }
     Ok(())
+}
+
+/// Whether any capability set but the bounding one holds something.
+#[cfg(target_os = "linux")]
+fn holds_capabilities() -> Result<bool, String> {
+    use caps::CapSet;
+    for set in [
+        CapSet::Ambient,
+        CapSet::Effective,
+        CapSet::Permitted,
+        CapSet::Inheritable,
+    ] {
+        let held = caps::read(None, set).map_err(|e| format!("read {set:?} capabilities: {e}"))?;
+        if !held.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn holds_capabilities() -> Result<bool, String> {
+    Ok(false)
 }
 
 /// Clears every capability set, and checks that they are empty, the
