@@ -288,6 +288,24 @@ mod tests {
     }
 
     #[test]
+    fn a_save_interval_without_save_state_is_warned_of() {
+        let file = std::env::temp_dir().join(format!("ot-cli-save-{}", std::process::id()));
+        let warnings = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            let c = run(&["-f", file.to_str().unwrap()]).unwrap();
+            std::fs::remove_file(&file).unwrap();
+            c.warnings
+        };
+        let unsaved = warnings("[tracker]\nstate_file = \"s\"\nsave_interval = 60\n");
+        assert!(
+            unsaved[0].contains("save_interval (60) does nothing without"),
+            "{unsaved:?}"
+        );
+        let saved = "[tracker]\nstate_file = \"s\"\nsave_state = true\nsave_interval = 60\n";
+        assert!(warnings(saved).is_empty());
+    }
+
+    #[test]
     fn live_sync_flag_points_to_cluster() {
         for args in [&["-s", "9696"][..], &["-s9696"]] {
             let err = run(args).unwrap_err().to_string();

@@ -603,6 +603,14 @@ impl Config {
                 t.peer_timeout
             ));
         }
+        // The default cannot be told from a chosen value; any other one was chosen.
+        if !t.save_state && t.save_interval != TrackerSection::default().save_interval {
+            advice.push(format!(
+                "tracker.save_interval ({}) does nothing without tracker.save_state = true: \
+                 the state is never saved",
+                t.save_interval
+            ));
+        }
         advice
     }
 
