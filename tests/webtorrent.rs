@@ -16,6 +16,8 @@ const ENABLED: &str = "[webtorrent]\nenabled = true\n";
 /// A browser's tracker connection.
 struct Browser {
     socket: WebSocket<TcpStream>,
+    /// The code of the Close frame the tracker sent, once it did.
+    close_code: Option<u16>,
 }
 
 impl Browser {
@@ -41,7 +43,10 @@ impl Browser {
         let url = format!("ws://{addr}/announce");
         let (socket, response) = tungstenite::client(url, stream).expect("WebSocket handshake");
         assert_eq!(response.status(), 101);
-        Browser { socket }
+        Browser {
+            socket,
+            close_code: None,
+        }
     }
 
     fn send(&mut self, message: Value) {
@@ -67,7 +72,7 @@ impl Browser {
     fn is_closed_by_tracker(&mut self) -> bool {
         loop {
             match self.socket.read() {
-                Ok(Message::Close(_)) => {}
+                Ok(Message::Close(frame)) => self.close_code = frame.map(|f| f.code.into()),
                 Ok(_) => {}
                 Err(tungstenite::Error::Io(e))
                     if matches!(
@@ -375,6 +380,11 @@ fn bad_messages_get_a_reason_and_limits_hold() {
         "x".repeat(5000)
     ));
     assert!(browser.is_closed_by_tracker());
+    assert_eq!(
+        browser.close_code,
+        Some(1009),
+        "the reason: message too big"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while webtorrent_metric(&tracker, "peers") != 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -400,6 +410,7 @@ fn silent_connections_are_closed() {
     }
     assert!(closed, "still open after {:?}", started.elapsed());
     assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(browser.close_code, Some(1001), "the reason: going away");
     assert_eq!(webtorrent_metric(&tracker, "peers"), 0);
 }
 

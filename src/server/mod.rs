@@ -1213,10 +1213,11 @@ impl Server {
 
     fn close(&mut self, key: usize) {
         // Closing the socket also takes it out of the epoll set.
-        if let Some(connection) = self.connections.try_remove(key) {
+        if let Some(mut connection) = self.connections.try_remove(key) {
             if let (Connection::WebSocket(websocket), Some(signalling)) =
-                (&connection, &mut self.signalling)
+                (&mut connection, &mut self.signalling)
             {
+                websocket.say_goodbye();
                 signalling.closed(key, websocket);
                 self.ctx.webtorrent_now = signalling.gauges();
             }
@@ -1239,13 +1240,15 @@ impl Server {
             .map(|(k, _)| k)
             .collect();
         for key in expired {
-            if let Some(Connection::Http(c)) = self.connections.get(key) {
-                if c.is_writing() {
+            match self.connections.get_mut(key) {
+                Some(Connection::Http(c)) if c.is_writing() => {
                     // A reset, not a FIN behind what is queued: the kernel
                     // would otherwise keep a stalled client's megabytes of
                     // send buffer until it read them, or gave up.
                     let _ = socket2::SockRef::from(&c.stream).set_linger(Some(Duration::ZERO));
                 }
+                Some(Connection::WebSocket(c)) => c.expire(),
+                _ => {}
             }
             self.close(key);
         }

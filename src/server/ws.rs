@@ -14,7 +14,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use tungstenite::error::ProtocolError;
+use tungstenite::error::{CapacityError, ProtocolError};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 use tungstenite::{Error as WsError, Message, Utf8Bytes};
 
@@ -60,6 +62,9 @@ pub struct Connection {
     pub deadline: Instant,
     /// The torrents and peer ids announced here, to leave when it closes.
     announced: Vec<(InfoHash, PeerId)>,
+    /// Why the tracker is ending it, for the Close frame: a browser then
+    /// sees a reason rather than an abnormal closure (1006).
+    goodbye: Option<CloseCode>,
 }
 
 impl Connection {
@@ -89,6 +94,7 @@ impl Connection {
             client,
             deadline: now + Duration::from_secs(settings.idle_timeout.into()),
             announced: Vec::new(),
+            goodbye: None,
         }
     }
 
@@ -108,21 +114,74 @@ impl Connection {
             Ok(Message::Text(text)) => Ok(Read::Text(text)),
             Ok(Message::Binary(bytes)) => Utf8Bytes::try_from(bytes)
                 .map(Read::Text)
-                .map_err(|e| ended(WsError::Utf8(e.to_string()))),
+                .map_err(|e| self.ended(WsError::Utf8(e.to_string()))),
             Ok(_) => Ok(Read::Frame),
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::Drained),
-            Err(e) => Err(ended(e)),
+            Err(e) => Err(self.ended(e)),
         }
     }
 
     /// Queues `text` and writes what the socket takes now; the rest goes
     /// out as it drains ([`Connection::flush`]).
     pub fn send(&mut self, text: String) -> Result<(), Ended> {
-        would_block_is_fine(self.socket.send(Message::Text(text.into())))
+        let sent = self.socket.send(Message::Text(text.into()));
+        self.would_block_is_fine(sent)
     }
 
     pub fn flush(&mut self) -> Result<(), Ended> {
-        would_block_is_fine(self.socket.flush())
+        let flushed = self.socket.flush();
+        self.would_block_is_fine(flushed)
+    }
+
+    /// It stayed silent past the idle timeout.
+    pub fn expire(&mut self) {
+        self.goodbye = Some(CloseCode::Away);
+    }
+
+    /// Writes the Close frame owed, if the tracker is the one ending the
+    /// connection, as far as the socket takes it now: the socket is closed
+    /// next either way.
+    pub fn say_goodbye(&mut self) {
+        if let Some(code) = self.goodbye.take() {
+            let reason = match code {
+                CloseCode::Away => "idle",
+                CloseCode::Size => "message too big",
+                CloseCode::Policy => "replies not read",
+                _ => "protocol error",
+            };
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = self.socket.close(Some(frame));
+        }
+    }
+
+    fn would_block_is_fine(&mut self, result: Result<(), WsError>) -> Result<(), Ended> {
+        match result {
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other.map_err(|e| self.ended(e)),
+        }
+    }
+
+    /// Why `error` ends the connection; the browser is told, unless it is
+    /// the one that ended it.
+    fn ended(&mut self, error: WsError) -> Ended {
+        let code = match &error {
+            WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                return Ended::HungUp
+            }
+            WsError::Io(e) if e.kind() != io::ErrorKind::InvalidData => return Ended::HungUp,
+            WsError::Capacity(CapacityError::MessageTooLong { .. }) => CloseCode::Size,
+            WsError::WriteBufferFull(_) => CloseCode::Policy,
+            WsError::Utf8(_) => CloseCode::Invalid,
+            _ => CloseCode::Protocol,
+        };
+        log::debug!("webtorrent connection dropped: {error}");
+        self.goodbye = Some(code);
+        Ended::Dropped
     }
 }
 
@@ -134,26 +193,6 @@ pub enum Ended {
     /// It broke the protocol, sent a message over the size limit, or did
     /// not read what it was sent: cut off, and counted.
     Dropped,
-}
-
-fn ended(error: WsError) -> Ended {
-    match error {
-        WsError::ConnectionClosed
-        | WsError::AlreadyClosed
-        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ended::HungUp,
-        WsError::Io(e) if e.kind() != io::ErrorKind::InvalidData => Ended::HungUp,
-        error => {
-            log::debug!("webtorrent connection dropped: {error}");
-            Ended::Dropped
-        }
-    }
-}
-
-fn would_block_is_fine(result: Result<(), WsError>) -> Result<(), Ended> {
-    match result {
-        Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-        other => other.map_err(ended),
-    }
 }
 
 /// A message for another connection.
