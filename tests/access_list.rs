@@ -97,6 +97,13 @@ fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
         ),
         "keeping the previous whitelist of 2",
     );
+    // The service manager's status says so too, until a reload succeeds.
+    const KEPT: &str = "the last reload failed and kept the previous access (the log says why)";
+    assert!(
+        tracker.wait_for_message(KEPT, Duration::from_secs(1)),
+        "{:?}",
+        tracker.messages
+    );
 
     // An unreadable (here: missing) file: same.
     std::fs::remove_file(&list).unwrap();
@@ -104,6 +111,16 @@ fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
     assert!(http_allowed(&tracker, 2));
     assert!(tracker.stderr().contains("No such file"));
     assert!(tracker.is_alive());
+    assert!(tracker.wait_for_message(KEPT, Duration::from_secs(1)));
+
+    std::fs::write(&list, format!("{}\n", hex(&hash(3)))).unwrap();
+    reload(&mut tracker);
+    assert!(http_allowed(&tracker, 3));
+    assert!(
+        !tracker.messages.iter().any(|m| m.contains(KEPT)),
+        "{:?}",
+        tracker.messages
+    );
 }
 
 #[test]

@@ -411,6 +411,9 @@ pub struct Server {
     /// Failed accepts since the last status line, and the last error.
     accept_failures: u64,
     accept_error: Option<io::Error>,
+    /// The lists whose last reload failed, so the old ones stay in force:
+    /// every status line says so until a reload takes them.
+    lists_kept: Vec<&'static str>,
     /// An accept failed with connections left waiting: the listeners get
     /// no new event for those, so the next close tries again.
     accept_stalled: bool,
@@ -522,6 +525,7 @@ impl Server {
             udp_parked: vec![false; udp_count],
             accept_failures: 0,
             accept_error: None,
+            lists_kept: Vec::new(),
             accept_stalled: false,
             marks: Marks::default(),
             shrinkage: shrink::Shrinkage::default(),
@@ -575,6 +579,13 @@ impl Server {
     /// A one-line summary for STATUS= and the logs.
     pub fn status_line(&self, requests_per_sec: u64) -> String {
         let totals = self.ctx.tracker.totals();
+        let kept = match self.lists_kept.as_slice() {
+            [] => String::new(),
+            lists => format!(
+                "; the last reload failed and kept the previous {} (the log says why)",
+                lists.join(", ")
+            ),
+        };
         let interval = self.ctx.pace().interval;
         let paced = if interval == self.config.tracker.interval {
             String::new()
@@ -592,7 +603,8 @@ impl Server {
             None => String::new(),
         };
         format!(
-            "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s{paced}{webtorrent}",
+            "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s{paced}{webtorrent}\
+             {kept}",
             totals.torrents, totals.peers, totals.seeders
         )
     }
@@ -920,8 +932,12 @@ impl Server {
             return;
         };
         let now = self.ctx.clock().1;
+        self.lists_kept.clear();
         for (lists, taken) in reloaded {
             self.ctx.counters.list_reloaded(lists, taken, now);
+            if !taken {
+                self.lists_kept.push(lists.name());
+            }
         }
         // Served from the next request on, not the next loop turn.
         self.ctx.begin_turn();

@@ -143,6 +143,11 @@ const LIST_FILES: usize = 4;
 
 impl ListFiles {
     const NAMES: [&'static str; LIST_FILES] = ["access", "blocked_networks", "passkeys", "hybrids"];
+
+    /// The label of these lists in `/metrics`.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
 }
 
 impl Counters {
