@@ -10,6 +10,7 @@
 //! - [`stats`]: counters, upstream's `/stats` formats, announces by client.
 //! - [`state`]: the state file's lines, for warm restarts.
 //! - [`rate_limit`]: requests per network and second, shared by threads.
+//! - [`keyed_hash`]: the secret hash that spreads client-chosen values.
 //! - [`config`]: defaults, TOML, upstream's `opentracker.conf`, the CLI.
 //! - [`server`]: the only code that opens and serves the tracker's sockets —
 //!   the mio loop, HTTP connections, UDP, streamed full scrapes, listeners.
@@ -21,6 +22,7 @@
 //! listeners → privilege drop → access list → READY → serve.
 
 pub mod config;
+pub mod keyed_hash;
 pub mod proto;
 pub mod rate_limit;
 pub mod server;

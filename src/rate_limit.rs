@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::keyed_hash::KeyedHash;
+
 /// Slots in the table: 512 KiB, so that collisions stay rare among the
 /// networks active at once.
 pub const SLOTS: usize = 1 << 16;
@@ -41,8 +43,8 @@ pub struct RateLimiter {
     /// Per slot, nanoseconds (on the caller's clock) before which its
     /// allowance is used up, plus the burst's worth.
     slots: Box<[AtomicU64]>,
-    /// Odd multiplier of the multiply-shift hash; secret.
-    key: u64,
+    /// Picks a network's slot; secret.
+    key: KeyedHash,
     interval_ns: u64,
     tolerance_ns: u64,
     masks: (u32, u128),
@@ -60,7 +62,7 @@ impl RateLimiter {
             .unwrap_or(0);
         RateLimiter {
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            key: seed | 1,
+            key: KeyedHash::draw(&mut fastrand::Rng::with_seed(seed)),
             interval_ns,
             tolerance_ns: interval_ns * u64::from(rate.burst.max(1) - 1)
                 + CLOCK_SKEW_NS.min(interval_ns / 2),
@@ -77,16 +79,14 @@ impl RateLimiter {
     }
 
     fn slot(&self, network: IpAddr) -> &AtomicU64 {
-        let bits = match network {
-            IpAddr::V4(v4) => u64::from(u32::from(v4)),
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6);
-                // Apart from 0, so that no IPv6 network folds onto IPv4's.
-                ((bits >> 64) as u64 ^ (bits as u64).rotate_left(29)) | 1 << 63
-            }
+        // Every bit goes through the secret hash: a network whose host part
+        // is long (an IPv6 prefix over 64) cannot be picked to land in
+        // another's slot.
+        let hash = match network {
+            IpAddr::V4(v4) => self.key.hash(&v4.octets()),
+            IpAddr::V6(v6) => self.key.hash(&v6.octets()),
         };
-        let hash = bits.wrapping_mul(self.key) >> (64 - SLOTS.trailing_zeros());
-        &self.slots[hash as usize]
+        &self.slots[(hash >> (64 - SLOTS.trailing_zeros())) as usize]
     }
 
     /// Whether a request from `ip` at `now_ns` (a monotonic clock shared by
@@ -285,6 +285,32 @@ mod tests {
         }
         // Random slots for 4096 networks in 65536: about 3970 distinct.
         assert!(used.len() > 3800, "{}", used.len());
+    }
+
+    #[test]
+    fn a_host_cannot_pick_its_address_to_share_another_hosts_slot() {
+        let rate = Rate {
+            per_second: 1,
+            burst: 1,
+            prefixes: (32, 128),
+        };
+        // Folding the halves before a keyed multiply let the owner of a /64
+        // solve for the low half that folds onto a victim's address.
+        let fold = |bits: u128| (bits >> 64) as u64 ^ (bits as u64).rotate_left(29);
+        let victim = u128::from("2001:db8:aaaa:bbbb::1".parse::<Ipv6Addr>().unwrap());
+        let own_half = 0x2001_0db8_cccc_dddd_u64;
+        let low = (own_half ^ fold(victim)).rotate_right(29);
+        let aimed = u128::from(own_half) << 64 | u128::from(low);
+        assert_eq!(fold(aimed), fold(victim));
+        for seed in 1..=16 {
+            let l = RateLimiter::new(rate, seed);
+            let now = 100 * SECOND;
+            assert!(l.allow(Ipv6Addr::from(aimed).into(), now));
+            assert!(
+                l.allow(Ipv6Addr::from(victim).into(), now),
+                "seed {seed}: the victim was refused"
+            );
+        }
     }
 
     #[test]

@@ -42,30 +42,7 @@ pub fn bucket_count(len: usize, count: usize) -> usize {
 }
 
 /// The tracker's secret for spreading peers over buckets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BucketKey {
-    keys: (u64, u64),
-}
-
-impl BucketKey {
-    pub fn draw(rng: &mut fastrand::Rng) -> Self {
-        BucketKey {
-            keys: (rng.u64(..), rng.u64(..)),
-        }
-    }
-
-    /// SipHash-2-4 of `addr`. The standard library's keyed SipHash is
-    /// deprecated only for hash tables (it is slower than the default), and
-    /// a keyed pseudo-random function is just what is needed here: faster
-    /// hashes (foldhash) disclaim resistance to callers who study timing.
-    fn hash(self, addr: &[u8]) -> u64 {
-        use std::hash::Hasher;
-        #[allow(deprecated)]
-        let mut hasher = std::hash::SipHasher::new_with_keys(self.keys.0, self.keys.1);
-        hasher.write(addr);
-        hasher.finish()
-    }
-}
+pub use crate::keyed_hash::KeyedHash as BucketKey;
 
 /// Peers of one family spread over a power of two of sorted buckets.
 #[derive(Clone, Debug)]
