@@ -63,16 +63,21 @@ pub fn announce(query_bytes: &[u8]) -> Result<AnnounceParams, ParamError> {
                 }
                 port = (number & 0xffff) as u16;
             }
-            // Upstream reads a `left` that is no number as 0.
-            b"left" => seeding = query::decode_integer(value_of()?)?.unwrap_or(0) == 0,
+            // Upstream reads a `left` that is no number as 0. Repeated, as
+            // upstream sets flags and never clears one, any 0 makes a seeder.
+            b"left" => seeding |= query::decode_integer(value_of()?)?.unwrap_or(0) == 0,
             b"event" => {
                 let mut buf = [0u8; 16];
-                event = match query::decode_into(value.unwrap_or(b""), &mut buf) {
+                let named = match query::decode_into(value.unwrap_or(b""), &mut buf) {
                     Ok(n) if &buf[..n] == b"completed" => Event::Completed,
                     Ok(n) if &buf[..n] == b"stopped" => Event::Stopped,
                     Ok(_) | Err(QueryError::BadValue) => event,
                     Err(QueryError::Malformed) => return Err(ParamError::Invalid),
                 };
+                // A `stopped` anywhere wins, as upstream's flag does.
+                if event != Event::Stopped {
+                    event = named;
+                }
             }
             b"numwant" => {
                 numwant = Some(query::decode_integer(value_of()?)?.ok_or(ParamError::Invalid)?)
@@ -269,6 +274,18 @@ mod tests {
             .unwrap();
         assert!(!p.seeding, "not wrapped to 0");
         assert_eq!(p.numwant, Some(4294967297));
+    }
+
+    #[test]
+    fn repeated_left_and_event_set_flags_as_upstream_never_clears_them() {
+        let p = announce(format!("info_hash={HASH}&left=0&left=5").as_bytes()).unwrap();
+        assert!(p.seeding);
+        let p =
+            announce(format!("info_hash={HASH}&event=stopped&event=completed").as_bytes()).unwrap();
+        assert_eq!(p.event, Event::Stopped);
+        let p =
+            announce(format!("info_hash={HASH}&event=completed&event=started").as_bytes()).unwrap();
+        assert_eq!(p.event, Event::Completed);
     }
 
     #[test]

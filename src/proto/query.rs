@@ -39,6 +39,8 @@ const FORBIDDEN: u8 = 3;
 /// A control byte or a byte >= 0x7f: fine in a value the tracker ignores,
 /// refused where a name is read or a value decoded.
 const RAW: u8 = 4;
+/// `@`: fine in any value, as upstream, but a name holding it is invalid.
+const VALUE_ONLY: u8 = 5;
 const CLASS: [u8; 256] = {
     let mut table = [PLAIN; 256];
     let mut byte = 0;
@@ -56,6 +58,7 @@ const CLASS: [u8; 256] = {
     }
     table[b'&' as usize] = SEPARATOR;
     table[b'=' as usize] = EQUALS;
+    table[b'@' as usize] = VALUE_ONLY;
     table
 };
 
@@ -84,7 +87,7 @@ impl<'a> Iterator for Pairs<'a> {
                     EQUALS => {
                         equals.get_or_insert(end);
                     }
-                    RAW if equals.is_some() => {}
+                    RAW | VALUE_ONLY if equals.is_some() => {}
                     _ => {
                         self.rest = &[];
                         return Some(Err(QueryError::Malformed));
@@ -285,6 +288,9 @@ mod tests {
         assert!(pairs(b"a=\"x").any(|p| p.is_err()));
         assert!(pairs(b"a={").any(|p| p.is_err()));
         assert!(pairs(b"a=b&c=@?").all(|p| p.is_ok()));
+        for name_with_at in [&b"a=b&x@=1"[..], b"a=b&x@", b"@=1"] {
+            assert!(pairs(name_with_at).any(|p| p.is_err()));
+        }
     }
 
     #[test]
