@@ -81,6 +81,35 @@ fn two_trackers_hand_out_each_others_peers() {
 }
 
 #[test]
+fn a_stopping_tracker_passes_on_its_last_announces() {
+    let dir = TestDir::new();
+    let (port_a, port_b) = (cluster_port(), cluster_port());
+    let mut a = start_member(&dir, port_a, port_b);
+    let b = start_member(&dir, port_b, port_a);
+    // Sent at the next whole second, or at the stop, whichever comes first.
+    a.get(&announce_path(&hash(7), 6881, "&left=0"));
+    assert_eq!(a.stop().code(), Some(0));
+    wait_for_counts(&b, 7, Some((1, 0, 0)));
+}
+
+#[test]
+fn announces_the_access_list_refuses_are_not_counted_as_applied() {
+    let dir = TestDir::new();
+    let hex: String = hash(6).iter().map(|b| format!("{b:02x}")).collect();
+    let list = dir.write("whitelist", &format!("{hex}\n"));
+    let (port_a, port_b) = (cluster_port(), cluster_port());
+    let a = start_member(&dir, port_a, port_b);
+    let only_6 = format!("whitelist = \"{}\"\n", list.display());
+    let b = start_member_with(&dir, port_b, port_a, &only_6);
+    a.get(&announce_path(&hash(5), 6881, "&left=0"));
+    a.get(&announce_path(&hash(6), 6881, "&left=0"));
+    wait_for_counts(&b, 6, Some((1, 0, 0)));
+    assert_eq!(scrape_counts(&b, 5), None);
+    assert_eq!(b.metric("opentracker_cluster_announces_received_total"), 1);
+    assert_eq!(b.metric("opentracker_cluster_datagrams_dropped_total"), 0);
+}
+
+#[test]
 fn a_hybrid_torrents_v2_announces_reach_its_v1_swarm_across_the_cluster() {
     let dir = TestDir::new();
     let hex = |h: [u8; 20]| h.iter().map(|b| format!("{b:02x}")).collect::<String>();

@@ -165,6 +165,12 @@ fn bad_files_name_file_and_line() {
             ":2: http.keep_alive: invalid type: string \"yes\", expected a boolean",
         ),
         (
+            "cluster.toml",
+            "[cluster]\nlisten = \"127.0.0.1:7000\"\nkey_file = \"k\"\n\
+             peers = [\"127.0.0.2:7000\", \"127.0.0.2:7000\"]\n",
+            ":4: cluster.peers entry 127.0.0.2:7000 is listed twice or has port 0",
+        ),
+        (
             "legacy.conf",
             "listen.tcp_udp 127.0.0.1\naccess.whitelst /x\n",
             ":2: unknown key \"access.whitelst\"",

@@ -713,6 +713,16 @@ impl Config {
                 ))
             }
         }
+        for (i, peer) in c.peers.iter().enumerate() {
+            // A second entry sends each datagram twice, and the copy is
+            // refused as replayed; port 0 cannot be sent to.
+            if peer.port() == 0 || c.peers[..i].contains(peer) {
+                return Err(Invalid::new(
+                    &["cluster.peers"],
+                    format!("cluster.peers entry {peer} is listed twice or has port 0"),
+                ));
+            }
+        }
         if let Some(listen) = c.listen {
             if let Some(peer) = c.peers.iter().find(|p| p.is_ipv4() != listen.is_ipv4()) {
                 return Err(Invalid::new(

@@ -13,7 +13,7 @@ use mio::{Interest, Registry, Token};
 use super::Context;
 use crate::config::Config;
 use crate::proto::cluster::{Opener, Refused, Sealer};
-use crate::tracker::{Announce, Families};
+use crate::tracker::{Announce, Announced, Families};
 
 /// Keys shorter than this are refused: a guessable key lets anyone add
 /// peers to every swarm.
@@ -55,10 +55,11 @@ pub fn bind(config: &Config) -> Result<Option<Cluster>, String> {
     let Some(key) = read_key(config)? else {
         return Ok(None);
     };
-    let socket = std::net::UdpSocket::bind(listen)
+    // The other trackers send a second's announces at once: a burst.
+    let socket = super::listeners::udp_socket_with_large_buffer(listen)
         .and_then(|socket| {
-            socket.set_nonblocking(true)?;
-            Ok(socket)
+            socket.bind(&listen.into())?;
+            Ok(std::net::UdpSocket::from(socket))
         })
         .map_err(|e| format!("bind cluster UDP {listen}: {e}"))?;
     // Drawn at start: datagrams carrying it are this tracker's own.
@@ -83,6 +84,11 @@ impl Cluster {
             .local_addr()
             .map_or("?".into(), |a| a.to_string());
         format!("cluster sync on {local} with {} trackers", self.peers.len())
+    }
+
+    /// Datagrams the kernel dropped on the socket for a full receive queue.
+    pub fn dropped(&self) -> u64 {
+        crate::sys::datagrams::dropped(&self.socket).map_or(0, u64::from)
     }
 
     /// Sends the announces waiting in the outbox to every other tracker.
@@ -135,8 +141,11 @@ impl Cluster {
                             event: entry.event,
                             numwant: 0,
                         };
-                        ctx.apply_announce(&request, Families::Both);
-                        ctx.counters.cluster_received += 1;
+                        // One the access lists here refuse is not applied.
+                        if ctx.apply_announce(&request, Families::Both) != Announced::NotAuthorized
+                        {
+                            ctx.counters.cluster_received += 1;
+                        }
                     }
                 }
                 // A tracker may list itself among the peers; nothing wrong.

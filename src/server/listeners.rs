@@ -73,6 +73,16 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = udp_socket_with_large_buffer(addr)?;
+    socket.bind(&addr.into())?;
+    Ok(answering_from_destination(UdpSocket::from_std(
+        socket.into(),
+    )))
+}
+
+/// A UDP socket for `addr`, not yet bound, with a receive buffer that
+/// absorbs bursts (as large as the system allows; said when capped).
+pub(super) fn udp_socket_with_large_buffer(addr: SocketAddr) -> io::Result<Socket> {
     let socket = socket_for(addr, Type::DGRAM, Protocol::UDP)?;
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     // Linux reports twice what it grants, for its bookkeeping.
@@ -87,10 +97,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
             UDP_RECV_BUFFER >> 10
         );
     }
-    socket.bind(&addr.into())?;
-    Ok(answering_from_destination(UdpSocket::from_std(
-        socket.into(),
-    )))
+    Ok(socket)
 }
 
 /// A wildcard socket's replies leave from the address each request was

@@ -630,6 +630,21 @@ impl Server {
             );
             status = format!("{status}; {what}");
         }
+        if let Some(cluster) = &self.cluster {
+            let dropped = cluster.dropped();
+            let newly_dropped = dropped.saturating_sub(self.ctx.kernel.cluster_dropped);
+            self.ctx.kernel.cluster_dropped = dropped;
+            if newly_dropped > 0 {
+                let what = format!(
+                    "{newly_dropped} cluster sync datagrams dropped by the kernel in {every} s"
+                );
+                log::warn!(
+                    "{what}: announces of other trackers lost; the receive queue was full \
+                     (a larger net.core.rmem_max holds a larger burst)"
+                );
+                status = format!("{status}; {what}");
+            }
+        }
         let all_unstored = self.ctx.tracker.totals().unstored;
         let unstored = all_unstored - self.marks.unstored;
         self.marks.unstored = all_unstored;
@@ -803,6 +818,11 @@ impl Server {
             let now = self.ctx.instant;
             if let Some(deadline) = stop_by {
                 if now >= deadline || !self.connections.iter().any(|(_, c)| c.is_writing()) {
+                    // The last second's announces, stops among them, would
+                    // otherwise stay with this tracker.
+                    if let Some(cluster) = &mut self.cluster {
+                        cluster.send(&mut self.ctx);
+                    }
                     if let Some(saver) = self.saver.take() {
                         saver.stop();
                     }

@@ -703,6 +703,8 @@ fn process_metrics(out: &mut String, usage: &Usage, started_unix: u64) {
 pub struct KernelReadings {
     /// Datagrams dropped on the UDP sockets for a full receive queue.
     pub udp_dropped: u64,
+    /// Datagrams dropped on the cluster sync socket for a full receive queue.
+    pub cluster_dropped: u64,
     /// The connection-tracking table, when connections are tracked; its
     /// drops counted from the tracker's start.
     pub conntrack: Option<Conntrack>,
@@ -864,13 +866,18 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
             c.cluster_unsent,
         ),
         (
+            "cluster_datagrams_dropped_total",
+            "Cluster sync datagrams from other trackers the kernel dropped for a full receive queue (read every 10 s).",
+            kernel.cluster_dropped,
+        ),
+        (
             "cluster_announces_dropped_total",
-            "Announces not passed on to the cluster: its outbox (about 100,000 announces) was full.",
+            "Announces not passed on to the cluster: its outbox (4 MiB, about 100,000 announces) was full.",
             c.cluster_overflowed,
         ),
         (
             "cluster_announces_received_total",
-            "Announces other trackers of the cluster passed on, applied here.",
+            "Announces other trackers of the cluster passed on, applied here (not those the access lists here refuse).",
             c.cluster_received,
         ),
         (
@@ -1042,6 +1049,7 @@ mod tests {
         let mut out = String::new();
         let kernel = KernelReadings {
             udp_dropped: 3,
+            cluster_dropped: 0,
             conntrack: None,
         };
         let process = Usage {
