@@ -37,10 +37,15 @@ impl Browser {
     }
 
     fn open(stream: TcpStream, addr: SocketAddr) -> Browser {
+        Browser::open_path(stream, addr, "/announce")
+    }
+
+    /// A browser whose announce URL has `path` (a passkey in it).
+    fn open_path(stream: TcpStream, addr: SocketAddr, path: &str) -> Browser {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let url = format!("ws://{addr}/announce");
+        let url = format!("ws://{addr}{path}");
         let (socket, response) = tungstenite::client(url, stream).expect("WebSocket handshake");
         assert_eq!(response.status(), 101);
         Browser {
@@ -441,6 +446,54 @@ fn pings_keep_a_connection_open_and_forgotten_peers_free_its_torrents() {
     browser.send(announce(2, 1, 0));
     let reply = browser.receive();
     assert_eq!(reply["complete"], 1, "{reply}");
+}
+
+#[test]
+fn a_reload_that_revokes_a_passkey_or_blocks_a_network_ends_its_websockets() {
+    let dir = TestDir::new();
+    let keys = dir.write("passkeys", "goodkey1\nother2\n");
+    let blocked = dir.write("blocked", "192.0.2.0/24\n");
+    let toml = format!(
+        "[access]\npasskeys = \"{}\"\nblocked_networks = \"{}\"\n{ENABLED}",
+        keys.display(),
+        blocked.display()
+    );
+    let launch = Launch {
+        toml,
+        ..Launch::default()
+    };
+    let mut tracker = Tracker::launch_in(dir, launch);
+    let connect = |path: &str| {
+        let addr = tracker.v4();
+        Browser::open_path(TcpStream::connect(addr).expect("connect"), addr, path)
+    };
+    let mut revoked = connect("/goodkey1/announce");
+    let mut kept = connect("/other2/announce");
+    revoked.send(announce(1, 1, 0));
+    assert_eq!(revoked.receive()["complete"], 1);
+    kept.send(announce(2, 2, 0));
+    assert_eq!(kept.receive()["complete"], 1);
+    let reload = |tracker: &mut Tracker| {
+        tracker.clear_messages();
+        tracker.signal("HUP");
+        assert!(tracker.wait_for_message("READY=1", Duration::from_secs(10)));
+    };
+
+    std::fs::write(&keys, "other2\n").unwrap();
+    reload(&mut tracker);
+    assert!(revoked.is_closed_by_tracker());
+    assert_eq!(revoked.close_code, Some(1008), "policy: no longer allowed");
+    assert_eq!(webtorrent_metric(&tracker, "peers"), 1, "its peer left");
+    kept.send(announce(2, 2, 0));
+    assert_eq!(kept.receive()["complete"], 1);
+
+    std::fs::write(&blocked, "127.0.0.0/8\n").unwrap();
+    reload(&mut tracker);
+    assert!(kept.is_closed_by_tracker());
+    assert_eq!(kept.close_code, Some(1008));
+    assert!(tracker
+        .stderr()
+        .contains("reload: 1 WebSocket connections ended: their network is blocked now"));
 }
 
 #[test]

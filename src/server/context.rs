@@ -513,6 +513,15 @@ impl Context {
         Some(reason)
     }
 
+    /// Whether requests from `via`, for `client` (another behind a trusted
+    /// proxy) with `passkey`, pass the network and passkey lists in force.
+    /// Nothing is counted: this is for connections admitted before.
+    pub fn admits(&self, via: IpAddr, client: IpAddr, passkey: Option<&[u8]>) -> bool {
+        let passes_passkeys =
+            !self.settings.needs_passkeys || passkey.is_some_and(|k| self.keys.1.contains(k));
+        passes_passkeys && !self.blocks_network(via) && !self.blocks_network(client)
+    }
+
     /// Whether any network is blocked (`access.blocked_networks`).
     pub fn blocks_networks(&self) -> bool {
         !self.blocked.1.is_empty()

@@ -14,7 +14,7 @@ use mio::net::TcpStream;
 
 use super::respond::{self, respond};
 use super::sliced::SlicedBody;
-use super::Context;
+use super::{ws, Context};
 use crate::proto::http::{self, head_len, RequestBody, MAX_HEAD};
 use crate::proto::proxy_protocol;
 use crate::proto::response::{self, HttpError};
@@ -75,7 +75,7 @@ pub struct Connection {
     /// its PROXY header has not been read yet.
     awaits_proxy_header: bool,
     /// Switching to a WebSocket once the response is out, for this client.
-    upgrade: Option<IpAddr>,
+    upgrade: Option<ws::Admission>,
 }
 
 /// How long a lingering close waits for the client to hang up.
@@ -135,10 +135,14 @@ impl Connection {
     }
 
     /// The socket, the bytes read past the request that switched it to a
-    /// WebSocket, and the client its messages count against.
-    pub fn into_websocket(self) -> (TcpStream, Vec<u8>, IpAddr) {
-        let client = self.upgrade.unwrap_or(self.peer.ip());
-        (self.stream, self.input, client)
+    /// WebSocket, the address it comes from, and whom it was admitted for.
+    pub fn into_websocket(self) -> (TcpStream, Vec<u8>, IpAddr, ws::Admission) {
+        let via = self.peer.ip();
+        let admission = self.upgrade.unwrap_or(ws::Admission {
+            client: via,
+            passkey: None,
+        });
+        (self.stream, self.input, via, admission)
     }
 
     /// Whether a response is still being written (for a graceful stop).

@@ -961,9 +961,33 @@ impl Server {
         }
         // Served from the next request on, not the next loop turn.
         self.ctx.begin_turn();
+        self.end_websockets_no_longer_admitted();
         self.notifier.ready(&self.status_line(0));
         if again {
             self.reload();
+        }
+    }
+
+    /// A reload that blocks a network or revokes a passkey ends the open
+    /// WebSocket connections it would now refuse: a browser announces often
+    /// enough never to go idle, and its peers would stay in their swarms.
+    fn end_websockets_no_longer_admitted(&mut self) {
+        let ctx = &self.ctx;
+        let refused: Vec<usize> = (self.connections.iter_mut())
+            .filter_map(|(key, c)| match c {
+                Connection::WebSocket(ws) => (!ws.still_admitted(ctx)).then_some(key),
+                Connection::Http(_) => None,
+            })
+            .collect();
+        if !refused.is_empty() {
+            log::info!(
+                "reload: {} WebSocket connections ended: their network is blocked now, or \
+                 their passkey revoked",
+                refused.len()
+            );
+        }
+        for key in refused {
+            self.close(key);
         }
     }
 
@@ -1160,9 +1184,11 @@ impl Server {
         let Some(Connection::Http(http)) = self.connections.try_remove(key) else {
             return;
         };
-        let (stream, read, client) = http.into_websocket();
+        let (stream, read, via, admission) = http.into_websocket();
+        let websocket_client = admission.client;
         let settings = &signalling.settings;
-        let mut websocket = ws::Connection::new(stream, read, client, settings, self.ctx.instant);
+        let mut websocket =
+            ws::Connection::new(stream, read, via, admission, settings, self.ctx.instant);
         // The slab hands out the key just freed, so the socket's token
         // stays right; should it not, the socket is told its new one.
         let entry = self.connections.vacant_entry();
@@ -1176,7 +1202,7 @@ impl Server {
             }
         }
         entry.insert(Connection::WebSocket(websocket));
-        signalling.opened(new_key, client);
+        signalling.opened(new_key, websocket_client);
         self.drive_websocket(new_key);
     }
 

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::sliced::{BodyKind, Rank, Ranking, SlicedBody, StreamTicket, StreamedBody};
-use super::Context;
+use super::{ws, Context};
 use crate::proto::http::{self, RequestError, Route};
 use crate::proto::params::{self, ParamError, StatsMode};
 use crate::proto::peer_id::ClientTag;
@@ -28,9 +28,9 @@ pub struct Reply {
     /// A body still to be streamed after the head, or a whole response
     /// still to be gathered.
     pub body: Option<SlicedBody>,
-    /// The connection becomes a WebSocket once the head is written, its
-    /// messages counted against this client.
-    pub upgrade: Option<IpAddr>,
+    /// The connection becomes a WebSocket once the head is written, for
+    /// this client.
+    pub upgrade: Option<ws::Admission>,
 }
 
 impl Reply {
@@ -235,7 +235,10 @@ pub fn respond(
                 close: false,
                 error: false,
                 body: None,
-                upgrade: Some(peer_ip(ctx, request.head, client)),
+                upgrade: Some(ws::Admission {
+                    client: peer_ip(ctx, request.head, client),
+                    passkey: request.passkey.map(Box::from),
+                }),
             }
         }
         Answer::Stream(kind, ticket) => {

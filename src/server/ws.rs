@@ -52,12 +52,26 @@ pub enum Read {
     Drained,
 }
 
+/// Whom an upgrade request was admitted for.
+#[derive(Clone, Debug)]
+pub struct Admission {
+    /// Whom rate limits count its messages against: the client, or the
+    /// one a trusted proxy named.
+    pub client: IpAddr,
+    /// The passkey of its path, under `access.passkeys`.
+    pub passkey: Option<Box<[u8]>>,
+}
+
 /// One WebSocket connection.
 pub struct Connection {
     socket: WebSocket<TcpStream>,
     /// Whom rate limits count its messages against: the client, or the
     /// one a trusted proxy named.
     client: IpAddr,
+    /// The address the connection comes from (a proxy's, behind one).
+    via: IpAddr,
+    /// The passkey it was admitted with, checked again on each reload.
+    passkey: Option<Box<[u8]>>,
     /// Closed when nothing arrives before then.
     pub deadline: Instant,
     /// The torrents and peer ids announced here, to leave when it closes.
@@ -73,7 +87,8 @@ impl Connection {
     pub fn new(
         stream: TcpStream,
         read: Vec<u8>,
-        client: IpAddr,
+        via: IpAddr,
+        admission: Admission,
         settings: &Webtorrent,
         now: Instant,
     ) -> Connection {
@@ -91,7 +106,9 @@ impl Connection {
             .max_write_buffer_size(4 * largest);
         Connection {
             socket: WebSocket::from_partially_read(stream, read, Role::Server, Some(config)),
-            client,
+            client: admission.client,
+            via,
+            passkey: admission.passkey,
             deadline: now + Duration::from_secs(settings.idle_timeout.into()),
             announced: Vec::new(),
             goodbye: None,
@@ -138,6 +155,17 @@ impl Connection {
         self.goodbye = Some(CloseCode::Away);
     }
 
+    /// Whether the lists now in force would still admit it: a reload may
+    /// have blocked its network or revoked its passkey. If not, it is told
+    /// so when it closes.
+    pub fn still_admitted(&mut self, ctx: &Context) -> bool {
+        let admitted = ctx.admits(self.via, self.client, self.passkey.as_deref());
+        if !admitted {
+            self.goodbye = Some(CloseCode::Policy);
+        }
+        admitted
+    }
+
     /// Writes the Close frame owed, if the tracker is the one ending the
     /// connection, as far as the socket takes it now: the socket is closed
     /// next either way.
@@ -146,6 +174,7 @@ impl Connection {
             let reason = match code {
                 CloseCode::Away => "idle",
                 CloseCode::Size => "message too big",
+                CloseCode::Policy if self.socket.can_write() => "no longer allowed",
                 CloseCode::Policy => "replies not read",
                 _ => "protocol error",
             };
