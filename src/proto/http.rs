@@ -280,16 +280,16 @@ pub fn wants_keep_alive(request: &Request<'_>) -> bool {
         && (request.http11 || has_token(request.head, "connection", b"keep-alive"))
 }
 
-/// The leftmost address of `X-Forwarded-For`, if it starts with an IP literal.
+/// The leftmost address of `X-Forwarded-For`, as upstream reads it, if it
+/// is an IP literal: `a.b.c.d`, an IPv6 address bare or in brackets, or
+/// either with the port some proxies add (`a.b.c.d:port`, `[v6]:port`).
 pub fn forwarded_for(head: &[u8]) -> Option<IpAddr> {
     let value = header(head, "x-forwarded-for")?;
     let first = value.split(|&b| b == b',').next()?.trim_ascii();
     let text = std::str::from_utf8(first).ok()?;
-    let text = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    text.parse().ok()
+    let bracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    (bracketed.unwrap_or(text).parse().ok())
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// Whether a gzip body is acceptable. A present `Accept-Encoding` header is
@@ -505,6 +505,17 @@ mod tests {
     fn headers() {
         let head = b"GET / HTTP/1.1\r\nX-Forwarded-For:  10.9.8.7, 1.1.1.1\r\nAccept-Encoding: br, gzip;q=0\r\n\r\n";
         assert_eq!(forwarded_for(head), Some("10.9.8.7".parse().unwrap()));
+        for (value, ip) in [
+            ("10.9.8.7:5000", "10.9.8.7"),
+            ("[2001:db8::1]:5000, 10.0.0.1", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+        ] {
+            let head = format!("GET / HTTP/1.1\r\nX-Forwarded-For: {value}\r\n\r\n");
+            assert_eq!(forwarded_for(head.as_bytes()), Some(ip.parse().unwrap()));
+        }
+        let unknown = b"GET / HTTP/1.1\r\nX-Forwarded-For: unknown\r\n\r\n";
+        assert_eq!(forwarded_for(unknown), None);
         assert!(!accepts_gzip(head, head));
         let gzip = b"GET / HTTP/1.1\r\naccept-encoding: gzip, deflate\r\n\r\n";
         assert!(accepts_gzip(gzip, gzip));
