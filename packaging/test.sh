@@ -678,6 +678,9 @@ nspawn_debian_upgrade() {
 	check "and named no setting left behind (opentracker.conf was not edited)" sh -c "! grep -q 'not carried over' '$log'"
 	expect_empty "systemd-analyze verify with the drop-in prints nothing" \
 		ct systemd-analyze verify --man=no opentracker.service opentracker.socket
+	check "the postinst removed the C package's dpkg-statoverride of /var/lib/opentracker" \
+		sh -c "grep -q 'removed the C package.s dpkg-statoverride' '$log' && ! nsenter -t $CT_LEADER -a dpkg-statoverride --list /var/lib/opentracker"
+	check "the upgrade removed the C user's empty home /var/lib/opentracker" test ! -e "$root/var/lib/opentracker"
 	check "the listed hash is accepted (HTTP and UDP)" ct_announce 127.0.0.1 --info-hash "$listed"
 	check "an unlisted hash is refused (HTTP and UDP)" ct_announce 127.0.0.1 --info-hash "$unlisted" --expect-refused
 	out=$(ct_stats_status 127.0.0.1)
@@ -690,7 +693,10 @@ nspawn_debian_upgrade() {
 		ct_announce 127.0.0.1 --info-hash "$unlisted"
 	out=$(ct_stats_status 127.0.0.2)
 	check "and /stats answers 127.0.0.2 (HTTP ${out:-no answer})" test "$out" = 200
-	check "apt purge opentracker libowfat0" ct apt-get purge -y opentracker libowfat0
+	# README.Debian: the old user may go; dpkg must not depend on it.
+	check "userdel _opentracker (the C package's unused user and group)" \
+		sh -c "nsenter -t $CT_LEADER -a userdel _opentracker && ! nsenter -t $CT_LEADER -a getent group _opentracker"
+	check "apt purge opentracker libowfat0 (dpkg runs with that user gone)" ct apt-get purge -y opentracker libowfat0
 	check "the purge removed whitelist.txt (an obsolete conffile)" test ! -e "$root/etc/opentracker/whitelist.txt"
 
 	# Edited opentracker.conf: a relative whitelist path (from the C
