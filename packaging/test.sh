@@ -728,6 +728,25 @@ nspawn_debian_upgrade() {
 	check "the purge removed the drop-in and its directory" test ! -e "${drop_in%/*}"
 	check "and opentracker.conf.dpkg-bak" test ! -e "$root/etc/opentracker/opentracker.conf.dpkg-bak"
 	ct rm -f "/etc/opentracker/my list%.txt"
+
+	# A C tracker the admin had disabled: the new socket unit must not be
+	# enabled and started (debhelper's was-enabled says yes for a unit it
+	# has never seen), or the first client would start the tracker.
+	check "Debian's opentracker installed a third time, then disabled and stopped" \
+		ct sh -c "cd /var/tmp/debs && apt-get install -y ./libowfat0_*.deb ./opentracker_0.0*.deb &&
+			echo $listed >>/etc/opentracker/whitelist.txt && systemctl disable --now opentracker.service"
+	check "upgrade from the disabled Debian opentracker" \
+		ct_logged "$log" sh -c "cd /var/tmp/debs && apt-get install -y ./$(basename "$DEB")"
+	check "the postinst said both units stay disabled" grep -q 'opentracker.service was disabled: .* stay disabled' "$log"
+	out=$(ct systemctl is-enabled opentracker.service opentracker.socket | paste -sd' ')
+	check "neither opentracker.service nor opentracker.socket is enabled ($out)" test "$out" = "disabled disabled"
+	out=$(ct systemctl is-active opentracker.service opentracker.socket | paste -sd' ')
+	check "neither is running ($out)" test "$out" = "inactive inactive"
+	check "nothing listens on 6969" sh -c "[ -z \"\$(nsenter -t $CT_LEADER -a ss -Hlntu 'sport = :6969')\" ]"
+	check "systemctl enable --now opentracker.socket, as the postinst says, starts it" \
+		ct systemctl enable --now opentracker.socket
+	check "and an announce of the listed hash activates the tracker" ct_announce 127.0.0.1 --info-hash "$listed"
+	check "apt purge opentracker libowfat0" ct apt-get purge -y opentracker libowfat0
 }
 
 # ----------------------------------------------------------------- nix ----
