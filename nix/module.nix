@@ -95,7 +95,14 @@ in
           udp_workers = mkOption {
             type = types.ints.between 0 256;
             default = 0;
-            description = "Threads serving each UDP socket, for hosts where one core cannot keep up; 0 serves UDP from the event loop.";
+            description = ''
+              Threads serving each UDP socket, for hosts where one core cannot
+              keep up; 0 serves UDP from the event loop. Every UDP socket gets
+              its own, and the unit's TasksMax (17, or 18 with keepSwarms)
+              holds them all with the event loop and the reload (and saver)
+              thread: up to 15 worker threads over all UDP addresses. Raise
+              systemd.services.opentracker.serviceConfig.TasksMax for more.
+            '';
           };
         };
         options.access.whitelist = mkOption {
