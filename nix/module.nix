@@ -65,6 +65,8 @@ in
         keep their built-in defaults. The listen addresses become the
         ListenStream= and ListenDatagram= lines of opentracker.socket (give
         them with a port); the tracker itself uses the sockets systemd passes.
+        nixos-rebuild switch leaves a changed socket unit alone: restart
+        opentracker.socket by hand for new addresses.
       '';
       default = { };
       example = lib.literalExpression ''
@@ -123,7 +125,9 @@ in
       default = false;
       description = ''
         Keep the swarms across stops, reboots and crashes (a restart keeps
-        them anyway, in systemd's descriptor store): the tracker saves them
+        them anyway, in systemd's descriptor store; so does
+        nixos-rebuild switch, which restarts the changed service rather than
+        stopping it with its socket): the tracker saves them
         to /var/lib/opentracker/state when it stops and every
         tracker.save_interval seconds (600), and loads them when it starts
         (tracker.save_state). The unit gets the state directory and stop
@@ -157,6 +161,11 @@ in
       after = [ "opentracker.socket" ];
       wantedBy = [ "multi-user.target" ];
       restartTriggers = [ configFile ];
+      # A changed unit is restarted after the switch. With the default
+      # (true), switch-to-configuration stops a socket-activated service
+      # and its socket and starts the socket alone: systemd then empties
+      # the descriptor store, and the swarms a restart keeps are lost.
+      stopIfChanged = false;
       serviceConfig = builtins.mapAttrs (_: lib.mkDefault) serviceDefaults // {
         ExecStart = "${lib.getExe cfg.package} -f ${configFile}";
         ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";

@@ -46,6 +46,7 @@ def main():
         "tracker": {"interval": 900, "user": "nobody"}})
     expect("ExecReload", sc["ExecReload"], "/stub/coreutils/bin/kill -HUP $MAINPID")
     expect("service requires the socket", (svc["requires"], svc["after"]), (["opentracker.socket"], ["opentracker.socket"]))
+    expect("a changed service is restarted, not stopped with its socket (stopIfChanged)", svc.get("stopIfChanged"), False)
     sock = data["config"]["systemd"]["sockets"]["opentracker"]
     expect("listenStreams from settings.listen", sock["listenStreams"], ["[::]:6969", "127.0.0.1:8080"])
     expect("listenDatagrams from settings.listen", sock["listenDatagrams"], ["[::]:6969", "0.0.0.0:6881"])
