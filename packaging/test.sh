@@ -972,6 +972,9 @@ cmd_docker() {
 		docker-compose -f "$REPO/docker/compose.yaml" config -q
 	check "the compose file tags the image opentracker:latest" \
 		sh -c "docker-compose -f '$REPO/docker/compose.yaml' config | grep -q 'image: opentracker:latest'"
+	out=$(sed -n 's/^ARG BUILD_IMAGE=//p' "$REPO/docker/Dockerfile")
+	check "with BUILD_IMAGE unset, compose passes the Dockerfile's default, ${out:-none} (not an empty one)" \
+		sh -c "env -u BUILD_IMAGE docker-compose -f '$REPO/docker/compose.yaml' config | grep -Eqx \" *BUILD_IMAGE: '?${out:-none}'?\""
 	if ! is_root; then
 		skip "docker engine, image build and run: dockerd needs root"
 		return
