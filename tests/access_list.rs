@@ -788,6 +788,23 @@ fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
         "nor does a bad line, which may be a key"
     );
     assert!(tracker.stderr().contains("; no access list; 2 passkeys"));
+
+    // Every key revoked: the tracker now refuses everyone, and says so.
+    const EMPTY: &str = "the passkeys file holds no key: every announce and scrape is refused";
+    assert!(!tracker.stderr().contains(EMPTY));
+    std::fs::write(&keys, "# all revoked\n").unwrap();
+    let config = tracker.dir.write(
+        "check.toml",
+        &format!("[access]\npasskeys = \"{}\"\n", keys.display()),
+    );
+    let (status, _, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
+    assert!(status.success() && stderr.contains(EMPTY), "{stderr}");
+    reload(&mut tracker);
+    tracker.wait_for_log(EMPTY);
+    assert_eq!(
+        failure(&tracker, &format!("/carol/announce{query}")).as_deref(),
+        Some(PASSKEY_UNKNOWN)
+    );
 }
 
 #[test]

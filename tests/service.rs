@@ -623,6 +623,62 @@ fn started_unprivileged_with_a_capability_it_clears_it_once_bound() {
     let _ = child.wait();
 }
 
+/// A user and a directory given to a tracker not started as root: it
+/// cannot change user or chroot, and says so rather than claim a root.
+#[test]
+fn a_user_given_without_root_is_warned_of_and_no_chroot_is_claimed() {
+    let dir = TestDir::new();
+    let port = free_port();
+    let config = dir.write(
+        "opentracker.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[log]\ntarget = \"stderr\"\n\
+             [tracker]\nuser = \"daemon\"\nrootdir = \"/tmp\"\n"
+        ),
+    );
+    let log = dir.path("stderr.log");
+    // As root, the test starts it as nobody; otherwise as itself.
+    let mut command = if is_root() {
+        let mut setpriv = Command::new("setpriv");
+        setpriv
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(BINARY);
+        setpriv
+    } else {
+        Command::new(BINARY)
+    };
+    let mut child = command
+        .arg("-f")
+        .arg(&config)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start the tracker");
+    let started = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains(" serving ") || started.elapsed() > Duration::from_secs(15) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains(
+            "warn: tracker.user (daemon) is not taken: only a start as root changes user"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(not started as root); working directory /tmp (no chroot);"),
+        "{text}"
+    );
+}
+
 #[test]
 fn privilege_errors_are_fatal_with_one_clear_line() {
     if !is_root() {

@@ -287,15 +287,21 @@ mod tests {
         );
     }
 
+    /// The warnings a configuration file with `text` gets.
+    fn warnings(text: &str) -> Vec<String> {
+        let file = std::env::temp_dir().join(format!(
+            "ot-cli-warnings-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&file, text).unwrap();
+        let c = run(&["-f", file.to_str().unwrap()]).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        c.warnings
+    }
+
     #[test]
     fn a_save_interval_without_save_state_is_warned_of() {
-        let file = std::env::temp_dir().join(format!("ot-cli-save-{}", std::process::id()));
-        let warnings = |text: &str| {
-            std::fs::write(&file, text).unwrap();
-            let c = run(&["-f", file.to_str().unwrap()]).unwrap();
-            std::fs::remove_file(&file).unwrap();
-            c.warnings
-        };
         let unsaved = warnings("[tracker]\nstate_file = \"s\"\nsave_interval = 60\n");
         assert!(
             unsaved[0].contains("save_interval (60) does nothing without"),
@@ -303,6 +309,21 @@ mod tests {
         );
         let saved = "[tracker]\nstate_file = \"s\"\nsave_state = true\nsave_interval = 60\n";
         assert!(warnings(saved).is_empty());
+    }
+
+    #[test]
+    fn rate_limit_settings_without_a_rate_limit_are_warned_of() {
+        for unlimited in [
+            "[access]\nrate_limit_burst = 100\n",
+            "[access]\nrate_limit_ipv6_prefix = 64\n",
+        ] {
+            let said = warnings(unlimited);
+            assert!(
+                said.len() == 1 && said[0].contains("do nothing without access.rate_limit"),
+                "{unlimited}: {said:?}"
+            );
+        }
+        assert!(warnings("[access]\nrate_limit = 10\nrate_limit_burst = 100\n").is_empty());
     }
 
     #[test]

@@ -179,7 +179,8 @@ pub struct Access {
     pub fifo_add: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fifo_delete: Option<PathBuf>,
-    /// Requests per second one network may send; 0 for no limit.
+    /// Requests per second one network may send; 0 for no limit, at most
+    /// `MAX_RATE_LIMIT`.
     pub rate_limit: u32,
     /// Requests a network may send at once; 0 for ten seconds' worth.
     pub rate_limit_burst: u32,
@@ -187,6 +188,10 @@ pub struct Access {
     pub rate_limit_ipv4_prefix: u8,
     pub rate_limit_ipv6_prefix: u8,
 }
+
+/// The highest `access.rate_limit`: a request per microsecond. The limiter
+/// counts in nanoseconds, so a rate near 10^9 would round to no limit.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
 
 impl Access {
     /// The list files the tracker reads: the access lists, the blocked
@@ -611,6 +616,19 @@ impl Config {
                 t.save_interval
             ));
         }
+        let a = &self.access;
+        let unlimited = Access::default();
+        if a.rate_limit == 0
+            && (a.rate_limit_burst != unlimited.rate_limit_burst
+                || a.rate_limit_ipv4_prefix != unlimited.rate_limit_ipv4_prefix
+                || a.rate_limit_ipv6_prefix != unlimited.rate_limit_ipv6_prefix)
+        {
+            advice.push(
+                "access.rate_limit_burst and the rate_limit prefixes do nothing without \
+                 access.rate_limit: no network is limited"
+                    .to_string(),
+            );
+        }
         advice
     }
 
@@ -700,6 +718,16 @@ impl Config {
                     "access.rate_limit_ipv4_prefix ({}) must be 1 to 32 and \
                  access.rate_limit_ipv6_prefix ({}) 1 to 128",
                     a.rate_limit_ipv4_prefix, a.rate_limit_ipv6_prefix
+                ),
+            ));
+        }
+        if a.rate_limit > MAX_RATE_LIMIT {
+            return Err(Invalid::new(
+                &["access.rate_limit"],
+                format!(
+                    "access.rate_limit ({}) must be at most {MAX_RATE_LIMIT} requests per \
+                     second (0 for no limit)",
+                    a.rate_limit
                 ),
             ));
         }
@@ -958,6 +986,16 @@ mod tests {
         c.access.rate_limit_ipv6_prefix = 0;
         assert!(c.validate().is_err());
         c.access.rate_limit_ipv6_prefix = 128;
+        assert!(c.validate().is_ok());
+        // Above a request per microsecond the nanosecond interval rounds
+        // to nothing, and 2 000 000 000 would have meant no limit at all.
+        c.access.rate_limit = 2_000_000_000;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("at most 1000000 requests per second"));
+        c.access.rate_limit = MAX_RATE_LIMIT;
         assert!(c.validate().is_ok());
         c.cluster.listen = Some("[::]:6970".parse().unwrap());
         c.cluster.peers = vec!["10.0.0.2:6970".parse().unwrap()];

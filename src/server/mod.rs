@@ -37,7 +37,7 @@ use slab::Slab;
 
 use crate::config::network_list::NetworkList;
 use crate::config::passkey_list::PasskeyList;
-use crate::config::Config;
+use crate::config::{Config, TrackerSection};
 use crate::stats::ListFiles;
 use crate::sys;
 use crate::sys::conntrack::Conntrack;
@@ -170,7 +170,13 @@ pub fn check_files(config: &Config) -> Result<String, String> {
 }
 
 fn files_found(config: &Config) -> Result<String, String> {
-    let mut found = vec![format!("lists read: {}", read_lists_summary(config)?)];
+    let (summary, refuse_all) = read_lists_summary(config)?;
+    let mut found = vec![format!("lists read: {summary}")];
+    found.extend(
+        refuse_all
+            .iter()
+            .map(|warning| format!("warning: {warning}")),
+    );
     for (name, path, _) in changeset_fifos(config) {
         let what = Fifo::check(path).map_err(|e| format!("{name} {}: {e}", path.display()))?;
         found.push(format!("{name} {}: {what}", path.display()));
@@ -179,8 +185,14 @@ fn files_found(config: &Config) -> Result<String, String> {
     Ok(found.join("\n"))
 }
 
-fn read_lists_summary(config: &Config) -> Result<String, String> {
-    let mut lists = load_access_list(config)?.sizes().to_string();
+/// What the list files hold, and the warnings of lists that refuse everyone.
+fn read_lists_summary(config: &Config) -> Result<(String, Vec<&'static str>), String> {
+    let access = load_access_list(config)?.sizes();
+    let mut refuse_all = Vec::new();
+    if access.refuses_everything() {
+        refuse_all.push(reload::EMPTY_WHITELIST);
+    }
+    let mut lists = access.to_string();
     let blocked = load_blocked_networks(config)?;
     if config.access.blocked_networks.is_some() {
         lists += &format!("; {} blocked networks", blocked.len());
@@ -188,12 +200,15 @@ fn read_lists_summary(config: &Config) -> Result<String, String> {
     let passkeys = load_passkeys(config)?;
     if config.access.passkeys.is_some() {
         lists += &format!("; {} passkeys", passkeys.len());
+        if passkeys.is_empty() {
+            refuse_all.push(reload::EMPTY_PASSKEYS);
+        }
     }
     let hybrids = load_hybrids(config)?;
     if config.access.hybrids.is_some() {
         lists += &format!("; {} hybrid torrents", hybrids.len());
     }
-    Ok(lists)
+    Ok((lists, refuse_all))
 }
 
 /// `error`, from reading a file after privileges were dropped, with who
@@ -229,14 +244,25 @@ pub fn log_start(
         Outcome::Dropped { user, uid, gid } => format!("user {user} ({uid}:{gid})"),
         Outcome::Unprivileged { uid } => format!("uid {uid} (not started as root)"),
     };
-    let root = config
-        .tracker
-        .rootdir
-        .as_ref()
-        .map_or("/".into(), |dir| dir.display().to_string());
+    // Without root there is no chroot: the directory is only where
+    // relative paths resolve.
+    let root = match (outcome, &config.tracker.rootdir) {
+        (_, None) => "root /".to_string(),
+        (Outcome::Dropped { .. }, Some(dir)) => format!("root {}", dir.display()),
+        (Outcome::Unprivileged { .. }, Some(dir)) => {
+            format!("working directory {} (no chroot)", dir.display())
+        }
+    };
     let access = lists.access.sizes();
     if access.refuses_everything() {
         log::warn!("{}", reload::EMPTY_WHITELIST);
+    }
+    if config.access.passkeys.is_some() && lists.passkeys.is_empty() {
+        log::warn!("{}", reload::EMPTY_PASSKEYS);
+    }
+    let user = &config.tracker.user;
+    if matches!(outcome, Outcome::Unprivileged { .. }) && *user != TrackerSection::default().user {
+        log::warn!("tracker.user ({user}) is not taken: only a start as root changes user");
     }
     let blocked = match config.access.blocked_networks {
         Some(_) => format!("; {} blocked networks", lists.blocked_networks.len()),
@@ -272,7 +298,7 @@ pub fn log_start(
         ""
     };
     log::info!(
-        "opentracker {} serving {}{udp_threads}{webtorrent}; {identity}; root {root}; \
+        "opentracker {} serving {}{udp_threads}{webtorrent}; {identity}; {root}; \
          {access}{blocked}{passkeys}{hybrids}{rate_limit}{balancers}{cluster_line}",
         env!("CARGO_PKG_VERSION"),
         listeners.describe()

@@ -99,6 +99,10 @@ impl Reloader {
 /// Said when the whitelist in force is empty.
 pub const EMPTY_WHITELIST: &str = "the whitelist is empty: every torrent is refused";
 
+/// Said when passkeys are required and the file in force holds none.
+pub const EMPTY_PASSKEYS: &str =
+    "the passkeys file holds no key: every announce and scrape is refused";
+
 /// Reads each configured list file and puts what it holds in force.
 fn reload(config: &Config, in_force: &InForce) -> Reloaded {
     let access = &config.access;
@@ -119,6 +123,9 @@ fn reload(config: &Config, in_force: &InForce) -> Reloaded {
     if access.passkeys.is_some() {
         let read = load_passkeys(config);
         let taken = replace_list(&in_force.passkeys, read, "passkeys", PasskeyList::len);
+        if taken && in_force.passkeys.current().1.is_empty() {
+            log::warn!("{EMPTY_PASSKEYS}");
+        }
         reloaded.push((ListFiles::Passkeys, taken));
     }
     if access.hybrids.is_some() {
