@@ -523,9 +523,14 @@ fn upgrades_are_plain_http_unless_enabled() {
         .text()
         .lines()
         .all(|l| !l.contains("webtorrent")));
-    // On: a handshake browsers do not make is refused all the same.
+    // On: another protocol version gets RFC 6455's 426 and the version
+    // spoken; a version 13 handshake without a usable key, 400.
     let tracker = Tracker::start(ENABLED);
-    assert_eq!(http(tracker.v4(), &upgrade(8)).status, 400);
+    let old = http(tracker.v4(), &upgrade(8));
+    assert_eq!(old.status, 426, "{old:?}");
+    assert_eq!(old.header("sec-websocket-version"), Some("13"), "{old:?}");
+    let keyless = upgrade(13).replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
+    assert_eq!(http(tracker.v4(), &keyless).status, 400);
     let mut stream = TcpStream::connect(tracker.v4()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))

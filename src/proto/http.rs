@@ -51,14 +51,26 @@ pub enum Route<'a> {
     /// `/metrics`: the counters for Prometheus.
     Metrics,
     /// An announce path asked to become a WebSocket (WebTorrent): the
-    /// handshake's key, if the request carries a usable one, and the query,
-    /// if any, for a tracker that serves no WebSockets and so announces as
-    /// upstream does, which never reads `Upgrade`.
+    /// handshake, and the query, if any, for a tracker that serves no
+    /// WebSockets and so announces as upstream does, which never reads
+    /// `Upgrade`.
     WebSocket {
-        key: Option<&'a [u8]>,
+        handshake: Handshake<'a>,
         query: Option<&'a [u8]>,
     },
     NotFound,
+}
+
+/// What a WebSocket upgrade request offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake<'a> {
+    /// RFC 6455's version 13, as browsers speak it, with a usable key.
+    Key(&'a [u8]),
+    /// Another protocol version, or none: RFC 6455 answers 426 with the
+    /// version it speaks.
+    OtherVersion,
+    /// Version 13 without the 16 bytes in base64 it needs as its key.
+    BadKey,
 }
 
 /// Why a head could not be routed; either is answered 400.
@@ -140,7 +152,7 @@ pub fn parse<'a>(
         if let (Some(key), word) = passkey::split_path(raw_path) {
             let route = match query {
                 _ if word.starts_with(b"a") && asks_websocket(head) => Route::WebSocket {
-                    key: websocket_key(head),
+                    handshake: websocket_handshake(head),
                     query,
                 },
                 _ if word.starts_with(b"a") => Route::Announce(query.ok_or(RequestError::NoQuery)?),
@@ -174,7 +186,7 @@ pub fn parse<'a>(
     }
     if path[0] == b'a' && asks_websocket(head) {
         return request(Route::WebSocket {
-            key: websocket_key(head),
+            handshake: websocket_handshake(head),
             query,
         });
     }
@@ -261,16 +273,18 @@ fn asks_websocket(head: &[u8]) -> bool {
     has_token(head, "upgrade", b"websocket")
 }
 
-/// The `Sec-WebSocket-Key` of an upgrade request, when it is the protocol
-/// version browsers speak (13) and the key is the 16 bytes in base64 that
-/// RFC 6455 asks for.
-fn websocket_key(head: &[u8]) -> Option<&[u8]> {
-    if header(head, "sec-websocket-version")? != b"13" {
-        return None;
+/// The handshake of an upgrade request: the `Sec-WebSocket-Key`, when it
+/// is the protocol version browsers speak (13) and the key is the 16 bytes
+/// in base64 that RFC 6455 asks for.
+fn websocket_handshake(head: &[u8]) -> Handshake<'_> {
+    if header(head, "sec-websocket-version") != Some(b"13") {
+        return Handshake::OtherVersion;
     }
-    let key = header(head, "sec-websocket-key")?;
     let base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
-    (key.len() == 24 && key.iter().all(base64)).then_some(key)
+    match header(head, "sec-websocket-key") {
+        Some(key) if key.len() == 24 && key.iter().all(base64) => Handshake::Key(key),
+        _ => Handshake::BadKey,
+    }
 }
 
 /// Whether the client wants the connection kept open after the response.
@@ -605,7 +619,7 @@ mod tests {
         assert_eq!(
             route(&head),
             Ok(Route::WebSocket {
-                key: Some(key.as_bytes()),
+                handshake: Handshake::Key(key.as_bytes()),
                 query: None
             })
         );
@@ -613,7 +627,7 @@ mod tests {
         assert_eq!(
             route(&upgrade("/announce", "")),
             Ok(Route::WebSocket {
-                key: None,
+                handshake: Handshake::BadKey,
                 query: None
             })
         );
@@ -621,24 +635,28 @@ mod tests {
         assert_eq!(
             route(&bad_key),
             Ok(Route::WebSocket {
-                key: None,
+                handshake: Handshake::BadKey,
                 query: None
             })
         );
-        let old = head.replace("Version: 13", "Version: 8");
-        assert_eq!(
-            route(&old),
-            Ok(Route::WebSocket {
-                key: None,
-                query: None
-            })
-        );
+        for old in [
+            head.replace("Version: 13", "Version: 8"),
+            head.replace("Sec-WebSocket-Version: 13\r\n", ""),
+        ] {
+            assert_eq!(
+                route(&old),
+                Ok(Route::WebSocket {
+                    handshake: Handshake::OtherVersion,
+                    query: None
+                })
+            );
+        }
         // The query comes along, for a tracker that announces instead.
         let with_query = upgrade("/announce?info_hash=a", "");
         assert_eq!(
             route(&with_query),
             Ok(Route::WebSocket {
-                key: None,
+                handshake: Handshake::BadKey,
                 query: Some(&b"info_hash=a"[..])
             })
         );
@@ -649,7 +667,7 @@ mod tests {
         assert_eq!(
             keyed.route,
             Route::WebSocket {
-                key: Some(key.as_bytes()),
+                handshake: Handshake::Key(key.as_bytes()),
                 query: None
             }
         );

@@ -13,6 +13,8 @@ pub enum HttpError {
     Internal,
     /// Upstream's answer to a full scrape too soon after the last one.
     PaymentRequired,
+    /// A WebSocket handshake in a protocol version other than RFC 6455's.
+    UpgradeRequired,
 }
 
 impl HttpError {
@@ -23,6 +25,7 @@ impl HttpError {
             HttpError::NotFound => "404 Not Found",
             HttpError::Internal => "500 Internal Server Error",
             HttpError::PaymentRequired => "402 Payment Required",
+            HttpError::UpgradeRequired => "426 Upgrade Required",
         }
     }
 }
@@ -79,7 +82,12 @@ pub fn ok_head_of_type(
 
 /// A complete error response: `<title>Not Found</title>` and the like.
 pub fn error(out: &mut Vec<u8>, error: HttpError) {
-    error_with_header(out, error, b"");
+    // RFC 6455 has a 426 name the version the server speaks.
+    let header: &[u8] = match error {
+        HttpError::UpgradeRequired => b"Sec-WebSocket-Version: 13\r\n",
+        _ => b"",
+    };
+    error_with_header(out, error, header);
 }
 
 /// An error response that says when to ask again (`Retry-After`).

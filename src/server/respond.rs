@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::sliced::{BodyKind, Rank, Ranking, SlicedBody, StreamTicket, StreamedBody};
 use super::{ws, Context};
-use crate::proto::http::{self, RequestError, Route};
+use crate::proto::http::{self, Handshake, RequestError, Route};
 use crate::proto::params::{self, ParamError, StatsMode};
 use crate::proto::peer_id::ClientTag;
 use crate::proto::response::{self, Connection, HttpError};
@@ -143,9 +143,17 @@ pub fn respond(
                 Some(wait) => (Answer::NotModest(wait), ""),
             }
         }
-        Route::WebSocket { key: Some(key), .. } if ctx.settings.webtorrent.is_some() => {
-            (Answer::Upgrade(key), "websocket")
-        }
+        Route::WebSocket {
+            handshake: Handshake::Key(key),
+            ..
+        } if ctx.settings.webtorrent.is_some() => (Answer::Upgrade(key), "websocket"),
+        Route::WebSocket {
+            handshake: Handshake::OtherVersion,
+            ..
+        } if ctx.settings.webtorrent.is_some() => (
+            Answer::Error(HttpError::UpgradeRequired, HttpErrorKind::InvalidParameter),
+            "",
+        ),
         // Off, upstream's answer: it never reads `Upgrade`, so a query is
         // an announce.
         Route::WebSocket {
