@@ -171,6 +171,13 @@ fn bad_files_name_file_and_line() {
             ":4: cluster.peers entry 127.0.0.2:7000 is listed twice or has port 0",
         ),
         (
+            "cluster-host.toml",
+            "[cluster]\nlisten = \"127.0.0.1:7000\"\nkey_file = \"k\"\n\
+             peers = [\n  \"127.0.0.2:7000\",\n  \"tracker-b:7000\",\n]\n",
+            ":6: cluster.peers: \"tracker-b:7000\" is not an address and port (expected \
+             ip:port or [ipv6]:port; host names are not looked up)",
+        ),
+        (
             "legacy.conf",
             "listen.tcp_udp 127.0.0.1\naccess.whitelst /x\n",
             ":2: unknown key \"access.whitelst\"",

@@ -404,9 +404,13 @@ impl Default for Webtorrent {
 #[serde(default, deny_unknown_fields, expecting = "a table of settings")]
 pub struct Cluster {
     /// The UDP address other trackers send to.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "types::peer_addr"
+    )]
     pub listen: Option<SocketAddr>,
     /// The other trackers' `listen` addresses.
+    #[serde(deserialize_with = "types::peer_addrs")]
     pub peers: Vec<SocketAddr>,
     /// A file holding the key shared by the cluster.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -157,6 +157,45 @@ impl<T: FromStr<Err = String>> serde::de::Visitor<'_> for Parsed<T> {
 
 string_serde!(ListenAddr);
 string_serde!(Network);
+string_serde!(PeerAddr);
+
+/// A cluster address: `ip:port` or `[v6]:port`, both parts given. Host
+/// names are not looked up: the trackers of a cluster are fixed machines,
+/// and a lookup at start would make it wait on DNS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl FromStr for PeerAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.trim().parse().map(PeerAddr).map_err(|_| {
+            format!(
+                "{text:?} is not an address and port (expected ip:port or [ipv6]:port; \
+                 host names are not looked up)"
+            )
+        })
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `cluster.listen`, read as a [`PeerAddr`].
+pub fn peer_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    Ok(Option::<PeerAddr>::deserialize(d)?.map(|a| a.0))
+}
+
+/// `cluster.peers`, read as [`PeerAddr`]s.
+pub fn peer_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    Ok(Vec::<PeerAddr>::deserialize(d)?
+        .into_iter()
+        .map(|a| a.0)
+        .collect())
+}
 
 /// Where log lines go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
