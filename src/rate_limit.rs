@@ -108,11 +108,19 @@ impl RateLimiter {
     }
 }
 
+/// The client `ip` is, as the per-client quotas count: an IPv4 address or
+/// an IPv6 /64, since one IPv6 host may use every address of its subnet.
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 64)).into(),
+        v4 => v4,
+    }
+}
+
 /// One full scrape per client per interval (`tracker.full_scrape_min_interval`,
 /// upstream's `WANT_MODEST_FULLSCRAPES`): a full scrape sends every torrent,
 /// so a script polling it in a loop costs more than thousands of announces.
-/// A client is an IPv4 address or an IPv6 /64, since one IPv6 host may use
-/// every address of its subnet.
+/// A client is as [`client_of`] says.
 ///
 /// Upstream's table of clients only grows; here a client is forgotten once
 /// its interval has passed, and the table holds at most [`Self::CLIENTS`].
@@ -141,10 +149,7 @@ impl FullScrapeQuota {
     /// Whether the client at `ip` may have a full scrape at second `now`; if
     /// so it is counted, if not the seconds it has to wait.
     pub fn take(&mut self, ip: IpAddr, now: u32) -> Result<(), u32> {
-        let client = match ip.to_canonical() {
-            IpAddr::V6(v6) => Ipv6Addr::from(u128::from(v6) & !(u128::MAX >> 64)).into(),
-            v4 => v4,
-        };
+        let client = client_of(ip);
         if let Some(&last) = self.last.get(&client) {
             let since = now.saturating_sub(last);
             if since < self.interval {

@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::bencode::Value;
@@ -1428,10 +1428,13 @@ fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back
         .map(|i| format!("{:08X}{:032X}:{minute}:1\n", i, 0xaa))
         .collect();
     let tracker = started_with_state(&state);
-    let ask = || {
+    // From 127.0.0.`from`: each client has a share of the places.
+    let ask_from = |from: u8| {
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
+        let source = SocketAddr::from(([127, 0, 0, from], 0));
+        socket.bind(&source.into()).unwrap();
         socket.connect(&tracker.v4().into()).unwrap();
         let mut stream = TcpStream::from(socket);
         stream
@@ -1444,13 +1447,23 @@ fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back
         stream.read_exact(&mut status).unwrap();
         (stream, String::from_utf8_lossy(&status).into_owned())
     };
-    let mut held: Vec<TcpStream> = (0..64)
+    // One client that asks and never reads takes 4 places, no more.
+    let mut held: Vec<TcpStream> = (0..4)
         .map(|_| {
-            let (stream, status) = ask();
+            let (stream, status) = ask_from(2);
             assert_eq!(status, "HTTP/1.1 200");
             stream
         })
         .collect();
+    let (_, status) = ask_from(2);
+    assert_eq!(status, "HTTP/1.0 402", "past its share");
+    // 16 such clients take every place.
+    held.extend((4..64).map(|n| {
+        let (stream, status) = ask_from(2 + n / 4);
+        assert_eq!(status, "HTTP/1.1 200", "stream {n}");
+        stream
+    }));
+    let ask = || ask_from(17);
     let busy = full_scrape(&tracker, "");
     assert_eq!(busy.status, 402, "{}", busy.status_line);
     assert_eq!(busy.header("Retry-After"), Some("30"));

@@ -3,11 +3,11 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use super::sliced::{NetworksTurn, StreamTicket};
+use super::sliced::{NetworksTurn, StreamPlaces, StreamTicket};
 use crate::config::network_list::NetworkList;
 use crate::config::passkey_list::PasskeyList;
 use crate::config::{ClientIp, Config, Network};
@@ -271,8 +271,8 @@ pub struct Context {
     rate_limiter: Option<Arc<RateLimiter>>,
     /// `tracker.full_scrape_min_interval`, on the thread that serves HTTP.
     full_scrape_quota: Option<FullScrapeQuota>,
-    /// Streamed bodies going out (see [`StreamTicket`]).
-    open_streams: Arc<AtomicUsize>,
+    /// Sliced bodies going out (see [`StreamTicket`]).
+    stream_places: Arc<StreamPlaces>,
     /// This tracker's announces waiting for the cluster, with `[cluster]`.
     pub cluster_outbox: Option<Arc<Outbox>>,
     pace: Arc<SharedPace>,
@@ -373,7 +373,7 @@ impl Context {
             hybrids,
             rate_limiter,
             full_scrape_quota,
-            open_streams: Arc::default(),
+            stream_places: Arc::default(),
             cluster_outbox,
             pace,
             rng: fastrand::Rng::new(),
@@ -477,10 +477,11 @@ impl Context {
         );
     }
 
-    /// A place for a body sliced over many turns (streamed or a ranking),
-    /// if fewer than [`super::sliced::MAX_STREAMS`] are going out.
-    pub fn stream_ticket(&self) -> Option<StreamTicket> {
-        StreamTicket::take(&self.open_streams)
+    /// A place for a body sliced over many turns (streamed or a ranking)
+    /// to the client at `ip`, if fewer than [`super::sliced::MAX_STREAMS`]
+    /// are going out and fewer than its share to that client.
+    pub fn stream_ticket(&self, ip: IpAddr) -> Option<StreamTicket> {
+        StreamTicket::take(&self.stream_places, ip)
     }
 
     /// Under `tracker.full_scrape_min_interval`, the seconds the client at

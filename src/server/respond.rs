@@ -67,18 +67,24 @@ enum Answer<'a> {
 /// scrape too soon (402 and, here, `Retry-After`), which scrapers heed.
 const STREAMS_BUSY_RETRY: u32 = 30;
 
-/// A body of `kind` streamed over many turns, if there is room for one more.
-fn stream(ctx: &Context, kind: BodyKind) -> Answer<'static> {
-    sliced(ctx, |ticket| Answer::Stream(kind, ticket))
+/// A body of `kind` streamed over many turns to the client at `ip`, if
+/// there is room for one more.
+fn stream(ctx: &Context, kind: BodyKind, ip: IpAddr) -> Answer<'static> {
+    sliced(ctx, ip, |ticket| Answer::Stream(kind, ticket))
 }
 
-/// A ranking gathered over many turns, if there is room for one more.
-fn rank(ctx: &Context, rank: Rank) -> Answer<'static> {
-    sliced(ctx, |ticket| Answer::Rank(rank, ticket))
+/// A ranking gathered over many turns for the client at `ip`, if there is
+/// room for one more.
+fn rank(ctx: &Context, rank: Rank, ip: IpAddr) -> Answer<'static> {
+    sliced(ctx, ip, |ticket| Answer::Rank(rank, ticket))
 }
 
-fn sliced(ctx: &Context, answer: impl FnOnce(StreamTicket) -> Answer<'static>) -> Answer<'static> {
-    match ctx.stream_ticket() {
+fn sliced(
+    ctx: &Context,
+    ip: IpAddr,
+    answer: impl FnOnce(StreamTicket) -> Answer<'static>,
+) -> Answer<'static> {
+    match ctx.stream_ticket(ip) {
         Some(ticket) => answer(ticket),
         None => Answer::NotModest(STREAMS_BUSY_RETRY),
     }
@@ -138,8 +144,9 @@ pub fn respond(
         Route::Announce(query) => (announce(ctx, query, &request, client), "announce"),
         Route::Scrape(query) => (scrape(ctx, query), "scrape"),
         Route::FullScrape if ctx.settings.full_scrape => {
-            match ctx.full_scrape_wait(peer_ip(ctx, request.head, client)) {
-                None => (stream(ctx, BodyKind::FullScrape), "full scrape"),
+            let ip = peer_ip(ctx, request.head, client);
+            match ctx.full_scrape_wait(ip) {
+                None => (stream(ctx, BodyKind::FullScrape, ip), "full scrape"),
                 Some(wait) => (Answer::NotModest(wait), ""),
             }
         }
@@ -435,11 +442,11 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
         Err(error) => return param_error(error),
     };
     match mode {
-        StatsMode::Tpbs(format) => return stream(ctx, BodyKind::Tpbs(format)),
-        StatsMode::StateDump => return stream(ctx, BodyKind::StateDump),
-        StatsMode::Top10 => return rank(ctx, Rank::Torrents(10)),
-        StatsMode::Top100 => return rank(ctx, Rank::Torrents(100)),
-        StatsMode::BusyNetworks => return rank(ctx, Rank::Networks),
+        StatsMode::Tpbs(format) => return stream(ctx, BodyKind::Tpbs(format), client),
+        StatsMode::StateDump => return stream(ctx, BodyKind::StateDump, client),
+        StatsMode::Top10 => return rank(ctx, Rank::Torrents(10), client),
+        StatsMode::Top100 => return rank(ctx, Rank::Torrents(100), client),
+        StatsMode::BusyNetworks => return rank(ctx, Rank::Networks, client),
         StatsMode::Json => {
             let json = stats::json(&ctx.all_counters(), &ctx.tracker, &readings(ctx));
             ctx.body.extend_from_slice(json.as_bytes());

@@ -11,9 +11,12 @@
 //!   and answered whole at the end: their bodies are small, and so keep
 //!   upstream's framing (Content-Length, keep-alive).
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -21,6 +24,7 @@ use flate2::Compression;
 use crate::proto::params::TpbsFormat;
 use crate::proto::response::{self, Connection};
 use crate::proto::{bencode, InfoHash};
+use crate::rate_limit::client_of;
 use crate::state::torrent_line;
 use crate::stats::{self, tpbs_entry};
 use crate::tracker::{NetworkRanking, Networks, ShardedTracker, Tops};
@@ -208,23 +212,62 @@ impl BodyKind {
 /// there are connections would share the event loop with everyone else.
 pub const MAX_STREAMS: usize = 64;
 
+/// Of those, the most one client (as [`client_of`] counts) may have: enough
+/// for a scraper and a monitor side by side, too few for one client that
+/// asks and never reads to take every place from everyone else.
+pub const MAX_STREAMS_PER_CLIENT: usize = 4;
+
+/// The places taken, in all and by client.
+#[derive(Default)]
+pub struct StreamPlaces(Mutex<Places>);
+
+#[derive(Default)]
+struct Places {
+    taken: usize,
+    by_client: HashMap<IpAddr, usize>,
+}
+
+impl StreamPlaces {
+    fn lock(&self) -> MutexGuard<'_, Places> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// One of the [`MAX_STREAMS`] places, given back when its body is dropped.
-pub struct StreamTicket(Arc<AtomicUsize>);
+pub struct StreamTicket {
+    places: Arc<StreamPlaces>,
+    client: IpAddr,
+}
 
 impl StreamTicket {
-    /// A place among those `open` counts, if one is free.
-    pub fn take(open: &Arc<AtomicUsize>) -> Option<StreamTicket> {
-        open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < MAX_STREAMS).then_some(n + 1)
+    /// A place for a body to the client at `ip`, if one is free in all and
+    /// the client has fewer than its share.
+    pub fn take(places: &Arc<StreamPlaces>, ip: IpAddr) -> Option<StreamTicket> {
+        let client = client_of(ip);
+        let mut taken = places.lock();
+        let by_client = taken.by_client.get(&client).copied().unwrap_or(0);
+        if taken.taken >= MAX_STREAMS || by_client >= MAX_STREAMS_PER_CLIENT {
+            return None;
+        }
+        taken.taken += 1;
+        taken.by_client.insert(client, by_client + 1);
+        Some(StreamTicket {
+            places: Arc::clone(places),
+            client,
         })
-        .ok()
-        .map(|_| StreamTicket(Arc::clone(open)))
     }
 }
 
 impl Drop for StreamTicket {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let mut taken = self.places.lock();
+        taken.taken -= 1;
+        if let Entry::Occupied(mut entry) = taken.by_client.entry(self.client) {
+            *entry.get_mut() -= 1;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
     }
 }
 
@@ -368,18 +411,38 @@ mod tests {
     }
 
     fn ticket() -> StreamTicket {
-        StreamTicket::take(&Arc::default()).unwrap()
+        StreamTicket::take(&Arc::default(), [127, 0, 0, 1].into()).unwrap()
     }
 
     #[test]
     fn streams_take_one_of_a_fixed_number_of_places_while_they_last() {
-        let open = Arc::default();
+        let places = Arc::default();
+        let client = |n: usize| IpAddr::from([10, 0, 0, n as u8]);
         let tickets: Vec<_> = (0..MAX_STREAMS)
-            .map(|_| StreamTicket::take(&open).expect("a free place"))
+            .map(|n| {
+                StreamTicket::take(&places, client(n / MAX_STREAMS_PER_CLIENT))
+                    .expect("a free place")
+            })
             .collect();
-        assert!(StreamTicket::take(&open).is_none());
+        assert!(StreamTicket::take(&places, client(250)).is_none());
         drop(tickets);
-        assert!(StreamTicket::take(&open).is_some());
+        assert!(StreamTicket::take(&places, client(250)).is_some());
+    }
+
+    #[test]
+    fn one_client_takes_at_most_its_share_of_the_places() {
+        let places = Arc::default();
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        // Every address of an IPv6 /64 is one client.
+        let mut held: Vec<_> = (0..MAX_STREAMS_PER_CLIENT as u16)
+            .map(|n| StreamTicket::take(&places, host(n)).expect("within its share"))
+            .collect();
+        assert!(StreamTicket::take(&places, host(99)).is_none());
+        let other = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert!(StreamTicket::take(&places, other).is_some());
+        held.pop();
+        assert!(StreamTicket::take(&places, host(99)).is_some());
+        assert_eq!(places.lock().by_client.len(), 1, "the other one left");
     }
 
     fn stream(tracker: &ShardedTracker, gzip: bool) -> Vec<u8> {
