@@ -296,8 +296,16 @@ impl Connection {
             self.input.drain(..buffered);
         }
         self.closing = reply.close;
-        // Closing with input unread would reset the connection.
-        self.linger_on_close = reply.error || self.body_left > 0 || body == RequestBody::Unframed;
+        // Closing with input unread would reset the connection, and the
+        // reset throws away answers still queued: lingering reads it away.
+        // Requests already read past this one (pipelined beyond
+        // `max_requests_per_connection`, or behind a `Connection: close`)
+        // say more may wait in the socket.
+        let more_pipelined = !self.input.is_empty() && !self.eof;
+        self.linger_on_close = reply.error
+            || self.body_left > 0
+            || body == RequestBody::Unframed
+            || (self.closing && more_pipelined);
         self.body = reply.body;
         self.upgrade = reply.upgrade;
         self.deadline = ctx.instant
