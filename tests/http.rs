@@ -814,6 +814,66 @@ fn keep_alive_pipelining_and_request_cap() {
     assert_eq!(response.header("connection"), Some("close"));
 }
 
+#[test]
+fn connections_over_max_connections_are_closed_counted_and_told() {
+    let mut tracker = Tracker::start("[http]\nmax_connections = 2\n");
+    // Each sends a byte: accepted, and held open waiting for the rest.
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+            stream.write_all(b"G").unwrap();
+            stream
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = stream.write_all(b"GET /stats HTTP/1.0\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        // Until both held ones are accepted, this one may take a place.
+        if answer.is_empty() || Instant::now() > deadline {
+            break answer;
+        }
+    };
+    assert!(refused.is_empty(), "closed unanswered");
+    assert!(
+        tracker.wait_for_message(
+            "HTTP connections closed unanswered",
+            Duration::from_secs(15)
+        ),
+        "no STATUS= about it"
+    );
+    assert!(tracker.stderr().contains(
+        "HTTP connections closed unanswered in 10 s: http.max_connections (2) were open"
+    ));
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with("opentracker_tcp_connections_refused_total "))
+        {
+            let count: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(count >= 1, "{line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no metric: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The `400 ...` (parse error) line of `/stats?mode=herr`.
 fn parse_errors(tracker: &Tracker) -> String {
     herr_line(tracker, 1)

@@ -397,6 +397,7 @@ struct Marks {
     conntrack_seen: bool,
     rate_limited: u64,
     udp_unsent: u64,
+    tcp_refused_full: u64,
 }
 
 /// A TCP connection: HTTP, or a WebSocket it became (WebTorrent).
@@ -693,6 +694,20 @@ impl Server {
             log::warn!(
                 "{what}: the socket refused them (a full send buffer, net.core.wmem_max, \
                  or a firewall rule; the log at level debug names the error)"
+            );
+            status = format!("{status}; {what}");
+        }
+        let refused = counters.tcp_refused_full - self.marks.tcp_refused_full;
+        self.marks.tcp_refused_full = counters.tcp_refused_full;
+        if refused > 0 {
+            let what = format!(
+                "{refused} HTTP connections closed unanswered in {every} s: \
+                 http.max_connections ({}) were open",
+                self.ctx.settings.max_connections
+            );
+            log::warn!(
+                "{what}; clients holding connections idle (request_timeout, \
+                 keep_alive_timeout) or too low a limit"
             );
             status = format!("{status}; {what}");
         }
@@ -1138,7 +1153,9 @@ impl Server {
                 Ok((stream, peer)) => {
                     self.ctx.counters.tcp_accepts += 1;
                     if self.connections.len() >= self.ctx.settings.max_connections {
-                        // Over the cap: closing at once is the cheapest answer.
+                        // Over the cap: closing at once is the cheapest
+                        // answer; the status line tells the operator.
+                        self.ctx.counters.tcp_refused_full += 1;
                         continue;
                     }
                     let deadline = self.ctx.instant

@@ -53,6 +53,9 @@ pub enum HttpErrorKind {
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
     pub tcp_accepts: u64,
+    /// Accepted TCP connections closed at once: `http.max_connections`
+    /// were open.
+    pub tcp_refused_full: u64,
     pub tcp_announces: u64,
     pub tcp_scrapes: u64,
     pub udp_packets: u64,
@@ -173,6 +176,7 @@ impl Counters {
     /// Adds `other`'s counts to these (a worker thread's, published).
     pub fn absorb(&mut self, other: &Counters) {
         self.tcp_accepts += other.tcp_accepts;
+        self.tcp_refused_full += other.tcp_refused_full;
         self.tcp_announces += other.tcp_announces;
         self.tcp_scrapes += other.tcp_scrapes;
         self.udp_packets += other.udp_packets;
@@ -894,6 +898,11 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
             "tcp_accepts_total",
             "TCP connections accepted.",
             c.tcp_accepts,
+        ),
+        (
+            "tcp_connections_refused_total",
+            "TCP connections accepted and closed at once, as http.max_connections were open.",
+            c.tcp_refused_full,
         ),
         (
             "full_scrape_bytes_total",
