@@ -814,6 +814,19 @@ fn keep_alive_pipelining_and_request_cap() {
     assert_eq!(response.header("connection"), Some("close"));
 }
 
+/// What a new connection that sends `request` receives before it ends,
+/// if anything.
+fn whatever_comes(tracker: &Tracker, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(tracker.v4()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
 #[test]
 fn connections_over_max_connections_are_closed_counted_and_told() {
     let mut tracker = Tracker::start("[http]\nmax_connections = 2\n");
@@ -827,13 +840,7 @@ fn connections_over_max_connections_are_closed_counted_and_told() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     let refused = loop {
-        let mut stream = TcpStream::connect(tracker.v4()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let _ = stream.write_all(b"GET /stats HTTP/1.0\r\n\r\n");
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
+        let answer = whatever_comes(&tracker, b"GET /stats HTTP/1.0\r\n\r\n");
         // Until both held ones are accepted, this one may take a place.
         if answer.is_empty() || Instant::now() > deadline {
             break answer;
@@ -853,13 +860,7 @@ fn connections_over_max_connections_are_closed_counted_and_told() {
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut stream = TcpStream::connect(tracker.v4()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
+        let answer = whatever_comes(&tracker, b"GET /metrics HTTP/1.0\r\n\r\n");
         let text = String::from_utf8_lossy(&answer);
         if let Some(line) = text
             .lines()

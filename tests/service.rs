@@ -529,6 +529,34 @@ fn root_drops_into_chroot_as_nobody_without_capabilities() {
 
 /// Waits, at most 15 s, until a tracker started without the harness
 /// accepts connections at `addr`.
+/// A configuration in `dir` serving 127.0.0.1:`port` and logging to
+/// standard error, with `more` after it.
+fn logging_to_stderr(dir: &TestDir, port: u16, more: &str) -> std::path::PathBuf {
+    dir.write(
+        "opentracker.toml",
+        &format!("[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[log]\ntarget = \"stderr\"\n{more}"),
+    )
+}
+
+/// Starts `command`, the tracker or a wrapper that runs it, on `config`,
+/// with no service manager around it and its standard error to `stderr`.
+fn start_outside_the_harness(
+    command: &mut Command,
+    config: &std::path::Path,
+    stderr: Stdio,
+) -> std::process::Child {
+    command
+        .arg("-f")
+        .arg(config)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start the tracker")
+}
+
 fn wait_until_serving(addr: SocketAddr) {
     let started = Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
@@ -544,10 +572,7 @@ fn wait_until_serving(addr: SocketAddr) {
 fn an_unreachable_notify_socket_is_logged_and_the_tracker_serves() {
     let dir = TestDir::new();
     let port = free_port();
-    let config = dir.write(
-        "opentracker.toml",
-        &format!("[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[log]\ntarget = \"stderr\"\n"),
-    );
+    let config = logging_to_stderr(&dir, port, "");
     let stderr = dir.path("stderr.log");
     let missing = dir.path("gone/notify.sock");
     let mut child = Command::new(BINARY)
@@ -588,27 +613,17 @@ fn started_unprivileged_with_a_capability_it_clears_it_once_bound() {
     }
     let dir = TestDir::new();
     let port = privileged_port();
-    let config = dir.write(
-        "opentracker.toml",
-        &format!("[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[log]\ntarget = \"stderr\"\n"),
-    );
+    let config = logging_to_stderr(&dir, port, "");
     // As a unit with User= and AmbientCapabilities=CAP_NET_BIND_SERVICE.
-    let mut child = Command::new("setpriv")
+    let mut setpriv = Command::new("setpriv");
+    setpriv
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args([
             "--inh-caps=+net_bind_service",
             "--ambient-caps=+net_bind_service",
         ])
-        .arg(BINARY)
-        .arg("-f")
-        .arg(&config)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("setpriv");
+        .arg(BINARY);
+    let mut child = start_outside_the_harness(&mut setpriv, &config, Stdio::null());
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_until_serving(addr);
     // Serving: bound on the low port, then every capability let go.
@@ -629,12 +644,10 @@ fn started_unprivileged_with_a_capability_it_clears_it_once_bound() {
 fn a_user_given_without_root_is_warned_of_and_no_chroot_is_claimed() {
     let dir = TestDir::new();
     let port = free_port();
-    let config = dir.write(
-        "opentracker.toml",
-        &format!(
-            "[listen]\ntcp_udp = [\"127.0.0.1:{port}\"]\n[log]\ntarget = \"stderr\"\n\
-             [tracker]\nuser = \"daemon\"\nrootdir = \"/tmp\"\n"
-        ),
+    let config = logging_to_stderr(
+        &dir,
+        port,
+        "[tracker]\nuser = \"daemon\"\nrootdir = \"/tmp\"\n",
     );
     let log = dir.path("stderr.log");
     // As root, the test starts it as nobody; otherwise as itself.
@@ -647,16 +660,8 @@ fn a_user_given_without_root_is_warned_of_and_no_chroot_is_claimed() {
     } else {
         Command::new(BINARY)
     };
-    let mut child = command
-        .arg("-f")
-        .arg(&config)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start the tracker");
+    let stderr = std::fs::File::create(&log).unwrap().into();
+    let mut child = start_outside_the_harness(&mut command, &config, stderr);
     let started = Instant::now();
     let text = loop {
         let text = std::fs::read_to_string(&log).unwrap();
