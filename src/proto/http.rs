@@ -216,10 +216,24 @@ fn fields(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
+/// The trimmed values of every header called `name` (case-insensitive), in
+/// order: a list header sent twice is one comma list (RFC 9110 section 5.3).
+fn headers<'a, 'n>(head: &'a [u8], name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    fields(head)
+        .filter_map(|(field, value)| field.eq_ignore_ascii_case(name.as_bytes()).then_some(value))
+}
+
 /// The trimmed value of the first header called `name` (case-insensitive).
 pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    fields(head)
-        .find_map(|(field, value)| field.eq_ignore_ascii_case(name.as_bytes()).then_some(value))
+    headers(head, name).next()
+}
+
+/// The items of every header called `name`, a comma list, trimmed.
+fn list_items<'a, 'n>(
+    head: &'a [u8],
+    name: &'n str,
+) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    headers(head, name).flat_map(|value| value.split(|&b| b == b',').map(<[u8]>::trim_ascii))
 }
 
 /// What follows a request head before the next request can start.
@@ -261,11 +275,7 @@ pub fn request_body(head: &[u8]) -> RequestBody {
 /// Whether a header's comma-separated value list holds `token`
 /// (case-insensitive).
 fn has_token(head: &[u8], name: &str, token: &[u8]) -> bool {
-    header(head, name).is_some_and(|value| {
-        value
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-    })
+    list_items(head, name).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// Whether the head asks to switch to the WebSocket protocol.
@@ -306,28 +316,27 @@ pub fn forwarded_for(head: &[u8]) -> Option<IpAddr> {
         .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
-/// Whether a gzip body is acceptable. A present `Accept-Encoding` header is
-/// honoured exactly (`gzip;q=0` refuses); without one, upstream's loose rule
+/// Whether a gzip body is acceptable. `Accept-Encoding` headers, if any,
+/// are honoured exactly (`gzip;q=0` refuses, a second header counts as
+/// much as the first); without one, upstream's loose rule
 /// applies: `gzip` anywhere in `loose_scope`, the part of the head where
 /// upstream looks (all of it for a full scrape, [`Request::after_query`]
 /// for `/stats`).
 pub fn accepts_gzip(head: &[u8], loose_scope: &[u8]) -> bool {
-    let Some(value) = header(head, "accept-encoding") else {
+    if header(head, "accept-encoding").is_none() {
         return loose_scope.windows(4).any(|w| w == b"gzip");
-    };
+    }
     let mut gzip = None;
     let mut wildcard = None;
-    for item in value.split(|&b| b == b',') {
+    for item in list_items(head, "accept-encoding") {
         let mut parts = item.split(|&b| b == b';');
         let coding = parts.next().unwrap_or(b"").trim_ascii();
-        let allowed = parts
-            .filter_map(|p| p.trim_ascii().strip_prefix(b"q="))
-            .all(|q| {
-                std::str::from_utf8(q)
-                    .ok()
-                    .and_then(|q| q.parse::<f32>().ok())
-                    != Some(0.0)
-            });
+        let allowed = parts.filter_map(|p| quality(p.trim_ascii())).all(|q| {
+            std::str::from_utf8(q)
+                .ok()
+                .and_then(|q| q.parse::<f32>().ok())
+                != Some(0.0)
+        });
         if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
             gzip = Some(allowed);
         } else if coding == b"*" {
@@ -335,6 +344,13 @@ pub fn accepts_gzip(head: &[u8], loose_scope: &[u8]) -> bool {
         }
     }
     gzip.or(wildcard).unwrap_or(false)
+}
+
+/// The value of a `q=` parameter; parameter names are case-insensitive
+/// (RFC 9110 section 5.6.6), so `Q=0` refuses too.
+fn quality(parameter: &[u8]) -> Option<&[u8]> {
+    let (name, value) = parameter.split_at_checked(2)?;
+    name.eq_ignore_ascii_case(b"q=").then_some(value)
 }
 
 #[cfg(test)]
@@ -538,6 +554,19 @@ mod tests {
         assert!(!accepts_gzip(loose, b""), "only where upstream looks");
         let none = b"GET / HTTP/1.1\r\n\r\n";
         assert!(!accepts_gzip(none, none));
+        let upper_q = b"GET / HTTP/1.1\r\nAccept-Encoding: gzip;Q=0\r\n\r\n";
+        assert!(
+            !accepts_gzip(upper_q, upper_q),
+            "parameter names are case-insensitive"
+        );
+        let upper_q_one = b"GET / HTTP/1.1\r\nAccept-Encoding: gzip; Q=1\r\n\r\n";
+        assert!(accepts_gzip(upper_q_one, upper_q_one));
+        let repeated =
+            b"GET / HTTP/1.1\r\nAccept-Encoding: identity\r\nAccept-Encoding: gzip\r\n\r\n";
+        assert!(accepts_gzip(repeated, b""), "repeated headers are one list");
+        let refused_later =
+            b"GET / HTTP/1.1\r\nAccept-Encoding: *\r\nAccept-Encoding: gzip;q=0\r\n\r\n";
+        assert!(!accepts_gzip(refused_later, refused_later));
         let stats = |head: &'static str| {
             let request = parse(head.as_bytes(), b"stats", false).unwrap();
             (
