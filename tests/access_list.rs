@@ -48,9 +48,9 @@ fn assert_reload_kept_the_old_list(tracker: &Tracker, error: &str, kept: &str) {
     assert!(log.contains(kept), "{log}");
 }
 
-/// A tracker whose whitelist, in `dir`, holds `text`; and the list's path.
-fn with_whitelist(dir: TestDir, text: &str) -> (Tracker, std::path::PathBuf) {
-    let list = dir.write("whitelist.txt", text);
+/// A tracker whose whitelist, in `dir`, holds `contents`; and the list's path.
+fn with_whitelist(dir: TestDir, contents: impl AsRef<[u8]>) -> (Tracker, std::path::PathBuf) {
+    let list = dir.write_bytes("whitelist.txt", contents.as_ref());
     let toml = format!("[access]\nwhitelist = \"{}\"\n", list.display());
     let launch = Launch {
         toml,
@@ -63,7 +63,7 @@ fn with_whitelist(dir: TestDir, text: &str) -> (Tracker, std::path::PathBuf) {
 fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
     let dir = TestDir::new();
     let (mut tracker, list) =
-        with_whitelist(dir, &format!("# allowed torrents\n{}\n", hex(&hash(1))));
+        with_whitelist(dir, format!("# allowed torrents\n{}\n", hex(&hash(1))));
     assert!(http_allowed(&tracker, 1));
     assert!(!http_allowed(&tracker, 2));
     assert!(!udp_allowed(&tracker, 2));
@@ -286,6 +286,39 @@ fn bad_list_at_start_is_fatal() {
             "needs root to drop to nobody",
         );
     }
+}
+
+#[test]
+fn a_windows_whitelist_with_latin1_names_is_read() {
+    let file = [
+        b"\xEF\xBB\xBF# Torrents de l'\xe9t\xe9\r\n".as_slice(),
+        hex(&hash(1)).as_bytes(),
+        b" Caf\xe9\r\n",
+        hex(&hash(2)).as_bytes(),
+        b"\r\n",
+    ]
+    .concat();
+    let (tracker, _) = with_whitelist(TestDir::new(), file);
+    assert!(http_allowed(&tracker, 1), "{}", tracker.stderr());
+    assert!(http_allowed(&tracker, 2) && udp_allowed(&tracker, 2));
+    assert!(!http_allowed(&tracker, 3));
+}
+
+#[test]
+fn two_hashes_on_one_line_are_an_error() {
+    let dir = TestDir::new();
+    let two_on_line_2 = format!("{}\n{} {}\n", hex(&hash(1)), hex(&hash(2)), hex(&hash(3)));
+    let list = dir.write("whitelist.txt", &two_on_line_2);
+    let config = dir.write(
+        "c.toml",
+        &format!("[access]\nwhitelist = \"{}\"\n", list.display()),
+    );
+    let (status, _, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("whitelist.txt: line 2: expected one hash a line (two hashes on one line)"),
+        "{stderr}"
+    );
 }
 
 /// What an HTTP announce for torrent 9 from `address` (forwarded by the
@@ -1076,7 +1109,7 @@ fn udp_is_answered_while_a_big_whitelist_is_reloaded() {
 
 #[test]
 fn an_empty_whitelist_and_a_reload_with_no_lists_are_said_in_the_log() {
-    let (mut tracker, list) = with_whitelist(TestDir::new(), &format!("{}\n", hex(&hash(1))));
+    let (mut tracker, list) = with_whitelist(TestDir::new(), format!("{}\n", hex(&hash(1))));
     std::fs::write(&list, "# nothing listed any more\n").unwrap();
     reload(&mut tracker);
     assert!(!http_allowed(&tracker, 1));

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::Network;
-use crate::tracker::access_list::LineError;
+use crate::tracker::access_list::{self, LineError};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetworkList {
@@ -41,21 +41,17 @@ fn covers<T: Copy + Ord>(ranges: &[(T, T)], value: T) -> bool {
 }
 
 impl NetworkList {
-    /// Parses a file's text: `#` starts a comment, blank lines are skipped.
-    pub fn parse(text: &str) -> Result<NetworkList, LineError> {
+    /// Parses a file: `#` starts a comment, blank lines are skipped.
+    pub fn parse(file: &[u8]) -> Result<NetworkList, LineError> {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         let mut entries = 0;
-        for (index, line) in text.lines().enumerate() {
-            let entry = line.split('#').next().unwrap_or("").trim();
+        for line in access_list::lines(file) {
+            let entry = line.entry()?;
             if entry.is_empty() {
                 continue;
             }
             let network: Network = entry.parse().map_err(|_| {
-                LineError::new(
-                    index,
-                    line,
-                    "an address or a network (such as 192.0.2.0/24 or 2001:db8::/32)",
-                )
+                line.error("an address or a network (such as 192.0.2.0/24 or 2001:db8::/32)")
             })?;
             match network.addr() {
                 IpAddr::V4(addr) => {
@@ -119,8 +115,7 @@ mod tests {
     #[test]
     fn matches_addresses_and_networks_of_both_families() {
         let list = NetworkList::parse(
-            "# abusers\n192.0.2.0/24\n\n198.51.100.7 # one host\n2001:db8:5::/48\n::ffff:203.0.113.1\n",
-        )
+            "# abusers\n192.0.2.0/24\n\n198.51.100.7 # one host\n2001:db8:5::/48\n::ffff:203.0.113.1\n".as_bytes())
         .unwrap();
         assert_eq!(list.len(), 4);
         for inside in [
@@ -148,20 +143,20 @@ mod tests {
     #[test]
     fn overlapping_and_adjacent_networks_merge() {
         let list =
-            NetworkList::parse("10.0.0.0/9\n10.128.0.0/9\n10.1.2.3\n0.0.0.0/0\n::/0\n").unwrap();
+            NetworkList::parse(b"10.0.0.0/9\n10.128.0.0/9\n10.1.2.3\n0.0.0.0/0\n::/0\n").unwrap();
         assert_eq!(list.v4, [(0, u32::MAX)]);
         assert_eq!(list.v6, [(0, u128::MAX)]);
         assert_eq!(list.len(), 5);
         // An IPv6 network blocks the IPv4 clients it holds mapped.
-        let everyone = NetworkList::parse("::/0\n").unwrap();
+        let everyone = NetworkList::parse(b"::/0\n").unwrap();
         assert!(everyone.contains(ip("192.0.2.1")));
-        let partly = NetworkList::parse("::ffff:0:0/95\n").unwrap();
+        let partly = NetworkList::parse(b"::ffff:0:0/95\n").unwrap();
         assert!(partly.contains(ip("10.0.0.1")) && partly.contains(ip("::fffe:0:1")));
-        assert!(!NetworkList::parse("2001:db8::/32\n")
+        assert!(!NetworkList::parse(b"2001:db8::/32\n")
             .unwrap()
             .contains(ip("10.0.0.1")));
         let split =
-            NetworkList::parse("10.0.0.0/16\n10.0.0.5\n10.2.0.0/16\n10.1.0.0/16\n").unwrap();
+            NetworkList::parse(b"10.0.0.0/16\n10.0.0.5\n10.2.0.0/16\n10.1.0.0/16\n").unwrap();
         assert_eq!(
             split.v4,
             [(
@@ -173,7 +168,7 @@ mod tests {
 
     #[test]
     fn empty_files_block_nothing() {
-        let list = NetworkList::parse("# nothing yet\n\n").unwrap();
+        let list = NetworkList::parse(b"# nothing yet\n\n").unwrap();
         assert!(list.is_empty());
         assert!(!list.contains(ip("127.0.0.1")));
     }
@@ -181,10 +176,22 @@ mod tests {
     #[test]
     fn a_bad_line_is_named() {
         for bad in ["10.0.0.0/33", "example.org", "10.0.0.0/8 extra", "1.2.3"] {
-            let error = NetworkList::parse(&format!("10.0.0.0/8\n{bad}\n")).unwrap_err();
+            let error = NetworkList::parse(format!("10.0.0.0/8\n{bad}\n").as_bytes()).unwrap_err();
             assert_eq!(error.line, 2);
             assert_eq!(error.text, bad);
             assert!(error.to_string().starts_with("line 2: expected an address"));
         }
+    }
+
+    #[test]
+    fn latin1_comments_bom_and_crs_are_read() {
+        let list = NetworkList::parse(b"\xEF\xBB\xBF10.0.0.0/8 # Caf\xe9\r192.0.2.1\r\n").unwrap();
+        assert_eq!(list.len(), 2);
+        let error = NetworkList::parse(b"# ok\n10.0.0.1\n10.0.0.\xe9\n").unwrap_err();
+        assert_eq!(error.line, 3);
+        assert!(
+            error.to_string().starts_with("line 3: expected UTF-8"),
+            "{error}"
+        );
     }
 }

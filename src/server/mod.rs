@@ -355,14 +355,15 @@ pub fn load_hybrids(config: &Config) -> Result<HybridLinks, String> {
 }
 
 /// Reads and parses a list file; errors name the list and the file.
+/// Read as bytes: each parser decides what must be UTF-8 and names the
+/// line that is not.
 fn read_list<T, E: std::fmt::Display>(
     what: &str,
     path: &Path,
-    parse: impl FnOnce(&str) -> Result<T, E>,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
 ) -> Result<T, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("{what} {}: {e}", path.display()))
+    let file = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    parse(&file).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
 /// What is wrong with the connection-tracking `table`, which dropped
@@ -1043,7 +1044,7 @@ impl Server {
         let (mut changed, mut unchanged) = (0, 0);
         let read = changeset
             .fifo
-            .read_lines(|line| match access_list::parse(line) {
+            .read_lines(|line| match access_list::parse(line.as_bytes()) {
                 Ok(hashes) => {
                     for hash in hashes {
                         if tracker.set_listed(hash, adds) {

@@ -2,9 +2,11 @@
 //!
 //! The file format is upstream's: one hash per line, 40 hex digits (v1), and
 //! here also 64 (v2, kept truncated to 20 bytes as clients announce it).
-//! Blank lines and `#` comments are allowed, as is a comment after a hash.
+//! Blank lines and `#` comments are allowed, as is a comment after a hash;
+//! comments and names may be in any encoding (a Latin-1 torrent name).
 //! Unlike upstream, which skips anything it cannot read, any other line is an
-//! error naming the line, so a typo never silently drops a torrent.
+//! error naming the line, as is a second hash on a line, so a typo never
+//! silently drops a torrent.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -154,23 +156,27 @@ pub struct LineError {
 }
 
 impl LineError {
-    pub fn new(index: usize, line: &str, expected: &'static str) -> Self {
+    pub fn new(index: usize, line: &[u8], expected: &'static str) -> Self {
         LineError {
             line: index + 1,
-            text: line.chars().take(80).collect(),
+            text: String::from_utf8_lossy(line).chars().take(80).collect(),
             expected,
             secret: false,
         }
     }
 
+    /// This error without the line's text, for a line of secrets.
+    pub fn hidden(self) -> Self {
+        LineError {
+            text: String::new(),
+            secret: true,
+            ..self
+        }
+    }
+
     /// An error on a line of secrets (passkeys): it names the line only.
     pub fn hiding_the_line(index: usize, expected: &'static str) -> Self {
-        LineError {
-            line: index + 1,
-            text: String::new(),
-            expected,
-            secret: true,
-        }
+        LineError::new(index, b"", expected).hidden()
     }
 }
 
@@ -192,22 +198,87 @@ impl fmt::Display for LineError {
     }
 }
 
-/// Parses the text of an access-list file.
-pub fn parse(text: &str) -> Result<Vec<InfoHash>, LineError> {
+/// A line of a list file (access list, blocked networks, passkeys,
+/// hybrids), without its line end.
+#[derive(Clone, Copy, Debug)]
+pub struct Line<'a> {
+    /// 0-based line number.
+    pub index: usize,
+    pub bytes: &'a [u8],
+}
+
+const NOT_UTF8: &str = "UTF-8 text (only a comment after '#' may be in another encoding)";
+
+impl<'a> Line<'a> {
+    /// The entry of a list whose comments start at any `#`: the text
+    /// before it, trimmed. Comments may hold any bytes; the entry must be
+    /// UTF-8.
+    pub fn entry(&self) -> Result<&'a str, LineError> {
+        let before_comment = self.bytes.split(|&b| b == b'#').next().unwrap_or_default();
+        std::str::from_utf8(before_comment.trim_ascii()).map_err(|_| self.error(NOT_UTF8))
+    }
+
+    pub fn error(&self, expected: &'static str) -> LineError {
+        LineError::new(self.index, self.bytes, expected)
+    }
+}
+
+/// The lines of a list file. A leading UTF-8 byte-order mark, which
+/// Windows editors write, is dropped; LF, CRLF and a lone CR each end a
+/// line, so a file saved with old Mac line ends is not one long line.
+pub fn lines(file: &[u8]) -> impl Iterator<Item = Line<'_>> {
+    let mut rest = file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(file);
+    let mut index = 0;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .unwrap_or(rest.len());
+        let line = Line {
+            index,
+            bytes: &rest[..end],
+        };
+        let line_end = match &rest[end..] {
+            [b'\r', b'\n', ..] => 2,
+            [] => 0,
+            _ => 1,
+        };
+        rest = &rest[end + line_end..];
+        index += 1;
+        Some(line)
+    })
+}
+
+const HASH: &str = "40 or 64 hex digits";
+const ONE_HASH: &str = "one hash a line (two hashes on one line)";
+
+/// How many hex digits `bytes` starts with.
+fn hex_digits(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|b| b.is_ascii_hexdigit()).count()
+}
+
+/// Parses an access-list file.
+pub fn parse(file: &[u8]) -> Result<Vec<InfoHash>, LineError> {
     let mut hashes = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+    for line in lines(file) {
+        let trimmed = line.bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed.starts_with(b"#") {
             continue;
         }
         // As upstream, whatever follows the hash's last digit is the
-        // operator's (`HASH name`, `HASH:name`, `HASH,name`): only a hash of
-        // the wrong length is an error.
-        let digits = trimmed.bytes().take_while(u8::is_ascii_hexdigit).count();
-        match InfoHash::from_hex(&trimmed.as_bytes()[..digits]) {
-            Some(hash) => hashes.push(hash),
-            None => return Err(LineError::new(index, line, "40 or 64 hex digits")),
+        // operator's (`HASH name`, `HASH:name`, `HASH,name`), in any
+        // encoding: only a hash of the wrong length is an error, or a
+        // second hash, which upstream would drop.
+        let (digits, after) = trimmed.split_at(hex_digits(trimmed));
+        let hash = InfoHash::from_hex(digits).ok_or_else(|| line.error(HASH))?;
+        let separators = after.iter().take_while(|b| b" \t,:;".contains(b)).count();
+        if matches!(hex_digits(&after[separators..]), 40 | 64) {
+            return Err(line.error(ONE_HASH));
         }
+        hashes.push(hash);
     }
     Ok(hashes)
 }
@@ -222,17 +293,86 @@ mod tests {
     fn parses_upstream_format_and_v2() {
         let v2 = "ab".repeat(32);
         let text = format!("# comment\n\n{V1}\n{V1} # trailing\n{v2}\n{V1}:name\n{V1},x\n");
-        let hashes = parse(&text).unwrap();
+        let hashes = parse(text.as_bytes()).unwrap();
         assert_eq!(hashes.len(), 5);
         assert_eq!(hashes[2].0, [0xab; 20]);
     }
 
     #[test]
     fn reports_bad_line() {
-        let err = parse(&format!("{V1}\nnot a hash\n")).unwrap_err();
+        let err = parse(format!("{V1}\nnot a hash\n").as_bytes()).unwrap_err();
         assert_eq!(err.line, 2);
-        assert!(parse(&format!("{V1}0\n")).is_err());
-        assert!(parse("0123\n").is_err());
+        assert!(parse(format!("{V1}0\n").as_bytes()).is_err());
+        assert!(parse(b"0123\n").is_err());
+    }
+
+    #[test]
+    fn lines_drop_a_bom_and_end_at_lf_crlf_or_a_lone_cr() {
+        let file = b"\xEF\xBB\xBFone\r\ntwo\rthree\n\nfive";
+        let numbered: Vec<(usize, &[u8])> = lines(file).map(|l| (l.index, l.bytes)).collect();
+        let expected: [(usize, &[u8]); 5] = [
+            (0, b"one"),
+            (1, b"two"),
+            (2, b"three"),
+            (3, b""),
+            (4, b"five"),
+        ];
+        assert_eq!(numbered, expected);
+        assert_eq!(lines(b"a\r\r\nb\n").count(), 3, "CR, then CRLF");
+        assert_eq!(lines(b"").count(), 0);
+    }
+
+    #[test]
+    fn any_bytes_in_comments_and_names() {
+        let latin1 = [b"# Caf\xe9\n".as_slice(), V1.as_bytes(), b" Caf\xe9\n"].concat();
+        assert_eq!(parse(&latin1).unwrap().len(), 1);
+        let bad = parse(b"# ok\nCaf\xe9\n").unwrap_err();
+        assert_eq!(bad.line, 2);
+        assert!(
+            bad.to_string().starts_with("line 2: expected 40 or 64"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn bom_and_crs_do_not_hide_hashes() {
+        let v2 = "ab".repeat(32);
+        let bom = format!("\u{feff}{V1}\r\n{v2}\r\n");
+        assert_eq!(parse(bom.as_bytes()).unwrap().len(), 2);
+        let old_mac = format!("{V1}\r{v2}\r");
+        assert_eq!(parse(old_mac.as_bytes()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn two_hashes_on_a_line_are_an_error() {
+        let v2 = "ab".repeat(32);
+        for second in [
+            format!(" {V1}"),
+            format!(",{V1}"),
+            format!(":{v2}"),
+            format!("\t, {V1} name"),
+        ] {
+            let error = parse(format!("{V1}\n{V1}{second}\n").as_bytes()).unwrap_err();
+            assert_eq!(error.line, 2, "{second:?}");
+            assert!(error.to_string().contains("two hashes"), "{error}");
+        }
+        // A name may start with hex digits, as long as they are no hash.
+        let names = format!("{V1} cafe\n{V1}:{V1}0 long\n{V1},deadbeef\n");
+        assert_eq!(parse(names.as_bytes()).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn entry_stops_at_a_comment_and_must_be_utf8() {
+        let line = |bytes| Line { index: 2, bytes };
+        assert_eq!(line(b" 10.0.0.1 # Caf\xe9").entry().unwrap(), "10.0.0.1");
+        let error = line(b"10.0.0.\xe9 # x").entry().unwrap_err();
+        assert_eq!(error.line, 3);
+        assert!(
+            error.to_string().starts_with("line 3: expected UTF-8"),
+            "{error}"
+        );
+        let hidden = error.hidden().to_string();
+        assert!(hidden.ends_with("(the line is not shown)"), "{hidden}");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use super::access_list::LineError;
+use super::access_list::{self, LineError};
 use crate::proto::InfoHash;
 
 const PAIR: &str = "a v1 hash (40 hex digits), then a v2 hash (64 hex digits)";
@@ -28,22 +28,21 @@ pub struct HybridLinks {
 
 impl HybridLinks {
     /// Parses the text of a hybrids file.
-    pub fn parse(text: &str) -> Result<Self, LineError> {
+    pub fn parse(file: &[u8]) -> Result<Self, LineError> {
         let mut links = HybridLinks::default();
-        for (index, line) in text.lines().enumerate() {
-            let content = line.split('#').next().unwrap_or_default();
-            let mut words = content.split_whitespace();
+        for line in access_list::lines(file) {
+            let mut words = line.entry()?.split_whitespace();
             let (v1, v2) = match (words.next(), words.next(), words.next()) {
                 (None, ..) => continue,
                 (Some(v1), Some(v2), None) if v1.len() == 40 => (v1, v2),
-                _ => return Err(LineError::new(index, line, PAIR)),
+                _ => return Err(line.error(PAIR)),
             };
             let (Some(v1), Some(v2)) = (hash(v1), hash(v2)) else {
-                return Err(LineError::new(index, line, PAIR));
+                return Err(line.error(PAIR));
             };
             let taken = |h: &InfoHash| links.pairs.contains_key(h);
             if v1 == v2 || taken(&v1) || taken(&v2) {
-                return Err(LineError::new(index, line, UNLINKED));
+                return Err(line.error(UNLINKED));
             }
             links.pairs.insert(v1, (v1, v2));
             links.pairs.insert(v2, (v1, v2));
@@ -97,7 +96,7 @@ mod tests {
             v2("ab"),
             &v2("cd")[..40]
         );
-        let links = HybridLinks::parse(&text).unwrap();
+        let links = HybridLinks::parse(text.as_bytes()).unwrap();
         assert_eq!(links.len(), 2);
         let v1 = hash(V1).unwrap();
         assert_eq!(links.swarm_of(InfoHash([0xab; 20])), v1);
@@ -116,6 +115,13 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_bom_crlf_and_latin1_comments() {
+        let text = format!("\u{feff}{V1} {}\r\n{OTHER_V1} {} # ", v2("ab"), v2("cd"));
+        let file = [text.as_bytes(), b"Caf\xe9\r\n"].concat();
+        assert_eq!(HybridLinks::parse(&file).unwrap().len(), 2);
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         let bad = [
             format!("{V1}\n"),
@@ -125,7 +131,7 @@ mod tests {
             format!("{V1} zz{}\n", &v2("ab")[2..]),
         ];
         for text in bad {
-            let error = HybridLinks::parse(&format!("# ok\n{text}")).unwrap_err();
+            let error = HybridLinks::parse(format!("# ok\n{text}").as_bytes()).unwrap_err();
             assert_eq!((error.line, error.expected), (2, PAIR), "{text}");
         }
     }
@@ -141,7 +147,7 @@ mod tests {
             format!("{V1} {OTHER_V1}\n{OTHER_V1} {}\n", v2("ab")),
         ];
         for text in linked_twice {
-            let error = HybridLinks::parse(&text).unwrap_err();
+            let error = HybridLinks::parse(text.as_bytes()).unwrap_err();
             assert_eq!(error.expected, UNLINKED, "{text}");
         }
     }

@@ -47,8 +47,13 @@ impl TestDir {
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        self.write_bytes(name, text.as_bytes())
+    }
+
+    /// Writes a file that need not be UTF-8.
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write test file");
+        std::fs::write(&path, bytes).expect("write test file");
         path
     }
 
