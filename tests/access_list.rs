@@ -575,14 +575,17 @@ fn wait_for_own_reload(tracker: &mut Tracker) {
 #[test]
 fn lists_reload_by_themselves_when_their_files_change() {
     let dir = TestDir::new();
+    dir.writable_by_tracker();
     // Torrent 9 is the one network_allowed announces.
     let list = dir.write("whitelist.txt", &format!("{}\n", hex(&hash(9))));
     let blocked = dir.write("blocked", "10.1.0.0/16\n");
+    let add = dir.path("add");
     let toml = format!(
         "[access]\nwhitelist = \"{}\"\nblocked_networks = \"{}\"\nreload_on_change = true\n\
-         proxy = [\"127.0.0.1\"]\n",
+         fifo_add = \"{}\"\nproxy = [\"127.0.0.1\"]\n",
         list.display(),
-        blocked.display()
+        blocked.display(),
+        add.display()
     );
     let mut tracker = Tracker::launch_in(
         dir,
@@ -598,13 +601,22 @@ fn lists_reload_by_themselves_when_their_files_change() {
     std::fs::rename(&next, &list).unwrap();
     wait_for_own_reload(&mut tracker);
     assert!(http_allowed(&tracker, 2));
-    assert!(tracker.stderr().contains("a list file changed; reloading"));
-    // Rewritten in place.
+    assert!(tracker
+        .stderr()
+        .contains("a list file changed; reloading access"));
+    write_fifo(&add, &format!("{}\n", hex(&hash(5))));
+    tracker.wait_for_log("whitelist of 3 until the next reload");
+    // Rewritten in place: only that list is read again, so the change
+    // made through the FIFO stays.
     assert!(!network_allowed(&tracker, "10.1.0.1"));
     std::fs::write(&blocked, "10.2.0.0/16\n").unwrap();
     wait_for_own_reload(&mut tracker);
     assert!(network_allowed(&tracker, "10.1.0.1"));
     assert!(!network_allowed(&tracker, "10.2.0.1"));
+    assert!(tracker
+        .stderr()
+        .contains("a list file changed; reloading blocked_networks\n"));
+    assert!(http_allowed(&tracker, 5), "the FIFO's change is kept");
     // A bad version keeps the old list, as with SIGHUP.
     std::fs::write(&list, "not a hash\n").unwrap();
     wait_for_own_reload(&mut tracker);
@@ -612,10 +624,15 @@ fn lists_reload_by_themselves_when_their_files_change() {
     assert!(
         tracker
             .stderr()
-            .contains("keeping the previous whitelist of 2"),
+            .contains("keeping the previous whitelist of 3"),
         "{}",
         tracker.stderr()
     );
+    // A good one ends the FIFO's change, as SIGHUP does.
+    std::fs::write(&list, format!("{}\n{}\n", hex(&hash(9)), hex(&hash(2)))).unwrap();
+    wait_for_own_reload(&mut tracker);
+    assert!(http_allowed(&tracker, 2));
+    assert!(!http_allowed(&tracker, 5));
 }
 
 /// Writes `text` into the FIFO at `path`, as `echo … > path` would.

@@ -449,7 +449,7 @@ pub struct Server {
     /// Saves the state now and then (`tracker.save_interval`).
     saver: Option<state::Saver>,
     /// The list files, with `access.reload_on_change`.
-    watch: Option<Watch>,
+    watch: Option<Watch<ListFiles>>,
     reloader: reload::Reloader,
     changesets: Vec<Changeset>,
     /// `[cluster]`: the other trackers, and this one's announces for them.
@@ -574,8 +574,8 @@ impl Server {
         server.repace();
         let (config, ctx) = (&server.config, &server.ctx);
         server.saver = state::Saver::start(config, ctx)?;
-        server.watch = (config.access.reload_on_change)
-            .then(|| Watch::new(config.access.list_files().cloned()));
+        server.watch =
+            (config.access.reload_on_change).then(|| Watch::new(reload::watched_files(config)));
         for (i, socket) in server.listeners.udp.iter().enumerate() {
             udp_workers::spawn(socket, i, workers, &server.ctx, &mut server.worker_beats)?;
         }
@@ -898,9 +898,11 @@ impl Server {
                 next_deadline_check = now + Duration::from_secs(1);
             }
             if now >= next_watch {
-                if self.watch.as_mut().is_some_and(Watch::changed) {
-                    log::info!("a list file changed; reloading");
-                    self.reload();
+                let changed = self.watch.as_mut().map(Watch::changed);
+                if let Some(changed) = changed.filter(|lists| !lists.is_empty()) {
+                    let names: Vec<_> = changed.iter().map(|lists| lists.name()).collect();
+                    log::info!("a list file changed; reloading {}", names.join(", "));
+                    self.reload(reload::Lists::of(changed));
                 }
                 next_watch = now + WATCH_EVERY;
             }
@@ -969,7 +971,7 @@ impl Server {
         for signal in self.signals.pending() {
             match signal {
                 Signal::Reload => {
-                    self.reload();
+                    self.reload(reload::Lists::ALL);
                     if let Some(watch) = &mut self.watch {
                         watch.mark_loaded();
                     }
@@ -980,10 +982,10 @@ impl Server {
         stop
     }
 
-    /// SIGHUP, or a list file changed: re-read every list file, off the
-    /// event loop ([`reload`]); a bad file keeps its old list.
-    fn reload(&mut self) {
-        if self.reloader.start(&self.config, &self.ctx) {
+    /// SIGHUP, or a list file changed: re-read the files of `lists`, off
+    /// the event loop ([`reload`]); a bad file keeps its old list.
+    fn reload(&mut self, lists: reload::Lists) {
+        if self.reloader.start(&self.config, &self.ctx, lists) {
             self.notifier.reloading();
         }
     }
@@ -994,9 +996,9 @@ impl Server {
             return;
         };
         let now = self.ctx.clock().1;
-        self.lists_kept.clear();
         for (lists, taken) in reloaded {
             self.ctx.counters.list_reloaded(lists, taken, now);
+            self.lists_kept.retain(|kept| *kept != lists.name());
             if !taken {
                 self.lists_kept.push(lists.name());
             }
@@ -1005,8 +1007,8 @@ impl Server {
         self.ctx.begin_turn();
         self.end_websockets_no_longer_admitted();
         self.notifier.ready(&self.status_line(0));
-        if again {
-            self.reload();
+        if let Some(lists) = again {
+            self.reload(lists);
         }
     }
 

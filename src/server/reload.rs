@@ -1,5 +1,5 @@
-//! Re-reading the list files (SIGHUP, or a list file changed) on a thread of
-//! its own, as upstream's access-list thread does. Reading and parsing a
+//! Re-reading the list files (all of them on SIGHUP, those whose files
+//! changed with `access.reload_on_change`) on a thread of its own, as upstream's access-list thread does. Reading and parsing a
 //! whitelist of a million hashes takes over half a second, which the event
 //! loop would otherwise spend answering no one. Each list in force is
 //! swapped for its new version as soon as that is read (a bad file keeps
@@ -24,12 +24,43 @@ use crate::tracker::ShardedTracker;
 /// The configured lists re-read, and whether each new version was taken.
 pub type Reloaded = Vec<(ListFiles, bool)>;
 
+/// Which lists a reload re-reads. Reading only those whose files changed
+/// keeps the FIFO changesets to the access list in force when another
+/// list's file changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lists(u8);
+
+impl Lists {
+    /// What SIGHUP re-reads.
+    pub const ALL: Lists = Lists(u8::MAX);
+
+    pub fn of(lists: impl IntoIterator<Item = ListFiles>) -> Lists {
+        Lists(lists.into_iter().fold(0, |set, list| set | Self::bit(list)))
+    }
+
+    fn bit(list: ListFiles) -> u8 {
+        1 << list as u8
+    }
+
+    fn has(self, list: ListFiles) -> bool {
+        self.0 & Self::bit(list) != 0
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn with(self, other: Lists) -> Lists {
+        Lists(self.0 | other.0)
+    }
+}
+
 pub struct Reloader {
     /// Where a reload under way reports.
     under_way: Option<Receiver<Reloaded>>,
-    /// Asked again while one was under way: reload once more after it, so
+    /// Asked for while one was under way: reloaded once more after it, so
     /// that the lists end up as the files are now.
-    again: bool,
+    again: Lists,
     waker: Arc<Waker>,
 }
 
@@ -46,17 +77,17 @@ impl Reloader {
     pub fn new(registry: &Registry, token: Token) -> io::Result<Self> {
         Ok(Reloader {
             under_way: None,
-            again: false,
+            again: Lists::default(),
             waker: Arc::new(Waker::new(registry, token)?),
         })
     }
 
-    /// Starts re-reading every configured list file; returns false when one
-    /// is under way already (it reloads again once that is done) or no
-    /// thread could be started (logged; the lists in force stay).
-    pub fn start(&mut self, config: &Config, ctx: &Context) -> bool {
+    /// Starts re-reading the configured files of `lists`; returns false
+    /// when a reload is under way already (these are reloaded once that is
+    /// done) or no thread could be started (logged; the lists in force stay).
+    pub fn start(&mut self, config: &Config, ctx: &Context, lists: Lists) -> bool {
         if self.under_way.is_some() {
-            self.again = true;
+            self.again = self.again.with(lists);
             return false;
         }
         let in_force = InForce {
@@ -70,7 +101,7 @@ impl Reloader {
         let started = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
-                let _ = report.send(reload(&config, &in_force));
+                let _ = report.send(reload(&config, &in_force, lists));
                 if let Err(e) = waker.wake() {
                     log::error!("lists reloaded, but the event loop could not be told: {e}");
                 }
@@ -88,11 +119,12 @@ impl Reloader {
     }
 
     /// After the wake-up: the report of the reload that finished, if one
-    /// did, and whether to start another.
-    pub fn finished(&mut self) -> Option<(Reloaded, bool)> {
+    /// did, and the lists to reload next (asked for meanwhile), if any.
+    pub fn finished(&mut self) -> Option<(Reloaded, Option<Lists>)> {
         let reloaded = self.under_way.as_ref()?.try_recv().ok()?;
         self.under_way = None;
-        Some((reloaded, std::mem::take(&mut self.again)))
+        let again = std::mem::take(&mut self.again);
+        Some((reloaded, (!again.is_empty()).then_some(again)))
     }
 }
 
@@ -103,14 +135,14 @@ pub const EMPTY_WHITELIST: &str = "the whitelist is empty: every torrent is refu
 pub const EMPTY_PASSKEYS: &str =
     "the passkeys file holds no key: every announce and scrape is refused";
 
-/// Reads each configured list file and puts what it holds in force.
-fn reload(config: &Config, in_force: &InForce) -> Reloaded {
+/// Reads the configured files of `lists` and puts what they hold in force.
+fn reload(config: &Config, in_force: &InForce, lists: Lists) -> Reloaded {
     let access = &config.access;
     if access.list_files().next().is_none() {
         log::info!("reload: no list files are configured, nothing to read");
     }
     let mut reloaded = Vec::new();
-    if access.blocked_networks.is_some() {
+    if access.blocked_networks.is_some() && lists.has(ListFiles::BlockedNetworks) {
         let read = load_blocked_networks(config);
         let taken = replace_list(
             &in_force.blocked_networks,
@@ -120,7 +152,7 @@ fn reload(config: &Config, in_force: &InForce) -> Reloaded {
         );
         reloaded.push((ListFiles::BlockedNetworks, taken));
     }
-    if access.passkeys.is_some() {
+    if access.passkeys.is_some() && lists.has(ListFiles::Passkeys) {
         let read = load_passkeys(config);
         let taken = replace_list(&in_force.passkeys, read, "passkeys", PasskeyList::len);
         if taken && in_force.passkeys.current().1.is_empty() {
@@ -128,10 +160,13 @@ fn reload(config: &Config, in_force: &InForce) -> Reloaded {
         }
         reloaded.push((ListFiles::Passkeys, taken));
     }
-    if access.hybrids.is_some() {
+    if access.hybrids.is_some() && lists.has(ListFiles::Hybrids) {
         let read = load_hybrids(config);
         let taken = replace_list(&in_force.hybrids, read, "hybrids", HybridLinks::len);
         reloaded.push((ListFiles::Hybrids, taken));
+    }
+    if !lists.has(ListFiles::Access) {
+        return reloaded;
     }
     let access_taken = match load_access_list(config) {
         Ok(list) => {
@@ -155,4 +190,43 @@ fn reload(config: &Config, in_force: &InForce) -> Reloaded {
         reloaded.push((ListFiles::Access, access_taken));
     }
     reloaded
+}
+
+/// The list files `access.reload_on_change` watches, each under the lists
+/// it holds.
+pub fn watched_files(config: &Config) -> Vec<(ListFiles, std::path::PathBuf)> {
+    let a = &config.access;
+    [
+        (ListFiles::Access, &a.whitelist),
+        (ListFiles::Access, &a.blacklist),
+        (ListFiles::BlockedNetworks, &a.blocked_networks),
+        (ListFiles::Passkeys, &a.passkeys),
+        (ListFiles::Hybrids, &a.hybrids),
+    ]
+    .into_iter()
+    .filter_map(|(lists, path)| Some((lists, path.clone()?)))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_of_lists_holds_what_it_was_given() {
+        let some = Lists::of([ListFiles::Passkeys, ListFiles::Hybrids]);
+        assert!(some.has(ListFiles::Passkeys) && some.has(ListFiles::Hybrids));
+        assert!(!some.has(ListFiles::Access) && !some.has(ListFiles::BlockedNetworks));
+        let more = some.with(Lists::of([ListFiles::Access]));
+        assert!(more.has(ListFiles::Access) && more.has(ListFiles::Hybrids));
+        assert!(Lists::default().is_empty() && !some.is_empty());
+        for list in [
+            ListFiles::Access,
+            ListFiles::BlockedNetworks,
+            ListFiles::Passkeys,
+            ListFiles::Hybrids,
+        ] {
+            assert!(Lists::ALL.has(list));
+        }
+    }
 }

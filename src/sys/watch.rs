@@ -2,7 +2,8 @@
 //! portable (Linux, FreeBSD, inside a chroot, on any file system), and a
 //! few `stat` calls every couple of seconds cost nothing. A change is
 //! reported once the file has stayed the same for one more look, so a file
-//! still being written is not read half-way.
+//! still being written is not read half-way. Each file carries the caller's
+//! key, so that only what changed need be read again.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -27,7 +28,8 @@ fn fingerprint(path: &PathBuf) -> Option<Fingerprint> {
     })
 }
 
-struct Watched {
+struct Watched<K> {
+    key: K,
     path: PathBuf,
     /// As last loaded; `None` while the file is missing.
     loaded: Option<Fingerprint>,
@@ -35,16 +37,18 @@ struct Watched {
     seen: Option<Fingerprint>,
 }
 
-pub struct Watch {
-    files: Vec<Watched>,
+pub struct Watch<K> {
+    files: Vec<Watched<K>>,
 }
 
-impl Watch {
-    /// Watches `paths`, taking them as loaded as they are now.
-    pub fn new(paths: impl IntoIterator<Item = PathBuf>) -> Watch {
-        let files = paths.into_iter().map(|path| {
+impl<K: Copy + PartialEq> Watch<K> {
+    /// Watches the files at the paths, each under its key, taking them as
+    /// loaded as they are now.
+    pub fn new(files: impl IntoIterator<Item = (K, PathBuf)>) -> Watch<K> {
+        let files = files.into_iter().map(|(key, path)| {
             let now = fingerprint(&path);
             Watched {
+                key,
                 path,
                 loaded: now,
                 seen: now,
@@ -55,25 +59,26 @@ impl Watch {
         }
     }
 
-    /// Looks at every file: true when one differs from what was loaded and
-    /// has not changed since the previous look. They then count as loaded.
-    pub fn changed(&mut self) -> bool {
-        let mut changed = false;
+    /// Looks at every file: the keys of those that differ from what was
+    /// loaded and have not changed since the previous look (each key once),
+    /// which then count as loaded.
+    pub fn changed(&mut self) -> Vec<K> {
+        let mut changed = Vec::new();
         for file in &mut self.files {
             let now = fingerprint(&file.path);
-            changed |= now != file.loaded && now == file.seen;
-            file.seen = now;
-        }
-        if changed {
-            for file in &mut self.files {
-                file.loaded = file.seen;
+            if now != file.loaded && now == file.seen {
+                file.loaded = now;
+                if !changed.contains(&file.key) {
+                    changed.push(file.key);
+                }
             }
+            file.seen = now;
         }
         changed
     }
 
-    /// The files were loaded again for another reason (a signal): as they
-    /// are now, they count as loaded.
+    /// The files were all loaded again for another reason (a signal): as
+    /// they are now, they count as loaded.
     pub fn mark_loaded(&mut self) {
         for file in &mut self.files {
             file.loaded = fingerprint(&file.path);
@@ -92,26 +97,46 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("list");
         std::fs::write(&path, "one\n").unwrap();
-        let mut watch = Watch::new([path.clone()]);
-        assert!(!watch.changed(), "nothing happened");
+        let other = dir.join("other");
+        let third = dir.join("third");
+        std::fs::write(&other, "two\n").unwrap();
+        std::fs::write(&third, "three\n").unwrap();
+        let none: Vec<char> = Vec::new();
+        let mut watch = Watch::new([
+            ('a', path.clone()),
+            ('b', other.clone()),
+            ('b', third.clone()),
+        ]);
+        assert_eq!(watch.changed(), none, "nothing happened");
         std::fs::write(&path, "one\ntwo\n").unwrap();
-        assert!(!watch.changed(), "just written: wait for one more look");
-        assert!(watch.changed(), "settled");
-        assert!(!watch.changed(), "reported once");
+        assert_eq!(
+            watch.changed(),
+            none,
+            "just written: wait for one more look"
+        );
+        assert_eq!(watch.changed(), ['a'], "settled");
+        assert_eq!(watch.changed(), none, "reported once");
         // Replaced by a rename, as editors and deploy tools do.
         let next = dir.join("list.new");
         std::fs::write(&next, "six\n").unwrap();
         std::fs::rename(&next, &path).unwrap();
-        assert!(!watch.changed());
-        assert!(watch.changed());
+        assert_eq!(watch.changed(), none);
+        assert_eq!(watch.changed(), ['a']);
         // Gone, then back.
         std::fs::remove_file(&path).unwrap();
-        assert!(!watch.changed());
-        assert!(watch.changed(), "a missing file is a change too");
+        assert_eq!(watch.changed(), none);
+        assert_eq!(watch.changed(), ['a'], "a missing file is a change too");
         std::fs::write(&path, "seven\n").unwrap();
         watch.mark_loaded();
-        assert!(!watch.changed(), "a reload by signal took it in");
-        assert!(!watch.changed());
+        assert_eq!(watch.changed(), none, "a reload by signal took it in");
+        assert_eq!(watch.changed(), none);
+        // Two files under one key count once; a file still changing waits.
+        std::fs::write(&other, "two and more\n").unwrap();
+        std::fs::write(&third, "three and more\n").unwrap();
+        assert_eq!(watch.changed(), none);
+        std::fs::write(&path, "eight and more\n").unwrap();
+        assert_eq!(watch.changed(), ['b'], "'a' is still being written");
+        assert_eq!(watch.changed(), ['a']);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
