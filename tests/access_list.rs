@@ -670,7 +670,13 @@ fn fifo_changesets_add_and_delete_until_the_next_reload() {
     // Two writers, one line split between writes, and a bad line.
     write_fifo(
         &add,
-        &format!("{}\nnot a hash\n{}", hex(&hash(2)), &hex(&hash(3))[..10]),
+        &format!(
+            "{}\nnot a hash\n{} {}\n{}",
+            hex(&hash(2)),
+            hex(&hash(6)),
+            hex(&hash(7)),
+            &hex(&hash(3))[..10]
+        ),
     );
     write_fifo(&add, &format!("{}\n", &hex(&hash(3))[10..]));
     // Read in one go or two, depending on timing.
@@ -679,7 +685,14 @@ fn fifo_changesets_add_and_delete_until_the_next_reload() {
     assert!(udp_allowed(&tracker, 3));
     assert!(tracker
         .stderr()
-        .contains("access.fifo_add: \"not a hash\" is not an info hash; ignored"));
+        .contains("access.fifo_add: \"not a hash\" ignored: expected 40 or 64 hex digits"));
+    assert!(tracker
+        .stderr()
+        .contains("ignored: expected one hash a line (two hashes on one line)"));
+    assert!(
+        !http_allowed(&tracker, 6),
+        "neither of two hashes on a line is taken"
+    );
     write_fifo(&delete, &format!("{}\n", hex(&hash(1))));
     tracker.wait_for_log("access.fifo_delete: 1 hashes deleted (0 already so); whitelist of 2");
     assert!(!http_allowed(&tracker, 1));

@@ -1056,7 +1056,7 @@ impl Server {
                         }
                     }
                 }
-                Err(_) => log::warn!("{name}: {line:?} is not an info hash; ignored"),
+                Err(e) => log::warn!("{name}: {line:?} ignored: expected {}", e.expected),
             });
         if let Err(e) = read {
             log::error!("{name}: {e}");
