@@ -794,6 +794,19 @@ fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
         failure(&tracker, &format!("/nobody/announce{query}")).as_deref(),
         Some(PASSKEY_UNKNOWN)
     );
+    // A key that cannot be one (too long, percent-encoded) is not valid
+    // either, rather than missing; a trailing slash is no part of a key.
+    for bad in ["k".repeat(65), "%7Ealice".to_string()] {
+        assert_eq!(
+            failure(&tracker, &format!("/{bad}/announce{query}")).as_deref(),
+            Some(PASSKEY_UNKNOWN),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        failure(&tracker, &format!("/announce/{alice}/{query}")),
+        None
+    );
     let scrape = format!("?info_hash={}", urlencode(&hash(1)));
     let counts = tracker.get(&format!("/{alice}/scrape{scrape}")).text();
     assert!(counts.starts_with("d5:filesd20:"), "{counts}");
@@ -818,7 +831,7 @@ fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
     let reply = Udp::new(tracker.v4()).scrape(&[hash(1)]);
     assert_eq!(be32(&reply, 0), 3, "a UDP scrape has no room for a key");
     let refusals = metric(&tracker, "opentracker_passkey_refusals_total");
-    assert_eq!(refusals, Some(6));
+    assert_eq!(refusals, Some(8));
     assert_eq!(list_metric(&tracker, "list_entries", "passkeys"), Some(2));
 
     // Revoking bob and adding carol takes a reload; a bad line keeps the

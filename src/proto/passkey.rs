@@ -31,14 +31,17 @@ fn is_tracker_word(segment: &[u8]) -> bool {
 
 /// Splits a path (without its leading slashes and its query) into the
 /// passkey and the word that routes it: `KEY/announce` and `announce/KEY`
-/// give `(Some(KEY), announce)`; anything else is `(None, path)`. Should
-/// both segments look like words (a key `announce1`), the one that is
-/// exactly a word is the word.
+/// give `(Some(KEY), announce)`, as does either with a trailing slash;
+/// anything else is `(None, path)`. Should both segments look like words (a
+/// key `announce1`), the one that is exactly a word is the word. The key is
+/// given as sent, even when it cannot be one ([`is_valid`]): such a client
+/// is told its passkey is not valid, not that it sent none.
 pub fn split_path(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
-    let Some(slash) = path.iter().position(|&b| b == b'/') else {
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    let Some(slash) = trimmed.iter().position(|&b| b == b'/') else {
         return (None, path);
     };
-    let (first, second) = (&path[..slash], &path[slash + 1..]);
+    let (first, second) = (&trimmed[..slash], &trimmed[slash + 1..]);
     if second.contains(&b'/') {
         return (None, path);
     }
@@ -53,10 +56,9 @@ pub fn split_path(path: &[u8]) -> (Option<&[u8]>, &[u8]) {
     } else {
         (second, first)
     };
-    if is_valid(key) {
-        (Some(key), word)
-    } else {
-        (None, path)
+    match key.is_empty() {
+        true => (None, path),
+        false => (Some(key), word),
     }
 }
 
@@ -97,8 +99,13 @@ pub fn url_data<'a>(options: &[u8], out: &'a mut [u8]) -> &'a [u8] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// What a key found in a path always is: a whole, non-empty segment.
+    pub(crate) fn is_key_shaped(key: &[u8]) -> bool {
+        !key.is_empty() && !key.contains(&b'/')
+    }
 
     #[test]
     fn keys_are_url_safe_and_bounded() {
@@ -145,13 +152,24 @@ mod tests {
         for plain in [
             &b"announce"[..],
             b"announce/",
+            b"announce//",
+            b"/announce",
             b"a/b/announce",
-            b"x y/announce",
             b"stats",
             b"k3y/a",
             b"k3y/metrics",
         ] {
             assert_eq!(split_path(plain), (None, plain), "{plain:?}");
+        }
+        // A trailing slash, as some announce URLs have.
+        for path in [&b"s3cret/announce/"[..], b"announce/s3cret/"] {
+            assert_eq!(split_path(path), (Some(&b"s3cret"[..]), &b"announce"[..]));
+        }
+        // Keys that cannot be are still keys, to be refused as not valid.
+        let long = [b'k'; MAX_LEN + 1];
+        for key in [&long[..], b"%7Ek3y", b"x y"] {
+            let path = [key, b"/announce"].concat();
+            assert_eq!(split_path(&path), (Some(key), &b"announce"[..]));
         }
     }
 
@@ -181,10 +199,10 @@ mod tests {
             let url = url_data(&options, &mut out);
             assert!(url.len() <= room.min(options.len()));
             if let Some(key) = in_url(url) {
-                assert!(is_valid(key));
+                assert!(is_key_shaped(key));
             }
             let (key, word) = split_path(&options);
-            assert!(key.map_or(true, is_valid));
+            assert!(key.map_or(true, is_key_shaped));
             assert!(word.len() <= options.len());
         }
     }
