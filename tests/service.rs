@@ -423,6 +423,52 @@ fn logs_to_syslog_socket() {
     );
 }
 
+#[test]
+fn a_syslog_daemon_that_stops_reading_stalls_nothing() {
+    let dir = TestDir::new();
+    let log_path = dir.path("log.sock");
+    let syslog = UnixDatagram::bind(&log_path).unwrap();
+    let toml = format!(
+        "[log]\ntarget = \"syslog\"\nsyslog_socket = \"{}\"\nrequests = true\n",
+        log_path.display()
+    );
+    let tracker = Tracker::launch_in(
+        dir,
+        Launch {
+            toml,
+            ..Launch::default()
+        },
+    );
+    // A line per request, and no one reading: the socket's queue (512
+    // datagrams by default) fills long before the last.
+    announce_torrents(&tracker, 2000);
+    assert_eq!(tracker.get("/stats?mode=tpbs").status, 200);
+    // The daemon reads again: the next line goes out after a count of
+    // those dropped.
+    syslog.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1024];
+    let mut queued = 0;
+    while syslog.recv(&mut buf).is_ok() {
+        queued += 1;
+    }
+    assert!(queued < 2000, "{queued} lines queued: none dropped?");
+    syslog.set_nonblocking(false).unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    tracker.get(&announce_path(&hash(4), 1, ""));
+    let mut lines = Vec::new();
+    assert!(
+        wait_notify(
+            &syslog,
+            &mut lines,
+            "log lines were dropped: the syslog daemon did not keep up"
+        ),
+        "{lines:?}"
+    );
+    assert!(wait_notify(&syslog, &mut lines, "announce"), "{lines:?}");
+}
+
 fn status_field(pid: u32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

@@ -3,6 +3,12 @@
 //! The syslog socket is opened here, at start-up, so it keeps working after
 //! a chroot has hidden `/dev/log`; when the daemon restarts and makes a new
 //! socket, the next line is sent to that one, unless a chroot hides it.
+//!
+//! Lines are sent without waiting: a syslog daemon that stops reading fills
+//! its socket's queue, and a blocking send would then hold every thread that
+//! logs, the event loop too (no answers, no watchdog ping, no clean stop).
+//! Lines that find the queue full are dropped, and counted in a line sent
+//! once the daemon reads again.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -50,10 +56,51 @@ impl Log for StderrLogger {
 
 /// Syslog over the socket connected at start.
 struct SyslogLogger {
-    writer: Mutex<SyslogWriter>,
+    writer: Mutex<Syslog>,
     /// Connected again when a send fails: a restarted syslog daemon (not
     /// journald, whose socket systemd holds) makes a new socket there.
     path: PathBuf,
+}
+
+/// The connected socket, and the lines dropped since a send last went
+/// through.
+struct Syslog {
+    writer: SyslogWriter,
+    dropped: u64,
+}
+
+impl Syslog {
+    /// Sends a line, or drops it when the daemon's queue is full; false
+    /// when the socket failed otherwise (the daemon went away).
+    fn send(&mut self, level: log::Level, message: &str) -> bool {
+        if self.dropped > 0 {
+            let note = format!(
+                "{} log lines were dropped: the syslog daemon did not keep up",
+                self.dropped
+            );
+            match send(&mut self.writer, log::Level::Warn, &note) {
+                Ok(()) => self.dropped = 0,
+                Err(e) if would_block(&e) => {
+                    self.dropped += 1;
+                    return true;
+                }
+                Err(_) => return false,
+            }
+        }
+        match send(&mut self.writer, level, message) {
+            Ok(()) => true,
+            Err(e) if would_block(&e) => {
+                self.dropped += 1;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn would_block(error: &syslog::Error) -> bool {
+    matches!(error, syslog::Error::Io(e) | syslog::Error::Write(e)
+        if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 impl Log for SyslogLogger {
@@ -66,14 +113,14 @@ impl Log for SyslogLogger {
             return;
         }
         let message = record.args().to_string();
-        let mut writer = self
+        let mut syslog = self
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if send(&mut writer, record.level(), &message).is_err() {
+        if !syslog.send(record.level(), &message) {
             if let Ok(fresh) = connect(&self.path) {
-                *writer = fresh;
-                let _ = send(&mut writer, record.level(), &message);
+                syslog.writer = fresh;
+                syslog.send(record.level(), &message);
             }
         }
     }
@@ -105,7 +152,7 @@ pub fn init(
     let logger: Box<dyn Log> = if use_syslog {
         match connect(syslog_socket) {
             Ok(writer) => Box::new(SyslogLogger {
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Syslog { writer, dropped: 0 }),
                 path: syslog_socket.to_path_buf(),
             }),
             Err(e) if destination == Destination::Syslog => return Err(e),
@@ -132,8 +179,15 @@ fn connect(syslog_socket: &Path) -> Result<SyslogWriter, String> {
         process: "opentracker".into(),
         pid: std::process::id(),
     };
-    syslog::unix_custom(formatter, syslog_socket)
-        .map_err(|e| format!("syslog socket {}: {e}", syslog_socket.display()))
+    let writer = syslog::unix_custom(formatter, syslog_socket)
+        .map_err(|e| format!("syslog socket {}: {e}", syslog_socket.display()))?;
+    let nonblocking = match &writer.backend {
+        syslog::LoggerBackend::Unix(socket) => socket.set_nonblocking(true),
+        syslog::LoggerBackend::UnixStream(socket) => socket.get_ref().set_nonblocking(true),
+        _ => Ok(()),
+    };
+    nonblocking.map_err(|e| format!("syslog socket {}: {e}", syslog_socket.display()))?;
+    Ok(writer)
 }
 
 /// Where [`init`] would send log lines, found without logging anything;
