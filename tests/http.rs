@@ -1498,38 +1498,52 @@ fn seeders_can_be_answered_with_leechers_only() {
     assert_eq!(ports_of(seeder.bytes("peers")), [1, 11, 20]);
 }
 
-#[test]
-fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back() {
-    // Torrents enough that a full scrape outgrows what the sockets hold, so
-    // one whose client does not read stays open.
+/// Torrents in [`tracker_with_a_big_full_scrape`]: their full scrape,
+/// about 70 bytes each, outgrows what the sockets hold.
+const BIG_FULL_SCRAPE_TORRENTS: usize = 150_000;
+
+/// A tracker whose full scrape is about 10 MB.
+fn tracker_with_a_big_full_scrape() -> Tracker {
     let minute = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         / 60;
-    let state: String = (0..150_000u32)
+    let state: String = (0..BIG_FULL_SCRAPE_TORRENTS)
         .map(|i| format!("{:08X}{:032X}:{minute}:1\n", i, 0xaa))
         .collect();
-    let tracker = started_with_state(&state);
-    // From 127.0.0.`from`: each client has a share of the places.
-    let ask_from = |from: u8| {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let source = SocketAddr::from(([127, 0, 0, from], 0));
-        socket.bind(&source.into()).unwrap();
-        socket.connect(&tracker.v4().into()).unwrap();
-        let mut stream = TcpStream::from(socket);
-        stream
-            .write_all(b"GET /scrape HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut status = [0u8; 12];
-        stream.read_exact(&mut status).unwrap();
-        (stream, String::from_utf8_lossy(&status).into_owned())
-    };
+    started_with_state(&state)
+}
+
+/// A full scrape asked from 127.0.0.`from` (each client has a share of the
+/// stream places), and its status line's first 12 bytes. The small receive
+/// buffer and segments keep the tracker's side of the connection from
+/// queueing megabytes ahead of what the client reads.
+fn full_scrape_from(tracker: &Tracker, from: u8) -> (TcpStream, String) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.set_mss(536).unwrap();
+    let source = SocketAddr::from(([127, 0, 0, from], 0));
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&tracker.v4().into()).unwrap();
+    let mut stream = TcpStream::from(socket);
+    stream
+        .write_all(b"GET /scrape HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).unwrap();
+    (stream, String::from_utf8_lossy(&status).into_owned())
+}
+
+#[test]
+fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back() {
+    // A full scrape that outgrows what the sockets hold, so one whose
+    // client does not read stays open.
+    let tracker = tracker_with_a_big_full_scrape();
+    let ask_from = |from: u8| full_scrape_from(&tracker, from);
     // One client that asks and never reads takes 4 places, no more.
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| {
@@ -1585,4 +1599,75 @@ fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back
     }
     let (_stream, status) = ask();
     assert_eq!(status, "HTTP/1.1 200", "the ranking kept its place");
+}
+
+/// Reads `stream` `chunk` bytes at a time with `pause` between reads, until
+/// it ends or `until` says to stop. Returns
+/// the bytes read and whether the tracker closed the connection.
+fn read_slowly(
+    stream: &mut TcpStream,
+    chunk: usize,
+    pause: Duration,
+    until: impl Fn() -> bool,
+) -> (usize, bool) {
+    let mut buffer = vec![0; chunk];
+    let mut read = 0;
+    while !until() {
+        match stream.read(&mut buffer) {
+            Ok(0) => return (read, true),
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (read, true),
+            Err(e) => panic!("after {read} bytes: {e}"),
+        }
+        std::thread::sleep(pause);
+    }
+    (read, false)
+}
+
+#[test]
+fn streams_read_slower_than_a_mib_a_minute_are_closed_after_the_stall_window() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Takes a little over the 60 s window: the tracker has no shorter one.
+    let tracker = tracker_with_a_big_full_scrape();
+    let started = Instant::now();
+    let (mut slow, status) = full_scrape_from(&tracker, 2);
+    assert_eq!(status, "HTTP/1.1 200");
+    let (mut steady, status) = full_scrape_from(&tracker, 3);
+    assert_eq!(status, "HTTP/1.1 200");
+    let slow_closed = AtomicBool::new(false);
+    std::thread::scope(|threads| {
+        // 80 KB/s: longer than a window for the whole body, yet more than
+        // its minimum in each, so it keeps being served.
+        let steady = threads.spawn(|| {
+            let (read, closed) = read_slowly(&mut steady, 8192, Duration::from_millis(100), || {
+                slow_closed.load(Ordering::Relaxed)
+            });
+            (read, closed, started.elapsed())
+        });
+        // 4 KB/s, a slice taken every 17 s: the whole body would take 40
+        // minutes.
+        let (read, closed) = read_slowly(&mut slow, 1024, Duration::from_millis(250), || {
+            started.elapsed() > Duration::from_secs(90)
+        });
+        slow_closed.store(true, Ordering::Relaxed);
+        assert!(closed, "still open after {read} bytes");
+        assert!(read < 1 << 20, "{read} bytes read before the close");
+        let (read, closed, lasted) = steady.join().unwrap();
+        assert!(
+            !closed,
+            "a client reading 80 KB/s was cut off after {read} bytes"
+        );
+        assert!(
+            lasted > Duration::from_secs(60),
+            "the slow one closed early"
+        );
+    });
+    // One that reads as fast as it can gets it all.
+    let fast = full_scrape(&tracker, "");
+    assert_eq!(fast.status, 200);
+    let files = fast.bencode();
+    assert_eq!(
+        files.get("files").unwrap().dict().len(),
+        BIG_FULL_SCRAPE_TORRENTS
+    );
 }

@@ -20,11 +20,21 @@ use crate::proto::proxy_protocol;
 use crate::proto::response::{self, HttpError};
 use crate::stats::HttpErrorKind;
 
-/// How long a streamed body may take to reach the client without progress
-/// (upstream allows full scrapes 15 minutes in all). Progress is a whole
-/// slice taken (tens of KB), not any byte: a client reading a byte now and
-/// then would otherwise hold a stream's buffers, and its encoder, forever.
+/// The window in which a streamed body (a full scrape, a `/stats` dump or
+/// ranking) must make progress, or its connection is closed. Progress is
+/// [`STREAM_MIN_PER_WINDOW`] bytes handed to the socket, or a ranking
+/// gathering another slice (the tracker at work, not the client waiting);
+/// a body smaller than that minimum must be out within one window.
 const STREAM_STALL: Duration = Duration::from_secs(60);
+
+/// Bytes a streamed body must hand to the socket within one
+/// [`STREAM_STALL`] window for the window to start anew: 1 MiB a minute,
+/// about 17 KiB/s. A stream holds one of a few places (`sliced::MAX_STREAMS`)
+/// with its buffers and encoder: counting any slice taken as progress let a
+/// client reading a KB/s keep its place for as long as the body lasts, an
+/// hour for a large full scrape. Upstream allows a full scrape 15 minutes
+/// in all, so a client slower than this fails there too.
+const STREAM_MIN_PER_WINDOW: usize = 1 << 20;
 
 /// Slices of a streamed body produced per turn of the event loop. A client
 /// that reads as fast as they come (an indexer next door) would otherwise
@@ -54,6 +64,9 @@ pub struct Connection {
     steps_left: u32,
     /// When the connection is closed unless the client makes progress.
     pub deadline: Instant,
+    /// Bytes of the streamed response going out handed to the socket since
+    /// its [`STREAM_STALL`] window began; `None` for any other response.
+    streamed_in_window: Option<usize>,
     served: u32,
     /// Bytes of the last request's body still to come, discarded as they
     /// arrive so that they are not taken for the next request.
@@ -122,6 +135,7 @@ impl Connection {
             slices_this_turn: 0,
             steps_left: STEPS_PER_TURN,
             deadline,
+            streamed_in_window: None,
             served: 0,
             body_left: 0,
             closing: false,
@@ -238,6 +252,7 @@ impl Connection {
         }
         self.output.clear();
         self.written = 0;
+        self.streamed_in_window = None;
         if self.awaits_proxy_header {
             match proxy_protocol::parse(&self.input) {
                 Ok(header) => {
@@ -308,12 +323,11 @@ impl Connection {
             || (self.closing && more_pipelined);
         self.body = reply.body;
         self.upgrade = reply.upgrade;
-        self.deadline = ctx.instant
-            + if self.body.is_some() {
-                STREAM_STALL
-            } else {
-                Duration::from_secs(ctx.settings.request_timeout.into())
-            };
+        if self.body.is_some() {
+            self.start_stream_window(ctx.instant);
+        } else {
+            self.deadline = ctx.instant + Duration::from_secs(ctx.settings.request_timeout.into());
+        }
         true
     }
 
@@ -323,6 +337,26 @@ impl Connection {
         let body = usize::try_from(self.body_left).map_or(available, |left| left.min(available));
         self.body_left -= body as u64;
         body
+    }
+
+    /// Gives the streamed response going out a new [`STREAM_STALL`] window
+    /// from `now`.
+    fn start_stream_window(&mut self, now: Instant) {
+        self.streamed_in_window = Some(0);
+        self.deadline = now + STREAM_STALL;
+    }
+
+    /// Counts `sent` bytes handed to the socket against the streamed
+    /// response's window, if one is going out, and starts a new window once
+    /// the window's minimum is reached.
+    fn count_streamed(&mut self, sent: usize, now: Instant) {
+        let Some(in_window) = &mut self.streamed_in_window else {
+            return;
+        };
+        *in_window += sent;
+        if *in_window >= STREAM_MIN_PER_WINDOW {
+            self.start_stream_window(now);
+        }
     }
 
     /// Whether a streamed body waits only for the next turn: all produced
@@ -349,9 +383,11 @@ impl Connection {
                 if body.fill(&ctx.tracker, ctx.clock(), &mut self.output) {
                     ctx.counters.full_scrape_bytes += body.full_scrape_bytes();
                     self.body = None;
+                } else if self.output.is_empty() {
+                    // A ranking being gathered (or a slice the encoder
+                    // kept) is the tracker at work, not the client waiting.
+                    self.start_stream_window(ctx.instant);
                 }
-                // A ranking being gathered makes progress without the client.
-                self.deadline = ctx.instant + STREAM_STALL;
                 continue;
             }
             let pending = &self.output[self.written..];
@@ -365,6 +401,7 @@ impl Connection {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.written += n;
+                    self.count_streamed(n, ctx.instant);
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progress),
@@ -372,7 +409,7 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
-        if progress && !self.closing && self.served > 0 {
+        if progress && !self.closing && self.served > 0 && self.body.is_none() {
             // The response is out: the client may now idle until its next request.
             self.deadline =
                 ctx.instant + Duration::from_secs(ctx.settings.keep_alive_timeout.into());
@@ -415,6 +452,23 @@ mod tests {
         }
         let connection = Connection::new(stream, peer, deadline, false);
         (connection, client)
+    }
+
+    #[test]
+    fn a_ranking_being_gathered_restarts_the_stall_window_with_each_slice() {
+        let mut ctx = context();
+        for i in 0..3000u16 {
+            let mut hash = [0; 20];
+            hash[..2].copy_from_slice(&i.to_be_bytes());
+            ctx.tracker.restore(&crate::proto::InfoHash(hash), 1, 0, 0);
+        }
+        let (mut connection, _client) = connection_with(b"GET /stats?mode=top10 HTTP/1.0\r\n\r\n");
+        assert_eq!(connection.drive(&mut ctx), Next::Yield);
+        // A slice of torrents per turn, none of it output yet: the tracker
+        // is at work, so the window starts anew with each.
+        ctx.instant += STREAM_STALL - Duration::from_secs(1);
+        assert_eq!(connection.drive(&mut ctx), Next::Yield);
+        assert_eq!(connection.deadline, ctx.instant + STREAM_STALL);
     }
 
     #[test]
