@@ -301,6 +301,9 @@ pub struct Context {
     pub networks_turn: NetworksTurn,
     /// WebTorrent's connections and swarms, as of the last message.
     pub webtorrent_now: WebtorrentGauges,
+    /// TCP connections open (HTTP and WebSocket, as `max_connections`
+    /// counts them), the one being answered included.
+    pub open_connections: usize,
 }
 
 impl Context {
@@ -389,6 +392,7 @@ impl Context {
             read_buffer: vec![0; 4096].into_boxed_slice(),
             networks_turn: NetworksTurn::default(),
             webtorrent_now: WebtorrentGauges::default(),
+            open_connections: 0,
         }
     }
 

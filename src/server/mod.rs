@@ -1167,6 +1167,7 @@ impl Server {
                     let mut connection = http::Connection::new(stream, peer, deadline, balancer);
                     // Most requests are already here: answer before paying
                     // for an epoll registration the connection may not need.
+                    self.ctx.open_connections = self.connections.len() + 1;
                     let next = connection.drive(&mut self.ctx);
                     if next == http::Next::Close {
                         continue;
@@ -1205,6 +1206,7 @@ impl Server {
     }
 
     fn drive_connection(&mut self, key: usize, readable: bool) {
+        self.ctx.open_connections = self.connections.len();
         let connection = match self.connections.get_mut(key) {
             Some(Connection::Http(connection)) => connection,
             Some(Connection::WebSocket(_)) => return self.drive_websocket(key),

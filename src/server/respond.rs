@@ -430,6 +430,8 @@ fn readings(ctx: &Context) -> stats::Readings {
         passkeys: (ctx.settings.needs_passkeys).then(|| ctx.passkeys.current().1.len()),
         hybrids: (ctx.settings.has_hybrids_list).then(|| ctx.hybrids.current().1.len()),
         webtorrent: ctx.settings.webtorrent.as_ref().map(|_| ctx.webtorrent_now),
+        tcp_connections: ctx.open_connections,
+        tcp_connections_limit: ctx.settings.max_connections,
     }
 }
 

@@ -735,6 +735,9 @@ pub struct Readings {
     pub hybrids: Option<usize>,
     /// With `[webtorrent]` enabled: its connections and swarms.
     pub webtorrent: Option<WebtorrentGauges>,
+    /// TCP connections open, HTTP and WebSocket, and `http.max_connections`.
+    pub tcp_connections: usize,
+    pub tcp_connections_limit: usize,
 }
 
 /// The counters and totals for Prometheus (`GET /metrics`), so no exporter
@@ -777,6 +780,16 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
             "state_last_save_timestamp_seconds",
             "Unix time of the last completed save of tracker.state_file; 0 before the first.",
             c.state_saved_at,
+        ),
+        (
+            "tcp_connections",
+            "TCP connections open, HTTP and WebSocket.",
+            readings.tcp_connections as u64,
+        ),
+        (
+            "tcp_connections_limit",
+            "http.max_connections: with this many TCP connections open, new ones are closed at once.",
+            readings.tcp_connections_limit as u64,
         ),
     ];
     for (name, help, value) in gauges {
@@ -1075,6 +1088,8 @@ mod tests {
             passkeys: None,
             hybrids: None,
             webtorrent: None,
+            tcp_connections: 3,
+            tcp_connections_limit: 16384,
         };
         prometheus(&mut out, &counters, &tracker, &readings);
         assert!(!out.contains("conntrack"), "absent where not tracked");
@@ -1103,6 +1118,8 @@ mod tests {
         assert!(lines.contains(&"opentracker_conntrack_limit 100"));
         assert!(lines.contains(&"opentracker_conntrack_dropped_total 2"));
         assert!(lines.contains(&"opentracker_uptime_seconds 42"));
+        assert!(lines.contains(&"opentracker_tcp_connections 3"));
+        assert!(lines.contains(&"opentracker_tcp_connections_limit 16384"));
         assert!(lines.contains(&"opentracker_announce_interval_seconds 2400"));
         assert!(lines.contains(&"opentracker_peer_timeout_seconds 3600"));
         assert!(
@@ -1165,6 +1182,8 @@ mod tests {
             passkeys: Some(3),
             hybrids: Some(1),
             webtorrent: None,
+            tcp_connections: 0,
+            tcp_connections_limit: 0,
         };
         let text = json(&counters, &tracker, &readings);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -342,13 +342,7 @@ impl Tracker {
 
     /// The value of a `/metrics` sample without labels.
     pub fn metric(&self, name: &str) -> u64 {
-        let metrics = self.get("/metrics").text();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-            .parse()
-            .unwrap()
+        metric_in(&self.get("/metrics").text(), name)
     }
 
     pub fn is_alive(&mut self) -> bool {
@@ -388,6 +382,16 @@ pub fn run_binary(args: &[&str]) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&output.stdout).to_string(),
         String::from_utf8_lossy(&output.stderr).to_string(),
     )
+}
+
+/// The value of the sample without labels `name` in `/metrics` text.
+pub fn metric_in(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+        .parse()
+        .unwrap()
 }
 
 /// An HTTP response as read off the wire.
