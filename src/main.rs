@@ -1,5 +1,6 @@
 //! The `opentracker` binary: start-up in one straight line.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use opentracker::config::cli::{self, Command};
@@ -10,11 +11,35 @@ use opentracker::sys::{self, notify::Notifier, signals::Signals};
 /// Upstream's exit status for fatal start-up errors.
 const EXIT_FATAL: u8 = 111;
 
+/// Writes `text` to stdout, as the answer to a command. A reader gone
+/// early (`| head`) or a full disk is no reason for a panic: the first
+/// ends the program quietly, the second with a line on stderr.
+fn answer(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(e) => {
+            complain(&format!("standard output: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a line to stderr, prefixed with the program's name; when stderr
+/// is gone there is no one left to tell.
+fn complain(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "opentracker: {line}");
+}
+
 /// `--check-config`: the configuration as the start would take it, on
 /// stdout, once its files have been read as the start reads them.
 fn check_config(config: &Config) -> ExitCode {
     for warning in &config.warnings {
-        eprintln!("opentracker: warning: {warning}");
+        complain(&format!("warning: {warning}"));
     }
     // The lists too: a reload with a bad one keeps the old one.
     // Nothing goes to stdout unless all is well, so that
@@ -24,18 +49,18 @@ fn check_config(config: &Config) -> ExitCode {
         .and_then(|log| Ok(format!("{log}\n{}", server::check_files(config)?)));
     match found {
         Ok(found) => {
-            print!("{}", config.to_toml());
+            let mut checked = config.to_toml();
             for line in found.lines() {
                 match line.strip_prefix("warning: ") {
-                    Some(warning) => eprintln!("opentracker: warning: {warning}"),
+                    Some(_) => complain(line),
                     // A comment, so the output stays a configuration file.
-                    None => println!("# {line}"),
+                    None => checked += &format!("# {line}\n"),
                 }
             }
-            ExitCode::SUCCESS
+            answer(&checked)
         }
         Err(e) => {
-            eprintln!("opentracker: {e}");
+            complain(&e);
             ExitCode::FAILURE
         }
     }
@@ -53,25 +78,19 @@ fn main() -> ExitCode {
             return match server::healthcheck::probe(addr) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("opentracker: unhealthy: {e}");
+                    complain(&format!("unhealthy: {e}"));
                     ExitCode::FAILURE
                 }
             };
         }
-        Ok(Command::Help) => {
-            println!("{}\n{}", cli::USAGE, cli::HELP);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Version) => {
-            print!("{}", opentracker::stats::VERSION);
-            return ExitCode::SUCCESS;
-        }
+        Ok(Command::Help) => return answer(&format!("{}\n{}\n", cli::USAGE, cli::HELP)),
+        Ok(Command::Version) => return answer(opentracker::stats::VERSION),
         Err(e) => {
             // Usage helps with a mistyped flag, not with a bad file.
             if e.file.is_some() {
-                eprintln!("opentracker: {e}");
+                complain(&e.to_string());
             } else {
-                eprintln!("opentracker: {e}\n{}", cli::USAGE);
+                complain(&format!("{e}\n{}", cli::USAGE));
             }
             return ExitCode::FAILURE;
         }
@@ -82,7 +101,7 @@ fn main() -> ExitCode {
             log::error!("{e}");
             // Say it on stderr too unless the log already went there.
             if !sys::log::is_stderr() {
-                eprintln!("opentracker: {e}");
+                complain(&e);
             }
             ExitCode::from(EXIT_FATAL)
         }

@@ -575,3 +575,34 @@ fn check_config_reads_the_cluster_key_and_reaches_syslog_as_the_start_would() {
     assert!(status.success(), "{stderr}");
     assert!(stdout.contains("\n# log: to standard error ("), "{stdout}");
 }
+
+#[test]
+fn answers_to_a_reader_gone_early_or_a_full_disk_end_without_a_panic() {
+    // The reader (`true`) is gone before the answer is written, as with
+    // `| head` on a longer one.
+    for args in ["--help", "--version", "--check-config"] {
+        let script = format!("( sleep 0.3; \"$0\" {args}; echo \"status $?\" >&2 ) | true");
+        let output = Command::new("sh")
+            .args(["-c", &script, BINARY])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("status 1"), "{args}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args}: {stderr}");
+    }
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = Command::new(BINARY)
+        .arg("--check-config")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("opentracker: standard output: No space left on device"),
+        "{stderr}"
+    );
+}
