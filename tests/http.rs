@@ -1538,6 +1538,25 @@ fn full_scrape_from(tracker: &Tracker, from: u8) -> (TcpStream, String) {
 }
 
 #[test]
+fn a_second_stop_signal_cuts_the_wait_for_responses_in_flight_short() {
+    let mut tracker = tracker_with_a_big_full_scrape();
+    // A full scrape no one reads: the stop would wait two seconds for it.
+    let (_unread, status) = full_scrape_from(&tracker, 1);
+    assert_eq!(status, "HTTP/1.1 200");
+    tracker.signal("TERM");
+    tracker.wait_for_log("stopping");
+    let status = tracker.stop();
+    assert!(status.success(), "{status:?}: {}", tracker.stderr());
+    assert!(
+        tracker
+            .stderr()
+            .contains("asked again to stop: responses in flight are cut short"),
+        "{}",
+        tracker.stderr()
+    );
+}
+
+#[test]
 fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back() {
     // A full scrape that outgrows what the sockets hold, so one whose
     // client does not read stays open.

@@ -837,9 +837,18 @@ impl Server {
             for (token, readable, writable) in work {
                 match token.0 {
                     0 => {
-                        let stop_asked = self.handle_signals();
-                        if stop_asked && stop_by.is_none() {
-                            stop_by = Some(self.begin_stop());
+                        if self.handle_signals() {
+                            stop_by = Some(match stop_by {
+                                None => self.begin_stop(),
+                                // Asked again (a second Ctrl-C): the state
+                                // is still saved, nothing else waited for.
+                                Some(_) => {
+                                    log::info!(
+                                        "asked again to stop: responses in flight are cut short"
+                                    );
+                                    self.ctx.instant
+                                }
+                            });
                         }
                     }
                     n if n >= FIRST_CONNECTION => {
