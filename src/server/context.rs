@@ -439,14 +439,8 @@ impl Context {
 
     /// This thread's counts plus every worker's published ones.
     pub fn all_counters(&self) -> Counters {
-        let mut all = self.counters.clone();
-        all.absorb(
-            &self
-                .worker_counters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        all
+        let published = (self.worker_counters.lock()).unwrap_or_else(PoisonError::into_inner);
+        self.counters.combined(&published)
     }
 
     /// Whether `ip`'s network has used up its `access.rate_limit`; if not,

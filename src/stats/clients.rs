@@ -53,11 +53,33 @@ impl ClientCounts {
     }
 
     /// Adds `other`'s counts to these (a worker thread's, published).
+    /// Tags this table has no room for go to `other`, as when counted.
     pub fn absorb(&mut self, other: &ClientCounts) {
         for (&tag, &announces) in &other.counts {
             self.add(tag, announces);
         }
         self.other += other.other;
+    }
+
+    /// These counts and `other`'s together, for reading: the
+    /// [`CLIENT_TAGS_MAX`] tags with the most announces (ties by tag)
+    /// each on their own, the rest in `other`. Unlike [`Self::absorb`],
+    /// which keeps the tags it met first, so that a busy client of one
+    /// table never goes to `other` for the forged tags filling the other,
+    /// and the same counts always give the same rows.
+    pub fn combined(&self, other: &ClientCounts) -> ClientCounts {
+        let mut union: HashMap<ClientTag, u64> =
+            HashMap::with_capacity(self.counts.len() + other.counts.len());
+        for (&tag, &announces) in self.counts.iter().chain(&other.counts) {
+            *union.entry(tag).or_default() += announces;
+        }
+        let mut busiest: Vec<(ClientTag, u64)> = union.into_iter().collect();
+        busiest.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let rest = busiest.split_off(busiest.len().min(CLIENT_TAGS_MAX));
+        ClientCounts {
+            counts: busiest.into_iter().collect(),
+            other: self.other + other.other + rest.iter().map(|(_, n)| n).sum::<u64>(),
+        }
     }
 
     /// The breakdown, most announces first (ties by name and version),
@@ -189,5 +211,42 @@ mod tests {
         }
         full.absorb(&main);
         assert_eq!(full.rows().last(), Some(&row("other", "", 3)));
+    }
+
+    /// A full table of `CLIENT_TAGS_MAX` forged tags, one announce each,
+    /// numbered from `first`.
+    fn forged(first: usize) -> ClientCounts {
+        let mut counts = ClientCounts::default();
+        for n in first..first + CLIENT_TAGS_MAX {
+            let mut prefix = *b"-Zz0000-";
+            prefix[3..7].copy_from_slice(format!("{n:04}").as_bytes());
+            counts.count(tag(&prefix));
+        }
+        counts
+    }
+
+    #[test]
+    fn combining_full_tables_keeps_the_busiest_clients() {
+        // The main thread's table holds Deluge among forged tags; the UDP
+        // workers' is full of others.
+        let mut main = forged(0);
+        main.counts.remove(&tag(b"-Zz0000-"));
+        main.other += 1;
+        main.add(tag(b"-DE2110-"), 3000);
+        let workers = forged(CLIENT_TAGS_MAX);
+        for (a, b) in [(&main, &workers), (&workers, &main)] {
+            let all = a.combined(b);
+            assert_eq!(all.counts.len(), CLIENT_TAGS_MAX);
+            let rows = all.rows();
+            assert_eq!(rows.first(), Some(&row("Deluge", "2110", 3000)));
+            // The one main had no room for, and the 512 forged tags past
+            // the busiest 512.
+            assert_eq!(rows.last(), Some(&row("other", "", 1 + 512)));
+            assert_eq!(rows.iter().map(|r| r.announces).sum::<u64>(), 3000 + 1024);
+            // Ties are kept by tag, not by where the hash table put them.
+            assert_eq!(rows, b.combined(a).rows());
+            assert!(rows.contains(&row("Zz", "0001", 1)));
+            assert!(!rows.contains(&row("Zz", "1023", 1)));
+        }
     }
 }

@@ -175,6 +175,24 @@ impl Counters {
 
     /// Adds `other`'s counts to these (a worker thread's, published).
     pub fn absorb(&mut self, other: &Counters) {
+        self.absorb_all_but_clients(other);
+        self.clients.absorb(&other.clients);
+    }
+
+    /// These counts and `other`'s together, for reading (`/metrics`, the
+    /// status line): the client breakdown keeps the busiest clients of
+    /// both (see [`ClientCounts::combined`]).
+    pub fn combined(&self, other: &Counters) -> Counters {
+        let mut all = Counters {
+            clients: self.clients.combined(&other.clients),
+            ..Counters::default()
+        };
+        all.absorb_all_but_clients(self);
+        all.absorb_all_but_clients(other);
+        all
+    }
+
+    fn absorb_all_but_clients(&mut self, other: &Counters) {
         self.tcp_accepts += other.tcp_accepts;
         self.tcp_refused_full += other.tcp_refused_full;
         self.tcp_announces += other.tcp_announces;
@@ -210,7 +228,6 @@ impl Counters {
         for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
             *total += count;
         }
-        self.clients.absorb(&other.clients);
         self.webtorrent.absorb(&other.webtorrent);
         self.numwants.absorb(&other.numwants);
     }
@@ -1215,6 +1232,15 @@ mod tests {
         assert_eq!(sum.udp_announces, 4);
         assert_eq!(sum.full_scrape_bytes, 10);
         assert_eq!(sum.http_errors[HttpErrorKind::NotFound as usize], 2);
+        let combined = one.combined(&one);
+        assert_eq!(
+            (
+                combined.udp_announces,
+                combined.full_scrape_bytes,
+                combined.state_saved_at
+            ),
+            (4, 10, 7)
+        );
     }
 
     /// The safe bytes of libowfat's `fmt_urlencoded`, and some it escapes.
