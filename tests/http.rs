@@ -1220,8 +1220,10 @@ fn full_scrape_min_interval_gives_each_client_one_full_scrape_per_interval() {
         402
     );
 
-    let refused = "opentracker_http_errors_total{error=\"400 Not Modest\"}";
-    assert_eq!(tracker.metric(refused), 4);
+    // Counted under upstream's label for a full scrape too soon, not as
+    // the 402 of a tracker with no room for another body.
+    assert_eq!(tracker.metric(&http_errors("400 Not Modest")), 4);
+    assert_eq!(tracker.metric(&http_errors("402 Payment Required")), 0);
     // Five served: upstream's fscr counts them in thousands.
     let fscr = tracker.get("/stats?mode=fscr").text();
     assert!(fscr.starts_with("5000\n"), "{fscr}");
@@ -1586,6 +1588,10 @@ fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back
     let ranking = tracker.get("/stats?mode=top10");
     assert_eq!(ranking.status, 402, "{}", ranking.status_line);
     assert_eq!(ranking.header("Retry-After"), Some("30"));
+    // Past the client's share, the full scrape and the ranking: 402s for
+    // want of room, not for a full scrape too soon.
+    assert_eq!(tracker.metric(&http_errors("402 Payment Required")), 3);
+    assert_eq!(tracker.metric(&http_errors("400 Not Modest")), 0);
     // Other requests are served as ever.
     assert_eq!(
         tracker

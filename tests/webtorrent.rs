@@ -529,6 +529,9 @@ fn upgrades_are_plain_http_unless_enabled() {
     let old = http(tracker.v4(), &upgrade(8));
     assert_eq!(old.status, 426, "{old:?}");
     assert_eq!(old.header("sec-websocket-version"), Some("13"), "{old:?}");
+    // Counted as what was sent, not as a bad parameter.
+    assert_eq!(tracker.metric(&http_errors("426 Upgrade Required")), 1);
+    assert_eq!(tracker.metric(&http_errors("400 Invalid Parameter")), 0);
     let keyless = upgrade(13).replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
     assert_eq!(http(tracker.v4(), &keyless).status, 400);
     let mut stream = TcpStream::connect(tracker.v4()).unwrap();

@@ -52,8 +52,12 @@ enum Answer<'a> {
     /// An `application/json` body, in `ctx.body`.
     Json,
     Error(HttpError, HttpErrorKind),
-    /// A full scrape too soon: ask again in this many seconds.
-    NotModest(u32),
+    /// 402: ask again in `wait` seconds; counted as `kind`, for a full
+    /// scrape too soon or no room for another sliced body.
+    PaymentRequired {
+        wait: u32,
+        kind: HttpErrorKind,
+    },
     Redirect,
     Stream(BodyKind, StreamTicket),
     /// A `/stats` ranking, answered once gathered.
@@ -86,7 +90,10 @@ fn sliced(
 ) -> Answer<'static> {
     match ctx.stream_ticket(ip) {
         Some(ticket) => answer(ticket),
-        None => Answer::NotModest(STREAMS_BUSY_RETRY),
+        None => Answer::PaymentRequired {
+            wait: STREAMS_BUSY_RETRY,
+            kind: HttpErrorKind::PaymentRequired,
+        },
     }
 }
 
@@ -147,7 +154,10 @@ pub fn respond(
             let ip = peer_ip(ctx, request.head, client);
             match ctx.full_scrape_wait(ip) {
                 None => (stream(ctx, BodyKind::FullScrape, ip), "full scrape"),
-                Some(wait) => (Answer::NotModest(wait), ""),
+                Some(wait) => {
+                    let kind = HttpErrorKind::NotModest;
+                    (Answer::PaymentRequired { wait, kind }, "")
+                }
             }
         }
         Route::WebSocket {
@@ -158,7 +168,7 @@ pub fn respond(
             handshake: Handshake::OtherVersion,
             ..
         } if ctx.settings.webtorrent.is_some() => (
-            Answer::Error(HttpError::UpgradeRequired, HttpErrorKind::InvalidParameter),
+            Answer::Error(HttpError::UpgradeRequired, HttpErrorKind::UpgradeRequired),
             "",
         ),
         // Off, upstream's answer: it never reads `Upgrade`, so a query is
@@ -185,7 +195,7 @@ pub fn respond(
     let keep_alive = may_keep_alive && http::wants_keep_alive(&request);
     let outcome = match &answer {
         Answer::Error(error, _) => error.status_line(),
-        Answer::NotModest(_) => HttpError::PaymentRequired.status_line(),
+        Answer::PaymentRequired { .. } => HttpError::PaymentRequired.status_line(),
         Answer::Redirect => "302 Found",
         Answer::Body
         | Answer::Json
@@ -228,8 +238,8 @@ pub fn respond(
             response::error(out, error);
             Reply::ERROR
         }
-        Answer::NotModest(wait) => {
-            ctx.counters.http_error(HttpErrorKind::NotModest);
+        Answer::PaymentRequired { wait, kind } => {
+            ctx.counters.http_error(kind);
             response::error_retry_after(out, HttpError::PaymentRequired, wait);
             Reply::ERROR
         }

@@ -22,8 +22,10 @@ use crate::tracker::{Busiest, ShardedTracker, Tops, Totals};
 use clients::ClientCounts;
 pub use webtorrent::{WebtorrentCounters, WebtorrentGauges};
 
-/// Upstream's HTTP error counter names, in its order.
-pub const HTTP_ERROR_NAMES: [&str; 9] = [
+/// Upstream's HTTP error counter names, in its order (`mode=everything`
+/// shows these), then those of answers upstream never gives (shown only
+/// in `/metrics` and `mode=json`).
+pub const HTTP_ERROR_NAMES: [&str; HTTP_ERRORS] = [
     "302 Redirect",
     "400 Parse Error",
     "400 Invalid Parameter",
@@ -33,7 +35,12 @@ pub const HTTP_ERROR_NAMES: [&str; 9] = [
     "403 Access Denied",
     "404 Not found",
     "500 Internal Server Error",
+    "426 Upgrade Required",
 ];
+
+const HTTP_ERRORS: usize = 10;
+/// How many of [`HTTP_ERROR_NAMES`] are upstream's.
+const UPSTREAM_HTTP_ERRORS: usize = 9;
 
 /// Which HTTP error counter to bump (index into [`HTTP_ERROR_NAMES`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,9 +51,14 @@ pub enum HttpErrorKind {
     CompactZero = 3,
     /// A full scrape too soon (upstream's label says 400; the answer is 402).
     NotModest = 4,
+    /// A streamed or ranked `/stats` mode or a full scrape refused while the
+    /// client, or the tracker, has as many going out as it may.
+    PaymentRequired = 5,
     AccessDenied = 6,
     NotFound = 7,
     Internal = 8,
+    /// A WebSocket handshake of another version than 13.
+    UpgradeRequired = 9,
 }
 
 /// Event counters since start.
@@ -79,7 +91,7 @@ pub struct Counters {
     pub list_loaded_at: [u64; LIST_FILES],
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
-    pub http_errors: [u64; 9],
+    pub http_errors: [u64; HTTP_ERRORS],
     /// Connections and datagrams from a PROXY protocol balancer without a
     /// valid header.
     pub proxy_header_errors: u64,
@@ -450,7 +462,9 @@ fn everything(
         );
     }
     out.push_str("    </renew>\n    <http_error>\n");
-    for (name, count) in HTTP_ERROR_NAMES.iter().zip(c.http_errors) {
+    // Upstream's layout: its counters only.
+    let upstream = HTTP_ERROR_NAMES.iter().zip(c.http_errors);
+    for (name, count) in upstream.take(UPSTREAM_HTTP_ERRORS) {
         let _ = writeln!(out, "      <count code=\"{name}\">{count}</count>");
     }
     out.push_str("    </http_error>\n    <mutex_stall>\n      <count>0</count>\n    </mutex_stall>\n  </debug>\n</stats>");
@@ -1056,6 +1070,9 @@ mod tests {
         out.clear();
         render(StatsMode::Everything, &counters, &tracker, 10, &mut out);
         assert!(out.starts_with("<?xml") && out.ends_with("</stats>"));
+        // Upstream's counters only, as its XML has.
+        let codes = out.matches("<count code=").count();
+        assert_eq!(codes, UPSTREAM_HTTP_ERRORS, "{out}");
         let id = format!("<tracker_id>{}</tracker_id>", tracker_id());
         assert!(out.contains(&id), "{out}");
         assert!(tracker_id() < 1 << 31);
@@ -1190,6 +1207,7 @@ mod tests {
             ..Counters::default()
         };
         counters.http_error(HttpErrorKind::NotFound);
+        counters.http_error(HttpErrorKind::UpgradeRequired);
         let readings = Readings {
             pace: PACE,
             uptime: UPTIME,
@@ -1210,6 +1228,7 @@ mod tests {
         assert_eq!(value["announce_interval_seconds"], 2400);
         assert_eq!(value["torrents"], 0);
         assert_eq!(value["http_errors"]["404 Not found"], 1);
+        assert_eq!(value["http_errors"]["426 Upgrade Required"], 1);
         assert_eq!(
             value["lists"],
             serde_json::json!({"blacklist": 1, "passkeys": 3, "hybrids": 1})

@@ -496,6 +496,12 @@ pub fn http_bytes(addr: SocketAddr, request: &[u8]) -> Response {
         .unwrap_or_else(|| panic!("bad response: {:?}", String::from_utf8_lossy(&raw)))
 }
 
+/// The `/metrics` sample of HTTP error answers labelled `error`, for
+/// [`Tracker::metric`].
+pub fn http_errors(error: &str) -> String {
+    format!("opentracker_http_errors_total{{error=\"{error}\"}}")
+}
+
 /// Percent-encodes every byte.
 pub fn urlencode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("%{b:02x}")).collect()
