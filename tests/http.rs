@@ -1592,6 +1592,8 @@ fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back
     // want of room, not for a full scrape too soon.
     assert_eq!(tracker.metric(&http_errors("402 Payment Required")), 3);
     assert_eq!(tracker.metric(&http_errors("400 Not Modest")), 0);
+    // The held full scrapes have not ended, yet what they sent counts.
+    assert!(tracker.metric("opentracker_full_scrape_bytes_total") > 0);
     // Other requests are served as ever.
     assert_eq!(
         tracker

@@ -380,8 +380,10 @@ impl Connection {
                 self.slices_this_turn += 1;
                 self.output.clear();
                 self.written = 0;
-                if body.fill(&ctx.tracker, ctx.clock(), &mut self.output) {
-                    ctx.counters.full_scrape_bytes += body.full_scrape_bytes();
+                let finished = body.fill(&ctx.tracker, ctx.clock(), &mut self.output);
+                // Counted as produced: a client may hang up before the end.
+                ctx.counters.full_scrape_bytes += body.take_full_scrape_bytes();
+                if finished {
                     self.body = None;
                 } else if self.output.is_empty() {
                     // A ranking being gathered (or a slice the encoder

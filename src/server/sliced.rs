@@ -49,11 +49,14 @@ impl SlicedBody {
         }
     }
 
-    /// Body bytes of a full scrape produced so far, for its counters; 0
-    /// for any other body.
-    pub fn full_scrape_bytes(&self) -> u64 {
+    /// Body bytes of a full scrape produced since last asked, for its
+    /// counters, so that one the client leaves partway counts what went
+    /// out up to then; 0 for any other body.
+    pub fn take_full_scrape_bytes(&mut self) -> u64 {
         match self {
-            SlicedBody::Streamed(body) if body.kind == BodyKind::FullScrape => body.produced,
+            SlicedBody::Streamed(body) if body.kind == BodyKind::FullScrape => {
+                std::mem::take(&mut body.produced)
+            }
             _ => 0,
         }
     }
@@ -281,8 +284,8 @@ pub struct StreamedBody {
     /// Sent in chunks (HTTP/1.1), or as is until the connection closes.
     chunked: bool,
     plain: Vec<u8>,
-    /// Body bytes produced so far (after compression, before chunk
-    /// framing), for the stats.
+    /// Body bytes produced (after compression, before chunk framing) and
+    /// not yet counted in the stats.
     produced: u64,
 }
 
@@ -538,6 +541,34 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("00003000: 10.0.0.0\n"));
+    }
+
+    #[test]
+    fn full_scrape_bytes_are_counted_slice_by_slice() {
+        let tracker = tracker_with(3000, 4);
+        // Unchunked, so the output is the body bytes.
+        let body = StreamedBody::new(BodyKind::FullScrape, ticket(), false, false);
+        let mut body = SlicedBody::Streamed(body);
+        let mut out = Vec::new();
+        assert!(!body.fill(&tracker, (0, 0), &mut out));
+        let first = body.take_full_scrape_bytes();
+        assert_eq!(first, out.len() as u64, "counted before the body ends");
+        assert_eq!(body.take_full_scrape_bytes(), 0, "and only once");
+        let mut counted = first;
+        while !body.fill(&tracker, (0, 0), &mut out) {
+            counted += body.take_full_scrape_bytes();
+        }
+        counted += body.take_full_scrape_bytes();
+        assert_eq!(counted, out.len() as u64);
+        let ranking = Ranking::new(
+            Rank::Torrents(10),
+            &NetworksTurn::default(),
+            Connection::Close,
+            ticket(),
+        );
+        let mut ranking = SlicedBody::Ranking(ranking);
+        while !ranking.fill(&tracker, (0, 0), &mut out) {}
+        assert_eq!(ranking.take_full_scrape_bytes(), 0, "not a full scrape");
     }
 
     #[test]

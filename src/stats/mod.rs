@@ -950,7 +950,7 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
         ),
         (
             "full_scrape_bytes_total",
-            "Bytes of full-scrape bodies sent.",
+            "Bytes of full-scrape bodies (after gzip, before chunk framing), counted as each slice is produced: a full scrape the client leaves partway counts up to there.",
             c.full_scrape_bytes,
         ),
         (
