@@ -28,19 +28,6 @@ fn udp_allowed(tracker: &Tracker, n: u8) -> bool {
     reply.len() != 8
 }
 
-fn reload(tracker: &mut Tracker) {
-    tracker.clear_messages();
-    tracker.signal("HUP");
-    assert!(
-        tracker.wait_for_message("RELOADING=1", Duration::from_secs(10)),
-        "no RELOADING=1"
-    );
-    assert!(
-        tracker.wait_for_message("READY=1", Duration::from_secs(10)),
-        "no READY=1 after reload"
-    );
-}
-
 /// Asserts that the log names the bad line of a reload and the list kept.
 fn assert_reload_kept_the_old_list(tracker: &Tracker, error: &str, kept: &str) {
     let log = tracker.stderr();
@@ -80,13 +67,13 @@ fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
         format!("{}\n{}  # added later\n", hex(&hash(1)), hex(&hash(2))),
     )
     .unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert!(http_allowed(&tracker, 2));
     assert!(udp_allowed(&tracker, 2));
 
     // A malformed file: error naming file and line, old list kept.
     std::fs::write(&list, format!("{}\nnot-a-hash\n", hex(&hash(3)))).unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert!(http_allowed(&tracker, 2));
     assert!(!http_allowed(&tracker, 3));
     assert_reload_kept_the_old_list(
@@ -104,23 +91,26 @@ fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
         "{:?}",
         tracker.messages
     );
+    // And /metrics, for alerts that fire while it lasts.
+    let failing = |tracker: &Tracker| list_metric(tracker, "list_reload_failing", "access");
+    assert_eq!(failing(&tracker), Some(1));
 
     // An unreadable (here: missing) file: same.
     std::fs::remove_file(&list).unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert!(http_allowed(&tracker, 2));
     assert!(tracker.stderr().contains("No such file"));
     assert!(tracker.is_alive());
     assert!(tracker.wait_for_message(KEPT, Duration::from_secs(1)));
 
     std::fs::write(&list, format!("{}\n", hex(&hash(3)))).unwrap();
-    reload(&mut tracker);
+    let ready = tracker.reload();
     assert!(http_allowed(&tracker, 3));
     assert!(
-        !tracker.messages.iter().any(|m| m.contains(KEPT)),
-        "{:?}",
-        tracker.messages
+        ready.contains("STATUS=") && !ready.contains(KEPT),
+        "{ready}"
     );
+    assert_eq!(failing(&tracker), Some(0));
 }
 
 #[test]
@@ -221,7 +211,7 @@ fn whitelist_and_blacklist_together_with_their_metrics() {
 
     // Lifting the takedown: reload, and the whitelist's file is read again too.
     std::fs::write(&black, "# nothing taken down\n").unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert!(http_allowed(&tracker, 2));
     assert!(!http_allowed(&tracker, 4), "the changeset is gone");
     assert_eq!(
@@ -241,7 +231,7 @@ fn whitelist_and_blacklist_together_with_their_metrics() {
 
     // A bad blacklist keeps both old lists, and is counted.
     std::fs::write(&black, format!("{}\n{}0\n", hex(&hash(1)), hex(&hash(3)))).unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert_reload_kept_the_old_list(
         &tracker,
         &format!("access list {}: line 2", black.display()),
@@ -397,7 +387,7 @@ fn blocked_networks_are_refused_and_reload_on_sighup() {
     );
 
     std::fs::write(&list, "10.2.0.0/16\n").unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert!(tracker
         .stderr()
         .contains("blocked networks reloaded: 1 entries"));
@@ -407,7 +397,7 @@ fn blocked_networks_are_refused_and_reload_on_sighup() {
 
     // A malformed file: error naming file and line, old list kept.
     std::fs::write(&list, "10.3.0.0/16\n10.4.0.0/33\n").unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert_reload_kept_the_old_list(
         &tracker,
         &format!(
@@ -457,7 +447,7 @@ fn udp_worker_threads_follow_a_reloaded_network_list() {
     assert!(!udp_answered_from(&tracker, "127.0.0.2"));
     assert!(udp_answered_from(&tracker, "127.0.0.4"));
     std::fs::write(&list, "127.0.0.4\n").unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     // Each worker picks the new list up at its next batch.
     assert!(udp_answered_from(&tracker, "127.0.0.2"));
     assert!(!udp_answered_from(&tracker, "127.0.0.4"));
@@ -697,7 +687,7 @@ fn fifo_changesets_add_and_delete_until_the_next_reload() {
     tracker.wait_for_log("access.fifo_delete: 1 hashes deleted (0 already so); whitelist of 2");
     assert!(!http_allowed(&tracker, 1));
     // A reload goes back to the file.
-    reload(&mut tracker);
+    tracker.reload();
     assert!(http_allowed(&tracker, 1));
     assert!(!http_allowed(&tracker, 4));
     assert!(!http_allowed(&tracker, 2), "the changes are gone");
@@ -837,14 +827,14 @@ fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
     // Revoking bob and adding carol takes a reload; a bad line keeps the
     // old keys.
     std::fs::write(&keys, format!("{alice}\ncarol\n")).unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert_eq!(failure(&tracker, &format!("/carol/announce{query}")), None);
     assert_eq!(
         failure(&tracker, &format!("/abc.key-2/announce{query}")).as_deref(),
         Some(PASSKEY_UNKNOWN)
     );
     std::fs::write(&keys, "dave\nnot a key\n").unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert_reload_kept_the_old_list(
         &tracker,
         &format!("passkeys {}: line 2: expected a passkey", keys.display()),
@@ -875,7 +865,7 @@ fn passkeys_gate_announces_and_scrapes_over_http_and_udp() {
     );
     let (status, _, stderr) = run_binary(&["--check-config", "-f", config.to_str().unwrap()]);
     assert!(status.success() && stderr.contains(EMPTY), "{stderr}");
-    reload(&mut tracker);
+    tracker.reload();
     tracker.wait_for_log(EMPTY);
     assert_eq!(
         failure(&tracker, &format!("/carol/announce{query}")).as_deref(),
@@ -975,7 +965,7 @@ fn a_hybrid_torrents_v1_and_v2_hashes_share_one_swarm() {
 
     // A bad file keeps the pairs in force.
     std::fs::write(&list, format!("{pair}\n{}\n", hex(&v1))).unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert_reload_kept_the_old_list(
         &tracker,
         &format!(
@@ -992,7 +982,7 @@ fn a_hybrid_torrents_v1_and_v2_hashes_share_one_swarm() {
 
     // Unlinked, the v2 hash is a swarm of its own again.
     std::fs::write(&list, "# none\n").unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert_eq!(
         udp_swarm(&udp.announce(&v2, 2004, 5, 0, 10)),
         ((0, 1), vec![2004])
@@ -1154,11 +1144,11 @@ fn udp_is_answered_while_a_big_whitelist_is_reloaded() {
 fn an_empty_whitelist_and_a_reload_with_no_lists_are_said_in_the_log() {
     let (mut tracker, list) = with_whitelist(TestDir::new(), format!("{}\n", hex(&hash(1))));
     std::fs::write(&list, "# nothing listed any more\n").unwrap();
-    reload(&mut tracker);
+    tracker.reload();
     assert!(!http_allowed(&tracker, 1));
     tracker.wait_for_log("the whitelist is empty: every torrent is refused");
 
     let mut open = Tracker::start("");
-    reload(&mut open);
+    open.reload();
     open.wait_for_log("reload: no list files are configured, nothing to read");
 }

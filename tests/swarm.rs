@@ -530,6 +530,38 @@ fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
 }
 
 #[test]
+fn a_failing_state_save_shows_in_the_status_and_metrics_until_one_completes() {
+    let keep = TestDir::new();
+    keep.writable_by_tracker();
+    let mut tracker = Tracker::start(&format!(
+        "[tracker]\nstate_file = \"{}\"\nsave_state = true\nsave_interval = 1\n",
+        keep.path("state").display()
+    ));
+    const FAILING: &str = "; the last save of tracker.state_file failed";
+    let failing = "opentracker_state_save_failing";
+    // Waits for the saver thread to report `saved` (each second).
+    let wait_for = |tracker: &Tracker, saved: u64| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tracker.metric(failing) != saved {
+            assert!(Instant::now() < deadline, "{failing} never {saved}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    keep.unwritable_by_tracker();
+    wait_for(&tracker, 1);
+    // A reload's READY=1 carries the status line at once.
+    let ready = tracker.reload();
+    assert!(ready.contains(FAILING), "{ready}");
+    keep.writable_by_tracker();
+    wait_for(&tracker, 0);
+    let ready = tracker.reload();
+    assert!(
+        ready.contains("STATUS=") && !ready.contains(FAILING),
+        "{ready}"
+    );
+}
+
+#[test]
 fn an_unwritable_state_directory_is_fatal_at_start() {
     let keep = TestDir::new();
     let state = keep.path("state");

@@ -439,9 +439,6 @@ pub struct Server {
     /// Failed accepts since the last status line, and the last error.
     accept_failures: u64,
     accept_error: Option<io::Error>,
-    /// The lists whose last reload failed, so the old ones stay in force:
-    /// every status line says so until a reload takes them.
-    lists_kept: Vec<&'static str>,
     /// An accept failed with connections left waiting: the listeners get
     /// no new event for those, so the next close tries again.
     accept_stalled: bool,
@@ -553,7 +550,6 @@ impl Server {
             udp_parked: vec![false; udp_count],
             accept_failures: 0,
             accept_error: None,
-            lists_kept: Vec::new(),
             accept_stalled: false,
             marks: Marks::default(),
             shrinkage: shrink::Shrinkage::default(),
@@ -604,16 +600,25 @@ impl Server {
         );
     }
 
-    /// A one-line summary for STATUS= and the logs.
+    /// A one-line summary for STATUS= and the logs. What is failing (a
+    /// list reload, a state save) is said on every line until it succeeds.
     pub fn status_line(&self, requests_per_sec: u64) -> String {
         let totals = self.ctx.tracker.totals();
-        let kept = match self.lists_kept.as_slice() {
-            [] => String::new(),
-            lists => format!(
+        let counters = self.ctx.all_counters();
+        let mut failing = String::new();
+        let kept: Vec<&str> = counters.lists_kept().collect();
+        if !kept.is_empty() {
+            failing = format!(
                 "; the last reload failed and kept the previous {} (the log says why)",
-                lists.join(", ")
-            ),
-        };
+                kept.join(", ")
+            );
+        }
+        if counters.state_save_failing() {
+            failing.push_str(
+                "; the last save of tracker.state_file failed, the previous file stays \
+                 (the log says why)",
+            );
+        }
         let interval = self.ctx.pace().interval;
         let paced = if interval == self.config.tracker.interval {
             String::new()
@@ -632,7 +637,7 @@ impl Server {
         };
         format!(
             "{} torrents, {} peers ({} seeders), {requests_per_sec} requests/s{paced}{webtorrent}\
-             {kept}",
+             {failing}",
             totals.torrents, totals.peers, totals.seeders
         )
     }
@@ -1007,10 +1012,6 @@ impl Server {
         let now = self.ctx.clock().1;
         for (lists, taken) in reloaded {
             self.ctx.counters.list_reloaded(lists, taken, now);
-            self.lists_kept.retain(|kept| *kept != lists.name());
-            if !taken {
-                self.lists_kept.push(lists.name());
-            }
         }
         // Served from the next request on, not the next loop turn.
         self.ctx.begin_turn();

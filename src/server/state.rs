@@ -397,8 +397,7 @@ fn save_logged(path: &Path, ctx: &mut Context, give_up: &dyn Fn() -> bool) {
     let temporary = temporary_path(path);
     match write(&temporary, path, ctx, give_up) {
         Ok(Some((torrents, peers))) => {
-            ctx.counters.state_saves += 1;
-            ctx.counters.state_saved_at = ctx.clock().1;
+            ctx.counters.state_save_ended(true, ctx.clock().1);
             log::info!(
                 "state file {}: {torrents} torrents and {peers} peers saved in {} ms",
                 path.display(),
@@ -414,7 +413,7 @@ fn save_logged(path: &Path, ctx: &mut Context, give_up: &dyn Fn() -> bool) {
         }
         Err(e) => {
             let _ = std::fs::remove_file(&temporary);
-            ctx.counters.state_save_failures += 1;
+            ctx.counters.state_save_ended(false, ctx.clock().1);
             log::error!("state file {}: {e}; not saved", path.display());
         }
     }

@@ -11,6 +11,7 @@ pub mod webtorrent;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::proto::params::{StatsMode, TpbsFormat};
 use crate::proto::{InfoHash, SwarmCounts};
@@ -89,6 +90,9 @@ pub struct Counters {
     pub list_reloads: [u64; LIST_FILES],
     pub list_reload_failures: [u64; LIST_FILES],
     pub list_loaded_at: [u64; LIST_FILES],
+    /// Per [`ListFiles`]: the last re-read failed, so the previous list is
+    /// still in force. Only the event loop's thread re-reads lists.
+    pub list_reload_failing: [bool; LIST_FILES],
     pub full_scrapes: u64,
     pub full_scrape_bytes: u64,
     pub http_errors: [u64; HTTP_ERRORS],
@@ -111,6 +115,8 @@ pub struct Counters {
     pub state_save_failures: u64,
     /// Unix second of the last completed save; 0 before the first.
     pub state_saved_at: u64,
+    /// How the latest save ended, whichever thread made it.
+    pub latest_state_save: SaveEnd,
     /// Announces by client software, counted where `tcp_announces` and
     /// `udp_announces` are.
     pub clients: ClientCounts,
@@ -142,6 +148,15 @@ impl NumwantCounts {
             *total += count;
         }
     }
+}
+
+/// How a save of `tracker.state_file` ended. Saves are numbered as they
+/// end, on the saver thread or, at stop, the event loop's, so the greater
+/// of two threads' is the latest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SaveEnd {
+    number: u64,
+    failed: bool,
 }
 
 /// The list files SIGHUP re-reads, as counted in [`Counters`].
@@ -179,6 +194,35 @@ impl Counters {
         } else {
             self.list_reload_failures[lists as usize] += 1;
         }
+        self.list_reload_failing[lists as usize] = !taken;
+    }
+
+    /// The lists whose last re-read failed, kept as they were.
+    pub fn lists_kept(&self) -> impl Iterator<Item = &'static str> + '_ {
+        (ListFiles::NAMES.iter().zip(self.list_reload_failing))
+            .filter_map(|(name, failing)| failing.then_some(*name))
+    }
+
+    /// Counts a save of `tracker.state_file` that ended: completed at Unix
+    /// second `now`, or failed.
+    pub fn state_save_ended(&mut self, saved: bool, now: u64) {
+        static ENDED: AtomicU64 = AtomicU64::new(0);
+        let number = ENDED.fetch_add(1, Ordering::Relaxed) + 1;
+        self.latest_state_save = SaveEnd {
+            number,
+            failed: !saved,
+        };
+        if saved {
+            self.state_saves += 1;
+            self.state_saved_at = now;
+        } else {
+            self.state_save_failures += 1;
+        }
+    }
+
+    /// Whether the latest save of `tracker.state_file` failed.
+    pub fn state_save_failing(&self) -> bool {
+        self.latest_state_save.failed
     }
 
     pub fn http_error(&mut self, kind: HttpErrorKind) {
@@ -223,6 +267,7 @@ impl Counters {
             self.list_reloads[i] += other.list_reloads[i];
             self.list_reload_failures[i] += other.list_reload_failures[i];
             self.list_loaded_at[i] = self.list_loaded_at[i].max(other.list_loaded_at[i]);
+            self.list_reload_failing[i] |= other.list_reload_failing[i];
         }
         self.full_scrapes += other.full_scrapes;
         self.full_scrape_bytes += other.full_scrape_bytes;
@@ -237,6 +282,7 @@ impl Counters {
         self.state_saves += other.state_saves;
         self.state_save_failures += other.state_save_failures;
         self.state_saved_at = self.state_saved_at.max(other.state_saved_at);
+        self.latest_state_save = self.latest_state_save.max(other.latest_state_save);
         for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
             *total += count;
         }
@@ -679,6 +725,13 @@ fn list_metrics(out: &mut String, c: &Counters, access: Sizes, readings: &Readin
             "Unix time the list in force was read from its file.",
             c.list_loaded_at,
         ),
+        (
+            "list_reload_failing",
+            "gauge",
+            "1 while the last re-read of the list files failed, so the previous list is still \
+             in force; 0 once one takes.",
+            c.list_reload_failing.map(u64::from),
+        ),
     ];
     for (name, kind, help, values) in families {
         family(out, name, kind, help, &per_file(values));
@@ -821,6 +874,11 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
             "tcp_connections_limit",
             "http.max_connections: with this many TCP connections open, new ones are closed at once.",
             readings.tcp_connections_limit as u64,
+        ),
+        (
+            "state_save_failing",
+            "1 while the latest save of tracker.state_file failed (the previous file stays, growing older); 0 once one completes.",
+            c.state_save_failing().into(),
         ),
     ];
     for (name, help, value) in gauges {
@@ -1168,6 +1226,9 @@ mod tests {
             "opentracker_list_reloads_total{list=\"blocked_networks\"} 1",
             "opentracker_list_reload_failures_total{list=\"access\"} 1",
             "opentracker_list_loaded_timestamp_seconds{list=\"blocked_networks\"} 77",
+            "opentracker_list_reload_failing{list=\"access\"} 1",
+            "opentracker_list_reload_failing{list=\"blocked_networks\"} 0",
+            "opentracker_state_save_failing 0",
             "opentracker_announces_not_authorized_total 0",
         ] {
             assert!(lines.contains(&line), "{line} in {out}");
@@ -1259,6 +1320,32 @@ mod tests {
                 combined.state_saved_at
             ),
             (4, 10, 7)
+        );
+    }
+
+    #[test]
+    fn the_latest_save_and_reload_say_whether_they_are_failing() {
+        // A failed save on the saver thread, then one at stop that
+        // completes on the event loop's: combined either way, not failing.
+        let (mut saver, mut main) = (Counters::default(), Counters::default());
+        saver.state_save_ended(false, 5);
+        assert!(saver.state_save_failing());
+        main.state_save_ended(true, 6);
+        for (a, b) in [(&saver, &main), (&main, &saver)] {
+            let all = a.combined(b);
+            assert!(!all.state_save_failing());
+            assert_eq!((all.state_saves, all.state_save_failures), (1, 1));
+        }
+        saver.state_save_ended(false, 7);
+        assert!(main.combined(&saver).state_save_failing());
+
+        main.list_reloaded(ListFiles::Hybrids, false, 8);
+        main.list_reloaded(ListFiles::Access, false, 8);
+        assert_eq!(main.lists_kept().collect::<Vec<_>>(), ["access", "hybrids"]);
+        main.list_reloaded(ListFiles::Access, true, 9);
+        assert_eq!(
+            main.combined(&saver).lists_kept().collect::<Vec<_>>(),
+            ["hybrids"]
         );
     }
 

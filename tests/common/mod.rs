@@ -290,6 +290,24 @@ impl Tracker {
         false
     }
 
+    /// SIGHUP, then waits for the reload to start and end (RELOADING=1,
+    /// READY=1); the messages from then on are in `messages`. Returns the
+    /// READY=1 message, whose STATUS= is the status line after the reload
+    /// (others may be status lines sent before it, still queued).
+    pub fn reload(&mut self) -> String {
+        self.clear_messages();
+        self.signal("HUP");
+        assert!(
+            self.wait_for_message("RELOADING=1", Duration::from_secs(10)),
+            "no RELOADING=1"
+        );
+        assert!(
+            self.wait_for_message("READY=1", Duration::from_secs(10)),
+            "no READY=1 after reload"
+        );
+        self.messages.last().cloned().unwrap_or_default()
+    }
+
     /// Forgets notify messages seen so far.
     pub fn clear_messages(&mut self) {
         self.messages.clear();
