@@ -631,6 +631,34 @@ fn periodic_saves_bring_the_swarms_back_after_a_crash() {
     assert_eq!(scrape_counts(&second, 5), Some((1, 1, 1)));
 }
 
+/// The requests/s of a status line.
+fn requests_per_sec(message: &str) -> Option<u64> {
+    let (before, _) = message.split_once(" requests/s")?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+#[test]
+fn a_reload_keeps_the_requests_per_second_last_measured() {
+    let mut tracker = Tracker::start("");
+    tracker.clear_messages();
+    announce_torrents(&tracker, 300);
+    // The first status line, 10 s after the start (not READY=1).
+    assert!(
+        tracker.wait_for_message("requests/s", Duration::from_secs(25)),
+        "no status line: {:?}",
+        tracker.messages
+    );
+    let measured = tracker.messages.last().and_then(|m| requests_per_sec(m));
+    assert!(measured > Some(0), "{:?}", tracker.messages);
+    let ready = tracker.reload();
+    // Another status line may have come between; the reload's says what
+    // the last one said rather than 0.
+    let last = (tracker.messages.iter().rev())
+        .find(|m| !m.contains("READY=1") && m.contains("requests/s"))
+        .map_or(measured, |m| requests_per_sec(m));
+    assert_eq!(requests_per_sec(&ready), last, "{ready}");
+}
+
 /// A log at level info with swarms that expire within a second or two.
 const EXPIRING: &str = "[log]\ntarget = \"stderr\"\nlevel = \"info\"\n\
      [tracker]\npeer_timeout = 1\nsweep_interval = 1\ntorrent_timeout = 1\n";

@@ -386,6 +386,10 @@ fn conntrack_trouble(table: &Conntrack, newly_dropped: u64) -> Option<String> {
 #[derive(Default)]
 struct Marks {
     answered: u64,
+    /// When `answered` was read (the loop's start, then each status line).
+    answered_at: Option<Instant>,
+    /// The rate last measured, for status lines sent between (a reload's).
+    requests_per_sec: u64,
     /// What the kernel had dropped before this process read its sockets.
     dropped_at_start: u64,
     dropped: u64,
@@ -419,6 +423,15 @@ impl Connection {
     /// messages are not waited for at a stop: browsers reconnect).
     fn is_writing(&self) -> bool {
         matches!(self, Connection::Http(c) if c.is_writing())
+    }
+}
+
+/// `events` over `elapsed`, rounded down; none in no time.
+fn per_second(events: u64, elapsed: Duration) -> u64 {
+    let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    match millis {
+        0 => 0,
+        _ => (u128::from(events) * 1000 / u128::from(millis)) as u64,
     }
 }
 
@@ -602,7 +615,8 @@ impl Server {
 
     /// A one-line summary for STATUS= and the logs. What is failing (a
     /// list reload, a state save) is said on every line until it succeeds.
-    pub fn status_line(&self, requests_per_sec: u64) -> String {
+    pub fn status_line(&self) -> String {
+        let requests_per_sec = self.marks.requests_per_sec;
         let totals = self.ctx.tracker.totals();
         let counters = self.ctx.all_counters();
         let mut failing = String::new();
@@ -648,9 +662,13 @@ impl Server {
         let every = STATUS_EVERY.as_secs();
         let counters = self.ctx.all_counters();
         let answered = counters.answered();
-        let rate = (answered - self.marks.answered) / every;
-        self.marks.answered = answered;
-        let mut status = self.status_line(rate);
+        let now = Instant::now();
+        // A busy loop may come late: divide by the time that really passed.
+        let elapsed =
+            (self.marks.answered_at).map_or(STATUS_EVERY, |at| now.saturating_duration_since(at));
+        self.marks.requests_per_sec = per_second(answered - self.marks.answered, elapsed);
+        (self.marks.answered, self.marks.answered_at) = (answered, Some(now));
+        let mut status = self.status_line();
         let dropped = self.udp_dropped();
         self.ctx.kernel.udp_dropped = dropped.saturating_sub(self.marks.dropped_at_start);
         let newly_dropped = dropped.saturating_sub(self.marks.dropped);
@@ -808,7 +826,8 @@ impl Server {
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
         let mut next_watch = self.ctx.instant + WATCH_EVERY;
         let mut stop_by: Option<Instant> = None;
-        self.notifier.ready(&self.status_line(0));
+        self.marks.answered_at = Some(Instant::now());
+        self.notifier.ready(&self.status_line());
         loop {
             let mut wake = next_sweep.min(next_status).min(next_deadline_check);
             if let Some(at) = next_watchdog {
@@ -1016,7 +1035,7 @@ impl Server {
         // Served from the next request on, not the next loop turn.
         self.ctx.begin_turn();
         self.end_websockets_no_longer_admitted();
-        self.notifier.ready(&self.status_line(0));
+        self.notifier.ready(&self.status_line());
         if let Some(lists) = again {
             self.reload(lists);
         }
@@ -1385,6 +1404,15 @@ fn count_ended(ctx: &mut Context, ended: ws::Ended) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_per_second_over_the_time_that_passed() {
+        assert_eq!(per_second(100, STATUS_EVERY), 10);
+        // A status line 20 s late: not twice the rate.
+        assert_eq!(per_second(300, Duration::from_secs(30)), 10);
+        assert_eq!(per_second(15, Duration::from_millis(1500)), 10);
+        assert_eq!(per_second(5, Duration::ZERO), 0);
+    }
 
     #[test]
     fn conntrack_trouble_is_drops_or_a_nearly_full_table() {
