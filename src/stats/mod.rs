@@ -1075,7 +1075,7 @@ pub fn prometheus(out: &mut String, c: &Counters, tracker: &ShardedTracker, read
         out,
         "announces_by_client_total",
         "counter",
-        "Announces answered, by the client software the peer id names (the first 512 distinct client tags; any further as client=\"other\").",
+        "Announces answered over UDP, HTTP and WebTorrent (requests_total{request=\"announce\"} has no WebTorrent ones), by the client software the peer id names: the 512 client tags with the most announces; the rest, and tags a serving thread's full table (512) had no room for, as client=\"other\".",
         &clients,
     );
     if let Some(now) = &readings.webtorrent {
