@@ -8,7 +8,9 @@ use opentracker::config::{Config, LogLevel, LogTarget};
 use opentracker::server::{self, listeners, Server};
 use opentracker::sys::{self, notify::Notifier, signals::Signals};
 
-/// Upstream's exit status for fatal start-up errors.
+/// Upstream's exit status for fatal start-up errors; also a stop that
+/// could not keep the swarms, so a service manager does not take it for a
+/// clean one.
 const EXIT_FATAL: u8 = 111;
 
 /// Writes `text` to stdout, as the answer to a command. A reader gone
@@ -195,6 +197,6 @@ fn run(config: Config) -> Result<(), String> {
         notifier,
         stored_state,
     )
-    .and_then(Server::run)
-    .map_err(|e| format!("event loop: {e}"))
+    .map_err(|e| format!("event loop: {e}"))?
+    .run()
 }

@@ -246,6 +246,22 @@ fn the_swarms_survive_a_restart_in_the_service_managers_descriptor_store() {
 }
 
 #[test]
+fn a_state_the_service_manager_cannot_take_at_stop_fails_the_stop() {
+    let mut tracker = Tracker::launch(Launch {
+        env: vec![("FDSTORE".into(), "1".into())],
+        ..Launch::default()
+    });
+    tracker.get(&announce_path(&hash(3), 1, ""));
+    // The manager's end goes away: the hand-over at stop cannot be sent
+    // (refused or not connected, as the kernel has it by then).
+    tracker.notify = UnixDatagram::unbound().unwrap();
+    assert_eq!(tracker.stop().code(), Some(111));
+    tracker.assert_last_log_line(
+        "error: stopped without keeping the swarms: handing the state to the service manager: ",
+    );
+}
+
+#[test]
 fn a_bad_or_unknown_stored_descriptor_is_logged_and_the_tracker_starts() {
     let dir = TestDir::new();
     let path = dir.write("bad", "# opentracker state 1\nnot a line\n");

@@ -501,7 +501,7 @@ fn a_state_file_that_is_no_file_is_fatal_at_start() {
 }
 
 #[test]
-fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
+fn a_state_that_cannot_be_saved_at_stop_fails_the_stop_and_the_old_one_stays() {
     let keep = TestDir::new();
     keep.writable_by_tracker();
     let hex: String = hash(8).iter().map(|b| format!("{b:02X}")).collect();
@@ -515,16 +515,14 @@ fn a_state_that_cannot_be_saved_is_logged_and_the_old_one_stays() {
     tracker.get(&announce_path(&hash(8), 1, "&left=0&event=completed"));
     // The directory was writable at start; now it is not.
     keep.unwritable_by_tracker();
-    assert!(tracker.stop().success());
-    let log = tracker.stderr();
-    assert!(
-        log.contains(&format!(
-            "state file {}: writing {}.new: Permission denied (os error 13); not saved",
-            state.display(),
-            state.display()
-        )),
-        "{log}"
-    );
+    // Not a clean stop: a service manager must see the swarms were lost.
+    assert_eq!(tracker.stop().code(), Some(111));
+    tracker.assert_last_log_line(&format!(
+        "stopped without keeping the swarms: state file {}: writing {}.new: \
+         Permission denied (os error 13); not saved",
+        state.display(),
+        state.display()
+    ));
     assert_eq!(std::fs::read_to_string(&state).unwrap(), old);
     assert!(!keep.path("state.new").exists());
 }

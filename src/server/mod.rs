@@ -807,8 +807,9 @@ impl Server {
         sockets.filter_map(datagrams::dropped).map(u64::from).sum()
     }
 
-    /// Serves until SIGTERM or SIGINT.
-    pub fn run(mut self) -> io::Result<()> {
+    /// Serves until SIGTERM or SIGINT. The error is a failed event loop, or
+    /// a stop that could not save or hand over the swarms as configured.
+    pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
         let sweep_every = Duration::from_secs(self.config.tracker.sweep_interval.into());
         let watchdog_every = self.notifier.watchdog_interval();
@@ -843,7 +844,7 @@ impl Server {
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
+                    return Err(format!("event loop: {e}"));
                 }
             }
             self.ctx.begin_turn();
@@ -901,9 +902,22 @@ impl Server {
                     if let Some(saver) = self.saver.take() {
                         saver.stop();
                     }
-                    state::save(&self.config, &mut self.ctx);
-                    state::hand_over(&self.ctx, &self.notifier);
-                    return Ok(());
+                    // Both, whatever the first did: either may be the
+                    // copy the next start loads.
+                    let saved = state::save(&self.config, &mut self.ctx);
+                    let handed = state::hand_over(&self.ctx, &self.notifier);
+                    let lost: Vec<String> = [saved, handed]
+                        .into_iter()
+                        .filter_map(Result::err)
+                        .collect();
+                    return match lost.is_empty() {
+                        true => Ok(()),
+                        // Not a clean stop: a service manager must hear of it.
+                        false => Err(format!(
+                            "stopped without keeping the swarms: {}",
+                            lost.join("; and ")
+                        )),
+                    };
                 }
                 continue;
             }

@@ -339,10 +339,12 @@ fn open_new(path: &Path) -> io::Result<File> {
 const SAVE_SLICE: usize = 1024;
 
 /// With `tracker.save_state`, writes every torrent and live peer to
-/// `tracker.state_file`: on stop, after the [`Saver`] has stopped.
-pub fn save(config: &Config, ctx: &mut Context) {
-    if let (true, Some(path)) = (config.tracker.save_state, &config.tracker.state_file) {
-        save_logged(path, ctx, &|| false);
+/// `tracker.state_file`: on stop, after the [`Saver`] has stopped. The
+/// error says why nothing was saved, for the stop to end with it.
+pub fn save(config: &Config, ctx: &mut Context) -> Result<(), String> {
+    match (config.tracker.save_state, &config.tracker.state_file) {
+        (true, Some(path)) => save_logged(path, ctx, &|| false),
+        _ => Ok(()),
     }
 }
 
@@ -371,7 +373,11 @@ impl Saver {
                 let stopping = || !matches!(stopped.try_recv(), Err(TryRecvError::Empty));
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     ctx.begin_turn();
-                    save_logged(&path, &mut ctx, &stopping);
+                    // The next save may do better; the one at stop says
+                    // so in the exit status.
+                    if let Err(e) = save_logged(&path, &mut ctx, &stopping) {
+                        log::error!("{e}");
+                    }
                     ctx.publish_counters();
                 }
             })
@@ -390,9 +396,10 @@ impl Saver {
     }
 }
 
-/// Writes the state to `path` and logs the outcome. `give_up` is asked
-/// between slices; a save it ends leaves the previous file as it was.
-fn save_logged(path: &Path, ctx: &mut Context, give_up: &dyn Fn() -> bool) {
+/// Writes the state to `path` and logs a save done or given up; the error
+/// is the caller's to log. `give_up` is asked between slices; a save it
+/// ends leaves the previous file as it was.
+fn save_logged(path: &Path, ctx: &mut Context, give_up: &dyn Fn() -> bool) -> Result<(), String> {
     let started = Instant::now();
     let temporary = temporary_path(path);
     match write(&temporary, path, ctx, give_up) {
@@ -414,9 +421,10 @@ fn save_logged(path: &Path, ctx: &mut Context, give_up: &dyn Fn() -> bool) {
         Err(e) => {
             let _ = std::fs::remove_file(&temporary);
             ctx.counters.state_save_ended(false, ctx.clock().1);
-            log::error!("state file {}: {e}; not saved", path.display());
+            return Err(format!("state file {}: {e}; not saved", path.display()));
         }
     }
+    Ok(())
 }
 
 /// Writes the state to `temporary`, syncs it and renames it over `path`,
@@ -452,10 +460,11 @@ fn write(
 }
 
 /// At stop, under a service manager with a descriptor store, hands it the
-/// state in a memory file, for the next start to load.
-pub fn hand_over(ctx: &Context, notifier: &Notifier) {
+/// state in a memory file, for the next start to load. The error says why
+/// it was not handed over, for the stop to end with it.
+pub fn hand_over(ctx: &Context, notifier: &Notifier) -> Result<(), String> {
     if !notifier.has_fd_store() {
-        return;
+        return Ok(());
     }
     let started = Instant::now();
     let handed = notify::memory_file("opentracker-state").and_then(|file| {
@@ -472,8 +481,9 @@ pub fn hand_over(ctx: &Context, notifier: &Notifier) {
              start ({bytes} bytes in memory, {} ms)",
             started.elapsed().as_millis()
         ),
-        Err(e) => log::error!("handing the state to the service manager: {e}"),
+        Err(e) => return Err(format!("handing the state to the service manager: {e}")),
     }
+    Ok(())
 }
 
 /// Writes the state's lines to `out`: the counts of torrents and peers

@@ -330,6 +330,14 @@ impl Tracker {
         }
     }
 
+    /// Asserts the log's last line has `expected`: what an operator reads
+    /// first after a failure.
+    pub fn assert_last_log_line(&self, expected: &str) {
+        let log = self.stderr();
+        let last = log.lines().last().unwrap_or_default();
+        assert!(last.contains(expected), "last line {last:?} in:\n{log}");
+    }
+
     pub fn v4(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
