@@ -185,7 +185,7 @@ fn run(config: Config) -> Result<(), String> {
         sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
     let lists =
         server::load_lists(&config).map_err(|e| server::after_drop(e, &config, &outcome))?;
-    server::check_state_file(&config)?;
+    server::check_state_file(&config).map_err(|e| server::after_drop(e, &config, &outcome))?;
 
     server::log_start(&config, &listeners, &lists, cluster.as_ref(), &outcome);
     Server::new(

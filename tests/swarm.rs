@@ -4,6 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -470,34 +471,69 @@ fn an_unreadable_state_file_is_moved_aside_before_a_save_could_replace_it() {
         .contains(":0\n\t127.0.0.1 1 s "));
 }
 
+/// Asserts that a tracker with `state` as its state file (`save_state`
+/// as given) fails to start, and so does `--check-config`, saying
+/// `expected`.
+fn assert_state_file_fatal(keep: &TestDir, state: &Path, save_state: bool, expected: &str) {
+    let config = keep.write(
+        "opentracker.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[tracker]\nstate_file = \"{}\"\n\
+             save_state = {save_state}\n",
+            free_port(),
+            state.display()
+        ),
+    );
+    for check in [&[][..], &["--check-config"]] {
+        let mut args = vec!["-f", config.to_str().unwrap(), "--log", "stderr"];
+        args.extend_from_slice(check);
+        let (status, _, stderr) = run_binary(&args);
+        let code = if check.is_empty() { 111 } else { 1 };
+        assert_eq!(status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn a_state_file_that_is_no_file_is_fatal_at_start() {
     let keep = TestDir::new();
     let state = keep.path("state");
     std::fs::create_dir(&state).unwrap();
-    for save in ["true", "false"] {
-        let config = keep.write(
-            "opentracker.toml",
-            &format!(
-                "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[tracker]\nstate_file = \"{}\"\nsave_state = {save}\n",
-                free_port(),
-                state.display()
-            ),
-        );
-        let expected = format!(
-            "state file {}: a directory; it must be a file, or not exist yet when \
-             tracker.save_state is on",
-            state.display()
-        );
-        for check in [&[][..], &["--check-config"]] {
-            let mut args = vec!["-f", config.to_str().unwrap(), "--log", "stderr"];
-            args.extend_from_slice(check);
-            let (status, _, stderr) = run_binary(&args);
-            let code = if check.is_empty() { 111 } else { 1 };
-            assert_eq!(status.code(), Some(code), "{args:?}: {stderr}");
-            assert!(stderr.contains(&expected), "{args:?}: {stderr}");
-        }
+    let expected = format!(
+        "state file {}: a directory; it must be a file, or not exist yet when \
+         tracker.save_state is on",
+        state.display()
+    );
+    for save_state in [true, false] {
+        assert_state_file_fatal(&keep, &state, save_state, &expected);
     }
+}
+
+#[test]
+fn a_state_file_a_save_could_not_replace_is_fatal_at_start() {
+    if !is_root() {
+        return skip(
+            "a_state_file_a_save_could_not_replace_is_fatal_at_start",
+            "needs root for a file the tracker's user does not own",
+        );
+    }
+    // As /tmp: anyone may create a file, only owners replace one. The
+    // tracker runs as nobody; the file and directory are root's.
+    let keep = TestDir::new();
+    std::fs::set_permissions(&keep.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let state = keep.write("state", "# opentracker state 1\n");
+    assert_state_file_fatal(
+        &keep,
+        &state,
+        true,
+        &format!(
+            "state file {}: a save could not replace it: its directory {} is sticky (mode \
+             1777) and neither the file (uid 0) nor the directory (uid 0) belongs to the \
+             tracker's user (uid 65534)",
+            state.display(),
+            keep.0.display()
+        ),
+    );
 }
 
 #[test]

@@ -271,7 +271,8 @@ fn load_from(source: Source, config: &Config, ctx: &Context) -> Result<(), Strin
 /// directory cannot be loaded nor replaced by a save, and reading a FIFO
 /// or a device would hold up the start). With `tracker.save_state`, also
 /// that it can be written, so that a directory the tracker's user cannot
-/// write is found at start, not when the swarms are about to be lost.
+/// write, or a state file it may not replace, is found at start, not when
+/// the swarms are about to be lost.
 pub fn check_usable(config: &Config) -> Result<(), String> {
     let Some(path) = &config.tracker.state_file else {
         return Ok(());
@@ -308,7 +309,51 @@ pub fn check_usable(config: &Config) -> Result<(), String> {
                 path.display(),
                 probe.display()
             )
-        })
+        })?;
+    check_replaceable(path)
+}
+
+/// The sticky bit of a directory's mode (as /tmp's 1777).
+const STICKY: u32 = 0o1000;
+
+/// Makes sure a save can rename over the state file there is: in a sticky
+/// directory anyone may create a file, so the probe passes, but only the
+/// owner of the file or of the directory may replace one (root too: the
+/// tracker gives up CAP_FOWNER with every other capability), so every save
+/// would fail at the rename.
+fn check_replaceable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // Not followed: a save replaces a symbolic link itself.
+    let (Ok(file), Ok(directory)) = (
+        std::fs::symlink_metadata(path),
+        std::fs::metadata(directory_of(path)),
+    ) else {
+        return Ok(());
+    };
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if directory.mode() & STICKY == 0 || uid == file.uid() || uid == directory.uid() {
+        return Ok(());
+    }
+    Err(format!(
+        "state file {}: a save could not replace it: its directory {} is sticky (mode {:o}) \
+         and neither the file (uid {}) nor the directory (uid {}) belongs to the tracker's \
+         user (uid {uid}); give the file to that user, or keep the state in a directory of \
+         its own",
+        path.display(),
+        directory_of(path).display(),
+        directory.mode() & 0o7777,
+        file.uid(),
+        directory.uid()
+    ))
+}
+
+/// The directory `path` is in, "." for a bare name.
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// Where a save is written before it is renamed over `path`.
@@ -449,10 +494,7 @@ fn write(
         .map_err(|e| named(&format!("renaming {} over it", temporary.display()), e))?;
     // The rename is an entry in the directory: synced too, so a power cut
     // does not bring back the previous file, or none.
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let directory = directory_of(path);
     File::open(directory)
         .and_then(|dir| dir.sync_all())
         .map_err(|e| named(&format!("syncing directory {}", directory.display()), e))?;
