@@ -51,23 +51,59 @@ impl<'a> Source<'a> {
     }
 }
 
+/// Why a state could not be loaded.
+#[derive(Debug)]
+enum Unloadable {
+    /// There is no such file.
+    Missing(String),
+    /// It could not be opened or read, so what it holds is unknown.
+    Unreadable(String),
+    /// It holds a line that is no state line.
+    Bad(String),
+}
+
+impl Unloadable {
+    fn message(&self) -> &str {
+        match self {
+            Unloadable::Missing(e) | Unloadable::Unreadable(e) | Unloadable::Bad(e) => e,
+        }
+    }
+}
+
+/// The error that stops a start at a state file it cannot read: unlike a
+/// bad one, it may well hold the swarms, and is not for a save to replace.
+fn unreadable(e: &str) -> String {
+    format!(
+        "{e}; the tracker does not start without reading it, as it may hold the only copy \
+         of the swarms: let the tracker's user read it, or move it away"
+    )
+}
+
 /// Calls `visit` with each line of `source` and its number; errors name
 /// the source, and the line when there is one.
 fn for_each_line(
     source: Source,
     mut visit: impl FnMut(&str) -> Result<(), String>,
-) -> Result<(), String> {
+) -> Result<(), Unloadable> {
     let name = source.name();
-    let file = source.open().map_err(|e| format!("{name}: {e}"))?;
+    let file = source.open().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Unloadable::Missing(format!("{name}: {e}")),
+        _ => Unloadable::Unreadable(format!("{name}: {e}")),
+    })?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut line = String::new();
+    let mut line = Vec::new();
     for number in 1.. {
         line.clear();
-        match reader.read_line(&mut line) {
+        let at = |e: &dyn std::fmt::Display| format!("{name}:{number}: {e}");
+        match reader.read_until(b'\n', &mut line) {
             Ok(0) => break,
-            Ok(_) => visit(line.trim_end_matches(['\n', '\r']))
-                .map_err(|e| format!("{name}:{number}: {e}"))?,
-            Err(e) => return Err(format!("{name}:{number}: {e}")),
+            // Bytes, so that text in another encoding is a bad line, not
+            // a failed read.
+            Ok(_) => std::str::from_utf8(&line)
+                .map_err(|_| "not UTF-8 text".to_string())
+                .and_then(|text| visit(text.trim_end_matches(['\n', '\r'])))
+                .map_err(|e| Unloadable::Bad(at(&e)))?,
+            Err(e) => return Err(Unloadable::Unreadable(at(&e))),
         }
     }
     Ok(())
@@ -75,7 +111,7 @@ fn for_each_line(
 
 /// Checks every line of `source`: how many torrents and peers it holds,
 /// or the first bad line.
-fn count_lines(source: Source, unix_now: u64) -> Result<(u64, u64), String> {
+fn count_lines(source: Source, unix_now: u64) -> Result<(u64, u64), Unloadable> {
     let (mut torrents, mut peers) = (0, 0);
     for_each_line(source, |line| {
         match state::parse_line(line, unix_now)? {
@@ -101,22 +137,26 @@ pub fn check(config: &Config) -> Result<Option<String>, String> {
         return Ok(None);
     };
     let name = Source::File(path).name();
-    if !path.exists() && config.tracker.save_state {
-        return Ok(Some(format!("{name}: none yet; the tracker starts empty")));
-    }
-    Ok(Some(
-        match count_lines(Source::File(path), super::context::unix_seconds()) {
-            Ok((torrents, peers)) => {
-                format!("{name}: {torrents} torrents and {peers} peers, loaded at start")
-            }
-            Err(e) if config.tracker.save_state => format!(
-                "warning: {e}; the tracker would load nothing from it, and move it to {} \
-                 so that its saves do not replace it",
-                aside_path(path, super::context::unix_seconds()).display()
-            ),
-            Err(e) => format!("warning: {e}; the tracker would load nothing from it"),
-        },
-    ))
+    let save_state = config.tracker.save_state;
+    let unix_now = super::context::unix_seconds();
+    Ok(Some(match count_lines(Source::File(path), unix_now) {
+        Ok((torrents, peers)) => {
+            format!("{name}: {torrents} torrents and {peers} peers, loaded at start")
+        }
+        Err(Unloadable::Missing(_)) if save_state => {
+            format!("{name}: none yet; the tracker starts empty")
+        }
+        Err(Unloadable::Unreadable(e)) => return Err(unreadable(&e)),
+        Err(Unloadable::Bad(e)) if save_state => format!(
+            "warning: {e}; the tracker would load nothing from it, and move it to {} \
+             so that its saves do not replace it",
+            aside_path(path, unix_now).display()
+        ),
+        Err(e) => format!(
+            "warning: {}; the tracker would load nothing from it",
+            e.message()
+        ),
+    }))
 }
 
 /// What a load did, for its log line.
@@ -179,11 +219,11 @@ impl Loaded {
 /// passed one back, or else `tracker.state_file`: a state dump (download
 /// counts and last announces) or a saved state (peers too). Torrents and
 /// peers that would have expired by now, or that the access list refuses,
-/// are skipped. A file that is unreadable or has a bad line is logged and
-/// nothing is loaded: the tracker starts empty, and the file stays as it
-/// was; with `tracker.save_state` it is first moved aside (see
-/// [`aside_path`]), so the next save does not replace it. The error is a
-/// bad file that could not be moved aside.
+/// are skipped. A file with a bad line is logged and nothing is loaded:
+/// the tracker starts empty, and the file stays as it was; with
+/// `tracker.save_state` it is first moved aside (see [`aside_path`]), so
+/// the next save does not replace it. The error is a state file that could
+/// not be read, or a bad one that could not be moved aside.
 pub fn load(config: &Config, ctx: &Context, stored: Option<&File>) -> Result<(), String> {
     match (stored, &config.tracker.state_file) {
         (Some(file), _) => load_from(Source::Stored(file), config, ctx),
@@ -204,12 +244,13 @@ fn load_from(source: Source, config: &Config, ctx: &Context) -> Result<(), Strin
     let started = Instant::now();
     let clock = ctx.clock();
     // A first pass checks every line, so that a bad file loads nothing.
-    if let Err(e) = count_lines(source, clock.1) {
-        match source {
-            Source::File(path) if !path.exists() && config.tracker.save_state => {
+    if let Err(unloadable) = count_lines(source, clock.1) {
+        match (source, unloadable) {
+            (Source::File(path), Unloadable::Missing(_)) if config.tracker.save_state => {
                 log::info!("state file {}: none yet; starting empty", path.display())
             }
-            Source::File(path) if config.tracker.save_state => {
+            (Source::File(_), Unloadable::Unreadable(e)) => return Err(unreadable(&e)),
+            (Source::File(path), Unloadable::Bad(e)) if config.tracker.save_state => {
                 // The operator's only copy of the swarms, maybe: keep it.
                 let aside = aside_path(path, clock.1);
                 std::fs::rename(path, &aside).map_err(|moving| {
@@ -225,7 +266,9 @@ fn load_from(source: Source, config: &Config, ctx: &Context) -> Result<(), Strin
                     aside.display()
                 )
             }
-            _ => log::warn!("{e}; nothing loaded"),
+            // Never fatal for the service manager's copy: it stays stored
+            // until a start gets past it, so every restart would fail.
+            (_, e) => log::warn!("{}; nothing loaded", e.message()),
         }
         return Ok(());
     }
@@ -248,7 +291,7 @@ fn load_from(source: Source, config: &Config, ctx: &Context) -> Result<(), Strin
         loaded.add(ctx, config, last, peers, clock);
     }
     if let Err(e) = read {
-        log::warn!("{e}; loaded up to there");
+        log::warn!("{}; loaded up to there", e.message());
     }
     let Loaded {
         torrents,
@@ -278,7 +321,11 @@ pub fn check_usable(config: &Config) -> Result<(), String> {
         return Ok(());
     };
     if let Ok(found) = std::fs::metadata(path) {
-        if !found.is_file() {
+        if found.is_file() {
+            // Here, so that the start says who failed to read it.
+            File::open(path)
+                .map_err(|e| unreadable(&format!("state file {}: {e}", path.display())))?;
+        } else {
             let kind = if found.is_dir() {
                 "a directory"
             } else {
@@ -566,4 +613,38 @@ fn write_lines(
         }
     }
     Ok(Some((torrents, peers)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the first pass of a load makes of `bytes`, read as a file.
+    fn counted(name: &str, bytes: &[u8]) -> Result<(u64, u64), Unloadable> {
+        let path = std::env::temp_dir().join(format!("ot-state-{name}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        count_lines(Source::Stored(&file), 0)
+    }
+
+    #[test]
+    fn a_failed_read_is_told_from_a_bad_line() {
+        let torrent = format!("{}:1:0\n", "AB".repeat(20));
+        assert!(matches!(counted("good", torrent.as_bytes()), Ok((1, 0))));
+        // Another encoding is what the file holds, not a failed read.
+        let latin1 = [torrent.as_bytes(), b"# caf\xe9\n"].concat();
+        match counted("latin1", &latin1) {
+            Err(Unloadable::Bad(e)) => assert!(e.ends_with(":2: not UTF-8 text"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let missing = std::env::temp_dir().join(format!("ot-state-none-{}", std::process::id()));
+        let read = |path: &Path| count_lines(Source::File(path), 0);
+        assert!(matches!(read(&missing), Err(Unloadable::Missing(_))));
+        // A directory opens, and fails at the first read.
+        match read(&std::env::temp_dir()) {
+            Err(Unloadable::Unreadable(e)) => assert!(e.contains(":1: Is a directory"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
