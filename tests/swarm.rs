@@ -383,6 +383,11 @@ fn a_bad_saved_state_loads_nothing_and_names_its_line() {
             "\t10.0.0.1 1 l 5\n".to_string(),
             "state:1: a peer line before any torrent line",
         ),
+        // No newline for megabytes: not a line to read whole.
+        (
+            format!("{hex}:1:0\n{}", "#".repeat(3 << 20)),
+            "state:2: longer than 4096 bytes",
+        ),
     ] {
         let state = keep.write("state", &text);
         let mut tracker = Tracker::start(&format!(

@@ -79,6 +79,12 @@ fn unreadable(e: &str) -> String {
     )
 }
 
+/// The longest line read: state lines take under 100 bytes (a peer's
+/// holds an IPv6 address and three numbers), comments little more, so a
+/// longer one is no state line; and a file without newlines is not read
+/// whole into memory to find that out.
+const LONGEST_LINE: usize = 4096;
+
 /// Calls `visit` with each line of `source` and its number; errors name
 /// the source, and the line when there is one.
 fn for_each_line(
@@ -95,13 +101,20 @@ fn for_each_line(
     for number in 1.. {
         line.clear();
         let at = |e: &dyn std::fmt::Display| format!("{name}:{number}: {e}");
-        match reader.read_until(b'\n', &mut line) {
+        // Room for the longest line and its CRLF: a line that fills it
+        // without ending is longer.
+        let mut bounded = (&mut reader).take(LONGEST_LINE as u64 + 2);
+        match bounded.read_until(b'\n', &mut line) {
             Ok(0) => break,
             // Bytes, so that text in another encoding is a bad line, not
             // a failed read.
             Ok(_) => std::str::from_utf8(&line)
                 .map_err(|_| "not UTF-8 text".to_string())
-                .and_then(|text| visit(text.trim_end_matches(['\n', '\r'])))
+                .map(|text| text.trim_end_matches(['\n', '\r']))
+                .and_then(|text| match text.len() {
+                    ..=LONGEST_LINE => visit(text),
+                    _ => Err(format!("longer than {LONGEST_LINE} bytes")),
+                })
                 .map_err(|e| Unloadable::Bad(at(&e)))?,
             Err(e) => return Err(Unloadable::Unreadable(at(&e))),
         }
@@ -638,6 +651,15 @@ mod tests {
             Err(Unloadable::Bad(e)) => assert!(e.ends_with(":2: not UTF-8 text"), "{e}"),
             other => panic!("{other:?}"),
         }
+        // Read up to the limit, not whole: a file of one long line could
+        // otherwise take all memory.
+        let endless = [torrent.as_bytes(), &vec![b'#'; 5 << 20]].concat();
+        match counted("endless", &endless) {
+            Err(Unloadable::Bad(e)) => assert!(e.ends_with(":2: longer than 4096 bytes"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let longest = format!("{torrent}#{}\r\n", "x".repeat(LONGEST_LINE - 1));
+        assert!(matches!(counted("longest", longest.as_bytes()), Ok((1, 0))));
         let missing = std::env::temp_dir().join(format!("ot-state-none-{}", std::process::id()));
         let read = |path: &Path| count_lines(Source::File(path), 0);
         assert!(matches!(read(&missing), Err(Unloadable::Missing(_))));
