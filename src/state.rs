@@ -17,6 +17,13 @@ use std::net::{IpAddr, SocketAddr};
 use crate::proto::InfoHash;
 use crate::tracker::SavedPeer;
 
+/// The version of the saved state's format this build writes, and the
+/// only one it reads.
+const FORMAT: u32 = 1;
+
+/// How the header starts; the format's version follows.
+const HEADER_START: &str = "# opentracker state ";
+
 /// The first line of a saved state.
 pub const HEADER: &str =
     "# opentracker state 1: HASH:MINUTE:DOWNLOADED, then \\tADDRESS PORT FLAGS SECOND per peer";
@@ -54,13 +61,29 @@ pub enum Line {
 
 /// Reads one line (without its newline) at Unix second `unix_now`.
 pub fn parse_line(line: &str, unix_now: u64) -> Result<Line, String> {
-    if line.is_empty() || line.starts_with('#') {
+    if let Some(header) = line.strip_prefix(HEADER_START) {
+        check_format(header).map(|()| Line::Comment)
+    } else if line.is_empty() || line.starts_with('#') {
         Ok(Line::Comment)
     } else if let Some(peer) = line.strip_prefix('\t') {
         parse_peer(peer, unix_now).map(Line::Peer)
     } else {
         let (hash, minute, downloaded) = parse_torrent(line)?;
         Ok(Line::Torrent(hash, minute, downloaded))
+    }
+}
+
+/// Refuses a header of another format than this build's (what follows
+/// `# opentracker state `): its lines may mean something else, and would
+/// fail later with a puzzling error, or load wrong.
+fn check_format(header: &str) -> Result<(), String> {
+    let version = header.split([':', ' ']).next().unwrap_or_default();
+    match version.parse() {
+        Ok(FORMAT) => Ok(()),
+        _ => Err(format!(
+            "state format {version} is not supported by this version of opentracker \
+             (it reads format {FORMAT})"
+        )),
     }
 }
 
@@ -204,5 +227,25 @@ mod tests {
         }
         assert_eq!(parse_line(HEADER, 0), Ok(Line::Comment));
         assert_eq!(parse_line("", 0), Ok(Line::Comment));
+    }
+
+    #[test]
+    fn a_header_of_another_format_is_refused() {
+        assert!(HEADER.starts_with(&format!("{HEADER_START}{FORMAT}: ")));
+        assert_eq!(parse_line("# opentracker state 1", 0), Ok(Line::Comment));
+        assert_eq!(parse_line("# another comment", 0), Ok(Line::Comment));
+        for (header, version) in [
+            ("# opentracker state 2: HASH:MINUTE:DOWNLOADED:MORE", "2"),
+            ("# opentracker state 10", "10"),
+            ("# opentracker state v2", "v2"),
+        ] {
+            assert_eq!(
+                parse_line(header, 0),
+                Err(format!(
+                    "state format {version} is not supported by this version of opentracker \
+                     (it reads format 1)"
+                ))
+            );
+        }
     }
 }

@@ -383,6 +383,12 @@ fn a_bad_saved_state_loads_nothing_and_names_its_line() {
             "\t10.0.0.1 1 l 5\n".to_string(),
             "state:1: a peer line before any torrent line",
         ),
+        // Written by a later version: its lines may mean something else.
+        (
+            format!("# opentracker state 2: HASH:MINUTE:DOWNLOADED:MORE\n{hex}:1:0:7\n"),
+            "state:1: state format 2 is not supported by this version of opentracker \
+             (it reads format 1)",
+        ),
         // No newline for megabytes: not a line to read whole.
         (
             format!("{hex}:1:0\n{}", "#".repeat(3 << 20)),
