@@ -862,18 +862,9 @@ impl Server {
             for (token, readable, writable) in work {
                 match token.0 {
                     0 => {
-                        if self.handle_signals() {
-                            stop_by = Some(match stop_by {
-                                None => self.begin_stop(),
-                                // Asked again (a second Ctrl-C): the state
-                                // is still saved, nothing else waited for.
-                                Some(_) => {
-                                    log::info!(
-                                        "asked again to stop: responses in flight are cut short"
-                                    );
-                                    self.ctx.instant
-                                }
-                            });
+                        let stop_asked = self.handle_signals();
+                        if stop_asked {
+                            stop_by = Some(self.stop_by(stop_by));
                         }
                     }
                     n if n >= FIRST_CONNECTION => {
@@ -1115,6 +1106,20 @@ impl Server {
     }
 
     /// Stops accepting and reading; responses being written get a moment.
+    /// Asked to stop: when to, given when the stop already under way, if
+    /// any, was to end.
+    fn stop_by(&mut self, under_way: Option<Instant>) -> Instant {
+        match under_way {
+            None => self.begin_stop(),
+            // Asked again (a second Ctrl-C): the state is still saved,
+            // nothing else waited for.
+            Some(_) => {
+                log::info!("asked again to stop: responses in flight are cut short");
+                self.ctx.instant
+            }
+        }
+    }
+
     fn begin_stop(&mut self) -> Instant {
         log::info!("stopping");
         self.notifier.stopping();
