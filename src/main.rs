@@ -182,7 +182,8 @@ fn run(config: Config) -> Result<(), String> {
     // a chroot /proc.
     sys::keep_proc_files();
     let outcome =
-        sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())?;
+        sys::privileges::drop_privileges(&config.tracker.user, config.tracker.rootdir.as_deref())
+            .map_err(server::privilege_error)?;
     let lists =
         server::load_lists(&config).map_err(|e| server::after_drop(e, &config, &outcome))?;
     server::check_state_file(&config).map_err(|e| server::after_drop(e, &config, &outcome))?;

@@ -759,15 +759,18 @@ fn privilege_errors_are_fatal_with_one_clear_line() {
     let cases = [
         (
             vec!["-u", "no-such-user-xyz"],
-            "user \"no-such-user-xyz\": no such user".to_string(),
+            "tracker.user (-u): user \"no-such-user-xyz\": no such user".to_string(),
         ),
         (
             vec!["-d", "/nonexistent/jail"],
-            "chroot /nonexistent/jail: No such file or directory".to_string(),
+            "tracker.rootdir (-d): chroot /nonexistent/jail: No such file or directory".to_string(),
         ),
         (
             vec!["-d", file.to_str().unwrap()],
-            format!("chroot {}: Not a directory", file.display()),
+            format!(
+                "tracker.rootdir (-d): chroot {}: Not a directory",
+                file.display()
+            ),
         ),
     ];
     for (args, expected) in cases {

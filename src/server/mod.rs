@@ -44,7 +44,7 @@ use crate::sys::conntrack::Conntrack;
 use crate::sys::datagrams::{self, Datagrams};
 use crate::sys::fifo::Fifo;
 use crate::sys::notify::Notifier;
-use crate::sys::privileges::Outcome;
+use crate::sys::privileges::{About, DropError, Outcome};
 use crate::sys::signals::{Signal, Signals};
 use crate::sys::watch::Watch;
 use crate::tracker::access_list::{self, AccessList, Kind};
@@ -159,9 +159,12 @@ pub fn check_files(config: &Config) -> Result<String, String> {
         _ => None,
     };
     let rootdir = config.tracker.rootdir.as_deref();
-    let found = sys::privileges::check_as_dropped(&config.tracker.user, rootdir, |outcome| {
-        files_found(config).map_err(|e| after_drop(e, config, outcome))
-    })?;
+    let found = sys::privileges::check_as_dropped(
+        &config.tracker.user,
+        rootdir,
+        privilege_error,
+        |outcome| files_found(config).map_err(|e| after_drop(e, config, outcome)),
+    )?;
     Ok(key
         .into_iter()
         .chain([found])
@@ -209,6 +212,16 @@ fn read_lists_summary(config: &Config) -> Result<(String, Vec<&'static str>), St
         lists += &format!("; {} hybrid torrents", hybrids.len());
     }
     Ok((lists, refuse_all))
+}
+
+/// A failed privilege drop, naming the setting (and flag) it was about.
+pub fn privilege_error(error: DropError) -> String {
+    let DropError { about, message } = error;
+    match about {
+        About::User => format!("tracker.user (-u): {message}"),
+        About::Rootdir => format!("tracker.rootdir (-d): {message}"),
+        About::System => message,
+    }
 }
 
 /// `error`, from reading a file after privileges were dropped, with who

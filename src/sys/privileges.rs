@@ -26,6 +26,29 @@ pub enum Outcome {
     Unprivileged { uid: u32 },
 }
 
+/// What a failed privilege drop was about, so that the caller can name
+/// the input in its own terms (a setting, a flag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum About {
+    /// The user to switch to.
+    User,
+    /// The root directory to chroot or chdir into.
+    Rootdir,
+    /// Neither: a step the system refused.
+    System,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropError {
+    pub about: About,
+    pub message: String,
+}
+
+/// Tags an error of a step with what it was about.
+fn about(about: About) -> impl Fn(String) -> DropError {
+    move |message| DropError { about, message }
+}
+
 fn check(rc: libc::c_int, step: &str) -> Result<(), String> {
     if rc == 0 {
         Ok(())
@@ -48,9 +71,11 @@ fn chdir(path: &Path, step: &str) -> Result<(), String> {
 /// `rootdir` as [`drop_privileges`] does at start, and returns its result:
 /// a check made as root then sees only what the dropped process may. Call
 /// it while this process has a single thread (fork copies only the caller).
+/// `name` words a failed drop as the start would.
 pub fn check_as_dropped(
     user: &str,
     rootdir: Option<&Path>,
+    name: impl FnOnce(DropError) -> String,
     check: impl FnOnce(&Outcome) -> Result<String, String>,
 ) -> Result<String, String> {
     use std::io::{Read, Write};
@@ -63,7 +88,9 @@ pub fn check_as_dropped(
         -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
         0 => {
             drop(parent_end);
-            let verdict = drop_privileges(user, rootdir).and_then(|outcome| check(&outcome));
+            let verdict = drop_privileges(user, rootdir)
+                .map_err(name)
+                .and_then(|outcome| check(&outcome));
             let (status, text) = match verdict {
                 Ok(text) => (0, text),
                 Err(text) => (1, text),
@@ -92,37 +119,51 @@ pub fn check_as_dropped(
 }
 
 /// Drops to `user`, inside `rootdir` when given.
-pub fn drop_privileges(user: &str, rootdir: Option<&Path>) -> Result<Outcome, String> {
+pub fn drop_privileges(user: &str, rootdir: Option<&Path>) -> Result<Outcome, DropError> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
         if let Some(dir) = rootdir {
-            chdir(dir, &format!("chdir {}", dir.display()))?;
+            chdir(dir, &format!("chdir {}", dir.display())).map_err(about(About::Rootdir))?;
         }
-        // The bounding set needs CAP_SETPCAP to empty; with no_new_privs
-        // nothing can be regained through it. Only when some are held: a
-        // sandbox may refuse capset(2) to a process that holds none (systemd's
-        // SystemCallFilter=~@privileged).
-        if holds_capabilities()? {
-            clear_capabilities(false)?;
-        }
-        set_no_new_privs()?;
+        drop_unprivileged().map_err(about(About::System))?;
         return Ok(Outcome::Unprivileged { uid: euid });
     }
-    let account =
-        users::get_user_by_name(user).ok_or_else(|| format!("user {user:?}: no such user"))?;
-    let (uid, gid) = (account.uid(), account.primary_group_id());
+    let account = users::get_user_by_name(user)
+        .ok_or_else(|| format!("user {user:?}: no such user"))
+        .map_err(about(About::User))?;
     if let Some(dir) = rootdir {
-        let c_dir = path_cstring(dir)?;
-        // SAFETY: a valid NUL-terminated path.
-        check(
-            unsafe { libc::chroot(c_dir.as_ptr()) },
-            &format!("chroot {}", dir.display()),
-        )?;
-        chdir(Path::new("/"), &format!("chdir / inside {}", dir.display()))?;
+        enter_root(dir).map_err(about(About::Rootdir))?;
     } else {
-        chdir(Path::new("/"), "chdir /")?;
+        chdir(Path::new("/"), "chdir /").map_err(about(About::System))?;
     }
+    switch_user(user, account.uid(), account.primary_group_id()).map_err(about(About::System))
+}
+
+/// Not root: what such a process may hold goes.
+fn drop_unprivileged() -> Result<(), String> {
+    // The bounding set needs CAP_SETPCAP to empty; with no_new_privs
+    // nothing can be regained through it. Only when some are held: a
+    // sandbox may refuse capset(2) to a process that holds none (systemd's
+    // SystemCallFilter=~@privileged).
+    if holds_capabilities()? {
+        clear_capabilities(false)?;
+    }
+    set_no_new_privs()
+}
+
+fn enter_root(dir: &Path) -> Result<(), String> {
+    let c_dir = path_cstring(dir)?;
+    // SAFETY: a valid NUL-terminated path.
+    check(
+        unsafe { libc::chroot(c_dir.as_ptr()) },
+        &format!("chroot {}", dir.display()),
+    )?;
+    chdir(Path::new("/"), &format!("chdir / inside {}", dir.display()))
+}
+
+/// Root, resolved and chrooted: becomes `user` with nothing kept.
+fn switch_user(user: &str, uid: u32, gid: u32) -> Result<Outcome, String> {
     clear_bounding_set()?;
     // SAFETY: plain syscalls with valid arguments.
     check(unsafe { libc::setgroups(0, std::ptr::null()) }, "setgroups")?;
