@@ -166,13 +166,7 @@ fn whitelist_and_blacklist_together_with_their_metrics() {
         black.display(),
         add.display()
     );
-    let mut tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let mut tracker = Tracker::start_in(dir, toml);
     assert!(tracker
         .stderr()
         .contains("; whitelist of 3 and blacklist of 1"));
@@ -354,13 +348,7 @@ fn blocked_networks_are_refused_and_reload_on_sighup() {
         "[access]\nproxy = [\"127.0.0.1\"]\nblocked_networks = \"{}\"\n",
         list.display()
     );
-    let mut tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let mut tracker = Tracker::start_in(dir, toml);
     assert!(tracker.stderr().contains("; 3 blocked networks"));
     assert!(!network_allowed(&tracker, "10.1.2.3"));
     assert!(!network_allowed(&tracker, "2001:db8:bad:1::9"));
@@ -577,13 +565,7 @@ fn lists_reload_by_themselves_when_their_files_change() {
         blocked.display(),
         add.display()
     );
-    let mut tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let mut tracker = Tracker::start_in(dir, toml);
     assert!(!http_allowed(&tracker, 2));
     // Replaced by a rename, as deploy tools and ConfigMaps do.
     let next = list.with_extension("new");
@@ -644,13 +626,7 @@ fn fifo_changesets_add_and_delete_until_the_next_reload() {
         add.display(),
         delete.display()
     );
-    let mut tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let mut tracker = Tracker::start_in(dir, toml);
     use std::os::unix::fs::FileTypeExt;
     assert!(
         std::fs::metadata(&add).unwrap().file_type().is_fifo(),
@@ -918,13 +894,7 @@ fn a_hybrid_torrents_v1_and_v2_hashes_share_one_swarm() {
         &format!("# hybrid torrents\n{pair}  # one\n"),
     );
     let toml = format!("[access]\nhybrids = \"{}\"\n", list.display());
-    let mut tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let mut tracker = Tracker::start_in(dir, toml);
 
     // A v1-only client over HTTP and a v2-only one over UDP meet.
     let seeder = tracker.get(&announce_path(&v1, 1001, "&left=0"));
@@ -1010,13 +980,7 @@ fn hybrid_with_list(list: &str, listed: &[u8; 20]) -> Tracker {
         hybrids.display(),
         file.display()
     );
-    Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    )
+    Tracker::start_in(dir, toml)
 }
 
 #[test]

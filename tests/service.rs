@@ -382,13 +382,7 @@ fn logs_to_syslog_socket() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let toml = format!("[log]\ntarget = \"syslog\"\nsyslog_socket = \"{}\"\nrequests = true\nclient_ip = \"truncated\"\n", log_path.display());
-    let tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let tracker = Tracker::start_in(dir, toml);
     tracker.get(&announce_path(&hash(3), 1, ""));
     tracker.get("/scrape");
     let udp = Udp::new(tracker.v4());
@@ -448,13 +442,7 @@ fn a_syslog_daemon_that_stops_reading_stalls_nothing() {
         "[log]\ntarget = \"syslog\"\nsyslog_socket = \"{}\"\nrequests = true\n",
         log_path.display()
     );
-    let tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let tracker = Tracker::start_in(dir, toml);
     // A line per request, and no one reading: the socket's queue (512
     // datagrams by default) fills long before the last.
     announce_torrents(&tracker, 2000);

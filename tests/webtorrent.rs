@@ -301,13 +301,7 @@ fn bad_messages_get_a_reason_and_limits_hold() {
          [access]\nblacklist = \"{}\"\n",
         list.display()
     );
-    let tracker = Tracker::launch_in(
-        dir,
-        Launch {
-            toml,
-            ..Launch::default()
-        },
-    );
+    let tracker = Tracker::start_in(dir, toml);
     let mut browser = Browser::connect(tracker.v4());
     browser.send_text("{not json".into());
     assert!(browser.receive()["failure reason"].is_string());

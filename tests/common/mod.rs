@@ -148,10 +148,18 @@ pub struct Launch {
 
 impl Tracker {
     pub fn start(toml: &str) -> Tracker {
-        Tracker::launch(Launch {
-            toml: toml.to_string(),
-            ..Launch::default()
-        })
+        Self::start_in(TestDir::new(), toml.to_string())
+    }
+
+    /// Starts with `toml` in `dir`, where the test put the files it names.
+    pub fn start_in(dir: TestDir, toml: String) -> Tracker {
+        Self::launch_in(
+            dir,
+            Launch {
+                toml,
+                ..Launch::default()
+            },
+        )
     }
 
     pub fn launch(launch: Launch) -> Tracker {
