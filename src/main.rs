@@ -197,7 +197,6 @@ fn run(config: Config) -> Result<(), String> {
         signals,
         notifier,
         stored_state,
-    )
-    .map_err(|e| format!("event loop: {e}"))?
+    )?
     .run()
 }

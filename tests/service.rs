@@ -473,6 +473,61 @@ fn a_syslog_daemon_that_stops_reading_stalls_nothing() {
     assert!(wait_notify(&syslog, &mut lines, "announce"), "{lines:?}");
 }
 
+#[test]
+fn a_stderr_no_one_reads_stalls_nothing() {
+    let mut ends = [0; 2];
+    // SAFETY: pipe fills both descriptors, each owned once from here on.
+    let (reader, writer) = unsafe {
+        assert_eq!(libc::pipe(ends.as_mut_ptr()), 0);
+        (
+            std::fs::File::from_raw_fd(ends[0]),
+            OwnedFd::from_raw_fd(ends[1]),
+        )
+    };
+    let tracker = Tracker::launch(Launch {
+        toml: "[log]\ntarget = \"stderr\"\nrequests = true\n".into(),
+        stderr: Some(writer),
+        ..Launch::default()
+    });
+    // A line per request, and no one reading: the pipe (64 KiB) fills long
+    // before the last.
+    announce_torrents(&tracker, 2000);
+    assert_eq!(tracker.get("/stats?mode=tpbs").status, 200);
+    // The reader catches up: the next line comes after a count of those
+    // dropped.
+    // SAFETY: the read end is this test's own.
+    unsafe {
+        let flags = libc::fcntl(reader.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(reader.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let read = |log: &mut String| {
+        use std::io::Read;
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = (&reader).read(&mut buf) {
+            log.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    let mut queued = String::new();
+    read(&mut queued);
+    let announces = queued.matches("udp announce").count();
+    assert!(
+        (1..2000).contains(&announces),
+        "{announces} announce lines queued: none dropped?"
+    );
+    tracker.get(&announce_path(&hash(4), 1, ""));
+    let note = "log lines were dropped: the reader of standard error did not keep up";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = String::new();
+    while !after
+        .split_once(note)
+        .is_some_and(|(_, rest)| rest.contains(" announce"))
+    {
+        assert!(Instant::now() < deadline, "{after}");
+        std::thread::sleep(Duration::from_millis(20));
+        read(&mut after);
+    }
+}
+
 fn status_field(pid: u32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

@@ -497,6 +497,7 @@ fn assert_state_file_fatal(keep: &TestDir, state: &Path, save_state: bool, expec
         let code = if check.is_empty() { 111 } else { 1 };
         assert_eq!(status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("event loop"), "{args:?}: {stderr}");
     }
 }
 

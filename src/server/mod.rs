@@ -367,6 +367,11 @@ pub fn load_hybrids(config: &Config) -> Result<HybridLinks, String> {
     }
 }
 
+/// An error of the event loop's own (epoll, its registrations).
+fn event_loop(e: io::Error) -> String {
+    format!("event loop: {e}")
+}
+
 /// Reads and parses a list file; errors name the list and the file.
 /// Read as bytes: each parser decides what must be UTF-8 and names the
 /// line that is not.
@@ -380,8 +385,8 @@ fn read_list<T, E: std::fmt::Display>(
 }
 
 /// What is wrong with the connection-tracking `table`, which dropped
-/// `newly_dropped` packets since the last status line, if anything.
-fn conntrack_trouble(table: &Conntrack, newly_dropped: u64) -> Option<String> {
+/// `newly_dropped` packets in the last `every` seconds, if anything.
+fn conntrack_trouble(table: &Conntrack, newly_dropped: u64, every: u64) -> Option<String> {
     let (entries, limit) = (table.entries, table.limit);
     match (newly_dropped, table.nearly_full()) {
         (0, false) => None,
@@ -389,8 +394,7 @@ fn conntrack_trouble(table: &Conntrack, newly_dropped: u64) -> Option<String> {
             "the conntrack table is nearly full ({entries} of {limit} entries)"
         )),
         (n, _) => Some(format!(
-            "{n} packets dropped by connection tracking in {} s ({entries} of {limit} entries)",
-            STATUS_EVERY.as_secs()
+            "{n} packets dropped by connection tracking in {every} s ({entries} of {limit} entries)"
         )),
     }
 }
@@ -496,20 +500,21 @@ impl Server {
         mut signals: Signals,
         notifier: Notifier,
         stored_state: Option<File>,
-    ) -> io::Result<Server> {
-        let poll = Poll::new()?;
+    ) -> Result<Server, String> {
+        let poll = Poll::new().map_err(event_loop)?;
+        let registry = poll.registry();
         let udp_count = listeners.udp.len();
         let workers = config.listen.udp_workers as usize;
-        signals.register(poll.registry(), SIGNALS)?;
+        signals.register(registry, SIGNALS).map_err(event_loop)?;
         if workers == 0 {
             for (i, socket) in listeners.udp.iter_mut().enumerate() {
-                poll.registry()
-                    .register(socket, Token(FIRST_UDP + i), Interest::READABLE)?;
+                (registry.register(socket, Token(FIRST_UDP + i), Interest::READABLE))
+                    .map_err(event_loop)?;
             }
         }
         for (i, listener) in listeners.tcp.iter_mut().enumerate() {
-            poll.registry()
-                .register(listener, Token(FIRST_TCP + i), Interest::READABLE)?;
+            (registry.register(listener, Token(FIRST_TCP + i), Interest::READABLE))
+                .map_err(event_loop)?;
         }
         let pacer = Pacer::new(config.tracker.pace());
         let timeouts = Timeouts {
@@ -530,14 +535,14 @@ impl Server {
             mut changesets,
         } = lists;
         for (i, changeset) in changesets.iter_mut().enumerate() {
-            poll.registry().register(
-                &mut changeset.fifo,
-                Token(FIRST_CHANGESET + i),
-                Interest::READABLE,
-            )?;
+            let token = Token(FIRST_CHANGESET + i);
+            (registry.register(&mut changeset.fifo, token, Interest::READABLE))
+                .map_err(event_loop)?;
         }
         if let Some(cluster) = &mut cluster {
-            cluster.register(poll.registry(), Token(CLUSTER))?;
+            cluster
+                .register(registry, Token(CLUSTER))
+                .map_err(event_loop)?;
         }
         tracker.set_access_list(access);
         tracker.set_limits(config.tracker.limits());
@@ -556,12 +561,12 @@ impl Server {
         ] {
             ctx.counters.list_loaded(lists, read_at);
         }
-        state::load(&config, &ctx, stored_state.as_ref()).map_err(io::Error::other)?;
+        state::load(&config, &ctx, stored_state.as_ref())?;
         if stored_state.is_some() {
             // Loaded: a crash from here on must not bring back that moment.
             notifier.forget(state::STORED_NAME);
         }
-        let reloader = reload::Reloader::new(poll.registry(), Token(RELOADED))?;
+        let reloader = reload::Reloader::new(registry, Token(RELOADED)).map_err(event_loop)?;
         let mut server = Server {
             reloader,
             poll,
@@ -595,11 +600,12 @@ impl Server {
         // interval than the configured one.
         server.repace();
         let (config, ctx) = (&server.config, &server.ctx);
-        server.saver = state::Saver::start(config, ctx)?;
+        server.saver = state::Saver::start(config, ctx).map_err(|e| e.to_string())?;
         server.watch =
             (config.access.reload_on_change).then(|| Watch::new(reload::watched_files(config)));
         for (i, socket) in server.listeners.udp.iter().enumerate() {
-            udp_workers::spawn(socket, i, workers, &server.ctx, &mut server.worker_beats)?;
+            udp_workers::spawn(socket, i, workers, &server.ctx, &mut server.worker_beats)
+                .map_err(|e| e.to_string())?;
         }
         Ok(server)
     }
@@ -672,7 +678,6 @@ impl Server {
     /// Sends the status line, with what went wrong since the last one
     /// appended (and logged as a warning).
     fn report_status(&mut self) {
-        let every = STATUS_EVERY.as_secs();
         let counters = self.ctx.all_counters();
         let answered = counters.answered();
         let now = Instant::now();
@@ -680,6 +685,8 @@ impl Server {
         let elapsed =
             (self.marks.answered_at).map_or(STATUS_EVERY, |at| now.saturating_duration_since(at));
         self.marks.requests_per_sec = per_second(answered - self.marks.answered, elapsed);
+        // What went wrong is counted over the same time, in whole seconds.
+        let every = ((elapsed.as_millis() as u64 + 500) / 1000).max(1);
         (self.marks.answered, self.marks.answered_at) = (answered, Some(now));
         let mut status = self.status_line();
         let dropped = self.udp_dropped();
@@ -765,7 +772,7 @@ impl Server {
             log::warn!("{what}");
             status = format!("{status}; {what}");
         }
-        if let Some(what) = self.check_conntrack() {
+        if let Some(what) = self.check_conntrack(every) {
             status = format!("{status}; {what}");
         }
         let now = self.ctx.instant;
@@ -789,7 +796,7 @@ impl Server {
     /// Reads the kernel's connection-tracking table for `/metrics`, says
     /// once that connections are tracked, and returns what went wrong since
     /// the last status line: packets dropped, or a table nearly full.
-    fn check_conntrack(&mut self) -> Option<String> {
+    fn check_conntrack(&mut self, every: u64) -> Option<String> {
         let mut table = sys::conntrack::read()?;
         let total_dropped = table.dropped;
         table.dropped = total_dropped.saturating_sub(self.marks.conntrack_dropped_at_start);
@@ -806,7 +813,7 @@ impl Server {
         }
         let newly_dropped = total_dropped.saturating_sub(self.marks.conntrack_dropped);
         self.marks.conntrack_dropped = total_dropped;
-        let what = conntrack_trouble(&table, newly_dropped)?;
+        let what = conntrack_trouble(&table, newly_dropped, every)?;
         log::warn!(
             "{what}: exempt the tracker's ports from connection tracking (notrack) or raise \
              net.netfilter.nf_conntrack_max"
@@ -835,7 +842,8 @@ impl Server {
         let conntrack_dropped = sys::conntrack::read().map_or(0, |table| table.dropped);
         self.marks.conntrack_dropped_at_start = conntrack_dropped;
         self.marks.conntrack_dropped = conntrack_dropped;
-        self.check_conntrack();
+        // Nothing dropped yet: only a nearly full table is told.
+        self.check_conntrack(STATUS_EVERY.as_secs());
         let mut next_watchdog = watchdog_every.map(|every| self.ctx.instant + every);
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
         let mut next_watch = self.ctx.instant + WATCH_EVERY;
@@ -857,7 +865,7 @@ impl Server {
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(format!("event loop: {e}"));
+                    return Err(event_loop(e));
                 }
             }
             self.ctx.begin_turn();
@@ -1453,14 +1461,19 @@ mod tests {
             limit: 1000,
             dropped: 0,
         };
-        assert_eq!(conntrack_trouble(&table(899), 0), None);
+        assert_eq!(conntrack_trouble(&table(899), 0, 10), None);
         assert_eq!(
-            conntrack_trouble(&table(950), 0).as_deref(),
+            conntrack_trouble(&table(950), 0, 10).as_deref(),
             Some("the conntrack table is nearly full (950 of 1000 entries)")
         );
         assert_eq!(
-            conntrack_trouble(&table(1000), 7).as_deref(),
+            conntrack_trouble(&table(1000), 7, 10).as_deref(),
             Some("7 packets dropped by connection tracking in 10 s (1000 of 1000 entries)")
+        );
+        // A status line that came late counts over the time that passed.
+        assert_eq!(
+            conntrack_trouble(&table(1000), 7, 23).as_deref(),
+            Some("7 packets dropped by connection tracking in 23 s (1000 of 1000 entries)")
         );
     }
 }

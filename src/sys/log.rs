@@ -4,11 +4,13 @@
 //! a chroot has hidden `/dev/log`; when the daemon restarts and makes a new
 //! socket, the next line is sent to that one, unless a chroot hides it.
 //!
-//! Lines are sent without waiting: a syslog daemon that stops reading fills
-//! its socket's queue, and a blocking send would then hold every thread that
+//! Lines are written without waiting, to either: a syslog daemon that
+//! stops reading fills its socket's queue, a stalled reader of stderr (a
+//! paused terminal, a log driver behind, daemon(8) waiting on syslogd)
+//! fills the pipe, and a blocking write would then hold every thread that
 //! logs, the event loop too (no answers, no watchdog ping, no clean stop).
-//! Lines that find the queue full are dropped, and counted in a line sent
-//! once the daemon reads again.
+//! Lines that find no room are dropped, and counted in a line written once
+//! the reader keeps up again.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -33,7 +35,109 @@ pub fn is_stderr() -> bool {
     ON_STDERR.load(Ordering::Relaxed)
 }
 
-struct StderrLogger;
+/// What became of a line offered to a reader without waiting.
+enum Offered {
+    Taken,
+    /// The reader is behind: no room for the line now.
+    NoRoom,
+    /// The reader is gone.
+    Failed,
+}
+
+/// Somewhere log lines are written without waiting.
+trait Sink {
+    fn offer(&mut self, level: log::Level, message: &str) -> Offered;
+}
+
+/// A sink, and the lines it had no room for since one last went through.
+struct Lossy<S> {
+    sink: S,
+    dropped: u64,
+    /// Who did not keep up, as the count line says.
+    reader: &'static str,
+}
+
+impl<S: Sink> Lossy<S> {
+    fn new(sink: S, reader: &'static str) -> Self {
+        Lossy {
+            sink,
+            dropped: 0,
+            reader,
+        }
+    }
+
+    /// Writes a line, or drops it when the reader is behind; false when
+    /// the reader is gone.
+    fn write(&mut self, level: log::Level, message: &str) -> bool {
+        if self.dropped > 0 {
+            let note = format!(
+                "{} log lines were dropped: {} did not keep up",
+                self.dropped, self.reader
+            );
+            match self.sink.offer(log::Level::Warn, &note) {
+                Offered::Taken => self.dropped = 0,
+                Offered::NoRoom => {
+                    self.dropped += 1;
+                    return true;
+                }
+                Offered::Failed => return false,
+            }
+        }
+        match self.sink.offer(level, message) {
+            Offered::Taken => true,
+            Offered::NoRoom => {
+                self.dropped += 1;
+                true
+            }
+            Offered::Failed => false,
+        }
+    }
+}
+
+/// Standard error, written only when a whole line fits: poll says so for
+/// up to `PIPE_BUF` bytes on a pipe, and a write that size is not split.
+/// Its descriptor is left blocking: it may be shared with other programs.
+struct Stderr;
+
+impl Sink for Stderr {
+    fn offer(&mut self, level: log::Level, message: &str) -> Offered {
+        let mut line = format!("opentracker: {}: {message}", level.as_str().to_lowercase());
+        if line.len() >= libc::PIPE_BUF {
+            let mut cut = libc::PIPE_BUF - 1;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+        }
+        line.push('\n');
+        let mut stderr = libc::pollfd {
+            fd: libc::STDERR_FILENO,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, owned here; a zero timeout never waits.
+        match unsafe { libc::poll(&mut stderr, 1, 0) } {
+            0 => return Offered::NoRoom,
+            ready if ready < 0 => {
+                return match std::io::Error::last_os_error().kind() {
+                    std::io::ErrorKind::Interrupted => Offered::NoRoom,
+                    _ => Offered::Failed,
+                }
+            }
+            _ if stderr.revents & libc::POLLOUT == 0 => return Offered::Failed,
+            _ => {}
+        }
+        match std::io::stderr().lock().write_all(line.as_bytes()) {
+            Ok(()) => Offered::Taken,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Offered::NoRoom,
+            Err(_) => Offered::Failed,
+        }
+    }
+}
+
+struct StderrLogger {
+    stderr: Mutex<Lossy<Stderr>>,
+}
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
@@ -42,65 +146,49 @@ impl Log for StderrLogger {
 
     fn log(&self, record: &Record) {
         if self.enabled(record.metadata()) {
-            let line = format!(
-                "opentracker: {}: {}\n",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            );
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            // Nothing to do about a stderr that is gone.
+            lock(&self.stderr).write(record.level(), &record.args().to_string());
         }
     }
 
     fn flush(&self) {}
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Syslog over the socket connected at start.
 struct SyslogLogger {
-    writer: Mutex<Syslog>,
+    syslog: Mutex<Lossy<Syslog>>,
     /// Connected again when a send fails: a restarted syslog daemon (not
     /// journald, whose socket systemd holds) makes a new socket there.
     path: PathBuf,
 }
 
-/// The connected socket, and the lines dropped since a send last went
-/// through.
-struct Syslog {
-    writer: SyslogWriter,
-    dropped: u64,
-}
+/// The socket connected to the syslog daemon, in non-blocking mode.
+struct Syslog(SyslogWriter);
 
-impl Syslog {
-    /// Sends a line, or drops it when the daemon's queue is full; false
-    /// when the socket failed otherwise (the daemon went away).
-    fn send(&mut self, level: log::Level, message: &str) -> bool {
-        if self.dropped > 0 {
-            let note = format!(
-                "{} log lines were dropped: the syslog daemon did not keep up",
-                self.dropped
-            );
-            match send(&mut self.writer, log::Level::Warn, &note) {
-                Ok(()) => self.dropped = 0,
-                Err(e) if would_block(&e) => {
-                    self.dropped += 1;
-                    return true;
-                }
-                Err(_) => return false,
+impl Sink for Syslog {
+    fn offer(&mut self, level: log::Level, message: &str) -> Offered {
+        let sent = match level {
+            log::Level::Error => self.0.err(message),
+            log::Level::Warn => self.0.warning(message),
+            log::Level::Info => self.0.info(message),
+            log::Level::Debug | log::Level::Trace => self.0.debug(message),
+        };
+        match sent {
+            Ok(()) => Offered::Taken,
+            Err(syslog::Error::Io(e) | syslog::Error::Write(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                Offered::NoRoom
             }
-        }
-        match send(&mut self.writer, level, message) {
-            Ok(()) => true,
-            Err(e) if would_block(&e) => {
-                self.dropped += 1;
-                true
-            }
-            Err(_) => false,
+            Err(_) => Offered::Failed,
         }
     }
-}
-
-fn would_block(error: &syslog::Error) -> bool {
-    matches!(error, syslog::Error::Io(e) | syslog::Error::Write(e)
-        if e.kind() == std::io::ErrorKind::WouldBlock)
 }
 
 impl Log for SyslogLogger {
@@ -113,28 +201,16 @@ impl Log for SyslogLogger {
             return;
         }
         let message = record.args().to_string();
-        let mut syslog = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !syslog.send(record.level(), &message) {
+        let mut syslog = lock(&self.syslog);
+        if !syslog.write(record.level(), &message) {
             if let Ok(fresh) = connect(&self.path) {
-                syslog.writer = fresh;
-                syslog.send(record.level(), &message);
+                syslog.sink = Syslog(fresh);
+                syslog.write(record.level(), &message);
             }
         }
     }
 
     fn flush(&self) {}
-}
-
-fn send(writer: &mut SyslogWriter, level: log::Level, message: &str) -> syslog::Result<()> {
-    match level {
-        log::Level::Error => writer.err(message),
-        log::Level::Warn => writer.warning(message),
-        log::Level::Info => writer.info(message),
-        log::Level::Debug | log::Level::Trace => writer.debug(message),
-    }
 }
 
 /// Installs the logger. Fails when syslog was asked for explicitly and the
@@ -152,22 +228,25 @@ pub fn init(
     let logger: Box<dyn Log> = if use_syslog {
         match connect(syslog_socket) {
             Ok(writer) => Box::new(SyslogLogger {
-                writer: Mutex::new(Syslog { writer, dropped: 0 }),
+                syslog: Mutex::new(Lossy::new(Syslog(writer), "the syslog daemon")),
                 path: syslog_socket.to_path_buf(),
             }),
             Err(e) if destination == Destination::Syslog => return Err(e),
-            Err(_) => {
-                ON_STDERR.store(true, Ordering::Relaxed);
-                Box::new(StderrLogger)
-            }
+            Err(_) => stderr_logger(),
         }
     } else {
-        ON_STDERR.store(true, Ordering::Relaxed);
-        Box::new(StderrLogger)
+        stderr_logger()
     };
     log::set_boxed_logger(logger).map_err(|e| format!("logger: {e}"))?;
     log::set_max_level(level);
     Ok(())
+}
+
+fn stderr_logger() -> Box<dyn Log> {
+    ON_STDERR.store(true, Ordering::Relaxed);
+    Box::new(StderrLogger {
+        stderr: Mutex::new(Lossy::new(Stderr, "the reader of standard error")),
+    })
 }
 
 type SyslogWriter = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;

@@ -144,6 +144,8 @@ pub struct Launch {
     /// A descriptor to pass as systemd passes a stored one: as fd 3, with
     /// `LISTEN_FDS`, this name in `LISTEN_FDNAMES` and `LISTEN_PID`.
     pub stored: Option<(std::os::fd::RawFd, String)>,
+    /// Where stderr goes instead of `stderr.log` (a pipe, say).
+    pub stderr: Option<std::os::fd::OwnedFd>,
 }
 
 impl Tracker {
@@ -187,7 +189,12 @@ impl Tracker {
             notify
                 .set_read_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
-            let stderr = std::fs::File::create(dir.path("stderr.log")).expect("stderr log");
+            let stderr = match &launch.stderr {
+                Some(fd) => Stdio::from(fd.try_clone().expect("stderr descriptor")),
+                None => {
+                    Stdio::from(std::fs::File::create(dir.path("stderr.log")).expect("stderr log"))
+                }
+            };
             let mut command = match &launch.stored {
                 // LISTEN_PID must be the tracker's own, known only in the
                 // child: a shell sets it and execs.
