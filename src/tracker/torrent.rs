@@ -118,8 +118,11 @@ impl Torrent<'_> {
 }
 
 /// How many more peers than wanted a sample for leechers only may draw, so
-/// that a swarm of seeders costs a bounded amount.
+/// that a big swarm of seeders costs a bounded amount...
 const LEECHER_DRAW: usize = 4;
+/// ...or this many, if more: a whole swarm this size, where a seeder then
+/// finds every leecher (reading it costs a few microseconds).
+const LEECHER_DRAW_ALL_UP_TO: usize = 4096;
 
 /// A sample of one peer list at a time.
 struct Pick<'r> {
@@ -132,8 +135,9 @@ impl<'r> Pick<'r> {
     /// leechers, `width` address bytes each) with `sample`, which writes
     /// leechers first and says how many it wrote. For leechers only it
     /// draws as many peers as should hold `quota` leechers, at most
-    /// [`LEECHER_DRAW`] times `quota`, and keeps the leechers. Returns
-    /// itself for the next list.
+    /// [`LEECHER_DRAW`] times `quota` or [`LEECHER_DRAW_ALL_UP_TO`],
+    /// whichever is more, and keeps the leechers. Returns itself for the
+    /// next list.
     fn list(
         self,
         width: usize,
@@ -152,7 +156,8 @@ impl<'r> Pick<'r> {
             return self;
         }
         let start = out.len();
-        let draw = (quota * count).div_ceil(leechers).min(quota * LEECHER_DRAW);
+        let most = (quota * LEECHER_DRAW).max(LEECHER_DRAW_ALL_UP_TO);
+        let draw = (quota * count).div_ceil(leechers).min(most);
         let written = sample(draw, self.rng, out);
         out.truncate(start + written.min(quota) * width);
         self
