@@ -397,6 +397,37 @@ fn bad_messages_get_a_reason_and_limits_hold() {
 }
 
 #[test]
+fn the_tracker_limits_bound_webtorrent_swarms_too() {
+    let tracker = Tracker::start("[tracker]\nmax_torrents = 3\n[webtorrent]\nenabled = true\n");
+    let mut browser = Browser::connect(tracker.v4());
+    // Completed and stopped at once: each swarm stays for its download, and
+    // the connection holds none of them, so its own limit never bites.
+    for hash in 1..=10 {
+        let mut completed = announce(hash, 1, 0);
+        completed["event"] = json!("completed");
+        browser.send(completed);
+        let reply = browser.receive();
+        let stored = hash <= 3;
+        assert_eq!(
+            reply["complete"],
+            json!(u8::from(stored)),
+            "{hash}: {reply}"
+        );
+        let mut stopped = announce(hash, 1, 0);
+        stopped["event"] = json!("stopped");
+        browser.send(stopped);
+        browser.receive();
+    }
+    assert_eq!(webtorrent_metric(&tracker, "torrents"), 3);
+    assert_eq!(webtorrent_metric(&tracker, "announces_unstored_total"), 7);
+    // Counted apart: BitTorrent torrents have a limit of their own.
+    let udp = Udp::new(tracker.v4());
+    udp.announce(&common::hash(1), 1, 5, 0, 0);
+    assert_eq!(tracker.metric("opentracker_torrents"), 1);
+    assert_eq!(tracker.metric("opentracker_announces_unstored_total"), 0);
+}
+
+#[test]
 fn silent_connections_are_closed() {
     let tracker = Tracker::start("[webtorrent]\nenabled = true\ninterval = 1\nidle_timeout = 2\n");
     let mut browser = Browser::connect(tracker.v4());

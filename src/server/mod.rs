@@ -594,8 +594,9 @@ impl Server {
             relays: Vec::new(),
         };
         let torrent_timeout = server.config.tracker.torrent_timeout;
-        server.signalling = (server.ctx.settings.webtorrent.clone())
-            .map(|settings| ws::Signalling::new(settings, torrent_timeout));
+        server.signalling = (server.ctx.settings.webtorrent.clone()).map(|settings| {
+            ws::Signalling::new(settings, torrent_timeout, server.config.tracker.limits())
+        });
         // Peers loaded from a state file may have been told a longer
         // interval than the configured one.
         server.repace();
@@ -716,7 +717,7 @@ impl Server {
                 status = format!("{status}; {what}");
             }
         }
-        let all_unstored = self.ctx.tracker.totals().unstored;
+        let all_unstored = self.ctx.tracker.totals().unstored + counters.webtorrent.unstored;
         let unstored = all_unstored - self.marks.unstored;
         self.marks.unstored = all_unstored;
         if unstored > 0 {
@@ -989,7 +990,8 @@ impl Server {
     /// Torrents and peers held: what most of the heap is.
     fn swarm_entries(&self) -> u64 {
         let totals = self.ctx.tracker.totals();
-        totals.torrents as u64 + totals.peers
+        let webtorrent = self.ctx.webtorrent_now.swarms;
+        (totals.torrents + webtorrent.torrents + webtorrent.peers) as u64 + totals.peers
     }
 
     /// After a sweep pass: hands the heap's free pages back to the kernel

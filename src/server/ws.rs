@@ -29,6 +29,7 @@ use crate::proto::webtorrent::{self, Request};
 use crate::proto::{Event, InfoHash};
 use crate::stats::WebtorrentGauges;
 use crate::tracker::rtc::{ConnectionKey, PeerId, RtcSwarms};
+use crate::tracker::Limits;
 
 const PEER_ID_IN_USE: &str =
     "This peer_id is in use on another connection; announce it again once that one has closed.";
@@ -245,11 +246,11 @@ pub struct Signalling {
 }
 
 impl Signalling {
-    pub fn new(settings: Webtorrent, torrent_timeout: u32) -> Signalling {
+    pub fn new(settings: Webtorrent, torrent_timeout: u32, limits: Limits) -> Signalling {
         Signalling {
             settings,
             torrent_timeout,
-            swarms: RtcSwarms::default(),
+            swarms: RtcSwarms::new(limits),
             clients: HashMap::new(),
             rng: fastrand::Rng::new(),
             targets: Vec::new(),
@@ -369,14 +370,19 @@ impl Signalling {
             ctx.counters.webtorrent.completed += 1;
             ctx.log_completed(&hash, Some(id), connection.client);
         }
+        if !announced.stored {
+            ctx.counters.webtorrent.unstored += 1;
+        }
         match (announce.event, known) {
             (Event::Stopped, Some(at)) => {
                 connection.announced.swap_remove(at);
             }
             (Event::Stopped, None) | (_, Some(_)) => {}
-            (_, None) => connection.announced.push((hash, *id)),
+            (_, None) if announced.stored => connection.announced.push((hash, *id)),
+            (_, None) => {}
         }
-        if announce.event != Event::Stopped && !announce.offers.is_empty() {
+        // A peer not stored could not be answered: its offers go nowhere.
+        if announced.stored && announce.event != Event::Stopped && !announce.offers.is_empty() {
             let wanted = announce.numwant.unwrap_or(usize::MAX);
             let wanted = wanted.min(announce.offers.len());
             let rng = &mut self.rng;

@@ -22,6 +22,9 @@ pub struct WebtorrentCounters {
     /// Connections closed for breaking the protocol, a message over
     /// `webtorrent.max_message_size`, or not reading what they were sent.
     pub dropped_connections: u64,
+    /// Announces answered but not stored: `tracker.max_torrents` or
+    /// `tracker.max_peers` reached.
+    pub unstored: u64,
 }
 
 impl WebtorrentCounters {
@@ -34,6 +37,7 @@ impl WebtorrentCounters {
         self.completed += other.completed;
         self.refused += other.refused;
         self.dropped_connections += other.dropped_connections;
+        self.unstored += other.unstored;
     }
 
     /// The messages counter's samples, by kind.
@@ -109,6 +113,11 @@ pub fn prometheus(out: &mut String, c: &WebtorrentCounters, now: &WebtorrentGaug
             "WebSocket connections closed for breaking the protocol, an oversized message, or not reading.",
             c.dropped_connections,
         ),
+        (
+            "webtorrent_announces_unstored_total",
+            "WebTorrent announces answered but not stored: tracker.max_torrents or tracker.max_peers reached.",
+            c.unstored,
+        ),
     ];
     for (name, help, value) in counters {
         family(out, name, "counter", help, &[(String::new(), value)]);
@@ -128,6 +137,7 @@ pub fn json(c: &WebtorrentCounters, now: &WebtorrentGauges) -> serde_json::Value
         "upgrades": c.upgrades,
         "completed": c.completed,
         "connections_dropped": c.dropped_connections,
+        "announces_unstored": c.unstored,
         "messages": messages,
     })
 }

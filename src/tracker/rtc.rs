@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use super::Limits;
 use crate::proto::{Event, InfoHash, SwarmCounts};
 
 pub type PeerId = [u8; 20];
@@ -71,16 +72,46 @@ pub struct RtcAnnounced {
     /// Whether it counted a download: `completed` from a seeder not
     /// counted before, as for BitTorrent peers.
     pub completed: bool,
+    /// False when a limit kept a new torrent or peer out: the announce is
+    /// answered with the swarm's counts and changes nothing.
+    pub stored: bool,
 }
 
-#[derive(Default)]
 pub struct RtcSwarms {
     torrents: HashMap<InfoHash, RtcTorrent, foldhash::fast::RandomState>,
     peers: usize,
     seeders: usize,
+    /// `tracker.max_torrents` and `tracker.max_peers`, which bound these
+    /// swarms as they bound the BitTorrent ones, counted apart.
+    limits: Limits,
+}
+
+impl Default for RtcSwarms {
+    fn default() -> Self {
+        RtcSwarms::new(Limits::NONE)
+    }
 }
 
 impl RtcSwarms {
+    pub fn new(limits: Limits) -> Self {
+        RtcSwarms {
+            torrents: HashMap::default(),
+            peers: 0,
+            seeders: 0,
+            limits,
+        }
+    }
+
+    /// Whether peer `id` may be stored in the torrent: a new torrent
+    /// needs room under the torrent limit, a new peer under the peer limit.
+    fn has_room(&self, hash: &InfoHash, id: &PeerId) -> bool {
+        let room_for_peer = (self.peers as u64) < self.limits.peers;
+        match self.torrents.get(hash) {
+            None => self.torrents.len() < self.limits.torrents && room_for_peer,
+            Some(torrent) => torrent.find(id).is_ok() || room_for_peer,
+        }
+    }
+
     /// Records an announce made at `now` on `connection`. A stopped peer
     /// leaves, when the stop comes on its own connection: peer ids travel
     /// in every relayed offer, so anyone could otherwise stop anyone. A
@@ -96,6 +127,13 @@ impl RtcSwarms {
         event: Event,
         now: u32,
     ) -> RtcAnnounced {
+        if event != Event::Stopped && !self.has_room(&hash, id) {
+            return RtcAnnounced {
+                counts: self.counts(&hash),
+                completed: false,
+                stored: false,
+            };
+        }
         let torrent = self.torrents.entry(hash).or_default();
         let completing = seeder && event == Event::Completed;
         let mut completed = false;
@@ -147,7 +185,11 @@ impl RtcSwarms {
         if torrent.peers.is_empty() && torrent.completed == 0 {
             self.torrents.remove(&hash);
         }
-        RtcAnnounced { counts, completed }
+        RtcAnnounced {
+            counts,
+            completed,
+            stored: true,
+        }
     }
 
     /// Writes into `out` the connections of up to `wanted` other peers of
@@ -251,6 +293,11 @@ impl RtcSwarms {
         });
         self.peers = peers;
         self.seeders = seeders;
+        // After a flood of swarms the table would keep its size for good.
+        let (len, capacity) = (self.torrents.len(), self.torrents.capacity());
+        if capacity > 1024 && len < capacity / 4 {
+            self.torrents.shrink_to(len * 2);
+        }
         before - peers
     }
 
@@ -312,7 +359,16 @@ mod tests {
             steps.into_iter().enumerate()
         {
             let got = swarms.announce(HASH, &id(peer), connection, seeder, event, now as u32);
-            assert_eq!(got, RtcAnnounced { counts, completed }, "step {now}");
+            let stored = true;
+            assert_eq!(
+                got,
+                RtcAnnounced {
+                    counts,
+                    completed,
+                    stored
+                },
+                "step {now}"
+            );
         }
         let totals = swarms.totals();
         assert_eq!((totals.torrents, totals.peers, totals.seeders), (1, 3, 2));
@@ -426,5 +482,61 @@ mod tests {
         assert_eq!(swarms.counts(&HASH), counts(0, 0, 1));
         swarms.sweep(1000, 120, 1000);
         assert_eq!(swarms.totals(), RtcTotals::default());
+    }
+
+    #[test]
+    fn limits_keep_new_torrents_and_peers_out() {
+        let mut swarms = RtcSwarms::new(Limits {
+            peers: 3,
+            torrents: 2,
+            ..Limits::NONE
+        });
+        let hash = |n| InfoHash([n; 20]);
+        // Completed and stopped at once: the swarm stays for its download.
+        for n in 0..2 {
+            swarms.announce(hash(n), &id(1), 1, true, Event::Completed, 0);
+            swarms.announce(hash(n), &id(1), 1, true, Event::Stopped, 0);
+        }
+        let refused = swarms.announce(hash(2), &id(1), 1, true, Event::Completed, 0);
+        assert!(!refused.stored && !refused.completed);
+        assert_eq!(refused.counts, SwarmCounts::default());
+        assert_eq!(swarms.totals().torrents, 2);
+        // Known torrents take new peers up to the peer limit.
+        for n in 1..=3 {
+            assert!(
+                swarms
+                    .announce(hash(0), &id(n), n as usize, false, Event::None, 0)
+                    .stored
+            );
+        }
+        let refused = swarms.announce(hash(1), &id(9), 9, false, Event::None, 0);
+        assert_eq!((refused.stored, refused.counts), (false, counts(0, 0, 1)));
+        // Peers held re-announce as before, and a stop makes room.
+        assert!(
+            swarms
+                .announce(hash(0), &id(2), 2, true, Event::Completed, 1)
+                .stored
+        );
+        swarms.announce(hash(0), &id(3), 3, false, Event::Stopped, 1);
+        assert!(
+            swarms
+                .announce(hash(1), &id(9), 9, false, Event::None, 1)
+                .stored
+        );
+    }
+
+    #[test]
+    fn a_swept_flood_gives_its_table_back() {
+        let mut swarms = RtcSwarms::default();
+        for n in 0..50_000u32 {
+            let mut hash = [0; 20];
+            hash[..4].copy_from_slice(&n.to_be_bytes());
+            swarms.announce(InfoHash(hash), &id(1), 1, false, Event::None, 0);
+        }
+        let flooded = swarms.torrents.capacity();
+        swarms.announce(HASH, &id(2), 2, false, Event::None, 200);
+        swarms.sweep(200, 120, 1000);
+        assert_eq!(swarms.totals().torrents, 1);
+        assert!(swarms.torrents.capacity() < flooded / 100, "{flooded}");
     }
 }
