@@ -1517,10 +1517,17 @@ fn tracker_with_a_big_full_scrape() -> Tracker {
 }
 
 /// A full scrape asked from 127.0.0.`from` (each client has a share of the
-/// stream places), and its status line's first 12 bytes. The small receive
-/// buffer and segments keep the tracker's side of the connection from
-/// queueing megabytes ahead of what the client reads.
+/// stream places), and its status line's first 12 bytes.
 fn full_scrape_from(tracker: &Tracker, from: u8) -> (TcpStream, String) {
+    asked_from(tracker, from, b"GET /scrape HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+/// `requests` sent from 127.0.0.`from` in one segment, and the first status
+/// line's first 12 bytes. The small receive buffer and segments keep the
+/// tracker's side of the connection from queueing megabytes ahead of what
+/// the client reads.
+fn asked_from(tracker: &Tracker, from: u8, requests: &[u8]) -> (TcpStream, String) {
+    assert!(requests.len() <= 500, "more than one segment");
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.set_mss(536).unwrap();
@@ -1528,9 +1535,7 @@ fn full_scrape_from(tracker: &Tracker, from: u8) -> (TcpStream, String) {
     socket.bind(&source.into()).unwrap();
     socket.connect(&tracker.v4().into()).unwrap();
     let mut stream = TcpStream::from(socket);
-    stream
-        .write_all(b"GET /scrape HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    stream.write_all(requests).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -1625,6 +1630,102 @@ fn bodies_going_out_over_many_turns_are_capped_and_others_told_when_to_come_back
     }
     let (_stream, status) = ask();
     assert_eq!(status, "HTTP/1.1 200", "the ranking kept its place");
+}
+
+/// Requests for one large whole answer that a client pipelines: the
+/// tracker answers them one after another as long as its socket takes
+/// them, so one of them is left waiting in the tracker for the client.
+const PIPELINED: usize = 14;
+
+#[test]
+fn large_whole_answers_hold_a_place_until_read_as_streams_do() {
+    let tracker = Tracker::start("");
+    // A full table of client tags makes /metrics about 46 KB and the JSON
+    // stats about 25 KB.
+    let udp = Udp::new(tracker.v4());
+    let id = udp.connect();
+    for n in 0..512 {
+        let mut packet = Udp::announce_packet(id, (&hash(2), 2000, 5, 0, 0));
+        packet[36..56].copy_from_slice(format!("-Zz{n:04}-abcdefghijkl").as_bytes());
+        assert!(udp.exchange(&packet).is_some(), "announce {n}");
+    }
+    let metrics = tracker.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body.len() > 40_000, "{} bytes", metrics.body.len());
+    // The client's first status line comes once the tracker has answered
+    // what its socket takes in one go; the tracker serves one connection
+    // at a time, so the next client is answered after that.
+    let ask = |from: u8, path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\n\r\n");
+        asked_from(&tracker, from, request.repeat(PIPELINED).as_bytes())
+    };
+    // One client that asks and never reads takes 4 places, no more.
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|n| {
+            let path = if n % 2 == 0 {
+                "/metrics"
+            } else {
+                "/stats?mode=json"
+            };
+            let (stream, status) = ask(2, path);
+            assert_eq!(status, "HTTP/1.1 200", "{path}");
+            stream
+        })
+        .collect();
+    for path in ["/metrics", "/stats?mode=json"] {
+        let (_, status) = ask(2, path);
+        assert_eq!(status, "HTTP/1.0 402", "{path} past the client's share");
+    }
+    // 16 such clients take every place.
+    held.extend((4..64).map(|n| {
+        let (stream, status) = ask(2 + n / 4, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200", "answer {n}");
+        stream
+    }));
+    for path in ["/metrics", "/stats?mode=json", "/scrape"] {
+        let busy = tracker.get(path);
+        assert_eq!(busy.status, 402, "{path}: {}", busy.status_line);
+        assert_eq!(busy.header("Retry-After"), Some("30"));
+    }
+    // Small answers need no place.
+    assert_eq!(tracker.get("/stats").status, 200);
+    let scrape = format!("/scrape?info_hash={}", urlencode(&hash(2)));
+    assert_eq!(tracker.get(&scrape).status, 200);
+    // A client that reads gets every body whole, and its place comes free.
+    let mut reader = held.pop().unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut pending = b"HTTP/1.1 200".to_vec();
+    for n in 0..PIPELINED {
+        let read = read_one(&mut reader, &mut pending);
+        assert_eq!(read.status, 200, "answer {n}");
+        assert!(read.body.len() > 40_000, "{} bytes", read.body.len());
+        assert!(read.text().contains("version=\"0511\"} 1\n"), "answer {n}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (stream, status) = ask(30, "/metrics");
+        if status == "HTTP/1.1 200" {
+            held.push(stream);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reader kept its place");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, status) = ask(31, "/metrics");
+    assert_eq!(status, "HTTP/1.0 402", "one place came free, no more");
+    // Clients that go away give their places back.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tracker.get("/metrics").status != 200 {
+        assert!(Instant::now() < deadline, "no place came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let again: Vec<_> = (0..4).map(|_| ask(2, "/stats?mode=json")).collect();
+    for (_, status) in &again {
+        assert_eq!(status, "HTTP/1.1 200");
+    }
 }
 
 /// Reads `stream` `chunk` bytes at a time with `pause` between reads, until

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::respond::{self, respond};
-use super::sliced::SlicedBody;
+use super::sliced::{SlicedBody, StreamTicket};
 use super::{ws, Context};
 use crate::proto::http::{self, head_len, RequestBody, MAX_HEAD};
 use crate::proto::proxy_protocol;
@@ -58,6 +58,9 @@ pub struct Connection {
     output: Vec<u8>,
     written: usize,
     body: Option<SlicedBody>,
+    /// The place that a large whole response, or the last output of a
+    /// sliced body, holds until `output` has gone to the socket.
+    ticket: Option<StreamTicket>,
     /// Slices of `body` produced in this turn of the event loop.
     slices_this_turn: u32,
     /// Reads and answers left to this connection in this turn.
@@ -90,6 +93,13 @@ pub struct Connection {
     /// Switching to a WebSocket once the response is out, for this client.
     upgrade: Option<ws::Admission>,
 }
+
+/// The output buffer's capacity a connection keeps between responses:
+/// room for an announce answer of 200 peers (`tracker.numwant_max`'s
+/// default), or a scrape of 50 hashes. A buffer grown larger is given back
+/// once its response is out, so that 16384 idle connections hold at most
+/// 64 MB of it.
+const KEPT_OUTPUT_CAPACITY: usize = 4 << 10;
 
 /// How long a lingering close waits for the client to hang up.
 const LINGER: Duration = Duration::from_secs(2);
@@ -132,6 +142,7 @@ impl Connection {
             output: Vec::new(),
             written: 0,
             body: None,
+            ticket: None,
             slices_this_turn: 0,
             steps_left: STEPS_PER_TURN,
             deadline,
@@ -322,6 +333,7 @@ impl Connection {
             || body == RequestBody::Unframed
             || (self.closing && more_pipelined);
         self.body = reply.body;
+        self.ticket = reply.ticket;
         self.upgrade = reply.upgrade;
         if self.body.is_some() {
             self.start_stream_window(ctx.instant);
@@ -367,6 +379,21 @@ impl Connection {
             && self.slices_this_turn >= SLICES_PER_TURN
     }
 
+    /// The whole response is out: a large one gives its place back, and
+    /// a buffer grown past [`KEPT_OUTPUT_CAPACITY`] is given back too, so
+    /// that a connection kept alive (or one whose client never reads what
+    /// the kernel has queued for it) holds no more than one that asked for
+    /// nothing: 46 KB of `/metrics` capacity kept by each of 2000 such
+    /// connections was 88 MB. A small answer (an announce, a scrape) pays
+    /// two comparisons and keeps its buffer.
+    fn output_sent(&mut self) {
+        if self.ticket.is_some() || self.output.capacity() > KEPT_OUTPUT_CAPACITY {
+            self.ticket = None;
+            self.output = Vec::new();
+            self.written = 0;
+        }
+    }
+
     /// Writes pending output, producing streamed body slices as it drains,
     /// up to [`SLICES_PER_TURN`] in one turn.
     fn write(&mut self, ctx: &mut Context) -> io::Result<bool> {
@@ -376,7 +403,10 @@ impl Connection {
                 if self.turn_used_up() {
                     break;
                 }
-                let Some(body) = &mut self.body else { break };
+                let Some(body) = &mut self.body else {
+                    self.output_sent();
+                    break;
+                };
                 self.slices_this_turn += 1;
                 self.output.clear();
                 self.written = 0;
@@ -384,7 +414,9 @@ impl Connection {
                 // Counted as produced: a client may hang up before the end.
                 ctx.counters.full_scrape_bytes += body.take_full_scrape_bytes();
                 if finished {
-                    self.body = None;
+                    // Its last output (a whole ranking, a small body's
+                    // every slice) keeps the place until it is out.
+                    self.ticket = self.body.take().map(SlicedBody::into_ticket);
                 } else if self.output.is_empty() {
                     // A ranking being gathered (or a slice the encoder
                     // kept) is the tracker at work, not the client waiting.
@@ -422,6 +454,7 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sliced::MAX_BODY_WITHOUT_PLACE;
     use super::*;
     use crate::config::Config;
     use crate::tracker::{ShardedTracker, Timeouts};
@@ -471,6 +504,61 @@ mod tests {
         ctx.instant += STREAM_STALL - Duration::from_secs(1);
         assert_eq!(connection.drive(&mut ctx), Next::Yield);
         assert_eq!(connection.deadline, ctx.instant + STREAM_STALL);
+    }
+
+    #[test]
+    fn a_large_answer_holds_a_place_and_its_buffer_only_until_it_is_out() {
+        let mut ctx = context();
+        for n in 0..512 {
+            let id = format!("-Zz{n:04}-abcdefghijkl");
+            let tag = crate::proto::peer_id::ClientTag::of(id.as_bytes().try_into().unwrap());
+            ctx.counters.clients.count(tag);
+        }
+        let request = b"GET /metrics HTTP/1.1\r\n\r\nGET /stats?mode=version HTTP/1.1\r\n\r\n";
+        // Small buffers at both ends, so that the answer waits in ours.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+        let client = client.unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        client
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let mut client = std::net::TcpStream::from(client);
+        let (server, peer) = listener.accept().unwrap();
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        server.set_nonblocking(true).unwrap();
+        client.write_all(request).unwrap();
+        let stream = TcpStream::from_std(server);
+        let mut queued = vec![0; request.len()];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stream.peek(&mut queued).unwrap_or(0) < request.len() {
+            assert!(Instant::now() < deadline, "the input never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut connection = Connection::new(stream, peer, deadline, false);
+        assert_eq!(connection.drive(&mut ctx), Next::Keep);
+        assert!(connection.output.len() > MAX_BODY_WITHOUT_PLACE);
+        assert!(connection.is_writing());
+        assert!(connection.ticket.is_some(), "no place for a large answer");
+        // Read by the client, both answers go out: the large one's place
+        // and buffer are given back, the small one needs neither.
+        let reader = std::thread::spawn(move || io::copy(&mut client, &mut io::sink()));
+        for _ in 0..1000 {
+            connection.on_readable();
+            connection.drive(&mut ctx);
+            if connection.served == 2 && !connection.is_writing() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(connection.served, 2);
+        assert!(!connection.is_writing());
+        assert!(connection.ticket.is_none());
+        assert!(connection.output.capacity() < 1024, "the large buffer kept");
+        drop(connection);
+        assert!(reader.join().unwrap().unwrap() > MAX_BODY_WITHOUT_PLACE as u64);
     }
 
     #[test]

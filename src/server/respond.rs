@@ -4,7 +4,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::sliced::{BodyKind, Rank, Ranking, SlicedBody, StreamTicket, StreamedBody};
+use super::sliced::{
+    BodyKind, Rank, Ranking, SlicedBody, StreamTicket, StreamedBody, MAX_BODY_WITHOUT_PLACE,
+};
 use super::{ws, Context};
 use crate::proto::http::{self, Handshake, RequestError, Route};
 use crate::proto::params::{self, ParamError, StatsMode};
@@ -28,6 +30,8 @@ pub struct Reply {
     /// A body still to be streamed after the head, or a whole response
     /// still to be gathered.
     pub body: Option<SlicedBody>,
+    /// The place a large whole response holds until it is out.
+    pub ticket: Option<StreamTicket>,
     /// The connection becomes a WebSocket once the head is written, for
     /// this client.
     pub upgrade: Option<ws::Admission>,
@@ -39,6 +43,7 @@ impl Reply {
         close: true,
         error: true,
         body: None,
+        ticket: None,
         upgrade: None,
     };
 }
@@ -51,6 +56,11 @@ enum Answer<'a> {
     Body,
     /// An `application/json` body, in `ctx.body`.
     Json,
+    /// Either, larger than [`MAX_BODY_WITHOUT_PLACE`], with its place.
+    Placed {
+        json: bool,
+        ticket: StreamTicket,
+    },
     Error(HttpError, HttpErrorKind),
     /// 402: ask again in `wait` seconds; counted as `kind`, for a full
     /// scrape too soon or no room for another sliced body.
@@ -66,9 +76,10 @@ enum Answer<'a> {
     Upgrade(&'a [u8]),
 }
 
-/// When [`super::sliced::MAX_STREAMS`] sliced bodies are going out, the seconds a client
-/// asking for another is told to wait, with upstream's answer to a full
-/// scrape too soon (402 and, here, `Retry-After`), which scrapers heed.
+/// When [`super::sliced::MAX_STREAMS`] sliced bodies (or large whole ones)
+/// are going out, the seconds a client asking for another is told to wait,
+/// with upstream's answer to a full scrape too soon (402 and, here,
+/// `Retry-After`), which scrapers heed.
 const STREAMS_BUSY_RETRY: u32 = 30;
 
 /// A body of `kind` streamed over many turns to the client at `ip`, if
@@ -95,6 +106,17 @@ fn sliced(
             kind: HttpErrorKind::PaymentRequired,
         },
     }
+}
+
+/// A whole body in `ctx.body` for the client at `ip`, as JSON or text,
+/// as it may go out: one larger than [`MAX_BODY_WITHOUT_PLACE`] takes a
+/// place for as long as it waits to be read, and when none is free the
+/// client is told to come back, as for a streamed body.
+fn whole(ctx: &Context, ip: IpAddr, json: bool) -> Answer<'static> {
+    if ctx.body.len() <= MAX_BODY_WITHOUT_PLACE {
+        return if json { Answer::Json } else { Answer::Body };
+    }
+    sliced(ctx, ip, |ticket| Answer::Placed { json, ticket })
 }
 
 fn param_error(error: ParamError) -> Answer<'static> {
@@ -199,16 +221,23 @@ pub fn respond(
         Answer::Redirect => "302 Found",
         Answer::Body
         | Answer::Json
+        | Answer::Placed { .. }
         | Answer::Stream(..)
         | Answer::Rank(..)
         | Answer::Upgrade(_) => outcome,
     };
     let reply = match answer {
-        Answer::Body | Answer::Json => {
+        Answer::Body | Answer::Json | Answer::Placed { .. } => {
             let connection = Connection::of(keep_alive, request.http11);
-            let content_type: &[u8] = match answer {
-                Answer::Json => b"application/json",
-                _ => b"text/plain",
+            let (json, ticket) = match answer {
+                Answer::Json => (true, None),
+                Answer::Placed { json, ticket } => (json, Some(ticket)),
+                _ => (false, None),
+            };
+            let content_type: &[u8] = if json {
+                b"application/json"
+            } else {
+                b"text/plain"
             };
             response::ok_head_of_type(out, content_type, ctx.body.len(), connection);
             out.extend_from_slice(&ctx.body);
@@ -216,6 +245,7 @@ pub fn respond(
                 close: !keep_alive,
                 error: false,
                 body: None,
+                ticket,
                 upgrade: None,
             }
         }
@@ -230,6 +260,7 @@ pub fn respond(
                     connection,
                     ticket,
                 ))),
+                ticket: None,
                 upgrade: None,
             }
         }
@@ -250,6 +281,7 @@ pub fn respond(
                 close: true,
                 error: false,
                 body: None,
+                ticket: None,
                 upgrade: None,
             }
         }
@@ -260,6 +292,7 @@ pub fn respond(
                 close: false,
                 error: false,
                 body: None,
+                ticket: None,
                 upgrade: Some(ws::Admission {
                     client: peer_ip(ctx, request.head, client),
                     passkey: request.passkey.map(Box::from),
@@ -289,6 +322,7 @@ pub fn respond(
                     gzip,
                     request.http11,
                 ))),
+                ticket: None,
                 upgrade: None,
             }
         }
@@ -421,7 +455,7 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer<'static> {
     let mut text = String::new();
     stats::prometheus(&mut text, &ctx.all_counters(), &ctx.tracker, &readings(ctx));
     ctx.body.extend_from_slice(text.as_bytes());
-    Answer::Body
+    whole(ctx, client, false)
 }
 
 /// What `/metrics` and `mode=json` report besides counters and swarms.
@@ -462,7 +496,7 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
         StatsMode::Json => {
             let json = stats::json(&ctx.all_counters(), &ctx.tracker, &readings(ctx));
             ctx.body.extend_from_slice(json.as_bytes());
-            return Answer::Json;
+            return whole(ctx, client, true);
         }
         _ => {}
     }
@@ -472,5 +506,5 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
         return Answer::Error(HttpError::BadRequest, HttpErrorKind::InvalidParameter);
     }
     ctx.body.extend_from_slice(text.as_bytes());
-    Answer::Body
+    whole(ctx, client, false)
 }

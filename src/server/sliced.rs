@@ -49,6 +49,16 @@ impl SlicedBody {
         }
     }
 
+    /// Its place, for its connection to hold until the body's last bytes
+    /// have left the output buffer: a body ends with its output still
+    /// there, a whole ranking or a whole small stream at once.
+    pub fn into_ticket(self) -> StreamTicket {
+        match self {
+            SlicedBody::Streamed(body) => body.ticket,
+            SlicedBody::Ranking(ranking) => ranking.ticket,
+        }
+    }
+
     /// Body bytes of a full scrape produced since last asked, for its
     /// counters, so that one the client leaves partway counts what went
     /// out up to then; 0 for any other body.
@@ -120,7 +130,7 @@ pub struct Ranking {
     cursor: Option<InfoHash>,
     connection: Connection,
     /// Its place among the bodies going out over many turns.
-    _ticket: StreamTicket,
+    ticket: StreamTicket,
 }
 
 impl Ranking {
@@ -138,7 +148,7 @@ impl Ranking {
             ranked,
             cursor: None,
             connection,
-            _ticket: ticket,
+            ticket,
         }
     }
 
@@ -207,18 +217,31 @@ impl BodyKind {
     }
 }
 
-/// Sliced bodies going out at once, at most. A streamed one holds a
-/// slice's buffer and, gzipped, an encoder (together up to about half a
-/// MB) until its client has taken it, and a client may take its time:
-/// without a cap, thousands of connections that ask and read slowly hold
-/// gigabytes. A ranking walks every torrent: without a cap, as many as
-/// there are connections would share the event loop with everyone else.
+/// Sliced bodies going out at once, at most, with the whole responses
+/// larger than [`MAX_BODY_WITHOUT_PLACE`]. A streamed one holds a slice's
+/// buffer and, gzipped, an encoder (together up to about half a MB) until
+/// its client has taken it, and a client may take its time: without a cap,
+/// thousands of connections that ask and read slowly hold gigabytes. A
+/// ranking walks every torrent: without a cap, as many as there are
+/// connections would share the event loop with everyone else.
 pub const MAX_STREAMS: usize = 64;
 
 /// Of those, the most one client (as [`client_of`] counts) may have: enough
 /// for a scraper and a monitor side by side, too few for one client that
 /// asks and never reads to take every place from everyone else.
 pub const MAX_STREAMS_PER_CLIENT: usize = 4;
+
+/// The largest body a whole response (one answered at once: `/metrics`,
+/// a `/stats` page) may have without a place. A larger one waits in its
+/// connection's output buffer for the socket to take it, which a client
+/// that does not read delays for as long as `http.request_timeout`, so it
+/// holds a place, as a streamed body does, until its last byte has gone
+/// to the socket. `/metrics` with a full table of client tags is about
+/// 46 KB: without places, 16384 connections that asked for it could hold
+/// 750 MB. Announce and scrape answers stay below it (a scrape's request
+/// head is at most 8 KiB) and are not held to it: a peer is never told to
+/// come back later.
+pub const MAX_BODY_WITHOUT_PLACE: usize = 16 << 10;
 
 /// The places taken, in all and by client.
 #[derive(Default)]
@@ -277,7 +300,7 @@ impl Drop for StreamTicket {
 pub struct StreamedBody {
     kind: BodyKind,
     /// Its place among the streams going out.
-    _ticket: StreamTicket,
+    ticket: StreamTicket,
     cursor: Option<InfoHash>,
     started: bool,
     gzip: Option<GzEncoder<Vec<u8>>>,
@@ -293,7 +316,7 @@ impl StreamedBody {
     pub fn new(kind: BodyKind, ticket: StreamTicket, gzip: bool, chunked: bool) -> Self {
         StreamedBody {
             kind,
-            _ticket: ticket,
+            ticket,
             cursor: None,
             started: false,
             // Hashes do not compress; the fastest level saves nearly as much.
