@@ -1640,15 +1640,7 @@ const PIPELINED: usize = 14;
 #[test]
 fn large_whole_answers_hold_a_place_until_read_as_streams_do() {
     let tracker = Tracker::start("");
-    // A full table of client tags makes /metrics about 46 KB and the JSON
-    // stats about 25 KB.
-    let udp = Udp::new(tracker.v4());
-    let id = udp.connect();
-    for n in 0..512 {
-        let mut packet = Udp::announce_packet(id, (&hash(2), 2000, 5, 0, 0));
-        packet[36..56].copy_from_slice(format!("-Zz{n:04}-abcdefghijkl").as_bytes());
-        assert!(udp.exchange(&packet).is_some(), "announce {n}");
-    }
+    fill_the_client_table(&tracker);
     let metrics = tracker.get("/metrics");
     assert_eq!(metrics.status, 200);
     assert!(metrics.body.len() > 40_000, "{} bytes", metrics.body.len());
@@ -1726,6 +1718,35 @@ fn large_whole_answers_hold_a_place_until_read_as_streams_do() {
     for (_, status) in &again {
         assert_eq!(status, "HTTP/1.1 200");
     }
+}
+
+/// Announces 512 client tags: a full table makes /metrics about 46 KB and
+/// the JSON stats about 25 KB.
+fn fill_the_client_table(tracker: &Tracker) {
+    let udp = Udp::new(tracker.v4());
+    let id = udp.connect();
+    for n in 0..512 {
+        let mut packet = Udp::announce_packet(id, (&hash(2), 2000, 5, 0, 0));
+        packet[36..56].copy_from_slice(format!("-Zz{n:04}-abcdefghijkl").as_bytes());
+        assert!(udp.exchange(&packet).is_some(), "announce {n}");
+    }
+}
+
+#[test]
+fn large_answers_to_the_networks_access_stats_lists_need_no_place() {
+    let tracker = Tracker::start("[access]\nstats = [\"127.0.0.0/8\"]\n");
+    fill_the_client_table(&tracker);
+    // Past the 4 places one client may hold, the monitoring is answered.
+    let held: Vec<_> = (0..6)
+        .map(|n| {
+            let request = "GET /metrics HTTP/1.1\r\n\r\n".repeat(PIPELINED);
+            let (stream, status) = asked_from(&tracker, 2, request.as_bytes());
+            assert_eq!(status, "HTTP/1.1 200", "answer {n}");
+            stream
+        })
+        .collect();
+    assert_eq!(tracker.get("/metrics").status, 200);
+    drop(held);
 }
 
 /// Reads `stream` `chunk` bytes at a time with `pause` between reads, until
