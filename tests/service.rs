@@ -216,7 +216,9 @@ fn the_swarms_survive_a_restart_in_the_service_managers_descriptor_store() {
     let stored = stop_and_take_stored_state(&mut first).expect("no FDSTORE=1 at stop");
     let log = first.stderr();
     assert!(
-        log.contains("1 torrents and 2 peers handed to the service manager for the next start"),
+        log.contains(
+            "1 torrents and 2 peers handed to the service manager, which keeps them for a restart"
+        ),
         "{log}"
     );
 

@@ -53,6 +53,18 @@ fn defer_accept<T>(_listener: &T) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets what the connections accepted from `listener` inherit: no Nagle
+/// delay (Linux and FreeBSD copy TCP_NODELAY to them), so a small answer
+/// written while an earlier one is unacknowledged (pipelined requests, a
+/// stream's last chunk) goes out at once instead of after the client's
+/// delayed ACK; and, on Linux, deferred accepts.
+fn prepare_tcp_listener<S: std::os::fd::AsRawFd + std::os::fd::AsFd>(
+    listener: &S,
+) -> io::Result<()> {
+    socket2::SockRef::from(listener).set_nodelay(true)?;
+    defer_accept(listener)
+}
+
 fn socket_for(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
     if addr.is_ipv6() {
@@ -68,7 +80,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
     socket.listen(libc::SOMAXCONN)?;
-    defer_accept(&socket)?;
+    prepare_tcp_listener(&socket)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 
@@ -133,8 +145,23 @@ fn bind_with_fallback<T>(
                 && e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
         {
             let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
-            log::warn!("no IPv6 on this host: serving {what} on {v4} instead of {addr}");
-            bind(v4).map_err(|e| format!("bind {what} {v4}: {e}"))
+            match bind(v4) {
+                Ok(socket) => {
+                    log::warn!("no IPv6 on this host: serving {what} on {v4} instead of {addr}");
+                    Ok(socket)
+                }
+                // Neither family: not a host without IPv6 but a process
+                // kept from the network, as by systemd's
+                // RestrictAddressFamilies= when the socket unit passed none.
+                Err(v4_error) if v4_error.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                    Err(format!(
+                        "bind {what} {addr}: {e}, and {v4} too: this process may not open \
+                         network sockets (a sandbox such as systemd's RestrictAddressFamilies=; \
+                         under the shipped unit, opentracker.socket passes them: is it running?)"
+                    ))
+                }
+                Err(v4_error) => Err(format!("bind {what} {v4}: {v4_error}")),
+            }
         }
         Err(e) => Err(format!("bind {what} {addr}: {e}")),
     }
@@ -162,7 +189,7 @@ pub fn adopt(passed: Passed) -> Result<Listeners, String> {
     for socket in passed.tcp {
         socket
             .set_nonblocking(true)
-            .and_then(|()| defer_accept(&socket))
+            .and_then(|()| prepare_tcp_listener(&socket))
             .map_err(|e| format!("passed TCP socket: {e}"))?;
         listeners.tcp.push(TcpListener::from_std(socket));
     }
@@ -186,5 +213,79 @@ impl Listeners {
         let tcp = self.tcp.iter().map(|s| name("http", s.local_addr()));
         let udp = self.udp.iter().map(|s| name("udp", s.local_addr()));
         tcp.chain(udp).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    /// Accepts one connection from `listener`, after a client connected
+    /// and sent a byte (deferred accepts wait for it).
+    fn accept_one(listener: &TcpListener) -> mio::net::TcpStream {
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.write_all(b"G").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => return stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn accepted_connections_answer_without_nagle_delay() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let bound = bind_tcp(loopback).unwrap();
+        assert!(accept_one(&bound).nodelay().unwrap(), "bound listener");
+
+        // As systemd passes it: a plain listening socket.
+        let passed = Passed {
+            tcp: vec![std::net::TcpListener::bind(loopback).unwrap()],
+            udp: Vec::new(),
+            stored: Vec::new(),
+        };
+        let adopted = adopt(passed).unwrap();
+        assert!(
+            accept_one(&adopted.tcp[0]).nodelay().unwrap(),
+            "passed listener"
+        );
+    }
+
+    fn no_family(_: SocketAddr) -> io::Result<SocketAddr> {
+        Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+    }
+
+    fn ipv4_only(addr: SocketAddr) -> io::Result<SocketAddr> {
+        match addr {
+            SocketAddr::V4(_) => Ok(addr),
+            SocketAddr::V6(_) => no_family(addr),
+        }
+    }
+
+    #[test]
+    fn the_ipv6_wildcard_falls_back_to_ipv4_only_on_hosts_without_ipv6() {
+        let wildcard = SocketAddr::from(([0u16; 8], 6969));
+        assert_eq!(
+            bind_with_fallback(wildcard, ipv4_only, "UDP"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 6969)))
+        );
+        // Neither family: a sandbox, not a host without IPv6.
+        let error = bind_with_fallback(wildcard, no_family, "TCP").unwrap_err();
+        assert!(error.starts_with("bind TCP [::]:6969: "), "{error}");
+        assert!(
+            error.contains("and 0.0.0.0:6969 too: this process may not open network sockets"),
+            "{error}"
+        );
+        assert!(error.contains("opentracker.socket"), "{error}");
+        // A named address never changes family.
+        let named = SocketAddr::from(([0xfd00, 0, 0, 0, 0, 0, 0, 1], 6969));
+        assert!(bind_with_fallback(named, ipv4_only, "TCP").is_err());
     }
 }

@@ -579,8 +579,8 @@ pub fn hand_over(ctx: &Context, notifier: &Notifier) -> Result<(), String> {
     });
     match handed {
         Ok(((torrents, peers), bytes)) => log::info!(
-            "{torrents} torrents and {peers} peers handed to the service manager for the next \
-             start ({bytes} bytes in memory, {} ms)",
+            "{torrents} torrents and {peers} peers handed to the service manager, which keeps \
+             them for a restart, not past a stop ({bytes} bytes in memory, {} ms)",
             started.elapsed().as_millis()
         ),
         Err(e) => return Err(format!("handing the state to the service manager: {e}")),
