@@ -6,9 +6,11 @@
 //! the sender received a reply at its claimed address recently.
 //!
 //! An id is a keyed SipHash of (client address, minute number) under a key
-//! drawn at start-up; an id made in the current or the previous minute is
-//! accepted, so an id stays valid for one to two minutes (BEP 15: clients may
-//! use it for one minute, trackers accept it for two). Upstream's ids never
+//! drawn at start-up; an id made in the current minute or one of the two
+//! before is accepted, so an id stays valid for two to three minutes (BEP 15:
+//! clients may use it until one minute after they receive it, trackers accept
+//! it until two minutes after they send it; with only the previous minute, an
+//! id made in a minute's last second died 61 s later). Upstream's ids never
 //! expire, which is a bug we do not copy. The source port is left out, as
 //! upstream does, so clients that reconnect from another port keep working.
 
@@ -17,6 +19,9 @@ use std::net::IpAddr;
 
 /// Seconds in one id window.
 pub const WINDOW_SECS: u64 = 60;
+
+/// Windows before the current one whose ids are still accepted.
+const EARLIER_WINDOWS_ACCEPTED: u64 = 2;
 
 /// The secret behind connection ids. Make one per process.
 #[derive(Clone)]
@@ -47,11 +52,14 @@ impl<S: BuildHasher> ConnectionIdKey<S> {
         self.id_for_window(ip, now_secs / WINDOW_SECS)
     }
 
-    /// Whether `id` was made for `ip` in this window or the previous one.
+    /// Whether `id` was made for `ip` in this window or one of the two
+    /// before. The current window goes first, as most ids are fresh: the
+    /// earlier ones cost a hash each only on a miss.
     pub fn check(&self, ip: IpAddr, now_secs: u64, id: u64) -> bool {
         let window = now_secs / WINDOW_SECS;
         id == self.id_for_window(ip, window)
-            || (window > 0 && id == self.id_for_window(ip, window - 1))
+            || (1..=EARLIER_WINDOWS_ACCEPTED.min(window))
+                .any(|back| id == self.id_for_window(ip, window - back))
     }
 }
 
@@ -61,15 +69,26 @@ mod tests {
     use std::collections::hash_map::RandomState;
 
     #[test]
-    fn valid_for_one_to_two_minutes() {
+    fn valid_for_two_to_three_minutes() {
         let key = ConnectionIdKey::new(RandomState::new());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let id = key.make(ip, 1000);
-        assert!(key.check(ip, 1000, id));
-        assert!(key.check(ip, 1000 + WINDOW_SECS, id));
-        assert!(!key.check(ip, 1000 + 2 * WINDOW_SECS, id));
-        assert!(!key.check("192.0.2.2".parse().unwrap(), 1000, id));
-        assert!(!ConnectionIdKey::new(RandomState::new()).check(ip, 1000, id));
+        // Made in a window's last second: still good two minutes later, as
+        // BEP 15 asks of trackers, and refused once the third minute is over.
+        let last_second = 17 * WINDOW_SECS - 1;
+        let id = key.make(ip, last_second);
+        assert!(key.check(ip, last_second, id));
+        assert!(key.check(ip, last_second + 2 * WINDOW_SECS, id));
+        assert!(!key.check(ip, last_second + 2 * WINDOW_SECS + 1, id));
+        // Made in a window's first second: good for three minutes less one second.
+        let first_second = 17 * WINDOW_SECS;
+        let id = key.make(ip, first_second);
+        assert!(key.check(ip, first_second + 3 * WINDOW_SECS - 1, id));
+        assert!(!key.check(ip, first_second + 3 * WINDOW_SECS, id));
+        assert!(!key.check("192.0.2.2".parse().unwrap(), first_second, id));
+        assert!(!ConnectionIdKey::new(RandomState::new()).check(ip, first_second, id));
+        // Near the clock's origin there are fewer earlier windows to try.
+        assert!(key.check(ip, 2 * WINDOW_SECS, key.make(ip, 0)));
+        assert!(!key.check(ip, 0, id));
     }
 
     #[test]
