@@ -249,6 +249,7 @@ struct Shared {
     rate_limiter: Option<Arc<RateLimiter>>,
     pace: Arc<SharedPace>,
     started: Instant,
+    started_unix: u64,
 }
 
 /// Everything a request handler may touch. Each serving thread has its own;
@@ -283,6 +284,9 @@ pub struct Context {
     links: (u64, Arc<HybridLinks>),
     rng: fastrand::Rng,
     started: Instant,
+    /// The Unix time at start, read once: the wall clock may be stepped
+    /// since, and the start must not move with it.
+    pub started_unix: u64,
     /// The thread's clock, refreshed once per loop turn or batch.
     pub instant: Instant,
     /// The tracker's clock: seconds since start, plus
@@ -307,6 +311,18 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context on an empty tracker with the default configuration.
+    #[cfg(test)]
+    pub fn for_tests() -> Context {
+        let timeouts = tracker::Timeouts {
+            peer: 1800,
+            peer_longest: 1800,
+            torrent: 1800,
+        };
+        let tracker = Arc::new(ShardedTracker::new(timeouts, 1, 1));
+        Context::new(&Config::default(), tracker)
+    }
+
     pub fn new(config: &Config, tracker: Arc<ShardedTracker>) -> Self {
         // One key, so that a hashed client reads the same in both logs.
         let labels = ClientLabels {
@@ -338,6 +354,7 @@ impl Context {
                     peer_timeout: AtomicU32::new(config.tracker.peer_timeout),
                 }),
                 started: Instant::now(),
+                started_unix: unix_seconds(),
             },
         )
     }
@@ -356,6 +373,7 @@ impl Context {
             rate_limiter,
             pace,
             started,
+            started_unix,
         } = shared;
         let now = settings.clock_start;
         let full_scrape_quota = (settings.full_scrape_min_interval > 0)
@@ -381,6 +399,7 @@ impl Context {
             pace,
             rng: fastrand::Rng::new(),
             started,
+            started_unix,
             instant: started,
             now,
             stopping: false,
@@ -415,6 +434,7 @@ impl Context {
                 rate_limiter: self.rate_limiter.clone(),
                 pace: Arc::clone(&self.pace),
                 started: self.started,
+                started_unix: self.started_unix,
             },
         );
         ctx.begin_turn();

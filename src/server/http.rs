@@ -456,19 +456,6 @@ impl Connection {
 mod tests {
     use super::super::sliced::MAX_BODY_WITHOUT_PLACE;
     use super::*;
-    use crate::config::Config;
-    use crate::tracker::{ShardedTracker, Timeouts};
-    use std::sync::Arc;
-
-    fn context() -> Context {
-        let timeouts = Timeouts {
-            peer: 1800,
-            peer_longest: 1800,
-            torrent: 1800,
-        };
-        let tracker = Arc::new(ShardedTracker::new(timeouts, 1, 1));
-        Context::new(&Config::default(), tracker)
-    }
 
     /// A connection over loopback with `input` waiting in its socket, and
     /// the client end.
@@ -491,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_ranking_being_gathered_restarts_the_stall_window_with_each_slice() {
-        let mut ctx = context();
+        let mut ctx = Context::for_tests();
         for i in 0..3000u16 {
             let mut hash = [0; 20];
             hash[..2].copy_from_slice(&i.to_be_bytes());
@@ -508,7 +495,7 @@ mod tests {
 
     #[test]
     fn a_large_answer_holds_a_place_and_its_buffer_only_until_it_is_out() {
-        let mut ctx = context();
+        let mut ctx = Context::for_tests();
         for n in 0..512 {
             let id = format!("-Zz{n:04}-abcdefghijkl");
             let tag = crate::proto::peer_id::ClientTag::of(id.as_bytes().try_into().unwrap());
@@ -563,7 +550,7 @@ mod tests {
 
     #[test]
     fn pipelined_requests_are_answered_a_turns_worth_at_a_time() {
-        let mut ctx = context();
+        let mut ctx = Context::for_tests();
         let scrape = b"GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n";
         let (mut connection, mut client) = connection_with(&scrape.repeat(600));
         std::thread::spawn(move || io::copy(&mut client, &mut io::sink()));

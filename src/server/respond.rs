@@ -463,12 +463,11 @@ fn metrics(ctx: &mut Context, client: IpAddr) -> Answer<'static> {
 
 /// What `/metrics` and `mode=json` report besides counters and swarms.
 fn readings(ctx: &Context) -> stats::Readings {
-    let seconds = ctx.uptime_secs();
     stats::Readings {
         pace: ctx.pace(),
         uptime: stats::Uptime {
-            seconds,
-            started_unix: ctx.clock().1.saturating_sub(seconds),
+            seconds: ctx.uptime_secs(),
+            started_unix: ctx.started_unix,
         },
         kernel: ctx.kernel,
         process: sys::process::usage(),
@@ -510,4 +509,22 @@ fn stats(ctx: &mut Context, query: &[u8], client: IpAddr) -> Answer<'static> {
     }
     ctx.body.extend_from_slice(text.as_bytes());
     whole(ctx, client, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_start_time_stays_put_when_the_wall_clock_is_stepped() {
+        let mut ctx = Context::for_tests();
+        let started = readings(&ctx).uptime.started_unix;
+        // An hour of uptime while the wall clock barely moves: a step back
+        // by NTP, as far as the two clocks can tell.
+        ctx.instant += Duration::from_secs(3600);
+        let later = readings(&ctx);
+        assert_eq!(later.uptime.seconds, 3600);
+        assert_eq!(later.uptime.started_unix, started);
+    }
 }
