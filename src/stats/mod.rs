@@ -115,6 +115,10 @@ pub struct Counters {
     pub state_save_failures: u64,
     /// Unix second of the last completed save; 0 before the first.
     pub state_saved_at: u64,
+    /// That save's number (see [`SaveEnd`]): the number, not the time, says
+    /// which of two threads' saves is the later one, as the wall clock may
+    /// have been stepped back between them.
+    pub state_saved_number: u64,
     /// How the latest save ended, whichever thread made it.
     pub latest_state_save: SaveEnd,
     /// Announces by client software, counted where `tcp_announces` and
@@ -215,6 +219,7 @@ impl Counters {
         if saved {
             self.state_saves += 1;
             self.state_saved_at = now;
+            self.state_saved_number = number;
         } else {
             self.state_save_failures += 1;
         }
@@ -281,7 +286,10 @@ impl Counters {
         self.rate_limited_network = other.rate_limited_network.or(self.rate_limited_network);
         self.state_saves += other.state_saves;
         self.state_save_failures += other.state_save_failures;
-        self.state_saved_at = self.state_saved_at.max(other.state_saved_at);
+        if other.state_saved_number > self.state_saved_number {
+            self.state_saved_number = other.state_saved_number;
+            self.state_saved_at = other.state_saved_at;
+        }
         self.latest_state_save = self.latest_state_save.max(other.latest_state_save);
         for (total, count) in self.http_errors.iter_mut().zip(other.http_errors) {
             *total += count;
@@ -1305,7 +1313,7 @@ mod tests {
             ..Counters::default()
         };
         one.http_error(HttpErrorKind::NotFound);
-        one.state_saved_at = 7;
+        one.state_save_ended(true, 7);
         let mut sum = one.clone();
         sum.absorb(&one);
         assert_eq!(sum.state_saved_at, 7, "the latest save, not a sum");
@@ -1321,6 +1329,22 @@ mod tests {
             ),
             (4, 10, 7)
         );
+    }
+
+    #[test]
+    fn the_last_save_time_is_the_later_saves_after_a_step_back() {
+        // The saver thread saves; the wall clock is stepped back an hour;
+        // the event loop saves at stop: that earlier-looking time is the last.
+        let (mut saver, mut main) = (Counters::default(), Counters::default());
+        saver.state_save_ended(true, 10_000);
+        main.state_save_ended(true, 10_000 - 3600 + 5);
+        main.state_save_ended(false, 10_000 - 3600 + 10);
+        for (a, b) in [(&saver, &main), (&main, &saver)] {
+            assert_eq!(a.combined(b).state_saved_at, 10_000 - 3600 + 5);
+        }
+        let mut absorbed = main.clone();
+        absorbed.absorb(&saver);
+        assert_eq!(absorbed.state_saved_at, 10_000 - 3600 + 5);
     }
 
     #[test]
