@@ -315,23 +315,33 @@ fn saved_peers_keep_their_age_across_the_downtime() {
         .contains("10.0.0.1 1 l"));
 }
 
+/// Pacing that holds ten peers to a 15 s timeout: one announce a second,
+/// with the configured 3 s.
+const PACED_TO_15_S_FOR_TEN: &str = "interval = 2\npeer_timeout = 3\nsweep_interval = 1\n\
+     max_announce_rate = 1\nmax_interval = 40\n";
+
+/// A state file in `keep` with ten leechers of `hash(7)` that last
+/// announced `age` seconds ago.
+fn state_of_ten_peers_aged(keep: &TestDir, age: u64) -> std::path::PathBuf {
+    let now = unix_now();
+    let hex: String = hash(7).iter().map(|b| format!("{b:02X}")).collect();
+    let peers: String = (1..=10)
+        .map(|i| format!("\t10.0.0.{i} {i} l {}\n", now - age))
+        .collect();
+    keep.write(
+        "state",
+        &format!("# opentracker state 1\n{hex}:{}:0\n{peers}", now / 60),
+    )
+}
+
 #[test]
 fn a_paced_restart_keeps_the_saved_peers_told_a_longer_interval() {
     let keep = TestDir::new();
-    let now = unix_now();
-    let hex: String = hash(7).iter().map(|b| format!("{b:02X}")).collect();
-    // Ten peers last seen 12 s ago: past the configured 3 s timeout, within
-    // the 15 s that ten peers at one announce a second are paced to.
-    let peers: String = (1..=10)
-        .map(|i| format!("\t10.0.0.{i} {i} l {}\n", now - 12))
-        .collect();
-    let state = keep.write(
-        "state",
-        &format!("# opentracker state 1\n{hex}:{}:0\n{peers}", now / 60),
-    );
+    // Last seen 12 s ago: past the configured 3 s timeout, within the 15 s
+    // that ten peers are paced to.
+    let state = state_of_ten_peers_aged(&keep, 12);
     let tracker = Tracker::start(&format!(
-        "[tracker]\ninterval = 2\npeer_timeout = 3\nsweep_interval = 1\n\
-         max_announce_rate = 1\nmax_interval = 40\nstate_file = \"{}\"\n",
+        "[tracker]\n{PACED_TO_15_S_FOR_TEN}state_file = \"{}\"\n",
         state.display()
     ));
     let log = tracker.stderr();
@@ -348,6 +358,32 @@ fn a_paced_restart_keeps_the_saved_peers_told_a_longer_interval() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+#[test]
+fn restored_paced_peers_older_than_the_torrent_timeout_keep_their_age() {
+    let keep = TestDir::new();
+    keep.writable_by_tracker();
+    // Last seen 10 s ago, kept by the pace, and older than a torrent
+    // timeout of 5 s: they are saved again as 10 s old, not made younger.
+    let state = state_of_ten_peers_aged(&keep, 10);
+    let mut tracker = Tracker::start(&format!(
+        "[tracker]\n{PACED_TO_15_S_FOR_TEN}torrent_timeout = 5\n\
+         state_file = \"{}\"\nsave_state = true\n",
+        state.display()
+    ));
+    let log = tracker.stderr();
+    assert!(log.contains(": 1 torrents loaded, 10 peers, in "), "{log}");
+    assert!(tracker.stop().success());
+    let seen_ago: Vec<u64> = (std::fs::read_to_string(&state).unwrap().lines())
+        .filter_map(|l| l.strip_prefix('\t'))
+        .map(|l| unix_now() - l.split(' ').nth(3).unwrap().parse::<u64>().unwrap())
+        .collect();
+    assert_eq!(seen_ago.len(), 10, "{:?}", tracker.stderr());
+    assert!(
+        seen_ago.iter().all(|&age| (10..=12).contains(&age)),
+        "{seen_ago:?}"
+    );
 }
 
 #[test]

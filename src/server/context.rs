@@ -100,8 +100,9 @@ pub struct Settings {
     /// `[webtorrent]`, when enabled.
     pub webtorrent: Option<crate::config::Webtorrent>,
     /// The tracker second the clock starts at: late enough that a torrent
-    /// loaded from a state dump can have announced before this process
-    /// started, and still expire on time.
+    /// or peer loaded from a saved state can have announced before this
+    /// process started, and still expire on time (a paced peer may be as
+    /// old as the longest peer timeout).
     pub clock_start: u32,
 }
 
@@ -125,7 +126,7 @@ impl Settings {
             has_hybrids_list: config.access.hybrids.is_some(),
             redirect_url: config.tracker.redirect_url.clone(),
             clock_start: (config.tracker.torrent_timeout)
-                .max(config.tracker.peer_timeout)
+                .max(config.tracker.pace().longest_peer_timeout())
                 .min(1 << 30),
             keep_alive: config.http.keep_alive,
             keep_alive_timeout: config.http.keep_alive_timeout,
