@@ -158,7 +158,8 @@ in
       description = "opentracker BitTorrent tracker";
       documentation = [ "man:opentracker(1)" "man:opentracker.toml(5)" ];
       requires = [ "opentracker.socket" ];
-      after = [ "opentracker.socket" ];
+      # Saved peers' ages and cluster replay windows read the wall clock.
+      after = [ "opentracker.socket" "time-sync.target" ];
       wantedBy = [ "multi-user.target" ];
       restartTriggers = [ configFile ];
       # A changed unit is restarted after the switch. With the default
