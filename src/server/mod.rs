@@ -849,6 +849,7 @@ impl Server {
         let mut next_deadline_check = self.ctx.instant + Duration::from_secs(1);
         let mut next_watch = self.ctx.instant + WATCH_EVERY;
         let mut stop_by: Option<Instant> = None;
+        let longest_safe_jump = self.ctx.tracker.longest_safe_jump();
         self.marks.answered_at = Some(Instant::now());
         self.notifier.ready(&self.status_line());
         loop {
@@ -869,7 +870,11 @@ impl Server {
                     return Err(event_loop(e));
                 }
             }
+            let before = self.ctx.now;
             self.ctx.begin_turn();
+            if self.ctx.now - before >= longest_safe_jump {
+                self.forget_peers_after_a_stall(self.ctx.now - before);
+            }
             let mut work: Vec<(Token, bool, bool)> = events
                 .iter()
                 .map(|e| {
@@ -985,6 +990,18 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// After the process was stopped (SIGSTOP, a paused container) for
+    /// `stalled` seconds, long enough that some peers' stamps would read as
+    /// fresh: every peer has expired, so all go before anything is served.
+    /// Peers the UDP threads stored since are dropped too; they announce again.
+    fn forget_peers_after_a_stall(&mut self, stalled: u32) {
+        log::warn!(
+            "the clock jumped {stalled} s since the last turn (was the process stopped?); \
+             every peer has expired: dropping them"
+        );
+        self.ctx.tracker.forget_every_peer(self.ctx.now);
     }
 
     /// Torrents and peers held: what most of the heap is.

@@ -98,6 +98,21 @@ impl PeerClock {
     pub fn seconds(self, mark: Mark, now: u32) -> u32 {
         now.saturating_sub(self.age(mark, now))
     }
+
+    /// Half the wrap period, in seconds: a clock that jumps this far has
+    /// gone past every timeout (under 1/8 of the wrap), and a little
+    /// further on old stamps start to read as fresh.
+    pub fn half_wrap(self) -> u32 {
+        let seconds = 1u64 << (STAMP_BITS - 1 + self.shift);
+        seconds.min(u64::from(u32::MAX)) as u32
+    }
+
+    /// The second, after `now`, at which every stamp that reads as fresh or
+    /// as in the near future at `now` reads as expired.
+    pub fn past_every_fresh_stamp(self, now: u32) -> u32 {
+        let units = u32::from(self.timeout_units) + u32::from(AHEAD_UNITS_MAX) + 1;
+        now.saturating_add(units << self.shift)
+    }
 }
 
 /// A peer's stamp plus its seeding and sticky completed flags.

@@ -615,6 +615,18 @@ impl Tracker {
         }
         self.sweep_cursor.is_none()
     }
+
+    /// Drops every peer, once the clock has jumped by half the stamps' wrap
+    /// or more (see [`PeerClock::half_wrap`]): a stamp then reads as any
+    /// age, fresh ones among them. A whole sweep at `now` drops those that
+    /// read as expired; one at a second that puts the rest past the
+    /// timeout drops those. A sweep under way starts over.
+    pub fn forget_every_peer(&mut self, now: u32) {
+        for at in [now, self.clock.past_every_fresh_stamp(now)] {
+            self.sweep_cursor = None;
+            self.sweep(at, usize::MAX);
+        }
+    }
 }
 
 /// The `n` torrents with the most peers, seeders and leechers, offered one

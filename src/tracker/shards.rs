@@ -236,6 +236,19 @@ impl ShardedTracker {
         true
     }
 
+    /// How far the clock may jump between two turns before some expired
+    /// peers could read as fresh: see [`Tracker::forget_every_peer`].
+    pub fn longest_safe_jump(&self) -> u32 {
+        lock(&self.shards[0]).clock.half_wrap()
+    }
+
+    /// See [`Tracker::forget_every_peer`]; every shard in turn.
+    pub fn forget_every_peer(&self, now: u32) {
+        for shard in &self.shards {
+            lock(shard).forget_every_peer(now);
+        }
+    }
+
     /// See [`Tracker::sweep`]: about `max` torrents of one shard per call;
     /// true when the sweep has been through every shard.
     pub fn sweep(&self, now: u32, max: usize) -> bool {

@@ -168,6 +168,29 @@ fn sweep_expires_peers_then_torrents() {
 }
 
 #[test]
+fn after_a_jump_of_half_the_wrap_every_peer_is_forgotten() {
+    let mut t = Tracker::new(TIMEOUTS, 1);
+    let wrap = 2 * t.clock.half_wrap();
+    // Peers seen up to second 8500, then the process is stopped; at
+    // `resumed` their stamps read as expired, fresh, fresh, and ahead.
+    for (peer, at) in [(1, 0), (2, 8000), (3, 8050), (4, 8500)] {
+        announce(&mut t, &format!("10.0.0.{peer}:1"), false, Event::None, at);
+    }
+    let resumed = 8000 + wrap + 60;
+    assert!(resumed - 8500 >= t.clock.half_wrap());
+    assert!(t.sweep(resumed, usize::MAX));
+    assert_eq!(
+        t.totals().peers,
+        3,
+        "a sweep keeps those that read as fresh"
+    );
+    t.forget_every_peer(resumed);
+    assert_eq!(t.totals().peers, 0);
+    let (_, peers, _) = announce(&mut t, "10.0.0.5:1", false, Event::None, resumed);
+    assert_eq!(peers.len(), 6, "the newcomer alone: {peers:?}");
+}
+
+#[test]
 fn sweep_and_walk_resume() {
     let mut t = Tracker::new(TIMEOUTS, 1);
     for n in 0..10u8 {
