@@ -747,6 +747,32 @@ nspawn_debian_upgrade() {
 		ct systemctl enable --now opentracker.socket
 	check "and an announce of the listed hash activates the tracker" ct_announce 127.0.0.1 --info-hash "$listed"
 	check "apt purge opentracker libowfat0" ct apt-get purge -y opentracker libowfat0
+
+	# Back from this package to Debian's C one, which has no socket unit:
+	# ours must be stopped and forgotten, not left "not-found active" with
+	# no ports (a later install of this package would then find it started
+	# and never open them); the drop-in written on the way up must go too.
+	check "Debian's opentracker upgraded to this package, which serves, then downgraded back" \
+		ct sh -c "cd /var/tmp/debs && apt-get install -y ./libowfat0_*.deb ./opentracker_0.0*.deb &&
+			apt-get install -y ./$(basename "$DEB") && systemctl is-active opentracker.socket &&
+			apt-get install -y --allow-downgrades ./libowfat0_*.deb ./opentracker_0.0*.deb"
+	out=$(ct systemctl show -p LoadState -p ActiveState opentracker.socket | sort | paste -sd' ')
+	check "after the downgrade no opentracker.socket unit is left ($out)" \
+		test "$out" = "ActiveState=inactive LoadState=not-found"
+	check "nor its enablement: no sockets.target.wants link, no deb-systemd-helper record" \
+		sh -c "! ls -d '$root'/etc/systemd/system/*/opentracker.socket '$root'/var/lib/systemd/deb-systemd-helper-enabled/opentracker.socket* '$root'/var/lib/systemd/deb-systemd-helper-enabled/*/opentracker.socket 2>/dev/null"
+	out=$(ct systemctl show -P ExecStart opentracker.service | grep -o 'argv\[\]=[^;]*')
+	check "the C tracker runs its own command line, the drop-in is gone (${out:-no ExecStart})" \
+		sh -c "[ '$out' = 'argv[]=/usr/bin/opentracker -f /etc/opentracker/opentracker.conf ' ] && [ ! -e '$drop_in' ]"
+	out=$(ct ss -Hlntup 'sport = :6969')
+	check "the C tracker is running and listens on 6969 itself" \
+		sh -c "nsenter -t $CT_LEADER -a systemctl is-active -q opentracker.service && printf '%s' '$out' | grep -q '\"opentracker\"' && ! printf '%s' '$out' | grep -q '\"systemd\"'"
+	check "apt purge opentracker libowfat0, then apt install ./$(basename "$DEB") again" \
+		ct sh -c "apt-get purge -y opentracker libowfat0 && cd /var/tmp/debs && apt-get install -y ./$(basename "$DEB")"
+	check "the fresh install serves an announce (HTTP and UDP)" ct_announce 127.0.0.1
+	out=$(ct systemctl show -p ActiveState -p NRestarts opentracker.service | sort | paste -sd' ')
+	check "its service is active and never restarted ($out)" test "$out" = "ActiveState=active NRestarts=0"
+	check "apt purge opentracker" ct apt-get purge -y opentracker
 }
 
 # ----------------------------------------------------------------- nix ----
