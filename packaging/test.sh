@@ -207,6 +207,11 @@ check_drop_in() {
 cmd_deb() {
 	section "deb: Debian source package, lintian, systemd units"
 	local root="$WORK/deb/root" f
+	# An upgrade restarts the socket only from versions older than the
+	# postinst's SOCKET_CHANGED, which must be bumped with the unit.
+	check "opentracker.postinst has the current checksum of systemd/opentracker.socket (when it changes, bump SOCKET_CHANGED)" \
+		grep -qx "# sha256 of systemd/opentracker.socket: $(sha256sum <"$SRC_TREE/systemd/opentracker.socket" | cut -d' ' -f1)" \
+		"$SRC_TREE/debian/opentracker.postinst"
 	if ! build_deb; then
 		# The units can be checked without the package.
 		check_units "$WORK/deb/units" /bin/true
@@ -382,6 +387,12 @@ ct_announce() {
 	nsenter -t "$CT_LEADER" -n python3 "$REPO/packaging/announce.py" "$host" 6969 "$@"
 }
 
+# ct_listeners: the inodes of the sockets listening on 6969 in the
+# container, sorted, on one line.
+ct_listeners() {
+	ct ss -Hlntue 'sport = :6969' | grep -o 'ino:[0-9]*' | sort | paste -sd' '
+}
+
 cmd_nspawn() {
 	section "nspawn: the .deb in a booted Debian bookworm (systemd as PID 1)"
 	if ! is_root; then
@@ -404,6 +415,12 @@ cmd_nspawn() {
 	dpkg-deb -R "$DEB" "$WORK/upgrade"
 	sed -i 's/^Version: \(.*\)$/Version: \1+upgradetest1/' "$WORK/upgrade/DEBIAN/control"
 	dpkg-deb -b "$WORK/upgrade" "$root/var/tmp/debs/upgrade.deb" >/dev/null
+	# And one more whose socket unit changed (a smaller Backlog=), with the
+	# postinst's SOCKET_CHANGED naming it, as the postinst asks.
+	sed -i 's/^Version: \(.*\)+upgradetest1$/Version: \1+upgradetest2/' "$WORK/upgrade/DEBIAN/control"
+	sed -i "s/^SOCKET_CHANGED=.*/SOCKET_CHANGED=$(dpkg-deb -f "$DEB" Version)+upgradetest2/" "$WORK/upgrade/DEBIAN/postinst"
+	sed -i 's/^Backlog=.*/Backlog=1000/' "$WORK/upgrade/lib/systemd/system/opentracker.socket"
+	dpkg-deb -b "$WORK/upgrade" "$root/var/tmp/debs/upgrade2.deb" >/dev/null
 	boot_container "$root" || return
 	tree_snapshot "$root" >"$WORK/before.txt"
 
@@ -608,9 +625,10 @@ save_interval = 1
 	printf '  ..   the daemon'"'"'s journal:\n'
 	ct journalctl -u opentracker.service -o cat --no-pager | grep -v '^$' | tail -n 12 | indent
 
-	local before after
+	local before after socks_before socks_after
 	before=$(ct systemctl show -P MainPID opentracker.service)
 	peers_before=$(ct_stats peer | head -n 1)
+	socks_before=$(ct_listeners)
 	check "upgrade: apt install ./upgrade.deb (same package, higher version)" \
 		ct sh -c "cd /var/tmp/debs && apt-get install -y ./upgrade.deb"
 	check "after upgrade the service is active" ct systemctl is-active opentracker.service
@@ -619,8 +637,30 @@ save_interval = 1
 	peers_after=$(ct_stats peer | head -n 1)
 	check "the upgrade kept the swarm (peers: ${peers_before:-none} before, ${peers_after:-none} after)" \
 		test "${peers_after:-0}" -ge 1 -a "${peers_after:-0}" = "${peers_before:-x}"
+	# The socket unit owns the ports: an upgrade that leaves it alone loses
+	# no connection and no queued datagram.
+	socks_after=$(ct_listeners)
+	check "the upgrade kept the socket unit's listening sockets open (${socks_before:-none} before, ${socks_after:-none} after)" \
+		test -n "$socks_before" -a "$socks_after" = "$socks_before"
 	check "after upgrade: announce over HTTP and UDP" ct_announce 127.0.0.1
 	check "an upgrade of this package writes no drop-in" test ! -e "$root$FROM_C_DROP_IN"
+	# An upgrade from a version older than the postinst's SOCKET_CHANGED
+	# restarts the socket too: its new settings apply.
+	before=$after
+	peers_before=$(ct_stats peer | head -n 1)
+	socks_before=$(ct_listeners)
+	check "upgrade: apt install ./upgrade2.deb (its socket unit changed: Backlog=1000)" \
+		ct sh -c "cd /var/tmp/debs && apt-get install -y ./upgrade2.deb"
+	socks_after=$(ct_listeners)
+	check "that upgrade reopened the listening sockets (${socks_before:-none} before, ${socks_after:-none} after)" \
+		test -n "$socks_after" -a "$socks_after" != "$socks_before"
+	out=$(ct ss -Hlnt 'sport = :6969' | awk '{print $3}')
+	check "the new socket has the new Backlog= (ss: ${out:-none})" test "$out" = 1000
+	after=$(ct systemctl show -P MainPID opentracker.service)
+	peers_after=$(ct_stats peer | head -n 1)
+	check "and restarted the service (PID $before -> $after), keeping the swarm (peers: ${peers_before:-none} before, ${peers_after:-none} after)" \
+		test "$before" != "$after" -a "${peers_after:-0}" -ge 1 -a "${peers_after:-0}" = "${peers_before:-x}"
+	check "after that upgrade: announce over HTTP and UDP" ct_announce 127.0.0.1
 
 	check "apt remove opentracker" ct apt-get remove -y opentracker
 	check "after remove the service is inactive" sh -c "! nsenter -t $CT_LEADER -a systemctl is-active opentracker.service opentracker.socket"
@@ -648,7 +688,7 @@ save_interval = 1
 # the postinst). Twice: with the shipped opentracker.conf, then with an
 # edited one.
 nspawn_debian_upgrade() {
-	local root=$1 dir="$CACHE/debian-opentracker" out log="$WORK/from-c.log"
+	local root=$1 dir="$CACHE/debian-opentracker" out log="$WORK/from-c.log" since
 	local listed=285862f84278e5e08f3a4f6606d2e768e594d5c3 unlisted=0123456789abcdef0123456789abcdef01234567
 	local drop_in=$root$FROM_C_DROP_IN
 	if ! ls "$dir"/opentracker_*.deb >/dev/null 2>&1; then
@@ -665,9 +705,15 @@ nspawn_debian_upgrade() {
 		ct sh -c "cd /var/tmp/debs && apt-get install -y ./libowfat0_*.deb ./opentracker_0.0*.deb && systemctl is-active opentracker.service"
 	# An operator's list: the conffile whitelist.txt, edited.
 	ct sh -c "echo $listed >>/etc/opentracker/whitelist.txt"
+	since=$(ct date +%s)
 	check "upgrade from Debian's opentracker: apt install ./$(basename "$DEB")" \
 		ct_logged "$log" sh -c "cd /var/tmp/debs && apt-get install -y ./$(basename "$DEB")"
 	check "after that upgrade the new service is active" ct systemctl is-active opentracker.service
+	# The C tracker held 6969 until it was stopped: the socket must not
+	# have been started beside it.
+	out=$(ct journalctl --since "@$since" --no-pager -o cat | grep -E 'Failed to listen|Dependency failed|refusing' | paste -sd';')
+	check "the upgrade replaced the running C tracker cleanly (journal: ${out:-no failed start}; apt: no systemctl error)" \
+		sh -c "[ -z '$out' ] && ! grep -q 'Could not execute systemctl' '$log'"
 	check "and it is the new unit (Type=notify, DynamicUser)" \
 		sh -c "nsenter -t $CT_LEADER -a systemctl show -p Type -p DynamicUser opentracker.service | paste -sd' ' | grep -qx 'Type=notify DynamicUser=yes'"
 	check "its obsolete, unmodified conffile opentracker.conf is gone" test ! -e "$root/etc/opentracker/opentracker.conf"
