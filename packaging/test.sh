@@ -227,6 +227,9 @@ cmd_deb() {
 		if [ "$rc" = 0 ]; then
 			pass "lintian --pedantic --fail-on error,warning: $(grep -c '^[EW]:' "$tags") errors+warnings, $(grep -c '^[IP]:' "$tags") info/pedantic, $(grep -c '^O:' "$tags") overridden"
 			grep '^[IPO]:' "$tags" | indent
+			check "lintian: the intended tags are overridden (missmatch, fortify, init.d script), no override unused" \
+				sh -c "[ \"\$(grep -cE '^O: .*(spelling-error-in-binary missmatch|hardening-no-fortify-functions|package-supports-alternative-init-but-no-init.d-script)' '$tags')\" = 3 ] &&
+					! grep -qE '^I: .*(missmatch|hardening-no-fortify-functions|alternative-init|unused-override)' '$tags'"
 		else
 			fail "lintian (exit $rc)"
 			indent <"$tags"
@@ -240,7 +243,7 @@ cmd_deb() {
 		usr/share/doc/opentracker/examples/opentracker-cluster.conf \
 		usr/share/doc/opentracker/examples/opentracker-state.conf usr/share/doc/opentracker/copyright \
 		usr/share/doc/opentracker/examples/grafana-dashboard.json \
-		usr/share/doc/opentracker/examples/opentracker-alerts.yml; do
+		usr/share/doc/opentracker/examples/opentracker-alerts.yml usr/share/lintian/overrides/opentracker; do
 		if [ -e "$root/$f" ]; then pass "package contains /$f"; else fail "package lacks /$f"; fi
 	done
 	check "the shipped Prometheus rules are well-formed: each has alert, expr and a summary" \
