@@ -45,7 +45,8 @@ def main():
         "access": {}, "listen": {"tcp": ["127.0.0.1:8080"], "tcp_udp": ["[::]:6969"], "udp": ["0.0.0.0:6881"], "udp_workers": 2},
         "tracker": {"interval": 900, "user": "nobody"}})
     expect("ExecReload", sc["ExecReload"], "/stub/coreutils/bin/kill -HUP $MAINPID")
-    expect("service requires the socket", (svc["requires"], svc["after"]), (["opentracker.socket"], ["opentracker.socket"]))
+    expect("service requires the socket, starts after it and after the clock is set",
+           (svc["requires"], svc["after"]), (["opentracker.socket"], ["opentracker.socket", "time-sync.target"]))
     expect("a changed service is restarted, not stopped with its socket (stopIfChanged)", svc.get("stopIfChanged"), False)
     sock = data["config"]["systemd"]["sockets"]["opentracker"]
     expect("listenStreams from settings.listen", sock["listenStreams"], ["[::]:6969", "127.0.0.1:8080"])
