@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
+use super::types::bare_ip;
 use super::{Config, ConfigError, ListenAddr, LogTarget, DEFAULT_PORT};
 
 /// What the command line asks for.
@@ -182,7 +183,7 @@ fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigEr
         let port = || value.parse::<u16>().map_err(|_| bad("not a port number"));
         match flag.as_str() {
             "-i" => {
-                ip = value.parse::<ListenAddr>().map_err(|e| bad(&e))?.0.ip();
+                ip = listen_ip(value).map_err(|e| bad(&e))?;
                 ip_given = true;
             }
             "-p" => config
@@ -223,6 +224,18 @@ fn apply(config: &mut Config, flags: &[(String, String)]) -> Result<(), ConfigEr
         config.listen.add_both(default);
     }
     Ok(())
+}
+
+/// The address `-i` names. As upstream's, it takes no port: one written
+/// after it would be dropped for the -p/-P ports or 6969, so it is refused.
+fn listen_ip(text: &str) -> Result<IpAddr, String> {
+    if let Ok(addr) = text.trim().parse::<SocketAddr>() {
+        return Err(format!(
+            "-i takes an address without a port ({}); ports go with -p (HTTP) and -P (UDP)",
+            addr.ip()
+        ));
+    }
+    bare_ip(text).ok_or_else(|| format!("{text:?} is not an address (expected ip or [ipv6])"))
 }
 
 #[cfg(test)]
@@ -268,6 +281,32 @@ mod tests {
             .listen
             .effective();
         assert!(l.tcp.is_empty(), "a -P binds, so no default: {l:?}");
+    }
+
+    #[test]
+    fn ip_takes_no_port() {
+        for (flag, ip) in [("[::1]", "::1"), ("::1", "::1"), ("127.0.0.1", "127.0.0.1")] {
+            let l = run(&["-i", flag, "-p", "7000"]).unwrap().listen.effective();
+            let expected = SocketAddr::new(ip.parse().unwrap(), 7000);
+            assert_eq!(l.tcp, vec![expected], "{flag}");
+        }
+        for (args, said) in [
+            (
+                &["-i", "[::1]:24021"][..],
+                "-i [::1]:24021: -i takes an address without a port (::1)",
+            ),
+            (
+                &["-i127.0.0.1:24021", "-p", "24022"],
+                "-i 127.0.0.1:24021: -i takes an address without a port (127.0.0.1)",
+            ),
+        ] {
+            let err = run(args).unwrap_err().to_string();
+            assert_eq!(err, format!("{said}; ports go with -p (HTTP) and -P (UDP)"));
+        }
+        assert_eq!(
+            run(&["-i", "host"]).unwrap_err().to_string(),
+            "-i host: \"host\" is not an address (expected ip or [ipv6])"
+        );
     }
 
     #[test]

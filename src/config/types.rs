@@ -31,16 +31,19 @@ impl FromStr for ListenAddr {
         if let Ok(addr) = text.parse::<SocketAddr>() {
             return Ok(ListenAddr(addr));
         }
-        let bare = text
-            .strip_prefix('[')
-            .and_then(|t| t.strip_suffix(']'))
-            .unwrap_or(text);
-        bare.parse::<IpAddr>()
+        bare_ip(text)
             .map(|ip| ListenAddr(SocketAddr::new(ip, DEFAULT_PORT)))
-            .map_err(|_| {
+            .ok_or_else(|| {
                 format!("{text:?} is not an address (expected ip, ip:port or [ipv6]:port)")
             })
     }
+}
+
+/// An address without a port: `ip`, or an IPv6 one in brackets.
+pub fn bare_ip(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    unbracketed.unwrap_or(text).parse().ok()
 }
 
 impl fmt::Display for ListenAddr {
