@@ -704,6 +704,31 @@ fn forwarded_for_only_from_trusted_proxies() {
     trusted.wait_for_log("10.9.8.7 via 127.0.0.1 announce");
     trusted.get("/scrape?info_hash=aaaaaaaaaaaaaaaaaaaa");
     trusted.wait_for_log("127.0.0.1 scrape");
+    // An address no peer has counts as none: the proxy's own is stored,
+    // as for an unreadable one.
+    for (n, unreachable) in [
+        "::",
+        "ff02::1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::ffff:239.1.2.3",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let request = format!(
+            "GET {} HTTP/1.0\r\nX-Forwarded-For: {unreachable}\r\n\r\n",
+            announce_path(&hash(51 + n as u8), 80, "")
+        );
+        let reply = http(trusted.v4(), &request).bencode();
+        assert_eq!(
+            reply.bytes("peers"),
+            &[127, 0, 0, 1, 0, 80],
+            "{unreachable}"
+        );
+        assert!(reply.get("peers6").is_none(), "{unreachable}");
+    }
     let untrusted = Tracker::start("");
     assert_eq!(
         http(untrusted.v4(), &request).bencode().bytes("peers"),

@@ -225,3 +225,35 @@ fn udp_datagrams_relayed_by_a_balancer_are_served_as_their_clients() {
     let v6 = Udp::new(tracker.v6());
     assert_eq!(v6.announce(&hash(2), 6883, 0, 0, 50).len(), 20 + 18);
 }
+
+#[test]
+fn a_balancer_naming_an_address_no_peer_has_is_refused() {
+    let tracker = balancer_tracker();
+    // Served as the balancer instead, it would store the balancer as a
+    // peer: such a header is refused as an unreadable one is.
+    let request = format!("GET {} HTTP/1.0\r\n\r\n", announce_path(&hash(3), 6881, ""));
+    for source in ["TCP6 ::", "TCP6 ff02::1", "TCP4 0.0.0.0", "TCP4 224.0.0.1"] {
+        let destination = if source.starts_with("TCP6") {
+            "::1"
+        } else {
+            "127.0.0.1"
+        };
+        let v1 = format!("PROXY {source} {destination} 40000 6969\r\n{request}");
+        assert_eq!(http(tracker.v4(), &v1).status, 400, "{source}");
+    }
+    let balancer = Balancer::new(&tracker);
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
+    for source in [[0, 0, 0, 0], [224, 0, 0, 1], [255, 255, 255, 255]] {
+        assert_eq!(
+            balancer.relay(Some((source, 40000)), &connect),
+            None,
+            "{source:?}"
+        );
+    }
+    assert_eq!(
+        metric(&tracker, "opentracker_proxy_protocol_errors_total"),
+        7
+    );
+    assert_eq!(scrape_counts_v6(&tracker, 3), None, "nobody was stored");
+}

@@ -307,6 +307,8 @@ pub fn wants_keep_alive(request: &Request<'_>) -> bool {
 /// The leftmost address of `X-Forwarded-For`, as upstream reads it, if it
 /// is an IP literal: `a.b.c.d`, an IPv6 address bare or in brackets, or
 /// either with the port some proxies add (`a.b.c.d:port`, `[v6]:port`).
+/// One no peer could be reached at (`::`, `ff02::1`, `255.255.255.255`)
+/// counts as none, as an unreadable one does.
 pub fn forwarded_for(head: &[u8]) -> Option<IpAddr> {
     let value = header(head, "x-forwarded-for")?;
     let first = value.split(|&b| b == b',').next()?.trim_ascii();
@@ -314,6 +316,7 @@ pub fn forwarded_for(head: &[u8]) -> Option<IpAddr> {
     let bracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
     (bracketed.unwrap_or(text).parse().ok())
         .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .filter(|&ip| super::is_peer_address(ip))
 }
 
 /// Whether a gzip body is acceptable. `Accept-Encoding` headers, if any,
@@ -546,6 +549,20 @@ mod tests {
         }
         let unknown = b"GET / HTTP/1.1\r\nX-Forwarded-For: unknown\r\n\r\n";
         assert_eq!(forwarded_for(unknown), None);
+        for unreachable in [
+            "::",
+            "[::]:80",
+            "ff02::1",
+            "0.0.0.0",
+            "224.0.0.1:80",
+            "255.255.255.255",
+            "::ffff:0.0.0.0",
+            "::ffff:239.1.2.3",
+            "::ffff:255.255.255.255",
+        ] {
+            let head = format!("GET / HTTP/1.1\r\nX-Forwarded-For: {unreachable}\r\n\r\n");
+            assert_eq!(forwarded_for(head.as_bytes()), None, "{unreachable}");
+        }
         assert!(!accepts_gzip(head, head));
         let gzip = b"GET / HTTP/1.1\r\naccept-encoding: gzip, deflate\r\n\r\n";
         assert!(accepts_gzip(gzip, gzip));

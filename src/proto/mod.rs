@@ -21,6 +21,7 @@ pub mod webtorrent;
 mod mutation_tests;
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// A torrent's 20-byte info hash (BitTorrent v1, or a v2 hash truncated to
 /// 20 bytes as BEP 52 asks clients to announce it).
@@ -111,6 +112,17 @@ pub(crate) fn hex_value(digit: u8) -> Option<u8> {
         b'a'..=b'f' => Some(digit - b'a' + 10),
         b'A'..=b'F' => Some(digit - b'A' + 10),
         _ => None,
+    }
+}
+
+/// Whether a peer could be reached at `ip`: an address a proxy or balancer
+/// forwards must be one, or it would be stored and handed out to other
+/// peers. Unspecified, multicast and the IPv4 broadcast address are not
+/// (nor their v4-mapped forms).
+pub fn is_peer_address(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => !v4.is_unspecified() && !v4.is_multicast() && !v4.is_broadcast(),
+        IpAddr::V6(v6) => !v6.is_unspecified() && !v6.is_multicast(),
     }
 }
 

@@ -9,6 +9,10 @@
 //! the addresses and optional TLVs after it. A header that names no address
 //! (v1 `UNKNOWN`, v2 `LOCAL` such as a balancer's health check, or an
 //! address family other than IPv4 and IPv6) leaves the connection's own.
+//! One that names an address no peer could be reached at (unspecified,
+//! multicast, broadcast) is invalid, as one naming no readable address:
+//! served as the balancer instead, the balancer would be stored and handed
+//! out as a peer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -85,7 +89,15 @@ fn parse_v1(buf: &[u8]) -> Result<Header, Error> {
         }
         _ => return Err(Error::Invalid),
     };
-    Ok(Header { len, source })
+    reachable(Header { len, source })
+}
+
+/// `header`, unless the source it names is no address a peer has.
+fn reachable(header: Header) -> Result<Header, Error> {
+    match header.source {
+        Some(source) if !super::is_peer_address(source.ip()) => Err(Error::Invalid),
+        _ => Ok(header),
+    }
 }
 
 fn parse_v2(buf: &[u8]) -> Result<Header, Error> {
@@ -121,7 +133,7 @@ fn parse_v2(buf: &[u8]) -> Result<Header, Error> {
         // UNSPEC and UNIX sockets name no address the tracker could use.
         _ => None,
     };
-    Ok(Header { len, source })
+    reachable(Header { len, source })
 }
 
 #[cfg(test)]
@@ -186,6 +198,15 @@ mod tests {
         ] {
             assert_eq!(parse(bad), Err(Error::Invalid), "{bad:?}");
         }
+        for unreachable in [
+            &b"PROXY TCP6 :: ::1 1 2\r\n"[..],
+            b"PROXY TCP6 ff02::1 ::1 1 2\r\n",
+            b"PROXY TCP6 ::ffff:224.0.0.1 ::1 1 2\r\n",
+            b"PROXY TCP4 0.0.0.0 127.0.0.1 1 2\r\n",
+            b"PROXY TCP4 255.255.255.255 127.0.0.1 1 2\r\n",
+        ] {
+            assert_eq!(parse(unreachable), Err(Error::Invalid), "{unreachable:?}");
+        }
         let mut long = b"PROXY UNKNOWN ".to_vec();
         long.resize(120, b'x');
         assert_eq!(parse(&long), Err(Error::Invalid));
@@ -242,5 +263,29 @@ mod tests {
             assert_eq!(parse(&bad), Err(Error::Invalid));
         }
         assert_eq!(parse_datagram(b"\0\0\0\0"), Err(Error::Invalid));
+    }
+
+    #[test]
+    fn version_2_sources_no_peer_has_are_invalid() {
+        for source in [
+            "0.0.0.0:1",
+            "224.0.0.1:1",
+            "255.255.255.255:1",
+            "[::]:1",
+            "[ff02::1]:1",
+            "[::ffff:0.0.0.0]:1",
+        ] {
+            let source = addr(source);
+            let destination = match source {
+                SocketAddr::V4(_) => addr("127.0.0.1:6969"),
+                SocketAddr::V6(_) => addr("[::1]:6969"),
+            };
+            for udp in [false, true] {
+                let mut buf = Vec::new();
+                v2_header(&mut buf, source, destination, udp);
+                assert_eq!(parse(&buf), Err(Error::Invalid), "{source}");
+                assert_eq!(parse_datagram(&buf), Err(Error::Invalid), "{source}");
+            }
+        }
     }
 }
