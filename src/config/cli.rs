@@ -235,7 +235,13 @@ fn listen_ip(text: &str) -> Result<IpAddr, String> {
             addr.ip()
         ));
     }
-    bare_ip(text).ok_or_else(|| format!("{text:?} is not an address (expected ip or [ipv6])"))
+    bare_ip(text).ok_or_else(|| match text.contains('%') {
+        // An IpAddr has no scope id; a SocketAddr in the file keeps one.
+        true => "-i takes no scope id (a numeric one is taken in the configuration file's \
+                 listen addresses, as [fe80::1%2]:6969)"
+            .to_string(),
+        false => format!("{text:?} is not an address (expected ip or [ipv6])"),
+    })
 }
 
 #[cfg(test)]
@@ -306,6 +312,15 @@ mod tests {
         assert_eq!(
             run(&["-i", "host"]).unwrap_err().to_string(),
             "-i host: \"host\" is not an address (expected ip or [ipv6])"
+        );
+    }
+
+    #[test]
+    fn ip_takes_no_scope_id() {
+        assert_eq!(
+            run(&["-i", "fe80::1%1"]).unwrap_err().to_string(),
+            "-i fe80::1%1: -i takes no scope id (a numeric one is taken in the configuration \
+             file's listen addresses, as [fe80::1%2]:6969)"
         );
     }
 

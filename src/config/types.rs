@@ -33,11 +33,20 @@ impl FromStr for ListenAddr {
         }
         bare_ip(text)
             .map(|ip| ListenAddr(SocketAddr::new(ip, DEFAULT_PORT)))
-            .ok_or_else(|| {
-                format!("{text:?} is not an address (expected ip, ip:port or [ipv6]:port)")
+            .ok_or_else(|| match text.contains('%') {
+                true => format!("{text:?} is not an address: {SCOPE_ID_FORM}"),
+                false => {
+                    format!("{text:?} is not an address (expected ip, ip:port or [ipv6]:port)")
+                }
             })
     }
 }
+
+/// The one form a scoped IPv6 address is read in, for the error of any
+/// other (an interface name, or no brackets and port).
+const SCOPE_ID_FORM: &str =
+    "a scope id is taken only as a number, in the bracketed form with a port \
+     ([fe80::1%2]:6969)";
 
 /// An address without a port: `ip`, or an IPv6 one in brackets.
 pub fn bare_ip(text: &str) -> Option<IpAddr> {
@@ -172,12 +181,16 @@ impl FromStr for PeerAddr {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        text.trim().parse().map(PeerAddr).map_err(|_| {
-            format!(
-                "{text:?} is not an address and port (expected ip:port or [ipv6]:port; \
-                 host names are not looked up)"
-            )
-        })
+        text.trim()
+            .parse()
+            .map(PeerAddr)
+            .map_err(|_| match text.contains('%') {
+                true => format!("{text:?} is not an address and port: {SCOPE_ID_FORM}"),
+                false => format!(
+                    "{text:?} is not an address and port (expected ip:port or [ipv6]:port; \
+                     host names are not looked up)"
+                ),
+            })
     }
 }
 
@@ -249,6 +262,23 @@ mod tests {
             "[::1]:6969".parse().unwrap()
         );
         assert!("host:80".parse::<ListenAddr>().is_err());
+    }
+
+    #[test]
+    fn scope_ids_are_numbers_with_brackets_and_port() {
+        let scoped = "[fe80::1%2]:80".parse::<ListenAddr>().unwrap().0;
+        assert!(matches!(scoped, SocketAddr::V6(a) if a.scope_id() == 2));
+        for other in ["[fe80::1%lo]:80", "fe80::1%2", "[fe80::1%2]"] {
+            assert_eq!(
+                other.parse::<ListenAddr>().unwrap_err(),
+                format!(
+                    "{other:?} is not an address: a scope id is taken only as a number, in \
+                     the bracketed form with a port ([fe80::1%2]:6969)"
+                )
+            );
+        }
+        let err = "[fe80::1%eth0]:80".parse::<PeerAddr>().unwrap_err();
+        assert!(err.ends_with(SCOPE_ID_FORM), "{err}");
     }
 
     #[test]
