@@ -325,6 +325,16 @@ mod tests {
     }
 
     #[test]
+    fn both_wildcards_from_flags_on_one_port_are_refused() {
+        let err = run(&["-i", "0.0.0.0", "-P", "26001", "-i", "::", "-P26001"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "-P \"26001\": listen: [::]:26001 already serves IPv4 over UDP (it is opened dual \
+             stack, or as 0.0.0.0:26001 on a host without IPv6), so drop 0.0.0.0:26001"
+        );
+    }
+
+    #[test]
     fn a_peer_timeout_shorter_than_the_interval_is_warned_of() {
         let dir = std::env::temp_dir().join(format!("ot-cli-{}", std::process::id()));
         std::fs::write(&dir, "[tracker]\ninterval = 3600\npeer_timeout = 600\n").unwrap();

@@ -11,7 +11,7 @@ mod spans;
 pub mod types;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -143,6 +143,23 @@ impl Listen {
     pub fn add_both(&mut self, addr: ListenAddr) {
         Self::push(&mut self.tcp_udp, addr);
     }
+}
+
+/// An IPv4 wildcard in `addresses` on the port of the IPv6 wildcard there:
+/// `[::]` is opened dual stack (and as `0.0.0.0` on a host without IPv6,
+/// server::listeners), so binding the second fails. Port 0 picks a free
+/// port for each.
+fn wildcard_clash(addresses: &[SocketAddr]) -> Option<SocketAddr> {
+    let v6_wildcard_on = |port| {
+        addresses
+            .iter()
+            .any(|a| a.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && a.port() == port)
+    };
+    addresses.iter().copied().find(|a| {
+        a.port() != 0
+            && a.ip().to_canonical() == IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            && v6_wildcard_on(a.port())
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -852,6 +869,22 @@ impl Config {
                 ),
             ));
         }
+        let listeners = self.listen.effective();
+        for (protocol, key, addresses) in [
+            ("TCP", "listen.tcp", &listeners.tcp),
+            ("UDP", "listen.udp", &listeners.udp),
+        ] {
+            if let Some(v4) = wildcard_clash(addresses) {
+                let port = v4.port();
+                return Err(Invalid::new(
+                    &["listen.tcp_udp", key],
+                    format!(
+                        "listen: [::]:{port} already serves IPv4 over {protocol} (it is opened \
+                         dual stack, or as 0.0.0.0:{port} on a host without IPv6), so drop {v4}"
+                    ),
+                ));
+            }
+        }
         if self.listen.udp_workers > MAX_UDP_WORKERS {
             return Err(Invalid::new(
                 &["listen.udp_workers"],
@@ -949,6 +982,38 @@ mod tests {
         let l = c.listen.effective();
         assert_eq!(l.tcp, vec!["127.0.0.1:80".parse().unwrap()]);
         assert!(l.udp.is_empty());
+    }
+
+    #[test]
+    fn both_wildcards_on_one_port_and_protocol_are_refused() {
+        let listening = |text: &str| {
+            let c = Config::parse_toml(&format!("[listen]\n{text}\n"), Path::new("f")).unwrap();
+            c.validate().map_err(|invalid| invalid.message)
+        };
+        assert_eq!(
+            listening("tcp_udp = [\"0.0.0.0:26001\", \"[::]:26001\"]"),
+            Err(
+                "listen: [::]:26001 already serves IPv4 over TCP (it is opened dual stack, or \
+                 as 0.0.0.0:26001 on a host without IPv6), so drop 0.0.0.0:26001"
+                    .into()
+            )
+        );
+        let udp =
+            listening("tcp = [\"[::]:26001\"]\nudp = [\"[::]:26001\", \"[::ffff:0.0.0.0]:26001\"]");
+        assert!(
+            udp.unwrap_err().contains("over UDP"),
+            "mapped, the same wildcard"
+        );
+        let both = listening("tcp_udp = [\"[::]:26001\"]\ntcp = [\"0.0.0.0:26001\"]");
+        assert!(both.unwrap_err().ends_with("so drop 0.0.0.0:26001"));
+        for apart in [
+            "tcp_udp = [\"0.0.0.0:26001\", \"[::]:26002\"]",
+            "tcp = [\"0.0.0.0:26001\"]\nudp = [\"[::]:26001\"]",
+            "tcp = [\"0.0.0.0:0\", \"[::]:0\"]",
+            "tcp_udp = [\"127.0.0.1:26001\", \"[::1]:26001\"]",
+        ] {
+            assert_eq!(listening(apart), Ok(()), "{apart}");
+        }
     }
 
     #[test]
