@@ -124,6 +124,17 @@ impl FromStr for Network {
         if prefix > max {
             return Err(bad());
         }
+        // Kept as the network's own address, so it is shown as one
+        // (`::1/64` as `::/64`); the host bits never counted in matching.
+        let host_bits = |width: u32| {
+            (u128::MAX >> (128 - width))
+                .checked_shr(u32::from(prefix))
+                .unwrap_or(0)
+        };
+        let addr = match addr {
+            IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & !(host_bits(32) as u32)).into()),
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !host_bits(128)).into()),
+        };
         Ok(Network { addr, prefix })
     }
 }
@@ -312,5 +323,21 @@ mod tests {
         assert!("::ffff:10.0.0.0/129".parse::<Network>().is_err());
         assert!(!v6.contains("10.1.2.3".parse().unwrap()));
         assert!("10.0.0.0/33".parse::<Network>().is_err());
+    }
+
+    #[test]
+    fn networks_are_shown_without_host_bits() {
+        for (written, shown) in [
+            ("::ffff:127.0.0.1/104", "127.0.0.0/8"),
+            ("::1/64", "::/64"),
+            ("2001:db8::1/0", "::/0"),
+            ("10.1.2.3/0", "0.0.0.0/0"),
+            ("10.1.2.3/31", "10.1.2.2/31"),
+            ("10.1.2.3", "10.1.2.3/32"),
+            ("2001:db8::1", "2001:db8::1/128"),
+        ] {
+            let network: Network = written.parse().unwrap();
+            assert_eq!(network.to_string(), shown, "{written}");
+        }
     }
 }
