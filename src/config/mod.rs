@@ -727,20 +727,28 @@ impl Config {
                  access.whitelist or access.blacklist",
             ));
         }
-        if !(1..=32).contains(&a.rate_limit_ipv4_prefix)
-            || !(1..=128).contains(&a.rate_limit_ipv6_prefix)
-        {
-            return Err(Invalid::new(
-                &[
-                    "access.rate_limit_ipv4_prefix",
-                    "access.rate_limit_ipv6_prefix",
-                ],
-                format!(
-                    "access.rate_limit_ipv4_prefix ({}) must be 1 to 32 and \
-                 access.rate_limit_ipv6_prefix ({}) 1 to 128",
-                    a.rate_limit_ipv4_prefix, a.rate_limit_ipv6_prefix
-                ),
-            ));
+        let wrong_prefixes: Vec<_> = [
+            (
+                "access.rate_limit_ipv4_prefix",
+                a.rate_limit_ipv4_prefix,
+                32,
+            ),
+            (
+                "access.rate_limit_ipv6_prefix",
+                a.rate_limit_ipv6_prefix,
+                128,
+            ),
+        ]
+        .into_iter()
+        .filter(|&(_, prefix, bits)| !(1..=bits).contains(&prefix))
+        .collect();
+        if !wrong_prefixes.is_empty() {
+            let keys: Vec<_> = wrong_prefixes.iter().map(|&(name, ..)| name).collect();
+            let said: Vec<_> = wrong_prefixes
+                .iter()
+                .map(|(name, prefix, bits)| format!("{name} ({prefix}) must be 1 to {bits}"))
+                .collect();
+            return Err(Invalid::new(&keys, said.join("; ")));
         }
         if a.rate_limit > MAX_RATE_LIMIT {
             return Err(Invalid::new(
@@ -1046,14 +1054,24 @@ mod tests {
         c.access.rate_limit_burst = 7;
         assert_eq!(c.access.rate().unwrap().burst, 7);
         c.access.rate_limit_ipv4_prefix = 33;
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .message
-            .contains("must be 1 to 32"));
+        assert_eq!(
+            c.validate().unwrap_err().message,
+            "access.rate_limit_ipv4_prefix (33) must be 1 to 32"
+        );
         c.access.rate_limit_ipv4_prefix = 32;
         c.access.rate_limit_ipv6_prefix = 0;
-        assert!(c.validate().is_err());
+        assert_eq!(
+            c.validate().unwrap_err().message,
+            "access.rate_limit_ipv6_prefix (0) must be 1 to 128",
+            "only the wrong prefix is named"
+        );
+        c.access.rate_limit_ipv4_prefix = 0;
+        assert_eq!(
+            c.validate().unwrap_err().message,
+            "access.rate_limit_ipv4_prefix (0) must be 1 to 32; \
+             access.rate_limit_ipv6_prefix (0) must be 1 to 128"
+        );
+        c.access.rate_limit_ipv4_prefix = 32;
         c.access.rate_limit_ipv6_prefix = 128;
         assert!(c.validate().is_ok());
         // Above a request per microsecond the nanosecond interval rounds
