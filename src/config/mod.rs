@@ -877,6 +877,23 @@ impl Config {
                 ),
             ));
         }
+        // The system picks a free port for each socket it binds to port 0,
+        // so HTTP and UDP would not share one.
+        if let Some(any) = self
+            .listen
+            .tcp_udp
+            .iter()
+            .flatten()
+            .find(|a| a.0.port() == 0)
+        {
+            return Err(Invalid::new(
+                &["listen.tcp_udp"],
+                format!(
+                    "listen.tcp_udp entry {any} has port 0, which would give HTTP and UDP \
+                     different free ports: name a port, or list it in listen.tcp and listen.udp"
+                ),
+            ));
+        }
         let listeners = self.listen.effective();
         for (protocol, key, addresses) in [
             ("TCP", "listen.tcp", &listeners.tcp),
@@ -1022,6 +1039,26 @@ mod tests {
         ] {
             assert_eq!(listening(apart), Ok(()), "{apart}");
         }
+    }
+
+    #[test]
+    fn port_0_serves_one_protocol_only() {
+        let listening = |text: &str| {
+            let c = Config::parse_toml(&format!("[listen]\n{text}\n"), Path::new("f")).unwrap();
+            c.validate().map_err(|invalid| invalid.message)
+        };
+        assert_eq!(
+            listening("tcp_udp = [\"[::1]:0\"]"),
+            Err(
+                "listen.tcp_udp entry [::1]:0 has port 0, which would give HTTP and UDP \
+                 different free ports: name a port, or list it in listen.tcp and listen.udp"
+                    .into()
+            )
+        );
+        assert_eq!(
+            listening("tcp = [\"[::1]:0\"]\nudp = [\"[::1]:0\"]"),
+            Ok(())
+        );
     }
 
     #[test]
