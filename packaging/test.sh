@@ -943,7 +943,36 @@ cmd_freebsd() {
 	check "port skeleton: $out" python3 "$REPO/freebsd/test/check-port.py" "$REPO"
 	check "Makefile.crates can be generated from Cargo.lock" \
 		sh -c "python3 '$REPO/freebsd/test/check-port.py' '$REPO' --write '$dir' && grep -q '^CARGO_CRATES=' '$dir/Makefile.crates'"
+	check_freebsd_target
 	skip "building the port (make, bsd.port.mk, cargo for FreeBSD) needs a FreeBSD host; not available here"
+}
+
+# The crate and its tests compile for FreeBSD, without a warning (cargo
+# check needs only the Rust target, no FreeBSD libc to link against).
+check_freebsd_target() {
+	local target=x86_64-unknown-freebsd log="$WORK/freebsd/cargo-check.log" t0=$SECONDS
+	if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
+		skip "cargo check --target $target: no cargo or rustup on PATH"
+		return
+	fi
+	if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+		skip "cargo check --target $target: the target is not installed (rustup target add $target)"
+		return
+	fi
+	# A target dir of its own, cached: a second run is incremental and never
+	# waits on the developer's cargo lock. Bounded, as the check runs niced.
+	if (cd "$SRC_TREE" && CARGO_TARGET_DIR="$CACHE/cargo-target-freebsd" timeout 1200 \
+		"${NICE[@]}" cargo check --locked --target "$target" --all-targets --message-format short) >"$log" 2>&1; then
+		if grep -Eq '(^|: )warning' "$log"; then
+			fail "cargo check --target $target --all-targets: warnings"
+			grep -E '(^|: )warning' "$log" | head -n 20 | indent
+		else
+			pass "cargo check --target $target --all-targets: no error, no warning ($((SECONDS - t0)) s)"
+		fi
+	else
+		fail "cargo check --target $target --all-targets (log: $log)"
+		grep -E '(^|: )(error|warning)' "$log" | head -n 20 | indent
+	fi
 }
 
 # -------------------------------------------------------------- docker ----

@@ -968,7 +968,8 @@ fn running_out_of_descriptors_is_reported_and_survived() {
 
 /// Runs `test` on a thread in a network namespace of its own, with
 /// loopback up and the nftables `ruleset` loaded; the trackers it starts
-/// live there too. Needs root.
+/// live there too. Needs root, and Linux (unshare, nftables).
+#[cfg(target_os = "linux")]
 fn in_own_network_namespace(ruleset: &'static str, test: impl FnOnce() + Send + 'static) {
     // A network namespace belongs to the thread that made it: this one, and
     // the processes it starts, get a new one; the test's other threads keep
@@ -1001,6 +1002,7 @@ fn in_own_network_namespace(ruleset: &'static str, test: impl FnOnce() + Send + 
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn connection_tracking_is_reported_and_exported() {
     if !is_root() {
         skip(
@@ -1044,6 +1046,7 @@ fn connection_tracking_is_reported_and_exported() {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn replies_the_system_refuses_to_send_are_counted_and_reported() {
     if !is_root() {
         skip(

@@ -240,9 +240,10 @@ impl Tracker {
             }
             if let Some((soft, hard)) = launch.open_files {
                 use std::os::unix::process::CommandExt;
+                // rlim_t is u64 on Linux, i64 on FreeBSD.
                 let limit = libc::rlimit {
-                    rlim_cur: soft,
-                    rlim_max: hard,
+                    rlim_cur: soft as libc::rlim_t,
+                    rlim_max: hard as libc::rlim_t,
                 };
                 // SAFETY: setrlimit is async-signal-safe and reads a copy.
                 unsafe {
