@@ -255,7 +255,7 @@ fn set_no_new_privs() -> Result<(), String> {
 }
 
 // FreeBSD has no capability sets in this sense (Capsicum is a different
-// model) and no no_new_privs: a non-root uid is the whole drop there.
+// model): the uid switch and the chroot are the drop there.
 #[cfg(not(target_os = "linux"))]
 fn clear_bounding_set() -> Result<(), String> {
     Ok(())
@@ -266,7 +266,39 @@ fn clear_capabilities(_bounding: bool) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(not(target_os = "linux"))]
+/// FreeBSD 13 and later: procctl(PROC_NO_NEW_PRIVS_CTL), which as on Linux
+/// makes execve ignore setuid and setgid bits for this process and its
+/// children. FreeBSD 12 does not know the command (EINVAL): a warning, not
+/// a refusal to start, since the uid switch and the chroot are whole
+/// without it and the release is otherwise supported by this code.
+#[cfg(target_os = "freebsd")]
+fn set_no_new_privs() -> Result<(), String> {
+    let mut enable: libc::c_int = libc::PROC_NO_NEW_PRIVS_ENABLE;
+    // SAFETY: procctl reads one c_int through the pointer, which outlives
+    // the call; getpid has no preconditions.
+    let rc = unsafe {
+        libc::procctl(
+            libc::P_PID,
+            libc::getpid() as libc::id_t,
+            libc::PROC_NO_NEW_PRIVS_CTL,
+            (&mut enable as *mut libc::c_int).cast(),
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::EINVAL) {
+        log::warn!(
+            "no_new_privs not set: this FreeBSD has no procctl(PROC_NO_NEW_PRIVS_CTL) \
+             (FreeBSD 13 and later have it)"
+        );
+        return Ok(());
+    }
+    Err(format!("procctl(PROC_NO_NEW_PRIVS_CTL): {error}"))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
 fn set_no_new_privs() -> Result<(), String> {
     Ok(())
 }
