@@ -936,6 +936,15 @@ cmd_freebsd() {
 	out=$(rc precmd)
 	check "start_precmd is the config test" \
 		test "$out" = "/usr/local/bin/opentracker --check-config -f /usr/local/etc/opentracker/opentracker.toml"
+	out=$(rc restart)
+	check "restart tests the configuration, then stops and starts" test "$out" = \
+		"/usr/local/bin/opentracker --check-config -f /usr/local/etc/opentracker/opentracker.toml
+stop (kill the daemon(8) in /var/run/opentracker.pid)
+$expect"
+	out=$(rc restart RC_STUB_BAD_CONFIG=1)
+	check "restart with a bad configuration leaves the tracker running (restart_precmd): ${out##*$'\n'}" \
+		test "$out" = "/usr/local/bin/opentracker --check-config -f /usr/local/etc/opentracker/opentracker.toml
+restart_precmd failed: not stopped"
 	out=$(rc vars)
 	check "rc.subr variables: $out" test "$out" = \
 		"pidfile=/var/run/opentracker.pid procname=/usr/sbin/daemon required_files=/usr/local/etc/opentracker/opentracker.toml extra_commands=reload configtest"
