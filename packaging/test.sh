@@ -925,6 +925,13 @@ cmd_freebsd() {
 		test "$out" = "$expect -A 192.0.2.1"
 	out=$(rc start opentracker_config=/tmp/x.toml)
 	check "opentracker_config is honoured" test "$out" = "${expect//\/usr\/local\/etc\/opentracker\/opentracker.toml//tmp/x.toml}"
+	out=$(rc start "opentracker_config=/tmp/a b.toml")
+	check "an opentracker_config with a space stays one argument: ...${out##*opentracker -f}" \
+		test "$out" = "${expect//\/usr\/local\/etc\/opentracker\/opentracker.toml/\'/tmp/a b.toml\'}"
+	out=$(rc start opentracker_user=www opentracker_program=/bin/sh)
+	check "opentracker_user and opentracker_program are ignored with a warning: ${out%%$'\n'*}" \
+		test "$out" = "WARNING: opentracker_program and opentracker_user are ignored: set tracker.user in /usr/local/etc/opentracker/opentracker.toml
+$expect"
 	out=$(rc rcvar)
 	check "rcvar: $out" test "$out" = opentracker_enable=NO
 	out=$(rc reload)
@@ -947,7 +954,7 @@ $expect"
 restart_precmd failed: not stopped"
 	out=$(rc vars)
 	check "rc.subr variables: $out" test "$out" = \
-		"pidfile=/var/run/opentracker.pid procname=/usr/sbin/daemon required_files=/usr/local/etc/opentracker/opentracker.toml extra_commands=reload configtest"
+		"pidfile=/var/run/opentracker.pid procname=/usr/sbin/daemon required_files= extra_commands=reload configtest"
 	out=$(python3 "$REPO/freebsd/test/check-port.py" "$REPO" 2>&1)
 	check "port skeleton: $out" python3 "$REPO/freebsd/test/check-port.py" "$REPO"
 	check "Makefile.crates can be generated from Cargo.lock" \
