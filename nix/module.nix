@@ -42,11 +42,49 @@ let
   socketDefaults = removeAttrs (unitSection ../systemd/opentracker.socket "Socket") [ "ListenStream" "ListenDatagram" ];
 
   listen = cfg.settings.listen;
-  portOf = address:
-    let m = builtins.match ".*:([0-9]+)" address; in
-    if m == null then 6969 else lib.toInt (builtins.head m);
-  tcpPorts = map portOf (listen.tcp_udp ++ listen.tcp);
-  udpPorts = map portOf (listen.tcp_udp ++ listen.udp);
+  # A listen address in the forms the tracker reads (opentracker.toml(5):
+  # ip, ip:port, ipv6, [ipv6], [ipv6]:port, [ipv6%scope]:port; no port is
+  # 6969) -> { host; port; }, an IPv6 host in brackets as systemd wants it,
+  # or null for any other form.
+  parseAddress = address:
+    let
+      number = digits:
+        let m = builtins.match "0*([1-9][0-9]*)" digits; in
+        if m == null then 0
+        else if builtins.stringLength (builtins.head m) > 5 then 65536
+        else lib.toInt (builtins.head m);
+      portOr6969 = digits: if digits == null then 6969 else number digits;
+      v4 = builtins.match "([0-9]+[.][0-9]+[.][0-9]+[.][0-9]+)(:([0-9]+))?" address;
+      v6 = builtins.match "[[]([0-9A-Fa-f:.]+)(%[0-9]+)?[]](:([0-9]+))?" address;
+      bare6 = builtins.match "([0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)" address;
+      at = builtins.elemAt;
+    in
+    if v4 != null then { host = at v4 0; port = portOr6969 (at v4 2); }
+    # The tracker takes a scope id only with a port.
+    else if v6 != null && (at v6 1 == null || at v6 3 != null) then
+      { host = "[${at v6 0}${if at v6 1 == null then "" else at v6 1}]"; port = portOr6969 (at v6 3); }
+    else if bare6 != null then { host = "[${at bare6 0}]"; port = 6969; }
+    else null;
+  # Why systemd cannot listen on an address, or null when it can.
+  addressProblem = address:
+    let parsed = parseAddress address; in
+    if parsed == null then
+      "is not an address the tracker reads (ip, ip:port, [ipv6] or [ipv6]:port; a scope id only as [fe80::1%2]:port)"
+    else if parsed.port == 0 then
+      "has port 0 (any free port), which systemd's ListenStream=/ListenDatagram= cannot take: give the port"
+    else if parsed.port > 65535 then "has a port above 65535"
+    else null;
+  # ListenStream=/ListenDatagram= value: the port made explicit, and "%"
+  # (a scope id) escaped, as systemd reads it as a unit specifier.
+  unitAddress = address:
+    let parsed = parseAddress address; in
+    if addressProblem address != null then address
+    else builtins.replaceStrings [ "%" ] [ "%%" ] "${parsed.host}:${toString parsed.port}";
+  portsOf = addresses:
+    map (address: (parseAddress address).port)
+      (builtins.filter (address: addressProblem address == null) addresses);
+  tcpPorts = portsOf (listen.tcp_udp ++ listen.tcp);
+  udpPorts = portsOf (listen.tcp_udp ++ listen.udp);
 in
 {
   options.services.opentracker = {
@@ -63,8 +101,10 @@ in
       description = ''
         Written to opentracker.toml; see opentracker.toml(5). Keys left out
         keep their built-in defaults. The listen addresses become the
-        ListenStream= and ListenDatagram= lines of opentracker.socket (give
-        them with a port); the tracker itself uses the sockets systemd passes.
+        ListenStream= and ListenDatagram= lines of opentracker.socket, an
+        address without a port on 6969 as the tracker reads it (port 0 is
+        refused: systemd cannot bind "any free port"); the tracker itself
+        uses the sockets systemd passes.
         nixos-rebuild switch leaves a changed socket unit alone: restart
         opentracker.socket by hand for new addresses.
       '';
@@ -144,13 +184,20 @@ in
   };
 
   config = mkIf cfg.enable {
+    assertions = map
+      (address: {
+        assertion = addressProblem address == null;
+        message = "services.opentracker.settings.listen: ${address} ${toString (addressProblem address)}.";
+      })
+      (listen.tcp_udp ++ listen.tcp ++ listen.udp);
+
     environment.systemPackages = [ cfg.package ];
 
     systemd.sockets.opentracker = {
       description = "opentracker BitTorrent tracker sockets";
       wantedBy = [ "sockets.target" ];
-      listenStreams = listen.tcp_udp ++ listen.tcp;
-      listenDatagrams = listen.tcp_udp ++ listen.udp;
+      listenStreams = map unitAddress (listen.tcp_udp ++ listen.tcp);
+      listenDatagrams = map unitAddress (listen.tcp_udp ++ listen.udp);
       socketConfig = socketDefaults;
     };
 

@@ -58,6 +58,20 @@ def main():
     fw = data["config"]["networking"]["firewall"]["content"]
     expect("openFirewall TCP", fw["allowedTCPPorts"], [6969, 8080])
     expect("openFirewall UDP", fw["allowedUDPPorts"], [6969, 6881])
+    expect("no assertion fails for the custom settings", data["customFailures"], [])
+    asock = data["addressesConfig"]["systemd"]["sockets"]["opentracker"]
+    expect("bare addresses get port 6969, IPv6 brackets, % escaped as %%: ListenStream",
+           asock["listenStreams"], ["192.0.2.1:6969", "[::1]:6969", "[fe80::1%%2]:6969", "[::]:6969", "127.0.0.1:80"])
+    expect("... ListenDatagram", asock["listenDatagrams"], ["192.0.2.1:6969", "[::1]:6969", "[fe80::1%%2]:6881"])
+    afw = data["addressesConfig"]["networking"]["firewall"]["content"]
+    expect("openFirewall ports of bare and IPv6 addresses", (afw["allowedTCPPorts"], afw["allowedUDPPorts"]),
+           ([6969, 6969, 6969, 6969, 80], [6969, 6969, 6881]))
+    expect("no assertion fails for addresses systemd can take", data["addressesFailures"], [])
+    bad = data["badAddressesFailures"]
+    expect("an assertion for each address systemd cannot take",
+           [m.split(" ", 2)[1] for m in bad], ["127.0.0.1:0", "fe80::1%2", "localhost:80", "192.0.2.1:65536"])
+    expect("... saying why", [("port 0" in bad[0]), ("scope id" in bad[1]), ("not an address" in bad[2]), ("65535" in bad[3])],
+           [True] * 4)
     dsock = data["defaultsConfig"]["systemd"]["sockets"]["opentracker"]
     expect("default listeners", (dsock["listenStreams"], dsock["listenDatagrams"]), (["[::]:6969"], ["[::]:6969"]))
     kept = data["keptConfig"]["systemd"]["services"]["opentracker"]["serviceConfig"]
@@ -78,6 +92,7 @@ def main():
           % ", ".join("%s=%s" % kv for kv in sorted(state.items())))
     print("service: %d settings identical to systemd/opentracker.service, ExecStart %s -f <generated toml>"
           % (len(want), toml_arg[0]))
+    print("listen: ListenStream %s; assertions refuse %s" % (asock["listenStreams"], [m.split(" ", 2)[1] for m in bad]))
     print("socket: ListenStream %s, ListenDatagram %s; firewall tcp %s udp %s"
           % (sock["listenStreams"], sock["listenDatagrams"], fw["allowedTCPPorts"], fw["allowedUDPPorts"]))
     return 0

@@ -8,23 +8,36 @@ let
     callPackage = _: _: { outPath = "/stub/opentracker-default"; meta.mainProgram = "opentracker"; };
   };
   module = import ../module.nix;
-  evaluateWith = keepSwarms: settings: module {
+  # extra: option values other than the defaults below.
+  evaluateWith = extra: settings: module {
     inherit lib pkgs;
     config.services.opentracker = {
       enable = true;
       package = { outPath = "/stub/opentracker"; meta.mainProgram = "opentracker"; };
-      inherit settings keepSwarms;
+      inherit settings;
+      keepSwarms = false;
       openFirewall = true;
-    };
+    } // extra;
   };
-  evaluate = evaluateWith false;
+  evaluate = evaluateWith { };
+  # The messages of the assertions that fail.
+  failures = evaluation: map (a: a.message)
+    (builtins.filter (a: !a.assertion) evaluation.config.content.assertions);
+  listenOnly = listen: { inherit listen; access.whitelist = null; tracker.interval = 1800; };
+  # Forms the tracker reads that systemd does not, or not as they are.
+  addresses = evaluate (listenOnly {
+    tcp_udp = [ "192.0.2.1" "::1" ]; tcp = [ "[fe80::1%2]:6969" "[::]" "127.0.0.1:080" ]; udp = [ "[fe80::1%2]:6881" ];
+  });
+  badAddresses = evaluate (listenOnly {
+    tcp_udp = [ "127.0.0.1:0" ]; tcp = [ "fe80::1%2" "localhost:80" ]; udp = [ "192.0.2.1:65536" ];
+  });
   custom = (evaluate {
     listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ "127.0.0.1:8080" ]; udp = [ "0.0.0.0:6881" ]; udp_workers = 2; };
     access.whitelist = null;
     tracker = { interval = 900; user = "nobody"; };
   });
   defaults = evaluate { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker.interval = 1800; };
-  kept = evaluateWith true { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker = { interval = 1800; save_interval = 60; }; };
+  kept = evaluateWith { keepSwarms = true; } { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker = { interval = 1800; save_interval = 60; }; };
   opts = custom.options.services.opentracker;
 in
 {
@@ -35,4 +48,8 @@ in
   config = custom.config.content;
   defaultsConfig = defaults.config.content;
   keptConfig = kept.config.content;
+  customFailures = failures custom;
+  addressesConfig = addresses.config.content;
+  addressesFailures = failures addresses;
+  badAddressesFailures = failures badAddresses;
 }
