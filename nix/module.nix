@@ -14,8 +14,8 @@ let
     tracker = { state_file = "/var/lib/opentracker/state"; save_state = true; };
   };
   # TOML has no null: unset optional keys are left out.
-  configFile = settingsFormat.generate "opentracker.toml"
-    (lib.filterAttrsRecursive (_: v: v != null) (lib.recursiveUpdate cfg.settings stateSettings));
+  settings = lib.filterAttrsRecursive (_: v: v != null) (lib.recursiveUpdate cfg.settings stateSettings);
+  configFile = settingsFormat.generate "opentracker.toml" settings;
 
   # "[Section]" and "Key=Value" lines of a unit file -> { Key = value; },
   # a list when a key repeats (NixOS writes lists as repeated lines).
@@ -37,8 +37,21 @@ let
     builtins.mapAttrs (_: values: if builtins.length values == 1 then builtins.head values else values) parsed.keys;
 
   # Paths and listeners come from this module, not from the unit files.
-  serviceDefaults = removeAttrs (unitSection ../systemd/opentracker.service "Service") [ "ExecStart" "ExecReload" ]
+  unitDefaults = removeAttrs (unitSection ../systemd/opentracker.service "Service") [ "ExecStart" "ExecReload" ]
     // lib.optionalAttrs cfg.keepSwarms (unitSection ../systemd/opentracker-state.conf "Service");
+  serviceDefaults = unitDefaults // { TasksMax = toString tasksMax; };
+  # Every thread is a task (systemd/opentracker.service): the event loop,
+  # the reload thread, the state saver and udp_workers threads for each UDP
+  # socket. The unit's value (17, 18 with the state drop-in) unless the
+  # workers need more.
+  tasksMax =
+    let
+      udpSockets = builtins.length (listen.tcp_udp ++ listen.udp);
+      saver = if (settings.tracker.save_state or false) == true then 1 else 0;
+      needed = 2 + saver + listen.udp_workers * udpSockets;
+      unit = lib.toInt unitDefaults.TasksMax;
+    in
+    if needed > unit then needed else unit;
   socketDefaults = removeAttrs (unitSection ../systemd/opentracker.socket "Socket") [ "ListenStream" "ListenDatagram" ];
 
   listen = cfg.settings.listen;
@@ -140,10 +153,9 @@ in
             description = ''
               Threads serving each UDP socket, for hosts where one core cannot
               keep up; 0 serves UDP from the event loop. Every UDP socket gets
-              its own, and the unit's TasksMax (17, or 18 with keepSwarms)
-              holds them all with the event loop and the reload (and saver)
-              thread: up to 15 worker threads over all UDP addresses. Raise
-              systemd.services.opentracker.serviceConfig.TasksMax for more.
+              its own. The unit's TasksMax is raised from 17 (18 with
+              keepSwarms) when the workers of all UDP addresses, the event
+              loop, the reload thread and the state saver need more.
             '';
           };
         };

@@ -72,6 +72,8 @@ def main():
            [m.split(" ", 2)[1] for m in bad], ["127.0.0.1:0", "fe80::1%2", "localhost:80", "192.0.2.1:65536"])
     expect("... saying why", [("port 0" in bad[0]), ("scope id" in bad[1]), ("not an address" in bad[2]), ("65535" in bad[3])],
            [True] * 4)
+    expect("TasksMax holds 2 UDP sockets x 8 workers, the event loop, reload thread (and saver with keepSwarms)",
+           data["tasksMax"], ["18", "19"])
     dsock = data["defaultsConfig"]["systemd"]["sockets"]["opentracker"]
     expect("default listeners", (dsock["listenStreams"], dsock["listenDatagrams"]), (["[::]:6969"], ["[::]:6969"]))
     kept = data["keptConfig"]["systemd"]["services"]["opentracker"]["serviceConfig"]
@@ -93,6 +95,8 @@ def main():
     print("service: %d settings identical to systemd/opentracker.service, ExecStart %s -f <generated toml>"
           % (len(want), toml_arg[0]))
     print("listen: ListenStream %s; assertions refuse %s" % (asock["listenStreams"], [m.split(" ", 2)[1] for m in bad]))
+    print("TasksMax: 17 (18 with keepSwarms) by default; 2 UDP sockets x 8 workers: %s, with keepSwarms %s"
+          % tuple(data["tasksMax"]))
     print("socket: ListenStream %s, ListenDatagram %s; firewall tcp %s udp %s"
           % (sock["listenStreams"], sock["listenDatagrams"], fw["allowedTCPPorts"], fw["allowedUDPPorts"]))
     return 0

@@ -23,7 +23,7 @@ let
   # The messages of the assertions that fail.
   failures = evaluation: map (a: a.message)
     (builtins.filter (a: !a.assertion) evaluation.config.content.assertions);
-  listenOnly = listen: { inherit listen; access.whitelist = null; tracker.interval = 1800; };
+  listenOnly = listen: { listen = { udp_workers = 0; } // listen; access.whitelist = null; tracker.interval = 1800; };
   # Forms the tracker reads that systemd does not, or not as they are.
   addresses = evaluate (listenOnly {
     tcp_udp = [ "192.0.2.1" "::1" ]; tcp = [ "[fe80::1%2]:6969" "[::]" "127.0.0.1:080" ]; udp = [ "[fe80::1%2]:6881" ];
@@ -36,8 +36,13 @@ let
     access.whitelist = null;
     tracker = { interval = 900; user = "nobody"; };
   });
-  defaults = evaluate { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker.interval = 1800; };
-  kept = evaluateWith { keepSwarms = true; } { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }; access.whitelist = null; tracker = { interval = 1800; save_interval = 60; }; };
+  defaults = evaluate { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; udp_workers = 0; }; access.whitelist = null; tracker.interval = 1800; };
+  kept = evaluateWith { keepSwarms = true; } { listen = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; udp_workers = 0; }; access.whitelist = null; tracker = { interval = 1800; save_interval = 60; }; };
+  # Two UDP sockets with 8 workers each: 16 threads and the event loop and
+  # reload thread; one more for the saver with keepSwarms.
+  manyWorkers = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ "0.0.0.0:6881" ]; udp_workers = 8; };
+  workers = evaluate (listenOnly manyWorkers);
+  workersKept = evaluateWith { keepSwarms = true; } (listenOnly manyWorkers);
   opts = custom.options.services.opentracker;
 in
 {
@@ -49,6 +54,7 @@ in
   defaultsConfig = defaults.config.content;
   keptConfig = kept.config.content;
   customFailures = failures custom;
+  tasksMax = map (e: e.config.content.systemd.services.opentracker.serviceConfig.TasksMax) [ workers workersKept ];
   addressesConfig = addresses.config.content;
   addressesFailures = failures addresses;
   badAddressesFailures = failures badAddresses;
