@@ -9,12 +9,15 @@ let
   inherit (lib) mkOption mkEnableOption mkIf types;
   cfg = config.services.opentracker;
   settingsFormat = pkgs.formats.toml { };
-  # keepSwarms: the state file in the directory the state drop-in gives.
+  # keepSwarms: the state file in the directory the state drop-in gives,
+  # unless the user names another file there.
+  stateDirectory = "/var/lib/opentracker/";
   stateSettings = lib.optionalAttrs cfg.keepSwarms {
-    tracker = { state_file = "/var/lib/opentracker/state"; save_state = true; };
+    tracker = { state_file = "${stateDirectory}state"; save_state = true; };
   };
   # TOML has no null: unset optional keys are left out.
-  settings = lib.filterAttrsRecursive (_: v: v != null) (lib.recursiveUpdate cfg.settings stateSettings);
+  settings = lib.filterAttrsRecursive (_: v: v != null) (lib.recursiveUpdate stateSettings cfg.settings);
+  stateFile = settings.tracker.state_file or null;
   configFile = settingsFormat.generate "opentracker.toml" settings;
 
   # "[Section]" and "Key=Value" lines of a unit file -> { Key = value; },
@@ -162,7 +165,13 @@ in
         options.access.whitelist = mkOption {
           type = types.nullOr types.str;
           default = null;
-          description = "File of info hashes that may be announced; reloaded on `systemctl reload opentracker`.";
+          description = ''
+            File of info hashes that may be announced; reloaded on
+            `systemctl reload opentracker`. The service runs as a transient
+            (dynamic) user: the file must be readable by it, so
+            world-readable, and not under /home, /root (ProtectHome=yes) or
+            /tmp (PrivateTmp=yes gives the service a /tmp of its own).
+          '';
         };
         options.tracker.interval = mkOption {
           type = types.ints.positive;
@@ -184,7 +193,9 @@ in
         tracker.save_interval seconds (600), and loads them when it starts
         (tracker.save_state). The unit gets the state directory and stop
         timeout of systemd/opentracker-state.conf, the drop-in the Debian
-        package ships for the same purpose.
+        package ships for the same purpose. A settings.tracker.state_file of
+        your own must be in /var/lib/opentracker, the only directory the
+        service may write.
       '';
     };
 
@@ -201,7 +212,13 @@ in
         assertion = addressProblem address == null;
         message = "services.opentracker.settings.listen: ${address} ${toString (addressProblem address)}.";
       })
-      (listen.tcp_udp ++ listen.tcp ++ listen.udp);
+      (listen.tcp_udp ++ listen.tcp ++ listen.udp)
+    ++ [{
+      assertion = !cfg.keepSwarms || stateFile == null
+        || builtins.substring 0 (builtins.stringLength stateDirectory) stateFile == stateDirectory;
+      message = "services.opentracker.keepSwarms: settings.tracker.state_file ${toString stateFile} "
+        + "is outside ${stateDirectory}, the only directory the service may write.";
+    }];
 
     environment.systemPackages = [ cfg.package ];
 

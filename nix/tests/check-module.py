@@ -85,12 +85,18 @@ def main():
     expect("keepSwarms sets the state file, keeping the other tracker keys", kept_toml["tracker"], {
         "interval": 1800, "save_interval": 60, "save_state": True,
         "state_file": "/var/lib/opentracker/state"})
+    own = json.loads(data["keptOwnExecStart"].split(" -f ", 1)[1].split(":", 1)[1])
+    expect("keepSwarms keeps a state_file the user set in /var/lib/opentracker",
+           (own["tracker"].get("state_file"), own["tracker"].get("save_state"), data["keptOwnFailures"]),
+           ("/var/lib/opentracker/swarms", True, []))
+    expect("keepSwarms with a state_file elsewhere fails an assertion",
+           ["/srv/opentracker/state is outside" in m for m in data["keptElsewhereFailures"]], [True])
     for e in errors:
         print("mismatch: " + e)
     if errors:
         return 1
     print("options: enable, package, settings (typed listen/access/tracker, freeform rest), keepSwarms, openFirewall")
-    print("keepSwarms: %s from systemd/opentracker-state.conf, tracker.state_file and save_state set"
+    print("keepSwarms: %s from systemd/opentracker-state.conf, tracker.state_file (the user's if in /var/lib/opentracker) and save_state set"
           % ", ".join("%s=%s" % kv for kv in sorted(state.items())))
     print("service: %d settings identical to systemd/opentracker.service, ExecStart %s -f <generated toml>"
           % (len(want), toml_arg[0]))

@@ -43,6 +43,10 @@ let
   manyWorkers = { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ "0.0.0.0:6881" ]; udp_workers = 8; };
   workers = evaluate (listenOnly manyWorkers);
   workersKept = evaluateWith { keepSwarms = true; } (listenOnly manyWorkers);
+  keptWith = stateFile: evaluateWith { keepSwarms = true; }
+    (listenOnly { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; } // { tracker = { interval = 1800; state_file = stateFile; }; });
+  keptOwn = keptWith "/var/lib/opentracker/swarms";
+  keptElsewhere = keptWith "/srv/opentracker/state";
   opts = custom.options.services.opentracker;
 in
 {
@@ -54,6 +58,9 @@ in
   defaultsConfig = defaults.config.content;
   keptConfig = kept.config.content;
   customFailures = failures custom;
+  keptOwnExecStart = keptOwn.config.content.systemd.services.opentracker.serviceConfig.ExecStart;
+  keptOwnFailures = failures keptOwn;
+  keptElsewhereFailures = failures keptElsewhere;
   tasksMax = map (e: e.config.content.systemd.services.opentracker.serviceConfig.TasksMax) [ workers workersKept ];
   addressesConfig = addresses.config.content;
   addressesFailures = failures addresses;
