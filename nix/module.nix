@@ -15,8 +15,18 @@ let
   stateSettings = lib.optionalAttrs cfg.keepSwarms {
     tracker = { state_file = "${stateDirectory}state"; save_state = true; };
   };
+  # Secrets reach the dynamic user as credentials (LoadCredential=), as in
+  # systemd/opentracker-cluster.conf; the settings name their copies.
+  credentials = "/run/credentials/opentracker.service/";
+  clustered = cfg.settings ? cluster;
+  credentialFiles = lib.optionalAttrs (cfg.passkeysFile != null) { passkeys = cfg.passkeysFile; }
+    // lib.optionalAttrs (clustered && cfg.cluster.keyFile != null) { "cluster.key" = cfg.cluster.keyFile; };
+  credentialSettings = lib.recursiveUpdate
+    (lib.optionalAttrs (credentialFiles ? passkeys) { access.passkeys = "${credentials}passkeys"; })
+    (lib.optionalAttrs (credentialFiles ? "cluster.key") { cluster.key_file = "${credentials}cluster.key"; });
   # TOML has no null: unset optional keys are left out.
-  settings = lib.filterAttrsRecursive (_: v: v != null) (lib.recursiveUpdate stateSettings cfg.settings);
+  settings = lib.filterAttrsRecursive (_: v: v != null)
+    (lib.recursiveUpdate (lib.recursiveUpdate stateSettings cfg.settings) credentialSettings);
   stateFile = settings.tracker.state_file or null;
   configFile = settingsFormat.generate "opentracker.toml" settings;
 
@@ -41,7 +51,10 @@ let
 
   # Paths and listeners come from this module, not from the unit files.
   unitDefaults = removeAttrs (unitSection ../systemd/opentracker.service "Service") [ "ExecStart" "ExecReload" ]
-    // lib.optionalAttrs cfg.keepSwarms (unitSection ../systemd/opentracker-state.conf "Service");
+    // lib.optionalAttrs cfg.keepSwarms (unitSection ../systemd/opentracker-state.conf "Service")
+    # Cluster sync binds a socket of its own and sends to the other
+    # trackers; the key comes as the credential below.
+    // lib.optionalAttrs clustered (removeAttrs (unitSection ../systemd/opentracker-cluster.conf "Service") [ "LoadCredential" ]);
   serviceDefaults = unitDefaults // { TasksMax = toString tasksMax; };
   # Every thread is a task (systemd/opentracker.service): the event loop,
   # the reload thread, the state saver and udp_workers threads for each UDP
@@ -199,6 +212,37 @@ in
       '';
     };
 
+    passkeysFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/etc/opentracker/passkeys";
+      description = ''
+        File of passkeys (access.passkeys, see opentracker.toml(5)), handed
+        to the service as a credential (LoadCredential=), so it may be
+        readable by root alone; access.passkeys is set to the copy in
+        /run/credentials/opentracker.service. systemd copies the file when
+        the service starts: after changing it, restart opentracker (the
+        swarms are kept), as a reload re-reads the old copy.
+      '';
+    };
+
+    cluster.keyFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/etc/opentracker/cluster.key";
+      description = ''
+        The key of the cluster (settings.cluster, see opentracker.toml(5)),
+        at least 16 bytes, e.g. from head -c 32 /dev/urandom | base64;
+        needed with settings.cluster (listen and peers), whose key_file is
+        set to the credential's copy. With settings.cluster the unit gets
+        the directives of systemd/opentracker-cluster.conf: a network of
+        its own (PrivateNetwork=no), AF_INET and AF_INET6, IPAddressAllow=
+        for localhost, link-local and the private networks (override
+        systemd.services.opentracker.serviceConfig.IPAddressAllow for
+        others), and this file as a credential, readable by root alone.
+      '';
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -214,6 +258,23 @@ in
       })
       (listen.tcp_udp ++ listen.tcp ++ listen.udp)
     ++ [{
+      assertion = !clustered || cfg.cluster.keyFile != null;
+      message = "services.opentracker.settings.cluster needs services.opentracker.cluster.keyFile: "
+        + "the service's dynamic user can read the key only as a credential.";
+    }
+    {
+      assertion = clustered || cfg.cluster.keyFile == null;
+      message = "services.opentracker.cluster.keyFile is set but settings.cluster (listen, peers) is not.";
+    }
+    {
+      assertion = !(cfg.settings.cluster or { }) ? key_file;
+      message = "services.opentracker: set cluster.keyFile, not settings.cluster.key_file (the module points it at the credential).";
+    }
+    {
+      assertion = cfg.passkeysFile == null || (cfg.settings.access.passkeys or null) == null;
+      message = "services.opentracker: set passkeysFile or settings.access.passkeys, not both.";
+    }
+    {
       assertion = !cfg.keepSwarms || stateFile == null
         || builtins.substring 0 (builtins.stringLength stateDirectory) stateFile == stateDirectory;
       message = "services.opentracker.keepSwarms: settings.tracker.state_file ${toString stateFile} "
@@ -246,6 +307,8 @@ in
       serviceConfig = builtins.mapAttrs (_: lib.mkDefault) serviceDefaults // {
         ExecStart = "${lib.getExe cfg.package} -f ${configFile}";
         ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+      } // lib.optionalAttrs (credentialFiles != { }) {
+        LoadCredential = lib.mapAttrsToList (name: file: "${name}:${file}") credentialFiles;
       };
     };
 

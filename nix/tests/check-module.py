@@ -28,7 +28,7 @@ def main():
         if got != want:
             errors.append("%s: got %r, want %r" % (what, got, want))
 
-    expect("options", sorted(data["options"]), ["enable", "keepSwarms", "openFirewall", "package", "settings"])
+    expect("options", sorted(data["options"]), ["cluster", "enable", "keepSwarms", "openFirewall", "package", "passkeysFile", "settings"])
     expect("typed settings", sorted(data["settingsOptions"]), ["access", "listen", "tracker"])
     expect("mkIf on enable", data["condition"], True)
     svc = data["config"]["systemd"]["services"]["opentracker"]
@@ -91,11 +91,28 @@ def main():
            ("/var/lib/opentracker/swarms", True, []))
     expect("keepSwarms with a state_file elsewhere fails an assertion",
            ["/srv/opentracker/state is outside" in m for m in data["keptElsewhereFailures"]], [True])
+    expect("without passkeysFile or cluster, no credential", "LoadCredential" in sc, False)
+    csc = data["clusteredServiceConfig"]
+    drop_in = section(os.path.join(os.path.dirname(unit), "opentracker-cluster.conf"), "Service")
+    credential = drop_in.pop("LoadCredential")
+    expect("settings.cluster adds systemd/opentracker-cluster.conf", {k: csc.get(k) for k in drop_in}, drop_in)
+    expect("passkeysFile and cluster.keyFile as credentials, named as in the drop-in",
+           csc["LoadCredential"], ["cluster.key:/etc/opentracker/cluster.key", "passkeys:/etc/opentracker/passkeys"])
+    expect("... the drop-in's credential name", credential.split(":")[0], "cluster.key")
+    ctoml = json.loads(csc["ExecStart"].split(" -f ", 1)[1].split(":", 1)[1])
+    expect("settings point at the credentials",
+           (ctoml["access"].get("passkeys"), ctoml["cluster"]),
+           ("/run/credentials/opentracker.service/passkeys",
+            {"listen": "0.0.0.0:6970", "peers": ["192.168.1.2:6970"],
+             "key_file": "/run/credentials/opentracker.service/cluster.key"}))
+    expect("no assertion fails for a cluster with its key", data["clusteredFailures"], [])
+    expect("settings.cluster without cluster.keyFile fails an assertion",
+           ["needs services.opentracker.cluster.keyFile" in m for m in data["clusterWithoutKeyFailures"]], [True])
     for e in errors:
         print("mismatch: " + e)
     if errors:
         return 1
-    print("options: enable, package, settings (typed listen/access/tracker, freeform rest), keepSwarms, openFirewall")
+    print("options: enable, package, settings (typed listen/access/tracker, freeform rest), keepSwarms, passkeysFile, cluster.keyFile, openFirewall")
     print("keepSwarms: %s from systemd/opentracker-state.conf, tracker.state_file (the user's if in /var/lib/opentracker) and save_state set"
           % ", ".join("%s=%s" % kv for kv in sorted(state.items())))
     print("service: %d settings identical to systemd/opentracker.service, ExecStart %s -f <generated toml>"
@@ -103,6 +120,8 @@ def main():
     print("listen: ListenStream %s; assertions refuse %s" % (asock["listenStreams"], [m.split(" ", 2)[1] for m in bad]))
     print("TasksMax: 17 (18 with keepSwarms) by default; 2 UDP sockets x 8 workers: %s, with keepSwarms %s"
           % tuple(data["tasksMax"]))
+    print("cluster: %s from systemd/opentracker-cluster.conf; LoadCredential %s"
+          % (", ".join("%s=%s" % kv for kv in sorted(drop_in.items())), csc["LoadCredential"]))
     print("socket: ListenStream %s, ListenDatagram %s; firewall tcp %s udp %s"
           % (sock["listenStreams"], sock["listenDatagrams"], fw["allowedTCPPorts"], fw["allowedUDPPorts"]))
     return 0

@@ -16,6 +16,8 @@ let
       package = { outPath = "/stub/opentracker"; meta.mainProgram = "opentracker"; };
       inherit settings;
       keepSwarms = false;
+      passkeysFile = null;
+      cluster.keyFile = null;
       openFirewall = true;
     } // extra;
   };
@@ -47,6 +49,10 @@ let
     (listenOnly { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; } // { tracker = { interval = 1800; state_file = stateFile; }; });
   keptOwn = keptWith "/var/lib/opentracker/swarms";
   keptElsewhere = keptWith "/srv/opentracker/state";
+  clusterSettings = listenOnly { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }
+    // { cluster = { listen = "0.0.0.0:6970"; peers = [ "192.168.1.2:6970" ]; }; };
+  clustered = evaluateWith { cluster.keyFile = "/etc/opentracker/cluster.key"; passkeysFile = "/etc/opentracker/passkeys"; } clusterSettings;
+  clusterWithoutKey = evaluate clusterSettings;
   opts = custom.options.services.opentracker;
 in
 {
@@ -58,6 +64,9 @@ in
   defaultsConfig = defaults.config.content;
   keptConfig = kept.config.content;
   customFailures = failures custom;
+  clusteredServiceConfig = clustered.config.content.systemd.services.opentracker.serviceConfig;
+  clusteredFailures = failures clustered;
+  clusterWithoutKeyFailures = failures clusterWithoutKey;
   keptOwnExecStart = keptOwn.config.content.systemd.services.opentracker.serviceConfig.ExecStart;
   keptOwnFailures = failures keptOwn;
   keptElsewhereFailures = failures keptElsewhere;

@@ -9,6 +9,7 @@ rec {
   mkIf = condition: content: { _type = "if"; inherit condition content; };
   mkDefault = value: value;
   optionalAttrs = condition: set: if condition then set else { };
+  mapAttrsToList = f: set: map (name: f name set.${name}) (builtins.attrNames set);
   recursiveUpdate = left: right:
     left // builtins.mapAttrs
       (name: value:
