@@ -1068,9 +1068,33 @@ make_build_image() {
 	fi
 }
 
+# wait_healthy CID: waits (45 s at most) for the container's HEALTHCHECK
+# to pass, and says so; on failure, with the health log and its own.
+wait_healthy() {
+	local cid=$1 health='' i
+	for i in $(seq 1 45); do
+		health=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$cid" 2>/dev/null)
+		[ "$health" = healthy ] && break
+		[ "$("$DOCKER" inspect -f '{{.State.Running}}' "$cid" 2>/dev/null)" = true ] || break
+		sleep 1
+	done
+	if [ "$health" = healthy ]; then
+		pass "container is healthy after ${i} s"
+	else
+		fail "container health: ${health:-none}"
+		"$DOCKER" inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$cid" 2>&1 | tail -n 3 | indent
+		"$DOCKER" logs --tail 20 "$cid" 2>&1 | indent
+		return 1
+	fi
+}
+
+# A port the compose service is run on besides 6969: its health check must
+# follow the mounted config there.
+DOCKER_ALT_PORT=16969
+
 cmd_docker() {
 	section "docker: Dockerfile, compose file, running image"
-	local dir="$WORK/docker" venv="$CACHE/hadolint-venv" t0 out i health cid
+	local dir="$WORK/docker" venv="$CACHE/hadolint-venv" t0 out cid port
 	mkdir -p "$dir"
 	if need_pkgs python3-venv; then
 		if [ ! -x "$venv/bin/hadolint" ]; then
@@ -1135,19 +1159,7 @@ cmd_docker() {
 	cid=$(cd "$dir/src/docker" && docker-compose ps -q opentracker)
 	check "announce over HTTP and UDP on 127.0.0.1" python3 "$REPO/packaging/announce.py" 127.0.0.1 6969
 	check "announce over HTTP and UDP on ::1" python3 "$REPO/packaging/announce.py" ::1 6969
-	health=
-	for i in $(seq 1 45); do
-		health=$("$DOCKER" inspect -f '{{.State.Health.Status}}' "$cid" 2>/dev/null)
-		[ "$health" = healthy ] && break
-		[ "$("$DOCKER" inspect -f '{{.State.Running}}' "$cid" 2>/dev/null)" = true ] || break
-		sleep 1
-	done
-	if [ "$health" = healthy ]; then
-		pass "container is healthy after ${i} s"
-	else
-		fail "container health: ${health:-none}"
-		"$DOCKER" logs --tail 20 "$cid" 2>&1 | indent
-	fi
+	wait_healthy "$cid"
 	out=$("$DOCKER" inspect -f 'ReadonlyRootfs={{.HostConfig.ReadonlyRootfs}} CapDrop={{.HostConfig.CapDrop}} SecurityOpt={{.HostConfig.SecurityOpt}} NetworkMode={{.HostConfig.NetworkMode}}' "$cid")
 	check "container settings: $out" sh -c "case '$out' in *ReadonlyRootfs=true*CapDrop=*ALL*no-new-privileges*) ;; *) exit 1;; esac"
 	out=$("$DOCKER" top "$cid" -o uid,pid,args 2>&1 | tail -n +2)
@@ -1164,6 +1176,22 @@ cmd_docker() {
 	check "SIGTERM to PID 1: stopped in $t0 ms with exit code $out (needs < 5000 ms and 0)" \
 		sh -c "[ $t0 -lt 5000 ] && [ '$out' = 0 ]"
 	check "docker-compose down" sh -c "cd '$dir/src/docker' && docker-compose down -t 5"
+	# The HEALTHCHECK asks where the mounted config listens, not 6969.
+	port=$DOCKER_ALT_PORT
+	if [ -n "$(ss -Hlntu "sport = :$port")" ]; then
+		fail "port $port is already in use on this host; the compose service uses host networking"
+		ss -Hlntup "sport = :$port" | indent
+	else
+		printf '[listen]\ntcp_udp = ["[::]:%s"]\n' "$port" >"$dir/port.toml"
+		export OPENTRACKER_CONFIG="$dir/port.toml"
+		if check "with tcp_udp = [\"[::]:$port\"]: docker-compose up -d and announce on $port" \
+			sh -c "cd '$dir/src/docker' && docker-compose up -d && python3 '$REPO/packaging/announce.py' 127.0.0.1 $port"; then
+			cid=$(cd "$dir/src/docker" && docker-compose ps -q opentracker)
+			wait_healthy "$cid"
+		fi
+		check "docker-compose down" sh -c "cd '$dir/src/docker' && docker-compose down -t 5"
+		unset OPENTRACKER_CONFIG
+	fi
 	# Warm restarts: the compose file's state volume plus save_state.
 	printf '[tracker]\nstate_file = "/var/lib/opentracker/state"\nsave_state = true\n' >"$dir/state.toml"
 	export OPENTRACKER_CONFIG="$dir/state.toml"

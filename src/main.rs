@@ -76,8 +76,8 @@ fn main() -> ExitCode {
             config
         }
         Ok(Command::CheckConfig(config)) => return check_config(&config),
-        Ok(Command::Healthcheck(addr)) => {
-            return match server::healthcheck::probe(addr) {
+        Ok(Command::Healthcheck(targets)) => {
+            return match server::healthcheck::probe(&targets) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     complain(&format!("unhealthy: {e}"));

@@ -1089,3 +1089,47 @@ fn replies_the_system_refuses_to_send_are_counted_and_reported() {
         );
     });
 }
+
+#[test]
+fn healthcheck_with_the_config_asks_where_it_listens() {
+    // HTTP and UDP on ports of their own, neither 6969.
+    let (http, udp) = (free_port(), free_port());
+    let mut tracker = Tracker::launch(Launch {
+        own_listeners: true,
+        toml: format!("[listen]\ntcp = [\"127.0.0.1:{http}\"]\nudp = [\"127.0.0.1:{udp}\"]\n"),
+        ..Launch::default()
+    });
+    let config = tracker.dir.path("opentracker.toml");
+    let config = config.to_str().unwrap();
+    for args in [
+        ["--healthcheck", "-f", config],
+        ["-f", config, "--healthcheck"],
+    ] {
+        let (status, _, stderr) = run_binary(&args);
+        assert!(status.success(), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+    tracker.stop();
+    let (status, _, stderr) = run_binary(&["--healthcheck", "-f", config]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("opentracker: unhealthy: UDP 127.0.0.1:{udp}: ")),
+        "{stderr}"
+    );
+    // With UDP still there but no HTTP, HTTP is what fails.
+    let socket = UdpSocket::bind(("127.0.0.1", udp)).unwrap();
+    let answer = std::thread::spawn(move || {
+        let mut buf = [0u8; 16];
+        let (_, from) = socket.recv_from(&mut buf).unwrap();
+        let mut reply = [0u8; 16];
+        reply[4..8].copy_from_slice(&buf[12..16]);
+        socket.send_to(&reply, from).unwrap();
+    });
+    let (status, _, stderr) = run_binary(&["--healthcheck", "-f", config]);
+    answer.join().unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.starts_with(&format!("opentracker: unhealthy: HTTP 127.0.0.1:{http}: ")),
+        "{stderr}"
+    );
+}

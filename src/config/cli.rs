@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use super::types::bare_ip;
 use super::{Config, ConfigError, ListenAddr, LogTarget, DEFAULT_PORT};
+use crate::server::healthcheck::Targets;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -20,7 +21,7 @@ pub enum Command {
     /// Validate the configuration and print it.
     CheckConfig(Box<Config>),
     /// Probe a running tracker (for container health checks).
-    Healthcheck(SocketAddr),
+    Healthcheck(Targets),
     Help,
     Version,
 }
@@ -30,7 +31,7 @@ Usage: opentracker [-f config] [-i ip] [-p port] [-P port] [-A ip[/bits]] [-r ur
                    [-d dir] [-u user] [-w file] [-b file] [-l file]
                    [--log stderr|syslog]
        opentracker --check-config [-f config] [flags]
-       opentracker --healthcheck [ip:port]
+       opentracker --healthcheck [ip:port | -f config [flags]]
        opentracker -v | --version | -h | --help";
 
 pub const HELP: &str = "
@@ -55,7 +56,9 @@ An opentracker-compatible BitTorrent tracker (HTTP and UDP, IPv4 and IPv6).
   --check-config       validate the configuration and read the lists it
                        names, print it, and exit
   --healthcheck [addr] exit 0 if a tracker answers UDP and HTTP at addr
-                       (default 127.0.0.1:6969)
+                       (default 127.0.0.1:6969); with -f and no addr, ask
+                       where the configuration listens instead: its first
+                       UDP and first TCP listener (a wildcard on 127.0.0.1)
   --log stderr|syslog  where log lines go (default: syslog unless on a terminal)
 
 Without -f, -p or -P it serves HTTP and UDP on [::]:6969 with every torrent tracked.
@@ -73,6 +76,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
     let mut flags: Vec<(String, String)> = Vec::new();
     let mut files = Vec::new();
     let mut check = false;
+    let mut healthcheck = None;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -82,14 +86,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
             "-v" | "--version" => return Ok(Command::Version),
             "--check-config" => check = true,
             "--healthcheck" => {
-                let target = match args.get(i) {
-                    Some(addr) if !addr.starts_with('-') => addr.as_str(),
-                    _ => "127.0.0.1:6969",
+                let addr = match args.get(i) {
+                    Some(addr) if !addr.starts_with('-') => {
+                        i += 1;
+                        let addr = addr
+                            .parse::<ListenAddr>()
+                            .map_err(|e| ConfigError::new(format!("--healthcheck: {e}")))?;
+                        Some(addr.0)
+                    }
+                    _ => None,
                 };
-                let addr = target
-                    .parse::<ListenAddr>()
-                    .map_err(|e| ConfigError::new(format!("--healthcheck: {e}")))?;
-                return Ok(Command::Healthcheck(addr.0));
+                healthcheck = Some(addr);
             }
             "--log" => {
                 let value = args
@@ -127,6 +134,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
             }
         }
     }
+    if let Some(addr) = healthcheck {
+        return healthcheck_targets(addr, &files, &flags).map(Command::Healthcheck);
+    }
     let (mut config, texts) = Config::read_all(&files)?;
     apply(&mut config, &flags)?;
     config
@@ -144,6 +154,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
     } else {
         Command::Run(Box::new(config))
     })
+}
+
+/// What `--healthcheck` asks: the address given, or else where the
+/// configuration files and flags listen (127.0.0.1:6969 with neither). Only
+/// the configuration files are read: no list or state file, which a health
+/// check has no use for and may not be allowed to read.
+fn healthcheck_targets(
+    addr: Option<SocketAddr>,
+    files: &[PathBuf],
+    flags: &[(String, String)],
+) -> Result<Targets, ConfigError> {
+    let listening = |flag: &str| matches!(flag, "-i" | "-p" | "-P");
+    if let Some(addr) = addr {
+        if !files.is_empty() || flags.iter().any(|(flag, _)| listening(flag)) {
+            return Err(ConfigError::new(format!(
+                "--healthcheck {addr}: give an address or the configuration (-f, -i, -p, -P), \
+                 not both"
+            )));
+        }
+        return Ok(Targets::at(addr));
+    }
+    let (mut config, _) = Config::read_all(files)?;
+    apply(&mut config, flags)?;
+    Targets::of(&config.listen.effective())
+        .map_err(|e| ConfigError::new(format!("--healthcheck: {e}")))
 }
 
 /// The settings each flag writes, for naming the flag behind an error.
@@ -424,10 +459,84 @@ mod tests {
         assert!(run(&["-p", "99999"]).is_err());
         assert!(run(&["-f", "/nonexistent/file"]).is_err());
         assert!(matches!(parse([OsString::from("-h")]), Ok(Command::Help)));
-        assert!(matches!(
-            parse([OsString::from("--healthcheck")]),
-            Ok(Command::Healthcheck(_))
-        ));
+    }
+
+    fn healthcheck(args: &[&str]) -> Result<Targets, ConfigError> {
+        match parse(args.iter().map(OsString::from))? {
+            Command::Healthcheck(targets) => Ok(targets),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn healthcheck_asks_the_address_given_or_else_the_default_port() {
+        let default = Targets::at("127.0.0.1:6969".parse().unwrap());
+        assert_eq!(healthcheck(&["--healthcheck"]).unwrap(), default);
+        let given = healthcheck(&["--healthcheck", "[::1]:7000"]).unwrap();
+        assert_eq!(given, Targets::at("[::1]:7000".parse().unwrap()));
+        // The flags of a run around it, as a HEALTHCHECK may copy them.
+        let logged = healthcheck(&["--log", "stderr", "--healthcheck", "127.0.0.2:80"]);
+        assert_eq!(
+            logged.unwrap(),
+            Targets::at("127.0.0.2:80".parse().unwrap())
+        );
+        let bad = healthcheck(&["--healthcheck", "nowhere"]).unwrap_err();
+        assert!(bad.to_string().starts_with("--healthcheck: "), "{bad}");
+    }
+
+    #[test]
+    fn healthcheck_with_a_config_asks_where_it_listens_and_reads_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("ot-cli-health-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        // Lists and a state file that do not exist: not read, so no error.
+        let both = file(
+            "both.toml",
+            "[listen]\ntcp_udp = [\"[::]:23071\"]\n[access]\nwhitelist = \"/nonexistent/list\"\n\
+             [tracker]\nstate_file = \"/nonexistent/state\"\nsave_state = true\n",
+        );
+        let udp_only = file("udp.toml", "[listen]\nudp = [\"127.0.0.2:23072\"]\n");
+        let tcp_only = file("tcp.conf", "listen.tcp 0.0.0.0:23073\n");
+        let on_both = Targets::at("127.0.0.1:23071".parse().unwrap());
+        for args in [
+            &["--healthcheck", "-f", &both][..],
+            &["-f", &both, "--healthcheck"],
+            &[&format!("-f{both}"), "--healthcheck"],
+            &["--healthcheck", "-f", &both, "--log", "stderr"],
+        ] {
+            assert_eq!(healthcheck(args).unwrap(), on_both, "{args:?}");
+        }
+        let udp = healthcheck(&["--healthcheck", "-f", &udp_only]).unwrap();
+        assert_eq!(
+            (udp.udp, udp.http),
+            (Some("127.0.0.2:23072".parse().unwrap()), None)
+        );
+        let tcp = healthcheck(&["--healthcheck", "-f", &tcp_only]).unwrap();
+        assert_eq!(
+            (tcp.udp, tcp.http),
+            (None, Some("127.0.0.1:23073".parse().unwrap()))
+        );
+        // Flags that bind count, as they would for the tracker.
+        let flags = healthcheck(&["--healthcheck", "-i", "127.0.0.3", "-P", "23074"]).unwrap();
+        assert_eq!(
+            (flags.udp, flags.http),
+            (Some("127.0.0.3:23074".parse().unwrap()), None)
+        );
+        let both_ways = healthcheck(&["--healthcheck", "127.0.0.1:6969", "-f", &both]);
+        assert!(
+            both_ways.unwrap_err().to_string().contains("not both"),
+            "an address and a config disagree"
+        );
+        let missing = healthcheck(&["--healthcheck", "-f", "/nonexistent/ot.toml"]).unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/ot.toml"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

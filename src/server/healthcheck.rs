@@ -2,17 +2,67 @@
 //! for a UDP connection id and an HTTP answer, for container health checks.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
+use crate::config::Listeners;
 use crate::proto::udp;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Probes `addr`; `Err` says what did not answer.
-pub fn probe(addr: SocketAddr) -> Result<(), String> {
-    probe_udp(addr).map_err(|e| format!("UDP {addr}: {e}"))?;
-    probe_http(addr).map_err(|e| format!("HTTP {addr}: {e}"))
+/// Where to ask: a UDP connect, an HTTP request, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Targets {
+    pub udp: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+}
+
+impl Targets {
+    /// Both protocols at one address (`--healthcheck ip:port`).
+    pub fn at(addr: SocketAddr) -> Targets {
+        Targets {
+            udp: Some(addr),
+            http: Some(addr),
+        }
+    }
+
+    /// Where a tracker serving `listeners` answers: its first UDP and its
+    /// first TCP listener, a protocol it does not serve left out. Wildcards
+    /// are asked on 127.0.0.1, which `[::]` serves too: it is bound dual
+    /// stack, or as 0.0.0.0 on a host without IPv6.
+    pub fn of(listeners: &Listeners) -> Result<Targets, String> {
+        let reachable = |addr: Option<&SocketAddr>| match addr {
+            Some(addr) if addr.port() == 0 => Err(format!(
+                "listener {addr}: its port is chosen when the tracker starts, so it cannot \
+                 be known here; give --healthcheck the address"
+            )),
+            Some(addr) if addr.ip().is_unspecified() => Ok(Some(SocketAddr::new(
+                Ipv4Addr::LOCALHOST.into(),
+                addr.port(),
+            ))),
+            Some(addr) => Ok(Some(*addr)),
+            None => Ok(None),
+        };
+        let targets = Targets {
+            udp: reachable(listeners.udp.first())?,
+            http: reachable(listeners.tcp.first())?,
+        };
+        if targets.udp.is_none() && targets.http.is_none() {
+            return Err("the configuration has no TCP or UDP listener to ask".into());
+        }
+        Ok(targets)
+    }
+}
+
+/// Asks each target in turn; `Err` says what did not answer.
+pub fn probe(targets: &Targets) -> Result<(), String> {
+    if let Some(addr) = targets.udp {
+        probe_udp(addr).map_err(|e| format!("UDP {addr}: {e}"))?;
+    }
+    if let Some(addr) = targets.http {
+        probe_http(addr).map_err(|e| format!("HTTP {addr}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn probe_udp(addr: SocketAddr) -> Result<(), String> {
@@ -58,5 +108,61 @@ fn probe_http(addr: SocketAddr) -> Result<(), String> {
         Ok(())
     } else {
         Err("not an HTTP answer".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listeners(tcp: &[&str], udp: &[&str]) -> Listeners {
+        let parse = |list: &[&str]| list.iter().map(|a| a.parse().unwrap()).collect();
+        Listeners {
+            tcp: parse(tcp),
+            udp: parse(udp),
+        }
+    }
+
+    fn addr(text: &str) -> Option<SocketAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn wildcards_are_asked_on_the_ipv4_loopback_and_addresses_as_they_are() {
+        let both = Targets::of(&listeners(&["[::]:23071"], &["0.0.0.0:23072"])).unwrap();
+        assert_eq!(
+            both,
+            Targets {
+                udp: addr("127.0.0.1:23072"),
+                http: addr("127.0.0.1:23071"),
+            }
+        );
+        let named = Targets::of(&listeners(&["[::1]:80", "[::]:81"], &["10.1.2.3:6969"]));
+        assert_eq!(
+            named.unwrap(),
+            Targets {
+                udp: addr("10.1.2.3:6969"),
+                http: addr("[::1]:80"),
+            },
+            "the first listener of each protocol"
+        );
+    }
+
+    #[test]
+    fn a_protocol_not_served_is_not_asked() {
+        let udp_only = Targets::of(&listeners(&[], &["[::]:7000"])).unwrap();
+        assert_eq!(
+            (udp_only.udp, udp_only.http),
+            (addr("127.0.0.1:7000"), None)
+        );
+        let tcp_only = Targets::of(&listeners(&["127.0.0.2:7001"], &[])).unwrap();
+        assert_eq!(
+            (tcp_only.udp, tcp_only.http),
+            (None, addr("127.0.0.2:7001"))
+        );
+        let none = Targets::of(&listeners(&[], &[])).unwrap_err();
+        assert!(none.contains("no TCP or UDP listener"), "{none}");
+        let ephemeral = Targets::of(&listeners(&["127.0.0.1:0"], &[])).unwrap_err();
+        assert!(ephemeral.contains("127.0.0.1:0"), "{ephemeral}");
     }
 }
