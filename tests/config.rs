@@ -505,8 +505,18 @@ fn check_config_opens_the_fifos_and_reads_the_state_file_as_the_start_would() {
     let (status, _, stderr) =
         run_binary(&["--check-config", "-f", without_fifos.to_str().unwrap()]);
     assert_eq!(status.code(), Some(1), "{stderr}");
+    // The user the check ran as: nobody when started as root.
+    let uid = if is_root() {
+        65534
+    } else {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() }
+    };
     assert!(
-        stderr.contains("with tracker.save_state the directory must be writable"),
+        stderr.contains(&format!(
+            "with tracker.save_state the directory must be writable by the tracker's \
+             user, uid {uid}"
+        )),
         "{stderr}"
     );
 }

@@ -363,9 +363,12 @@ pub fn check_usable(config: &Config) -> Result<(), String> {
     open_new(&probe)
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| {
+            // SAFETY: geteuid has no preconditions.
+            let uid = unsafe { libc::geteuid() };
             format!(
                 "state file {}: cannot create a file in its directory ({}: {e}); with \
-                 tracker.save_state the directory must be writable by the tracker's user",
+                 tracker.save_state the directory must be writable by the tracker's user, \
+                 uid {uid}",
                 path.display(),
                 probe.display()
             )
@@ -487,8 +490,7 @@ impl Saver {
                 }
             })
             .map_err(|e| {
-                // Most likely a task limit (TasksMax=, ulimit -u): say which.
-                io::Error::new(e.kind(), format!("starting the state saver thread: {e}"))
+                super::udp_workers::thread_start_error("starting the state saver thread", e)
             })?;
         Ok(Some(Saver { stop, thread }))
     }

@@ -87,6 +87,10 @@ pub fn spawn(
     ctx: &Context,
     beats: &mut Vec<Arc<Beat>>,
 ) -> io::Result<()> {
+    let addr = match socket.local_addr() {
+        Ok(addr) => addr.to_string(),
+        Err(_) => format!("socket {index}"),
+    };
     for n in 0..count {
         // Each thread holds its own descriptor for the same socket. Blocking
         // mode belongs to the socket, so the event loop never reads it.
@@ -101,12 +105,24 @@ pub fn spawn(
             .name(name)
             .spawn(move || serve(&socket, ctx, &beat))
             .map_err(|e| {
-                // Most likely a task limit (TasksMax=, ulimit -u): say which.
-                let what = format!("starting UDP worker thread {} of {count}: {e}", n + 1);
-                io::Error::new(e.kind(), what)
+                let what = format!("UDP {addr}: starting worker thread {} of {count}", n + 1);
+                thread_start_error(&what, e)
             })?;
     }
     Ok(())
+}
+
+/// The error of a thread that did not start, saying which (`what`) and,
+/// when it is the usual cause, that a limit on tasks was reached: the
+/// kernel says only "Resource temporarily unavailable".
+pub fn thread_start_error(what: &str, e: io::Error) -> io::Error {
+    let hint = if e.raw_os_error() == Some(libc::EAGAIN) {
+        "; a limit on threads or processes was reached (docker's pids_limit, systemd's \
+         TasksMax=, ulimit -u): raise it, or start fewer threads (listen.udp_workers)"
+    } else {
+        ""
+    };
+    io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
 }
 
 fn serve(socket: &UdpSocket, mut ctx: Context, beat: &Beat) {
@@ -158,5 +174,23 @@ mod tests {
         // A batch begun at the origin itself still counts as busy.
         beat.begin(origin);
         assert_eq!(beat.busy_for(origin), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_thread_refused_by_a_task_limit_says_so() {
+        let what = "UDP 0.0.0.0:6969: starting worker thread 32 of 32";
+        let limited = thread_start_error(what, io::Error::from_raw_os_error(libc::EAGAIN));
+        assert_eq!(
+            limited.to_string(),
+            "UDP 0.0.0.0:6969: starting worker thread 32 of 32: Resource temporarily \
+             unavailable (os error 11); a limit on threads or processes was reached \
+             (docker's pids_limit, systemd's TasksMax=, ulimit -u): raise it, or start \
+             fewer threads (listen.udp_workers)"
+        );
+        let other = thread_start_error(what, io::Error::from_raw_os_error(libc::ENOMEM));
+        assert_eq!(
+            other.to_string(),
+            format!("{what}: Cannot allocate memory (os error 12)")
+        );
     }
 }
