@@ -46,15 +46,13 @@ impl Fifo {
             open_ends(path)?;
             return Ok("a FIFO, opened for reading");
         }
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        may_write_in(dir).map_err(|e| {
-            io::Error::new(
+        let dir = directory_of(path);
+        may_write_in(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => missing_directory(dir),
+            _ => io::Error::new(
                 e.kind(),
                 format!("missing, and cannot be made in {}: {e}", dir.display()),
-            )
+            ),
         })?;
         Ok("missing; made at start")
     }
@@ -83,6 +81,26 @@ impl Fifo {
             }
         }
     }
+}
+
+/// The directory `path` is made in.
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// The error for a FIFO whose directory is not there: mkfifo says only "No
+/// such file or directory", which reads as if the FIFO were the problem.
+fn missing_directory(dir: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "missing, and cannot be made: its directory {} does not exist",
+            dir.display()
+        ),
+    )
 }
 
 /// Whether a FIFO is at `path`; anything else there is an error.
@@ -124,12 +142,14 @@ fn may_write_in(dir: &Path) -> io::Result<()> {
 }
 
 fn make_fifo(path: &Path) -> io::Result<()> {
-    let path = c_path(path)?;
+    let c = c_path(path)?;
     // SAFETY: mkfifo reads a NUL-terminated path.
-    if unsafe { libc::mkfifo(path.as_ptr(), 0o600) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error() {
+        e if e.kind() == io::ErrorKind::NotFound => Err(missing_directory(directory_of(path))),
+        e => Err(e),
     }
 }
 
@@ -188,5 +208,19 @@ mod tests {
         let error = Fifo::open(&file).err().unwrap();
         assert_eq!(error.to_string(), "exists and is not a FIFO");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_named_as_what_is_missing() {
+        // As /run/opentracker under a container's read-only root.
+        let dir = std::env::temp_dir().join(format!("ot-fifo-nodir-{}", std::process::id()));
+        let path = dir.join("add");
+        let expected = format!(
+            "missing, and cannot be made: its directory {} does not exist",
+            dir.display()
+        );
+        assert_eq!(Fifo::open(&path).err().unwrap().to_string(), expected);
+        assert_eq!(Fifo::check(&path).unwrap_err().to_string(), expected);
+        assert!(!dir.exists());
     }
 }
