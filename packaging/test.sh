@@ -1109,6 +1109,8 @@ cmd_docker() {
 			tail -n 5 "$dir/pip.log" | indent
 		fi
 	fi
+	check "the root .dockerignore (classic builder) and docker/Dockerfile.dockerignore (BuildKit) list the same patterns" \
+		bash -c "diff <(grep -v '^#' '$REPO/.dockerignore') <(grep -v '^#' '$REPO/docker/Dockerfile.dockerignore')"
 	if ! need_pkgs docker-compose; then
 		return
 	fi
