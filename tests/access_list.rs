@@ -114,6 +114,69 @@ fn whitelist_reloads_on_sighup_and_keeps_old_list_on_errors() {
 }
 
 #[test]
+fn a_whitelist_replaced_by_a_fifo_is_refused_at_reload_not_waited_for() {
+    let dir = TestDir::new();
+    let (mut tracker, list) = with_whitelist(dir, format!("{}\n", hex(&hash(1))));
+    std::fs::remove_file(&list).unwrap();
+    make_fifo(&list);
+    // Bounded: READY=1 comes, where opening the FIFO waited for a writer.
+    tracker.reload();
+    assert_reload_kept_the_old_list(
+        &tracker,
+        &format!(
+            "access list {}: not a regular file (a FIFO)",
+            list.display()
+        ),
+        "keeping the previous whitelist of 1",
+    );
+    assert!(http_allowed(&tracker, 1));
+    // The next reload is not stuck behind it.
+    std::fs::remove_file(&list).unwrap();
+    std::fs::write(&list, format!("{}\n", hex(&hash(2)))).unwrap();
+    tracker.reload();
+    assert!(http_allowed(&tracker, 2));
+    assert!(!http_allowed(&tracker, 1));
+}
+
+#[test]
+fn a_fifo_for_a_list_or_the_configuration_fails_at_once() {
+    const AT_ONCE: Duration = Duration::from_secs(10);
+    let dir = TestDir::new();
+    let fifo = dir.path("whitelist.fifo");
+    make_fifo(&fifo);
+    let config = dir.write(
+        "c.toml",
+        &format!(
+            "[listen]\ntcp_udp = [\"127.0.0.1:{}\"]\n[access]\nwhitelist = \"{}\"\n\
+             [log]\ntarget = \"stderr\"\n",
+            free_port(),
+            fifo.display()
+        ),
+    );
+    let expected = format!(
+        "access list {}: not a regular file (a FIFO)",
+        fifo.display()
+    );
+    let (status, _, stderr) = run_binary_within(&["-f", config.to_str().unwrap()], AT_ONCE);
+    assert_eq!(status.code(), Some(111), "{stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    let (status, stdout, stderr) =
+        run_binary_within(&["--check-config", "-f", config.to_str().unwrap()], AT_ONCE);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&expected) && stdout.is_empty(), "{stderr}");
+    // The configuration file itself.
+    let (status, _, stderr) = run_binary_within(&["-f", fifo.to_str().unwrap()], AT_ONCE);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: cannot read: not a regular file (a FIFO)",
+            fifo.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn blacklist_and_v2_hashes() {
     let dir = TestDir::new();
     let mut v2 = hash(5).to_vec();

@@ -229,6 +229,21 @@ fn a_short_key_or_a_partial_section_does_not_start() {
         )),
         "{stderr}"
     );
+    // A FIFO is refused, not waited for.
+    std::fs::remove_file(&key).unwrap();
+    make_fifo(&key);
+    let (status, _, stderr) = run_binary_within(
+        &["-f", config.to_str().unwrap(), "--log", "stderr"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(status.code(), Some(111), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cluster.key_file {}: not a regular file (a FIFO)",
+            key.display()
+        )),
+        "{stderr}"
+    );
     let partial = dir.write(
         "partial.toml",
         &format!("[cluster]\nlisten = \"127.0.0.1:{port}\"\n"),

@@ -47,7 +47,7 @@ fn in_plain_words(message: &str) -> String {
 }
 
 fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let bytes = std::fs::read(path)
+    let bytes = crate::sys::read_regular_file(path)
         .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
     let bytes = match String::from_utf8(bytes) {
         Ok(text) => return Ok(text),

@@ -32,7 +32,7 @@ pub fn read_key(config: &Config) -> Result<Option<Vec<u8>>, String> {
     let Some(key_file) = &config.cluster.key_file else {
         return Ok(None);
     };
-    let key = std::fs::read(key_file)
+    let key = crate::sys::read_regular_file(key_file)
         .map_err(|e| format!("cluster.key_file {}: {e}", key_file.display()))?;
     let key = key.trim_ascii().to_vec();
     if key.len() < MIN_KEY {

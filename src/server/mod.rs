@@ -380,7 +380,8 @@ fn read_list<T, E: std::fmt::Display>(
     path: &Path,
     parse: impl FnOnce(&[u8]) -> Result<T, E>,
 ) -> Result<T, String> {
-    let file = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let file =
+        sys::read_regular_file(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
     parse(&file).map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 

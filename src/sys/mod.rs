@@ -17,6 +17,8 @@
 //! - [`ProcFile`]: `/proc` files kept open across a chroot.
 //! - [`watch`]: files looked at now and then for changes.
 //! - [`fifo`]: named pipes read line by line from the event loop.
+//! - [`read_regular_file`]: a configuration or list file read whole, where a
+//!   FIFO or device at its path is an error rather than a wait.
 //! - [`datagrams`]: UDP datagrams moved in batches (`recvmmsg`/`sendmmsg`
 //!   on Linux, one call each elsewhere), answered from the address each
 //!   arrived on.
@@ -92,6 +94,56 @@ pub fn keep_proc_files() {
     conntrack::keep_proc_files();
 }
 
+/// Reads the regular file at `path` whole. Anything else there (a FIFO, a
+/// device, a directory) is an error saying what it is: opening a FIFO waits
+/// for a writer and reading a device may never end, which would hold up a
+/// start or a reload with no word said. Opened non-blocking for that
+/// (which changes nothing for a regular file's reads), and without taking a
+/// terminal as the controlling one.
+pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match std::fs::metadata(path) {
+            // A socket cannot be opened at all (ENXIO): say what it is.
+            Ok(found) if !found.is_file() && !found.is_dir() => not_regular(&found),
+            _ => e,
+        })?;
+    let found = file.metadata()?;
+    if !found.is_file() {
+        return Err(not_regular(&found));
+    }
+    let mut bytes = Vec::with_capacity(found.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The error for something at a path that is not a regular file.
+fn not_regular(found: &std::fs::Metadata) -> io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = found.file_type();
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "of an unknown kind"
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not a regular file ({what})"),
+    )
+}
+
 /// `path` as the NUL-terminated string system calls take.
 pub fn c_path(path: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
@@ -101,4 +153,35 @@ pub fn c_path(path: &Path) -> io::Result<CString> {
             format!("{}: path contains a NUL byte", path.display()),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_regular_file_is_read_and_a_fifo_does_not_block() {
+        let dir = std::env::temp_dir().join(format!("ot-regular-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("list");
+        std::fs::write(&file, "a line\n").unwrap();
+        assert_eq!(read_regular_file(&file).unwrap(), b"a line\n");
+
+        let fifo = dir.join("fifo");
+        let c_fifo = c_path(&fifo).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        let refused = |path: &Path| read_regular_file(path).unwrap_err().to_string();
+        assert_eq!(refused(&fifo), "not a regular file (a FIFO)");
+        assert_eq!(refused(&dir), "not a regular file (a directory)");
+        assert_eq!(
+            refused(Path::new("/dev/null")),
+            "not a regular file (a character device)"
+        );
+        let socket = dir.join("socket");
+        let _bound = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(refused(&socket), "not a regular file (a socket)");
+        assert!(refused(&dir.join("absent")).contains("No such file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

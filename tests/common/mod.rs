@@ -426,6 +426,50 @@ pub fn run_binary(args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
+/// As [`run_binary`], for a run that might hang: panics once it has run
+/// for `limit` (the process is killed first).
+pub fn run_binary_within(args: &[&str], limit: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run opentracker");
+    // Read meanwhile, so that a full pipe cannot hold the process up.
+    let read_all = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = from.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let Some(status) = wait_exit(&mut child, limit) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "opentracker {args:?} still ran after {limit:?}; stderr:\n{}",
+            stderr.join().unwrap()
+        );
+    };
+    (status, stdout.join().unwrap(), stderr.join().unwrap())
+}
+
+/// Makes a FIFO at `path`.
+pub fn make_fifo(path: &Path) {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) },
+        0,
+        "mkfifo {path:?}"
+    );
+}
+
 /// The value of the sample without labels `name` in `/metrics` text.
 pub fn metric_in(metrics: &str, name: &str) -> u64 {
     metrics
