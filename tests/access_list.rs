@@ -1168,6 +1168,62 @@ fn udp_is_answered_while_a_big_whitelist_is_reloaded() {
 }
 
 #[test]
+fn changesets_written_during_a_reload_are_kept_by_it() {
+    let dir = TestDir::new();
+    dir.writable_by_tracker();
+    // Long enough to read that the FIFO's lines arrive before it is done.
+    let mut hashes: String = (0..300_000u64)
+        .map(|i| {
+            format!(
+                "{:040x}\n",
+                u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c)
+            )
+        })
+        .collect();
+    hashes.push_str(&format!("{}\n", hex(&hash(1))));
+    let list = dir.write("whitelist.txt", &hashes);
+    let (add, delete) = (dir.path("add"), dir.path("delete"));
+    let toml = format!(
+        "[access]\nwhitelist = \"{}\"\nfifo_add = \"{}\"\nfifo_delete = \"{}\"\n",
+        list.display(),
+        add.display(),
+        delete.display()
+    );
+    let mut tracker = Tracker::start_in(dir, toml);
+    write_fifo(&add, &format!("{}\n", hex(&hash(2))));
+    tracker.wait_for_log("whitelist of 300002 until the next reload");
+
+    tracker.clear_messages();
+    tracker.signal("HUP");
+    assert!(
+        tracker.wait_for_message("RELOADING=1", Duration::from_secs(10)),
+        "no RELOADING=1"
+    );
+    write_fifo(&add, &format!("{}\n", hex(&hash(3))));
+    write_fifo(&delete, &format!("{}\n", hex(&hash(1))));
+    assert!(
+        tracker.wait_for_message("READY=1", Duration::from_secs(20)),
+        "no READY=1 after reload"
+    );
+    assert!(http_allowed(&tracker, 3), "added during the reload: kept");
+    assert!(
+        !http_allowed(&tracker, 1),
+        "deleted during the reload: kept"
+    );
+    assert!(
+        !http_allowed(&tracker, 2),
+        "added before the reload: dropped"
+    );
+    let log = tracker.stderr();
+    let reloaded = log
+        .find("access list reloaded: whitelist of 300001\n")
+        .expect(&log);
+    let applied_again = "reload: 2 changeset hashes written during it applied again to the new \
+                         list; whitelist of 300001 until the next reload";
+    assert!(log[reloaded..].contains(applied_again), "{log}");
+}
+
+#[test]
 fn an_empty_whitelist_and_a_reload_with_no_lists_are_said_in_the_log() {
     let (mut tracker, list) = with_whitelist(TestDir::new(), format!("{}\n", hex(&hash(1))));
     std::fs::write(&list, "# nothing listed any more\n").unwrap();

@@ -1071,19 +1071,38 @@ impl Server {
 
     /// A reload finished: count it, and tell the service manager.
     fn reloaded(&mut self) {
-        let Some((reloaded, again)) = self.reloader.finished() else {
+        let Some(reload::Finished {
+            reloaded,
+            again,
+            reapply,
+        }) = self.reloader.finished()
+        else {
             return;
         };
         let now = self.ctx.clock().1;
         for (lists, taken) in reloaded {
             self.ctx.counters.list_reloaded(lists, taken, now);
         }
+        if !reapply.is_empty() {
+            let tracker = &self.ctx.tracker;
+            for &(hash, adds) in &reapply {
+                tracker.set_listed(hash, adds);
+            }
+            log::info!(
+                "reload: {} changeset hashes written during it applied again to the new list; \
+                 {} until the next reload",
+                reapply.len(),
+                tracker.access_list()
+            );
+        }
         // Served from the next request on, not the next loop turn.
         self.ctx.begin_turn();
         self.end_websockets_no_longer_admitted();
         self.notifier.ready(&self.status_line());
         if let Some(lists) = again {
-            self.reload(lists);
+            if self.reloader.start_again(&self.config, &self.ctx, lists) {
+                self.notifier.reloading();
+            }
         }
     }
 
@@ -1117,13 +1136,14 @@ impl Server {
             return;
         };
         let (adds, name) = (changeset.adds, changeset.name);
-        let tracker = &self.ctx.tracker;
+        let (tracker, reloader) = (&self.ctx.tracker, &mut self.reloader);
         let (mut changed, mut unchanged) = (0, 0);
         let read = changeset
             .fifo
             .read_lines(|line| match access_list::parse(line.as_bytes()) {
                 Ok(hashes) => {
                     for hash in hashes {
+                        reloader.access_list_changed((hash, adds));
                         if tracker.set_listed(hash, adds) {
                             changed += 1;
                         } else {

@@ -5,6 +5,11 @@
 //! swapped for its new version as soon as that is read (a bad file keeps
 //! the old one); the loop is woken when all are done, to count the reload
 //! and tell the service manager.
+//!
+//! A changeset line (`access.fifo_add`/`fifo_delete`) applied while the
+//! access list is being re-read edits the list that is about to be
+//! replaced: such changes are kept here and applied again to the new list,
+//! so that a reload drops only the changes written before it was asked for.
 
 use std::io;
 use std::sync::mpsc::{self, Receiver};
@@ -17,12 +22,25 @@ use super::{load_access_list, load_blocked_networks, load_hybrids, load_passkeys
 use crate::config::network_list::NetworkList;
 use crate::config::passkey_list::PasskeyList;
 use crate::config::Config;
+use crate::proto::InfoHash;
 use crate::stats::ListFiles;
 use crate::tracker::hybrids::HybridLinks;
 use crate::tracker::ShardedTracker;
 
 /// The configured lists re-read, and whether each new version was taken.
 pub type Reloaded = Vec<(ListFiles, bool)>;
+
+/// A changeset line's edit: a hash put on the access list, or taken off.
+pub type ListChange = (InfoHash, bool);
+
+/// What a finished reload leaves to the event loop.
+pub struct Finished {
+    pub reloaded: Reloaded,
+    /// The lists to reload next (asked for meanwhile), if any.
+    pub again: Option<Lists>,
+    /// Changes to apply again, in order, to the access list just put in force.
+    pub reapply: Vec<ListChange>,
+}
 
 /// Which lists a reload re-reads. Reading only those whose files changed
 /// keeps the FIFO changesets to the access list in force when another
@@ -61,6 +79,9 @@ pub struct Reloader {
     /// Asked for while one was under way: reloaded once more after it, so
     /// that the lists end up as the files are now.
     again: Lists,
+    /// From when a reload of the access list is asked for until it is
+    /// done: the changeset edits made since.
+    access_changes: Option<Vec<ListChange>>,
     waker: Arc<Waker>,
 }
 
@@ -78,6 +99,7 @@ impl Reloader {
         Ok(Reloader {
             under_way: None,
             again: Lists::default(),
+            access_changes: None,
             waker: Arc::new(Waker::new(registry, token)?),
         })
     }
@@ -86,10 +108,31 @@ impl Reloader {
     /// when a reload is under way already (these are reloaded once that is
     /// done) or no thread could be started (logged; the lists in force stay).
     pub fn start(&mut self, config: &Config, ctx: &Context, lists: Lists) -> bool {
+        if lists.has(ListFiles::Access) {
+            // Edits made before now are dropped by this reload, as upstream's.
+            self.access_changes = Some(Vec::new());
+        }
         if self.under_way.is_some() {
             self.again = self.again.with(lists);
             return false;
         }
+        self.spawn(config, ctx, lists)
+    }
+
+    /// Starts the reload [`Reloader::finished`] said was asked for meanwhile.
+    pub fn start_again(&mut self, config: &Config, ctx: &Context, lists: Lists) -> bool {
+        self.spawn(config, ctx, lists)
+    }
+
+    /// Notes a changeset edit just made to the access list in force, for
+    /// the new list of a reload under way.
+    pub fn access_list_changed(&mut self, change: ListChange) {
+        if let Some(changes) = &mut self.access_changes {
+            changes.push(change);
+        }
+    }
+
+    fn spawn(&mut self, config: &Config, ctx: &Context, lists: Lists) -> bool {
         let in_force = InForce {
             tracker: ctx.tracker.clone(),
             blocked_networks: ctx.blocked_networks.clone(),
@@ -113,18 +156,34 @@ impl Reloader {
             }
             Err(e) => {
                 log::error!("cannot start a thread to reload the lists: {e}; keeping them");
+                self.access_changes = None;
                 false
             }
         }
     }
 
-    /// After the wake-up: the report of the reload that finished, if one
-    /// did, and the lists to reload next (asked for meanwhile), if any.
-    pub fn finished(&mut self) -> Option<(Reloaded, Option<Lists>)> {
+    /// After the wake-up: what the reload that finished, if one did, leaves
+    /// to do.
+    pub fn finished(&mut self) -> Option<Finished> {
         let reloaded = self.under_way.as_ref()?.try_recv().ok()?;
         self.under_way = None;
         let again = std::mem::take(&mut self.again);
-        Some((reloaded, (!again.is_empty()).then_some(again)))
+        // Kept for the next reload when it re-reads the access list too
+        // (it was asked for before these edits); otherwise done with.
+        let changes = match again.has(ListFiles::Access) {
+            true => self.access_changes.clone(),
+            false => self.access_changes.take(),
+        };
+        // A list not taken leaves the old one, edits and all, in force.
+        let reapply = match reloaded.contains(&(ListFiles::Access, true)) {
+            true => changes.unwrap_or_default(),
+            false => Vec::new(),
+        };
+        Some(Finished {
+            reloaded,
+            again: (!again.is_empty()).then_some(again),
+            reapply,
+        })
     }
 }
 
