@@ -1235,3 +1235,24 @@ fn an_empty_whitelist_and_a_reload_with_no_lists_are_said_in_the_log() {
     open.reload();
     open.wait_for_log("reload: no list files are configured, nothing to read");
 }
+
+#[test]
+fn a_reload_says_when_the_configuration_file_changed_since_the_start() {
+    const CHANGED: &str = "changed since the start; only the list files are re-read on \
+                           reload, restart to apply the rest";
+    let mut tracker = Tracker::start("");
+    tracker.reload();
+    tracker.wait_for_log("reload: no list files are configured, nothing to read");
+    assert!(!tracker.stderr().contains(CHANGED), "{}", tracker.stderr());
+
+    let config = tracker.dir.path("opentracker.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text.replace("level = \"debug\"", "level = \"info\"");
+    assert_ne!(edited, text);
+    std::fs::write(&config, edited).unwrap();
+    tracker.reload();
+    tracker.wait_for_log(&format!(
+        "the configuration file {} {CHANGED}",
+        config.display()
+    ));
+}

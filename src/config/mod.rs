@@ -46,9 +46,8 @@ fn in_plain_words(message: &str) -> String {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let bytes = crate::sys::read_regular_file(path)
-        .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
+/// The text of the file at `path`, which holds `bytes`.
+fn text_of(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
     let bytes = match String::from_utf8(bytes) {
         Ok(text) => return Ok(text),
         Err(e) => e.into_bytes(),
@@ -79,6 +78,40 @@ pub struct Config {
     /// Things worth a warning found while reading the file (logged at start).
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// The files this was read from.
+    #[serde(skip)]
+    pub files: Vec<FileRead>,
+}
+
+/// A configuration file as it was read: SIGHUP re-reads only the list
+/// files, as upstream's, so an edit to this one is said to need a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRead {
+    /// Absolute: the start leaves the directory it was given in.
+    pub path: PathBuf,
+    digest: u64,
+}
+
+impl FileRead {
+    fn new(path: &Path, bytes: &[u8]) -> FileRead {
+        FileRead {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+            digest: digest(bytes),
+        }
+    }
+
+    /// Whether the file holds other bytes now; false when it cannot be
+    /// read (after a chroot, or by the user the tracker became).
+    pub fn changed(&self) -> bool {
+        crate::sys::read_regular_file(&self.path).is_ok_and(|bytes| digest(&bytes) != self.digest)
+    }
+}
+
+fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut hasher = DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 /// Listen addresses. `None` everywhere means the default, `[::]:6969` for
@@ -577,7 +610,10 @@ impl Config {
         let mut config = Config::default();
         let mut texts = Vec::with_capacity(paths.len());
         for path in paths {
-            let text = read_text(path)?;
+            let bytes = crate::sys::read_regular_file(path)
+                .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
+            let read = FileRead::new(path, &bytes);
+            let text = text_of(path, bytes)?;
             if !legacy::looks_legacy(&text) {
                 if paths.len() > 1 {
                     return Err(ConfigError::at(
@@ -591,6 +627,7 @@ impl Config {
             } else {
                 legacy::apply(&text, path, &mut config)?;
             }
+            config.files.push(read);
             texts.push((path.clone(), text));
         }
         Ok((config, texts))

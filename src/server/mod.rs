@@ -1050,6 +1050,7 @@ impl Server {
         for signal in self.signals.pending() {
             match signal {
                 Signal::Reload => {
+                    self.warn_if_configuration_changed();
                     self.reload(reload::Lists::ALL);
                     if let Some(watch) = &mut self.watch {
                         watch.mark_loaded();
@@ -1059,6 +1060,18 @@ impl Server {
             }
         }
         stop
+    }
+
+    /// SIGHUP re-reads the list files only, as upstream's: an edited
+    /// configuration file would otherwise seem taken.
+    fn warn_if_configuration_changed(&self) {
+        for file in self.config.files.iter().filter(|file| file.changed()) {
+            log::warn!(
+                "the configuration file {} changed since the start; only the list files are \
+                 re-read on reload, restart to apply the rest",
+                file.path.display()
+            );
+        }
     }
 
     /// SIGHUP, or a list file changed: re-read the files of `lists`, off
