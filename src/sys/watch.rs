@@ -2,8 +2,10 @@
 //! portable (Linux, FreeBSD, inside a chroot, on any file system), and a
 //! few `stat` calls every couple of seconds cost nothing. A change is
 //! reported once the file has stayed the same for one more look, so a file
-//! still being written is not read half-way. Each file carries the caller's
-//! key, so that only what changed need be read again.
+//! whose writer finishes within a look is not read half-way; one whose
+//! writer pauses longer mid-file is (files are best replaced by a rename,
+//! which is seen whole at once). Each file carries the caller's key, so
+//! that only what changed need be read again.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
