@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -677,18 +678,23 @@ fn write_fifo(path: &std::path::Path, text: &str) {
     fifo.write_all(text.as_bytes()).unwrap();
 }
 
+/// A whitelist with both changeset FIFOs.
+fn changeset_config(list: &Path, add: &Path, delete: &Path) -> String {
+    format!(
+        "[access]\nwhitelist = \"{}\"\nfifo_add = \"{}\"\nfifo_delete = \"{}\"\n",
+        list.display(),
+        add.display(),
+        delete.display()
+    )
+}
+
 #[test]
 fn fifo_changesets_add_and_delete_until_the_next_reload() {
     let dir = TestDir::new();
     dir.writable_by_tracker();
     let list = dir.write("whitelist.txt", &format!("{}\n", hex(&hash(1))));
     let (add, delete) = (dir.path("add"), dir.path("delete"));
-    let toml = format!(
-        "[access]\nwhitelist = \"{}\"\nfifo_add = \"{}\"\nfifo_delete = \"{}\"\n",
-        list.display(),
-        add.display(),
-        delete.display()
-    );
+    let toml = changeset_config(&list, &add, &delete);
     let mut tracker = Tracker::start_in(dir, toml);
     use std::os::unix::fs::FileTypeExt;
     assert!(
@@ -1183,12 +1189,7 @@ fn changesets_written_during_a_reload_are_kept_by_it() {
     hashes.push_str(&format!("{}\n", hex(&hash(1))));
     let list = dir.write("whitelist.txt", &hashes);
     let (add, delete) = (dir.path("add"), dir.path("delete"));
-    let toml = format!(
-        "[access]\nwhitelist = \"{}\"\nfifo_add = \"{}\"\nfifo_delete = \"{}\"\n",
-        list.display(),
-        add.display(),
-        delete.display()
-    );
+    let toml = changeset_config(&list, &add, &delete);
     let mut tracker = Tracker::start_in(dir, toml);
     write_fifo(&add, &format!("{}\n", hex(&hash(2))));
     tracker.wait_for_log("whitelist of 300002 until the next reload");
