@@ -79,10 +79,60 @@ pub struct Reloader {
     /// Asked for while one was under way: reloaded once more after it, so
     /// that the lists end up as the files are now.
     again: Lists,
-    /// From when a reload of the access list is asked for until it is
-    /// done: the changeset edits made since.
-    access_changes: Option<Vec<ListChange>>,
+    access_edits: KeptEdits,
     waker: Arc<Waker>,
+}
+
+/// The changeset edits made to the access list in force from when a
+/// reload of it is asked for until it is done, for the new list. A
+/// request made while a reload is under way keeps those before it for
+/// the running reload: that one reads the files before the request, so
+/// all its edits go on its list, and only those from the request on on
+/// the next one's.
+#[derive(Debug, Default)]
+struct KeptEdits {
+    /// None when no reload of the access list is asked for.
+    edits: Option<Vec<ListChange>>,
+    /// Where the edits kept for the reload asked for meanwhile start.
+    next_from: usize,
+}
+
+impl KeptEdits {
+    /// A reload of the access list is asked for: it drops the edits made
+    /// before (as upstream's), not those the one `under_way` keeps.
+    fn asked(&mut self, under_way: bool) {
+        let edits = match under_way {
+            true => self.edits.get_or_insert_with(Vec::new),
+            false => self.edits.insert(Vec::new()),
+        };
+        self.next_from = edits.len();
+    }
+
+    fn made(&mut self, change: ListChange) {
+        if let Some(edits) = &mut self.edits {
+            edits.push(change);
+        }
+    }
+
+    /// No reload is under way, nor asked for, any more.
+    fn forget(&mut self) {
+        *self = KeptEdits::default();
+    }
+
+    /// The reload under way finished: the edits to apply again to its new
+    /// access list if it put one in force (`taken`), keeping those for the
+    /// next one if that re-reads the access list too (`again`).
+    fn finished(&mut self, taken: bool, again: bool) -> Vec<ListChange> {
+        let edits = self.edits.take().unwrap_or_default();
+        if again {
+            self.edits = Some(edits[self.next_from..].to_vec());
+        }
+        self.next_from = 0;
+        match taken {
+            true => edits,
+            false => Vec::new(),
+        }
+    }
 }
 
 /// What a reload replaces, shared with the serving threads.
@@ -99,7 +149,7 @@ impl Reloader {
         Ok(Reloader {
             under_way: None,
             again: Lists::default(),
-            access_changes: None,
+            access_edits: KeptEdits::default(),
             waker: Arc::new(Waker::new(registry, token)?),
         })
     }
@@ -109,8 +159,7 @@ impl Reloader {
     /// done) or no thread could be started (logged; the lists in force stay).
     pub fn start(&mut self, config: &Config, ctx: &Context, lists: Lists) -> bool {
         if lists.has(ListFiles::Access) {
-            // Edits made before now are dropped by this reload, as upstream's.
-            self.access_changes = Some(Vec::new());
+            self.access_edits.asked(self.under_way.is_some());
         }
         if self.under_way.is_some() {
             self.again = self.again.with(lists);
@@ -127,9 +176,7 @@ impl Reloader {
     /// Notes a changeset edit just made to the access list in force, for
     /// the new list of a reload under way.
     pub fn access_list_changed(&mut self, change: ListChange) {
-        if let Some(changes) = &mut self.access_changes {
-            changes.push(change);
-        }
+        self.access_edits.made(change);
     }
 
     fn spawn(&mut self, config: &Config, ctx: &Context, lists: Lists) -> bool {
@@ -156,7 +203,7 @@ impl Reloader {
             }
             Err(e) => {
                 log::error!("cannot start a thread to reload the lists: {e}; keeping them");
-                self.access_changes = None;
+                self.access_edits.forget();
                 false
             }
         }
@@ -168,17 +215,11 @@ impl Reloader {
         let reloaded = self.under_way.as_ref()?.try_recv().ok()?;
         self.under_way = None;
         let again = std::mem::take(&mut self.again);
-        // Kept for the next reload when it re-reads the access list too
-        // (it was asked for before these edits); otherwise done with.
-        let changes = match again.has(ListFiles::Access) {
-            true => self.access_changes.clone(),
-            false => self.access_changes.take(),
-        };
         // A list not taken leaves the old one, edits and all, in force.
-        let reapply = match reloaded.contains(&(ListFiles::Access, true)) {
-            true => changes.unwrap_or_default(),
-            false => Vec::new(),
-        };
+        let reapply = self.access_edits.finished(
+            reloaded.contains(&(ListFiles::Access, true)),
+            again.has(ListFiles::Access),
+        );
         Some(Finished {
             reloaded,
             again: (!again.is_empty()).then_some(again),
@@ -270,6 +311,36 @@ pub fn watched_files(config: &Config) -> Vec<(ListFiles, std::path::PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn edit(byte: u8) -> ListChange {
+        (InfoHash([byte; 20]), true)
+    }
+
+    #[test]
+    fn a_request_during_a_reload_keeps_the_edits_made_before_it_for_that_reload() {
+        let mut kept = KeptEdits::default();
+        kept.made(edit(0)); // no reload asked for: not kept
+        kept.asked(false);
+        kept.made(edit(1));
+        kept.asked(true); // a second SIGHUP while the first reload runs
+        kept.made(edit(2));
+        assert_eq!(kept.finished(true, true), [edit(1), edit(2)]);
+        kept.made(edit(3));
+        assert_eq!(kept.finished(true, false), [edit(2), edit(3)]);
+        kept.made(edit(4));
+        assert_eq!(kept.finished(true, false), []);
+    }
+
+    #[test]
+    fn edits_are_applied_again_only_to_a_list_taken() {
+        let mut kept = KeptEdits::default();
+        kept.asked(false);
+        kept.made(edit(1));
+        kept.asked(true);
+        kept.made(edit(2));
+        assert_eq!(kept.finished(false, true), []);
+        assert_eq!(kept.finished(true, false), [edit(2)]);
+    }
 
     #[test]
     fn a_set_of_lists_holds_what_it_was_given() {
