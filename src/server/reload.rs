@@ -169,6 +169,8 @@ impl Reloader {
     }
 
     /// Starts the reload [`Reloader::finished`] said was asked for meanwhile.
+    /// It bypasses [`Reloader::start`], which would take it for a new
+    /// request and drop the edits kept for it since it was asked for.
     pub fn start_again(&mut self, config: &Config, ctx: &Context, lists: Lists) -> bool {
         self.spawn(config, ctx, lists)
     }
