@@ -76,11 +76,11 @@ fn main() -> ExitCode {
             config
         }
         Ok(Command::CheckConfig(config)) => return check_config(&config),
-        Ok(Command::Healthcheck(targets)) => {
-            return match server::healthcheck::probe(&targets) {
+        Ok(Command::Healthcheck(at)) => {
+            return match server::healthcheck::check(&at) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    complain(&format!("unhealthy: {e}"));
+                    complain(&e);
                     ExitCode::FAILURE
                 }
             };

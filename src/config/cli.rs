@@ -11,8 +11,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::types::bare_ip;
-use super::{Config, ConfigError, ListenAddr, LogTarget, DEFAULT_PORT};
-use crate::server::healthcheck::Targets;
+use super::{Config, ConfigError, ListenAddr, Listeners, LogTarget, DEFAULT_PORT};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -21,9 +20,20 @@ pub enum Command {
     /// Validate the configuration and print it.
     CheckConfig(Box<Config>),
     /// Probe a running tracker (for container health checks).
-    Healthcheck(Targets),
+    Healthcheck(HealthcheckAt),
     Help,
     Version,
+}
+
+/// Where `--healthcheck` is to ask a running tracker, as the command line
+/// says; the server's health check picks the addresses to ask from it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HealthcheckAt {
+    /// The address given, for both protocols.
+    Address(SocketAddr),
+    /// Where the configuration files and flags listen (the default
+    /// listeners with neither).
+    Listeners(Listeners),
 }
 
 pub const USAGE: &str = "\
@@ -135,7 +145,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
         }
     }
     if let Some(addr) = healthcheck {
-        return healthcheck_targets(addr, &files, &flags).map(Command::Healthcheck);
+        return healthcheck_at(addr, &files, &flags).map(Command::Healthcheck);
     }
     let (mut config, texts) = Config::read_all(&files)?;
     apply(&mut config, &flags)?;
@@ -157,14 +167,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
 }
 
 /// What `--healthcheck` asks: the address given, or else where the
-/// configuration files and flags listen (127.0.0.1:6969 with neither). Only
-/// the configuration files are read: no list or state file, which a health
-/// check has no use for and may not be allowed to read.
-fn healthcheck_targets(
+/// configuration files and flags listen. Only the configuration files are
+/// read: no list or state file, which a health check has no use for and
+/// may not be allowed to read.
+fn healthcheck_at(
     addr: Option<SocketAddr>,
     files: &[PathBuf],
     flags: &[(String, String)],
-) -> Result<Targets, ConfigError> {
+) -> Result<HealthcheckAt, ConfigError> {
     let listening = |flag: &str| matches!(flag, "-i" | "-p" | "-P");
     if let Some(addr) = addr {
         if !files.is_empty() || flags.iter().any(|(flag, _)| listening(flag)) {
@@ -173,12 +183,11 @@ fn healthcheck_targets(
                  not both"
             )));
         }
-        return Ok(Targets::at(addr));
+        return Ok(HealthcheckAt::Address(addr));
     }
     let (mut config, _) = Config::read_all(files)?;
     apply(&mut config, flags)?;
-    Targets::of(&config.listen.effective())
-        .map_err(|e| ConfigError::new(format!("--healthcheck: {e}")))
+    Ok(HealthcheckAt::Listeners(config.listen.effective()))
 }
 
 /// The settings each flag writes, for naming the flag behind an error.
@@ -461,25 +470,34 @@ mod tests {
         assert!(matches!(parse([OsString::from("-h")]), Ok(Command::Help)));
     }
 
-    fn healthcheck(args: &[&str]) -> Result<Targets, ConfigError> {
+    fn healthcheck(args: &[&str]) -> Result<HealthcheckAt, ConfigError> {
         match parse(args.iter().map(OsString::from))? {
-            Command::Healthcheck(targets) => Ok(targets),
+            Command::Healthcheck(at) => Ok(at),
             other => panic!("{other:?}"),
         }
     }
 
+    fn address(text: &str) -> HealthcheckAt {
+        HealthcheckAt::Address(text.parse().unwrap())
+    }
+
+    fn listening(tcp: &[&str], udp: &[&str]) -> HealthcheckAt {
+        let parse = |list: &[&str]| list.iter().map(|a| a.parse().unwrap()).collect();
+        HealthcheckAt::Listeners(Listeners {
+            tcp: parse(tcp),
+            udp: parse(udp),
+        })
+    }
+
     #[test]
     fn healthcheck_asks_the_address_given_or_else_the_default_port() {
-        let default = Targets::at("127.0.0.1:6969".parse().unwrap());
+        let default = listening(&["[::]:6969"], &["[::]:6969"]);
         assert_eq!(healthcheck(&["--healthcheck"]).unwrap(), default);
         let given = healthcheck(&["--healthcheck", "[::1]:7000"]).unwrap();
-        assert_eq!(given, Targets::at("[::1]:7000".parse().unwrap()));
+        assert_eq!(given, address("[::1]:7000"));
         // The flags of a run around it, as a HEALTHCHECK may copy them.
         let logged = healthcheck(&["--log", "stderr", "--healthcheck", "127.0.0.2:80"]);
-        assert_eq!(
-            logged.unwrap(),
-            Targets::at("127.0.0.2:80".parse().unwrap())
-        );
+        assert_eq!(logged.unwrap(), address("127.0.0.2:80"));
         let bad = healthcheck(&["--healthcheck", "nowhere"]).unwrap_err();
         assert!(bad.to_string().starts_with("--healthcheck: "), "{bad}");
     }
@@ -501,7 +519,7 @@ mod tests {
         );
         let udp_only = file("udp.toml", "[listen]\nudp = [\"127.0.0.2:23072\"]\n");
         let tcp_only = file("tcp.conf", "listen.tcp 0.0.0.0:23073\n");
-        let on_both = Targets::at("127.0.0.1:23071".parse().unwrap());
+        let on_both = listening(&["[::]:23071"], &["[::]:23071"]);
         for args in [
             &["--healthcheck", "-f", &both][..],
             &["-f", &both, "--healthcheck"],
@@ -511,21 +529,12 @@ mod tests {
             assert_eq!(healthcheck(args).unwrap(), on_both, "{args:?}");
         }
         let udp = healthcheck(&["--healthcheck", "-f", &udp_only]).unwrap();
-        assert_eq!(
-            (udp.udp, udp.http),
-            (Some("127.0.0.2:23072".parse().unwrap()), None)
-        );
+        assert_eq!(udp, listening(&[], &["127.0.0.2:23072"]));
         let tcp = healthcheck(&["--healthcheck", "-f", &tcp_only]).unwrap();
-        assert_eq!(
-            (tcp.udp, tcp.http),
-            (None, Some("127.0.0.1:23073".parse().unwrap()))
-        );
+        assert_eq!(tcp, listening(&["0.0.0.0:23073"], &[]));
         // Flags that bind count, as they would for the tracker.
         let flags = healthcheck(&["--healthcheck", "-i", "127.0.0.3", "-P", "23074"]).unwrap();
-        assert_eq!(
-            (flags.udp, flags.http),
-            (Some("127.0.0.3:23074".parse().unwrap()), None)
-        );
+        assert_eq!(flags, listening(&[], &["127.0.0.3:23074"]));
         let both_ways = healthcheck(&["--healthcheck", "127.0.0.1:6969", "-f", &both]);
         assert!(
             both_ways.unwrap_err().to_string().contains("not both"),

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
+use crate::config::cli::HealthcheckAt;
 use crate::config::Listeners;
 use crate::proto::udp;
 
@@ -23,6 +24,14 @@ impl Targets {
         Targets {
             udp: Some(addr),
             http: Some(addr),
+        }
+    }
+
+    /// Where to ask, from what the command line says.
+    pub fn of_command_line(at: &HealthcheckAt) -> Result<Targets, String> {
+        match at {
+            HealthcheckAt::Address(addr) => Ok(Targets::at(*addr)),
+            HealthcheckAt::Listeners(listeners) => Targets::of(listeners),
         }
     }
 
@@ -52,6 +61,13 @@ impl Targets {
         }
         Ok(targets)
     }
+}
+
+/// `--healthcheck`: asks where the command line says a tracker is; `Err`
+/// says why it is not known where, or what did not answer.
+pub fn check(at: &HealthcheckAt) -> Result<(), String> {
+    let targets = Targets::of_command_line(at).map_err(|e| format!("--healthcheck: {e}"))?;
+    probe(&targets).map_err(|e| format!("unhealthy: {e}"))
 }
 
 /// Asks each target in turn; `Err` says what did not answer.
@@ -145,6 +161,26 @@ mod tests {
                 http: addr("[::1]:80"),
             },
             "the first listener of each protocol"
+        );
+    }
+
+    #[test]
+    fn an_address_given_is_asked_for_both_protocols_as_it_is() {
+        let given = HealthcheckAt::Address("[::]:7000".parse().unwrap());
+        assert_eq!(
+            Targets::of_command_line(&given).unwrap(),
+            Targets {
+                udp: addr("[::]:7000"),
+                http: addr("[::]:7000"),
+            }
+        );
+        let config = HealthcheckAt::Listeners(listeners(&["[::]:7001"], &[]));
+        assert_eq!(
+            Targets::of_command_line(&config).unwrap(),
+            Targets {
+                udp: None,
+                http: addr("127.0.0.1:7001"),
+            }
         );
     }
 
