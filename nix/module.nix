@@ -208,7 +208,7 @@ in
         timeout of systemd/opentracker-state.conf, the drop-in the Debian
         package ships for the same purpose. A settings.tracker.state_file of
         your own must be in /var/lib/opentracker, the only directory the
-        service may write.
+        service may write; settings.tracker.save_state must not be false.
       '';
     };
 
@@ -279,6 +279,13 @@ in
         || builtins.substring 0 (builtins.stringLength stateDirectory) stateFile == stateDirectory;
       message = "services.opentracker.keepSwarms: settings.tracker.state_file ${toString stateFile} "
         + "is outside ${stateDirectory}, the only directory the service may write.";
+    }
+    {
+      # Otherwise the unit would get the state directory and the saver's
+      # task for swarms that are never saved nor loaded.
+      assertion = !cfg.keepSwarms || (settings.tracker.save_state or false) == true;
+      message = "services.opentracker.keepSwarms needs settings.tracker.save_state, which it sets: "
+        + "without it the swarms are neither saved nor loaded; drop one of the two settings.";
     }];
 
     environment.systemPackages = [ cfg.package ];

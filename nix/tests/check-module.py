@@ -91,6 +91,8 @@ def main():
            ("/var/lib/opentracker/swarms", True, []))
     expect("keepSwarms with a state_file elsewhere fails an assertion",
            ["/srv/opentracker/state is outside" in m for m in data["keptElsewhereFailures"]], [True])
+    expect("keepSwarms with settings.tracker.save_state = false fails an assertion",
+           ["keepSwarms needs settings.tracker.save_state" in m for m in data["keptUnsavedFailures"]], [True])
     expect("without passkeysFile or cluster, no credential", "LoadCredential" in sc, False)
     csc = data["clusteredServiceConfig"]
     drop_in = section(os.path.join(os.path.dirname(unit), "opentracker-cluster.conf"), "Service")

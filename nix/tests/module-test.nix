@@ -49,6 +49,8 @@ let
     (listenOnly { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; } // { tracker = { interval = 1800; state_file = stateFile; }; });
   keptOwn = keptWith "/var/lib/opentracker/swarms";
   keptElsewhere = keptWith "/srv/opentracker/state";
+  keptUnsaved = evaluateWith { keepSwarms = true; }
+    (listenOnly { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; } // { tracker = { interval = 1800; save_state = false; }; });
   clusterSettings = listenOnly { tcp_udp = [ "[::]:6969" ]; tcp = [ ]; udp = [ ]; }
     // { cluster = { listen = "0.0.0.0:6970"; peers = [ "192.168.1.2:6970" ]; }; };
   clustered = evaluateWith { cluster.keyFile = "/etc/opentracker/cluster.key"; passkeysFile = "/etc/opentracker/passkeys"; } clusterSettings;
@@ -70,6 +72,7 @@ in
   keptOwnExecStart = keptOwn.config.content.systemd.services.opentracker.serviceConfig.ExecStart;
   keptOwnFailures = failures keptOwn;
   keptElsewhereFailures = failures keptElsewhere;
+  keptUnsavedFailures = failures keptUnsaved;
   tasksMax = map (e: e.config.content.systemd.services.opentracker.serviceConfig.TasksMax) [ workers workersKept ];
   addressesConfig = addresses.config.content;
   addressesFailures = failures addresses;
