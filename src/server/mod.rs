@@ -1494,6 +1494,19 @@ fn count_ended(ctx: &mut Context, ended: ws::Ended) {
     }
 }
 
+/// The error of a thread that did not start, saying which (`what`) and,
+/// when it is the usual cause, that a limit on tasks was reached: the
+/// kernel says only "Resource temporarily unavailable".
+fn thread_start_error(what: &str, e: io::Error) -> io::Error {
+    let hint = if e.raw_os_error() == Some(libc::EAGAIN) {
+        "; a limit on threads or processes was reached (docker's pids_limit, systemd's \
+         TasksMax=, ulimit -u): raise it, or start fewer threads (listen.udp_workers)"
+    } else {
+        ""
+    };
+    io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1527,6 +1540,24 @@ mod tests {
         assert_eq!(
             conntrack_trouble(&table(1000), 7, 23).as_deref(),
             Some("7 packets dropped by connection tracking in 23 s (1000 of 1000 entries)")
+        );
+    }
+
+    #[test]
+    fn a_thread_refused_by_a_task_limit_says_so() {
+        let what = "UDP 0.0.0.0:6969: starting worker thread 32 of 32";
+        let limited = thread_start_error(what, io::Error::from_raw_os_error(libc::EAGAIN));
+        assert_eq!(
+            limited.to_string(),
+            "UDP 0.0.0.0:6969: starting worker thread 32 of 32: Resource temporarily \
+             unavailable (os error 11); a limit on threads or processes was reached \
+             (docker's pids_limit, systemd's TasksMax=, ulimit -u): raise it, or start \
+             fewer threads (listen.udp_workers)"
+        );
+        let other = thread_start_error(what, io::Error::from_raw_os_error(libc::ENOMEM));
+        assert_eq!(
+            other.to_string(),
+            format!("{what}: Cannot allocate memory (os error 12)")
         );
     }
 }

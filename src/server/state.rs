@@ -489,9 +489,7 @@ impl Saver {
                     ctx.publish_counters();
                 }
             })
-            .map_err(|e| {
-                super::udp_workers::thread_start_error("starting the state saver thread", e)
-            })?;
+            .map_err(|e| super::thread_start_error("starting the state saver thread", e))?;
         Ok(Some(Saver { stop, thread }))
     }
 

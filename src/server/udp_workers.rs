@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 
 use super::udp;
-use super::Context;
+use super::{thread_start_error, Context};
 use crate::proto::udp::MAX_REPLY;
 use crate::sys::datagrams::Datagrams;
 
@@ -112,19 +112,6 @@ pub fn spawn(
     Ok(())
 }
 
-/// The error of a thread that did not start, saying which (`what`) and,
-/// when it is the usual cause, that a limit on tasks was reached: the
-/// kernel says only "Resource temporarily unavailable".
-pub fn thread_start_error(what: &str, e: io::Error) -> io::Error {
-    let hint = if e.raw_os_error() == Some(libc::EAGAIN) {
-        "; a limit on threads or processes was reached (docker's pids_limit, systemd's \
-         TasksMax=, ulimit -u): raise it, or start fewer threads (listen.udp_workers)"
-    } else {
-        ""
-    };
-    io::Error::new(e.kind(), format!("{what}: {e}{hint}"))
-}
-
 fn serve(socket: &UdpSocket, mut ctx: Context, beat: &Beat) {
     let mut batch = Datagrams::default();
     let mut reply = Vec::with_capacity(MAX_REPLY);
@@ -174,23 +161,5 @@ mod tests {
         // A batch begun at the origin itself still counts as busy.
         beat.begin(origin);
         assert_eq!(beat.busy_for(origin), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn a_thread_refused_by_a_task_limit_says_so() {
-        let what = "UDP 0.0.0.0:6969: starting worker thread 32 of 32";
-        let limited = thread_start_error(what, io::Error::from_raw_os_error(libc::EAGAIN));
-        assert_eq!(
-            limited.to_string(),
-            "UDP 0.0.0.0:6969: starting worker thread 32 of 32: Resource temporarily \
-             unavailable (os error 11); a limit on threads or processes was reached \
-             (docker's pids_limit, systemd's TasksMax=, ulimit -u): raise it, or start \
-             fewer threads (listen.udp_workers)"
-        );
-        let other = thread_start_error(what, io::Error::from_raw_os_error(libc::ENOMEM));
-        assert_eq!(
-            other.to_string(),
-            format!("{what}: Cannot allocate memory (os error 12)")
-        );
     }
 }
