@@ -1063,7 +1063,10 @@ impl Server {
     }
 
     /// SIGHUP re-reads the list files only, as upstream's: an edited
-    /// configuration file would otherwise seem taken.
+    /// configuration file would otherwise seem taken. Read on the event
+    /// loop, unlike the lists: a configuration file is a few kilobytes,
+    /// read once per SIGHUP, and only if it is a regular file, which does
+    /// not block as a FIFO would.
     fn warn_if_configuration_changed(&self) {
         for file in self.config.files.iter().filter(|file| file.changed()) {
             log::warn!(
