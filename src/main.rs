@@ -43,6 +43,13 @@ fn check_config(config: &Config) -> ExitCode {
     for warning in &config.warnings {
         complain(&format!("warning: {warning}"));
     }
+    // A warning, not an error: under systemd's socket activation these
+    // addresses are not bound, and a check cannot know whether it will be.
+    if let Some(unbindable) = &config.unbindable {
+        complain(&format!(
+            "warning: {unbindable} (the start stops on this unless systemd passes the sockets)"
+        ));
+    }
     // The lists too: a reload with a bad one keeps the old one.
     // Nothing goes to stdout unless all is well, so that
     // `--check-config > new.toml` leaves no half-checked file.
@@ -167,6 +174,9 @@ fn run(config: Config) -> Result<(), String> {
         );
     }
     let listeners = if passed.is_empty() {
+        if let Some(unbindable) = &config.unbindable {
+            return Err(unbindable.clone());
+        }
         listeners::bind(&config.listen.effective())?
     } else {
         if !config.listen.is_default() {

@@ -295,6 +295,30 @@ fn runs_under_systemd_socket_activate() {
             "systemd-socket-activate is not installed",
         );
     };
+    // Listen addresses that cannot all be bound (a port 0 in tcp_udp, both
+    // wildcards on one port): unused, as systemd passes the sockets.
+    let dir = TestDir::new();
+    let unbindable = dir.write(
+        "unbindable.toml",
+        "[listen]\ntcp_udp = [\"0.0.0.0:30461\", \"[::]:30461\", \"127.0.0.1:0\"]\n",
+    );
+    let unbindable = unbindable.to_str().unwrap();
+    let (status, _, stderr) = run_binary(&["--check-config", "-f", unbindable]);
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "has port 0, which would give HTTP and UDP different free ports: name a port, \
+             or list it in listen.tcp and listen.udp (the start stops on this unless systemd \
+             passes the sockets)"
+        ),
+        "{stderr}"
+    );
+    let (status, _, stderr) = run_binary_within(&["-f", unbindable], Duration::from_secs(10));
+    assert!(!status.success());
+    assert!(
+        stderr.contains("unbindable.toml:2: listen.tcp_udp entry 127.0.0.1:0 has port 0"),
+        "{stderr}"
+    );
     let port = free_port();
     let mut child = KillOnDrop(
         Command::new(path)
@@ -302,6 +326,8 @@ fn runs_under_systemd_socket_activate() {
                 "-l",
                 &format!("127.0.0.1:{port}"),
                 BINARY,
+                "-f",
+                unbindable,
                 "--log",
                 "stderr",
             ])

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::types::bare_ip;
-use super::{Config, ConfigError, ListenAddr, Listeners, LogTarget, DEFAULT_PORT};
+use super::{Config, ConfigError, Invalid, ListenAddr, Listeners, LogTarget, DEFAULT_PORT};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -149,14 +149,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Config
     }
     let (mut config, texts) = Config::read_all(&files)?;
     apply(&mut config, &flags)?;
-    config
-        .validate()
-        .map_err(|invalid| match last_flag_setting(&flags, invalid.keys()) {
-            Some((flag, value)) => {
-                ConfigError::new(format!("{flag} {value:?}: {}", invalid.message))
-            }
-            None => invalid.in_files(&texts),
-        })?;
+    let located = |invalid: Invalid| match last_flag_setting(&flags, invalid.keys()) {
+        Some((flag, value)) => ConfigError::new(format!("{flag} {value:?}: {}", invalid.message)),
+        None => invalid.in_files(&texts),
+    };
+    config.validate().map_err(located)?;
+    config.unbindable = config
+        .listen
+        .check_bindable()
+        .err()
+        .map(|invalid| located(invalid).to_string());
     let advice = config.advice();
     config.warnings.extend(advice);
     Ok(if check {
@@ -370,9 +372,9 @@ mod tests {
 
     #[test]
     fn both_wildcards_from_flags_on_one_port_are_refused() {
-        let err = run(&["-i", "0.0.0.0", "-P", "26001", "-i", "::", "-P26001"]).unwrap_err();
+        let config = run(&["-i", "0.0.0.0", "-P", "26001", "-i", "::", "-P26001"]).unwrap();
         assert_eq!(
-            err.to_string(),
+            config.unbindable.unwrap(),
             "-P \"26001\": listen: [::]:26001 already serves IPv4 over UDP (it is opened dual \
              stack, or as 0.0.0.0:26001 on a host without IPv6), so drop 0.0.0.0:26001"
         );

@@ -78,6 +78,11 @@ pub struct Config {
     /// Things worth a warning found while reading the file (logged at start).
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Why the listen addresses cannot all be bound, as
+    /// [`Listen::check_bindable`] found: the start stops on it unless
+    /// systemd passes the sockets, which leaves these addresses unbound.
+    #[serde(skip)]
+    pub unbindable: Option<String>,
     /// The files this was read from.
     #[serde(skip)]
     pub files: Vec<FileRead>,
@@ -175,6 +180,39 @@ impl Listen {
 
     pub fn add_both(&mut self, addr: ListenAddr) {
         Self::push(&mut self.tcp_udp, addr);
+    }
+
+    /// Whether the addresses can all be bound: checked only where they
+    /// are, for under systemd's socket activation they are not.
+    pub fn check_bindable(&self) -> Result<(), Invalid> {
+        // The system picks a free port for each socket it binds to port 0,
+        // so HTTP and UDP would not share one.
+        if let Some(any) = self.tcp_udp.iter().flatten().find(|a| a.0.port() == 0) {
+            return Err(Invalid::new(
+                &["listen.tcp_udp"],
+                format!(
+                    "listen.tcp_udp entry {any} has port 0, which would give HTTP and UDP \
+                 different free ports: name a port, or list it in listen.tcp and listen.udp"
+                ),
+            ));
+        }
+        let listeners = self.effective();
+        for (protocol, key, addresses) in [
+            ("TCP", "listen.tcp", &listeners.tcp),
+            ("UDP", "listen.udp", &listeners.udp),
+        ] {
+            if let Some(v4) = wildcard_clash(addresses) {
+                let port = v4.port();
+                return Err(Invalid::new(
+                    &["listen.tcp_udp", key],
+                    format!(
+                        "listen: [::]:{port} already serves IPv4 over {protocol} (it is opened \
+                     dual stack, or as 0.0.0.0:{port} on a host without IPv6), so drop {v4}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -914,39 +952,6 @@ impl Config {
                 ),
             ));
         }
-        // The system picks a free port for each socket it binds to port 0,
-        // so HTTP and UDP would not share one.
-        if let Some(any) = self
-            .listen
-            .tcp_udp
-            .iter()
-            .flatten()
-            .find(|a| a.0.port() == 0)
-        {
-            return Err(Invalid::new(
-                &["listen.tcp_udp"],
-                format!(
-                    "listen.tcp_udp entry {any} has port 0, which would give HTTP and UDP \
-                     different free ports: name a port, or list it in listen.tcp and listen.udp"
-                ),
-            ));
-        }
-        let listeners = self.listen.effective();
-        for (protocol, key, addresses) in [
-            ("TCP", "listen.tcp", &listeners.tcp),
-            ("UDP", "listen.udp", &listeners.udp),
-        ] {
-            if let Some(v4) = wildcard_clash(addresses) {
-                let port = v4.port();
-                return Err(Invalid::new(
-                    &["listen.tcp_udp", key],
-                    format!(
-                        "listen: [::]:{port} already serves IPv4 over {protocol} (it is opened \
-                         dual stack, or as 0.0.0.0:{port} on a host without IPv6), so drop {v4}"
-                    ),
-                ));
-            }
-        }
         if self.listen.udp_workers > MAX_UDP_WORKERS {
             return Err(Invalid::new(
                 &["listen.udp_workers"],
@@ -1050,7 +1055,7 @@ mod tests {
     fn both_wildcards_on_one_port_and_protocol_are_refused() {
         let listening = |text: &str| {
             let c = Config::parse_toml(&format!("[listen]\n{text}\n"), Path::new("f")).unwrap();
-            c.validate().map_err(|invalid| invalid.message)
+            c.listen.check_bindable().map_err(|invalid| invalid.message)
         };
         assert_eq!(
             listening("tcp_udp = [\"0.0.0.0:26001\", \"[::]:26001\"]"),
@@ -1082,7 +1087,7 @@ mod tests {
     fn port_0_serves_one_protocol_only() {
         let listening = |text: &str| {
             let c = Config::parse_toml(&format!("[listen]\n{text}\n"), Path::new("f")).unwrap();
-            c.validate().map_err(|invalid| invalid.message)
+            c.listen.check_bindable().map_err(|invalid| invalid.message)
         };
         assert_eq!(
             listening("tcp_udp = [\"[::1]:0\"]"),
