@@ -95,23 +95,24 @@ pub fn keep_proc_files() {
 }
 
 /// Reads the regular file at `path` whole. Anything else there (a FIFO, a
-/// device, a directory) is an error saying what it is: opening a FIFO waits
-/// for a writer and reading a device may never end, which would hold up a
-/// start or a reload with no word said. Opened non-blocking for that
-/// (which changes nothing for a regular file's reads), and without taking a
-/// terminal as the controlling one.
+/// device, a directory) is an error saying what it is, told before opening
+/// it: opening a FIFO waits for a writer, some devices act on open (a
+/// watchdog arms, a tape rewinds) and reading one may never end, which
+/// would hold up a start or a reload with no word said. Opened non-blocking
+/// all the same, and checked again once open, for what the path names may
+/// change in between (which changes nothing for a regular file's reads);
+/// and without taking a terminal as the controlling one.
 pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
+    let found = std::fs::metadata(path)?;
+    if !found.is_file() {
+        return Err(not_regular(&found));
+    }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| match std::fs::metadata(path) {
-            // A socket cannot be opened at all (ENXIO): say what it is.
-            Ok(found) if !found.is_file() && !found.is_dir() => not_regular(&found),
-            _ => e,
-        })?;
+        .open(path)?;
     let found = file.metadata()?;
     if !found.is_file() {
         return Err(not_regular(&found));
@@ -182,6 +183,39 @@ mod tests {
         let _bound = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         assert_eq!(refused(&socket), "not a regular file (a socket)");
         assert!(refused(&dir.join("absent")).contains("No such file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn what_is_refused_is_not_opened() {
+        let dir = std::env::temp_dir().join(format!("ot-unopened-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c_fifo = c_path(&fifo).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        // A writer's open returns once a reader has opened the FIFO: it
+        // tells whether the refusal opened it, as it would open a device.
+        let (opened, writer_in) = std::sync::mpsc::channel();
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+                let _ = opened.send(());
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(read_regular_file(&fifo).is_err());
+        let waited = writer_in.recv_timeout(std::time::Duration::from_millis(200));
+        assert!(waited.is_err(), "refused, yet opened");
+        // Let the writer go.
+        use std::os::unix::fs::OpenOptionsExt;
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        writer.join().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
