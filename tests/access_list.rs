@@ -165,12 +165,14 @@ fn a_fifo_for_a_list_or_the_configuration_fails_at_once() {
         run_binary_within(&["--check-config", "-f", config.to_str().unwrap()], AT_ONCE);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&expected) && stdout.is_empty(), "{stderr}");
-    // The configuration file itself.
+    // The configuration file itself, which is read from a pipe (in
+    // tests/config.rs) but not from a named FIFO no one writes to.
     let (status, _, stderr) = run_binary_within(&["-f", fifo.to_str().unwrap()], AT_ONCE);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "{}: cannot read: not a regular file (a FIFO)",
+            "{}: cannot read: a named FIFO, which would wait for a writer: pipe it in instead \
+             (as /dev/stdin)",
             fifo.display()
         )),
         "{stderr}"

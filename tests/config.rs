@@ -616,3 +616,32 @@ fn answers_to_a_reader_gone_early_or_a_full_disk_end_without_a_panic() {
         "{stderr}"
     );
 }
+
+/// A configuration piped in (`-f /dev/stdin`, as `-f <(…)`) is read to its
+/// end; a named FIFO is refused (tests/access_list.rs).
+#[test]
+fn a_piped_configuration_is_read() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut check = Command::new(BINARY)
+        .args(["--check-config", "-f", "/dev/stdin"])
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"[tracker]\ninterval = 1234\n")
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("\ninterval = 1234\n"),
+        "{stderr}"
+    );
+}

@@ -648,7 +648,7 @@ impl Config {
         let mut config = Config::default();
         let mut texts = Vec::with_capacity(paths.len());
         for path in paths {
-            let bytes = crate::sys::read_regular_file(path)
+            let bytes = crate::sys::read_file_or_pipe(path)
                 .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
             let read = FileRead::new(path, &bytes);
             let text = text_of(path, bytes)?;

@@ -103,10 +103,24 @@ pub fn keep_proc_files() {
 /// change in between (which changes nothing for a regular file's reads);
 /// and without taking a terminal as the controlling one.
 pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
+    read_whole(path, false)
+}
+
+/// As [`read_regular_file`], and a pipe is read as well, to its writer's
+/// end: a file read once (a configuration), which a shell may hand over as
+/// `/dev/stdin` or `<(…)`. A named FIFO stays refused: with no writer,
+/// opening it would wait, or reading it give nothing at once.
+pub fn read_file_or_pipe(path: &Path) -> io::Result<Vec<u8>> {
+    read_whole(path, true)
+}
+
+fn read_whole(path: &Path, pipe_too: bool) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let readable =
+        |found: &std::fs::Metadata| found.is_file() || pipe_too && found.file_type().is_fifo();
     let found = std::fs::metadata(path)?;
-    if !found.is_file() {
+    if !readable(&found) {
         return Err(not_regular(&found));
     }
     let mut file = std::fs::OpenOptions::new()
@@ -114,12 +128,49 @@ pub fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
     let found = file.metadata()?;
-    if !found.is_file() {
+    if !readable(&found) {
         return Err(not_regular(&found));
+    }
+    if !found.is_file() {
+        if !is_pipe(&file)? {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a named FIFO, which would wait for a writer: pipe it in instead \
+                 (as /dev/stdin)",
+            ));
+        }
+        set_blocking(&file)?;
     }
     let mut bytes = Vec::with_capacity(found.len() as usize);
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
+}
+
+/// Whether `file` is an anonymous pipe (a shell's `|` or `<(…)`), not a
+/// named FIFO: Linux keeps those in a file system of their own.
+fn is_pipe(file: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    const PIPEFS_MAGIC: libc::c_long = 0x5049_5045;
+    let mut found = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: an open descriptor, and room for the answer.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), found.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstatfs succeeded, so it filled `found`.
+    Ok(unsafe { found.assume_init() }.f_type as libc::c_long == PIPEFS_MAGIC)
+}
+
+/// Clears `O_NONBLOCK`, so that reads wait for a pipe's writer.
+fn set_blocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on an open descriptor.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The error for something at a path that is not a regular file.
@@ -183,6 +234,44 @@ mod tests {
         let _bound = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         assert_eq!(refused(&socket), "not a regular file (a socket)");
         assert!(refused(&dir.join("absent")).contains("No such file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pipe_is_read_to_its_end_and_a_named_fifo_refused_at_once() {
+        use std::io::Write;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let mut ends = [0; 2];
+        // SAFETY: room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(ends.as_mut_ptr()) }, 0);
+        // SAFETY: pipe gave two open descriptors, owned here alone.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+        // The writer is slow: the read waits for it, and for its end.
+        let writer = std::thread::spawn(move || {
+            let mut write_end = File::from(write_end);
+            write_end.write_all(b"first\n").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            write_end.write_all(b"second\n").unwrap();
+        });
+        let piped = format!("/proc/self/fd/{}", read_end.as_raw_fd());
+        assert_eq!(
+            read_file_or_pipe(Path::new(&piped)).unwrap(),
+            b"first\nsecond\n"
+        );
+        writer.join().unwrap();
+
+        let dir = std::env::temp_dir().join(format!("ot-named-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c_fifo = c_path(&fifo).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            read_file_or_pipe(&fifo).unwrap_err().to_string(),
+            "a named FIFO, which would wait for a writer: pipe it in instead (as /dev/stdin)"
+        );
+        assert!(read_file_or_pipe(Path::new("/dev/null")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
