@@ -665,7 +665,10 @@ impl Config {
             } else {
                 legacy::apply(&text, path, &mut config)?;
             }
-            config.files.push(read);
+            // Upstream's format may name a file twice: one warning for it.
+            if !config.files.iter().any(|file| file.path == read.path) {
+                config.files.push(read);
+            }
             texts.push((path.clone(), text));
         }
         Ok((config, texts))
@@ -1041,6 +1044,18 @@ mod tests {
             err.to_string(),
             "f:1: tracker: invalid type: integer `5`, expected a table of settings"
         );
+    }
+
+    #[test]
+    fn a_file_given_twice_is_one_file_read() {
+        let dir = std::env::temp_dir().join(format!("ot-twice-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("b.conf"), "tracker.rootdir /\n").unwrap();
+        let (config, _) =
+            Config::read_all(&[dir.join("b.conf"), dir.join(".").join("b.conf")]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let paths: Vec<_> = config.files.iter().map(|file| &file.path).collect();
+        assert_eq!(paths, [&dir.join("b.conf")]);
     }
 
     #[test]
