@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use super::types::bare_ip;
+use super::types::{bare_ip, unreadable_address};
 use super::{Config, ConfigError, Invalid, ListenAddr, Listeners, LogTarget, DEFAULT_PORT};
 
 /// What the command line asks for.
@@ -281,12 +281,15 @@ fn listen_ip(text: &str) -> Result<IpAddr, String> {
             addr.ip()
         ));
     }
-    bare_ip(text).ok_or_else(|| match text.contains('%') {
-        // An IpAddr has no scope id; a SocketAddr in the file keeps one.
-        true => "-i takes no scope id (a numeric one is taken in the configuration file's \
-                 listen addresses, as [fe80::1%2]:6969)"
-            .to_string(),
-        false => format!("{text:?} is not an address (expected ip or [ipv6])"),
+    bare_ip(text).ok_or_else(|| {
+        unreadable_address(
+            text,
+            "an address",
+            "ip or [ipv6]",
+            // An IpAddr has no scope id; a SocketAddr in the file keeps one.
+            "-i takes no scope id (a numeric one is taken in the configuration file's \
+             listen addresses, as [fe80::1%2]:6969)",
+        )
     })
 }
 
@@ -365,8 +368,8 @@ mod tests {
     fn ip_takes_no_scope_id() {
         assert_eq!(
             run(&["-i", "fe80::1%1"]).unwrap_err().to_string(),
-            "-i fe80::1%1: -i takes no scope id (a numeric one is taken in the configuration \
-             file's listen addresses, as [fe80::1%2]:6969)"
+            "-i fe80::1%1: \"fe80::1%1\" is not an address: -i takes no scope id (a numeric \
+             one is taken in the configuration file's listen addresses, as [fe80::1%2]:6969)"
         );
     }
 

@@ -33,11 +33,13 @@ impl FromStr for ListenAddr {
         }
         bare_ip(text)
             .map(|ip| ListenAddr(SocketAddr::new(ip, DEFAULT_PORT)))
-            .ok_or_else(|| match text.contains('%') {
-                true => format!("{text:?} is not an address: {SCOPE_ID_FORM}"),
-                false => {
-                    format!("{text:?} is not an address (expected ip, ip:port or [ipv6]:port)")
-                }
+            .ok_or_else(|| {
+                unreadable_address(
+                    text,
+                    "an address",
+                    "ip, ip:port or [ipv6]:port",
+                    SCOPE_ID_FORM,
+                )
             })
     }
 }
@@ -47,6 +49,16 @@ impl FromStr for ListenAddr {
 const SCOPE_ID_FORM: &str =
     "a scope id is taken only as a number, in the bracketed form with a port \
      ([fe80::1%2]:6969)";
+
+/// The error for `text`, which does not read as `what`: when it has a scope
+/// id (a `%`), which few forms take, `scope_id` says where one goes; else
+/// the forms `expected`.
+pub fn unreadable_address(text: &str, what: &str, expected: &str, scope_id: &str) -> String {
+    match text.contains('%') {
+        true => format!("{text:?} is not {what}: {scope_id}"),
+        false => format!("{text:?} is not {what} (expected {expected})"),
+    }
+}
 
 /// An address without a port: `ip`, or an IPv6 one in brackets.
 pub fn bare_ip(text: &str) -> Option<IpAddr> {
@@ -192,16 +204,14 @@ impl FromStr for PeerAddr {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        text.trim()
-            .parse()
-            .map(PeerAddr)
-            .map_err(|_| match text.contains('%') {
-                true => format!("{text:?} is not an address and port: {SCOPE_ID_FORM}"),
-                false => format!(
-                    "{text:?} is not an address and port (expected ip:port or [ipv6]:port; \
-                     host names are not looked up)"
-                ),
-            })
+        text.trim().parse().map(PeerAddr).map_err(|_| {
+            unreadable_address(
+                text,
+                "an address and port",
+                "ip:port or [ipv6]:port; host names are not looked up",
+                SCOPE_ID_FORM,
+            )
+        })
     }
 }
 
