@@ -1066,12 +1066,14 @@ mod tests {
         assert!(l.udp.is_empty());
     }
 
+    /// What [`Listen::check_bindable`] says of the `[listen]` section `text`.
+    fn listening(text: &str) -> Result<(), String> {
+        let c = Config::parse_toml(&format!("[listen]\n{text}\n"), Path::new("f")).unwrap();
+        c.listen.check_bindable().map_err(|invalid| invalid.message)
+    }
+
     #[test]
     fn both_wildcards_on_one_port_and_protocol_are_refused() {
-        let listening = |text: &str| {
-            let c = Config::parse_toml(&format!("[listen]\n{text}\n"), Path::new("f")).unwrap();
-            c.listen.check_bindable().map_err(|invalid| invalid.message)
-        };
         assert_eq!(
             listening("tcp_udp = [\"0.0.0.0:26001\", \"[::]:26001\"]"),
             Err(
@@ -1100,10 +1102,6 @@ mod tests {
 
     #[test]
     fn port_0_serves_one_protocol_only() {
-        let listening = |text: &str| {
-            let c = Config::parse_toml(&format!("[listen]\n{text}\n"), Path::new("f")).unwrap();
-            c.listen.check_bindable().map_err(|invalid| invalid.message)
-        };
         assert_eq!(
             listening("tcp_udp = [\"[::1]:0\"]"),
             Err(
