@@ -85,21 +85,21 @@ pub struct Config {
     pub unbindable: Option<String>,
     /// The files this was read from.
     #[serde(skip)]
-    pub files: Vec<FileRead>,
+    pub files: Vec<ConfigFile>,
 }
 
 /// A configuration file as it was read: SIGHUP re-reads only the list
 /// files, as upstream's, so an edit to this one is said to need a restart.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileRead {
+pub struct ConfigFile {
     /// Absolute: the start leaves the directory it was given in.
     pub path: PathBuf,
     digest: u64,
 }
 
-impl FileRead {
-    fn new(path: &Path, bytes: &[u8]) -> FileRead {
-        FileRead {
+impl ConfigFile {
+    fn new(path: &Path, bytes: &[u8]) -> ConfigFile {
+        ConfigFile {
             path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             digest: digest(bytes),
         }
@@ -650,7 +650,7 @@ impl Config {
         for path in paths {
             let bytes = crate::sys::read_file_or_pipe(path)
                 .map_err(|e| ConfigError::at(path, None, format!("cannot read: {e}")))?;
-            let read = FileRead::new(path, &bytes);
+            let file = ConfigFile::new(path, &bytes);
             let text = text_of(path, bytes)?;
             if !legacy::looks_legacy(&text) {
                 if paths.len() > 1 {
@@ -666,8 +666,8 @@ impl Config {
                 legacy::apply(&text, path, &mut config)?;
             }
             // Upstream's format may name a file twice: one warning for it.
-            if !config.files.iter().any(|file| file.path == read.path) {
-                config.files.push(read);
+            if !config.files.iter().any(|read| read.path == file.path) {
+                config.files.push(file);
             }
             texts.push((path.clone(), text));
         }
