@@ -678,21 +678,29 @@ fn periodic_saves_bring_the_swarms_back_after_a_crash() {
     let mut first = Tracker::start(&toml);
     first.get(&announce_path(&hash(5), 1, "&left=0&event=completed"));
     first.get(&announce_path(&hash(5), 2, "&left=7"));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("\t127.0.0.1 1 sc ") && text.contains("\t127.0.0.1 2 l ") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never saved: {text:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let metrics = first.get("/metrics").text();
-    let value = |name: &str| -> u64 {
+    let value = |metrics: &str, name: &str| -> u64 {
         let line = metrics.lines().find(|l| l.starts_with(name)).unwrap();
         line.rsplit(' ').next().unwrap().parse().unwrap()
     };
-    assert!(value("opentracker_state_saves_total ") >= 1, "{metrics}");
+    // The saver counts a save after renaming the file into place: wait for
+    // both, or the metrics may be read in between.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let metrics = first.get("/metrics").text();
+        if text.contains("\t127.0.0.1 1 sc ")
+            && text.contains("\t127.0.0.1 2 l ")
+            && value(&metrics, "opentracker_state_saves_total ") >= 1
+        {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never saved: {text:?}\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let value = |name: &str| value(&metrics, name);
     assert!(
         unix_now().abs_diff(value("opentracker_state_last_save_timestamp_seconds ")) <= 5,
         "{metrics}"
